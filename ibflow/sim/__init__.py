@@ -1,0 +1,1 @@
+"""A wire-level TWS simulator (work in progress)."""
