@@ -1,0 +1,155 @@
+"""Market data, tick-by-tick, real-time bars and history, driven by real ib_async."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+
+import ib_async
+import pytest
+from ib_async import Forex, Stock
+
+from ibflow.sim import Simulator
+
+from .conftest import eventually
+
+AAPL = Stock("AAPL", "SMART", "USD", conId=265598)
+
+
+async def test_streaming_quotes_follow_push_quote(ib: ib_async.IB, ib_sim: Simulator) -> None:
+    ticker = ib.reqMktData(AAPL, "", False, False)
+    await eventually(lambda: ticker.bid == ticker.bid and ticker.last == ticker.last)
+    assert ticker.marketDataType == 1
+    assert ticker.bid < ticker.ask
+    assert ticker.volume >= 0 and ticker.close > 0
+    ib_sim.push_quote("AAPL", bid=190.10, ask=190.12, last=190.11)
+    await eventually(lambda: ticker.bid == 190.10 and ticker.ask == 190.12 and ticker.last == 190.11)
+    assert ib_sim.subscriptions() == {"mkt_data": 1, "positions": 1, "account_updates": 1}
+    ib.cancelMktData(AAPL)
+    await eventually(lambda: "mkt_data" not in ib_sim.subscriptions())
+
+
+async def test_prices_move_on_their_own(ib: ib_async.IB) -> None:
+    ticker = ib.reqMktData(AAPL, "", False, False)
+    await eventually(lambda: ticker.last == ticker.last)
+    seen = {ticker.last}
+    ib.pendingTickersEvent += lambda tickers: seen.add(ticker.last)
+    await eventually(lambda: len(seen) >= 3, timeout=5)
+
+
+async def test_snapshot_ends_with_tick_snapshot_end(ib: ib_async.IB, ib_sim: Simulator) -> None:
+    [ticker] = await ib.reqTickersAsync(AAPL)
+    assert ticker.bid > 0 and ticker.ask > 0 and ticker.last > 0
+    assert "mkt_data" not in ib_sim.subscriptions()
+
+
+async def test_delayed_market_data_uses_delayed_ticks(ib: ib_async.IB) -> None:
+    ib.reqMarketDataType(3)
+    ticker = ib.reqMktData(AAPL, "", False, False)
+    await eventually(lambda: ticker.last == ticker.last and ticker.bid == ticker.bid)
+    assert ticker.marketDataType == 3
+    types = {t.tickType for t in ticker.ticks}
+    assert types & {66, 67, 68} and not types & {1, 2, 4}
+
+
+async def test_market_data_line_limit_is_error_101(ib: ib_async.IB, ib_sim: Simulator) -> None:
+    ib_sim.scenario.market_data_lines = 2
+    errors: list[int] = []
+    ib.errorEvent += lambda req_id, code, *_: errors.append(code)
+    for symbol in ("AAPL", "MSFT", "SPY"):
+        ib.reqMktData(Stock(symbol, "SMART", "USD"), "", False, False)
+    await eventually(lambda: 101 in errors)
+    assert ib_sim.subscriptions()["mkt_data"] == 2
+
+
+async def test_tick_by_tick_each_kind(ib: ib_async.IB, ib_sim: Simulator) -> None:
+    tickers = {kind: ib.reqTickByTickData(Stock(sym, "SMART", "USD"), kind)
+               for kind, sym in (("Last", "AAPL"), ("AllLast", "MSFT"), ("BidAsk", "SPY"),
+                                 ("MidPoint", "QQQ"))}
+    await eventually(lambda: all(t.tickByTicks for t in tickers.values()), timeout=5)
+    bid_ask = tickers["BidAsk"].tickByTicks[-1]
+    assert bid_ask.bidPrice < bid_ask.askPrice
+    assert tickers["MidPoint"].tickByTicks[-1].midPoint > 0
+    assert tickers["Last"].tickByTicks[-1].price > 0
+    assert ib_sim.subscriptions()["tick_by_tick"] == 4
+    ib.cancelTickByTickData(tickers["Last"].contract, "Last")
+    await eventually(lambda: ib_sim.subscriptions()["tick_by_tick"] == 3)
+
+
+async def test_real_time_bars(ib: ib_async.IB, ib_sim: Simulator) -> None:
+    bars = ib.reqRealTimeBars(AAPL, 5, "TRADES", False)
+    await eventually(lambda: len(bars) >= 2, timeout=5)
+    bar = bars[-1]
+    assert bar.time.tzinfo is not None and bar.time.timestamp() % 5 == 0
+    assert bar.low_ <= min(bar.open_, bar.close) and bar.high >= max(bar.open_, bar.close)
+    ib.cancelRealTimeBars(bars)
+    await eventually(lambda: "real_time_bars" not in ib_sim.subscriptions())
+
+
+@pytest.mark.parametrize("what", ["TRADES", "MIDPOINT", "BID", "ASK", "BID_ASK"])
+async def test_history_for_each_what_to_show(ib: ib_async.IB, what: str) -> None:
+    bars = await ib.reqHistoricalDataAsync(AAPL, "", "2 D", "1 hour", what, True, 1)
+    assert bars
+    assert all(b.low <= min(b.open, b.close) and b.high >= max(b.open, b.close) for b in bars)
+    assert isinstance(bars[0].date, datetime) and bars[0].date.tzinfo is not None
+
+
+async def test_history_daily_bars_and_epoch_format(ib: ib_async.IB) -> None:
+    daily = await ib.reqHistoricalDataAsync(AAPL, "", "1 M", "1 day", "TRADES", True, 1)
+    assert daily and all(type(b.date).__name__ == "date" for b in daily)
+    assert all(b.date.weekday() < 5 for b in daily)
+    epoch = await ib.reqHistoricalDataAsync(AAPL, "", "1 D", "5 mins", "TRADES", True, 2)
+    assert epoch and epoch[0].date.tzinfo is not None
+
+
+async def test_history_is_deterministic_and_honours_end(ib: ib_async.IB) -> None:
+    end = datetime(2026, 11, 20, 20, 0, tzinfo=UTC)
+    first = await ib.reqHistoricalDataAsync(AAPL, end, "1 D", "5 mins", "MIDPOINT", True, 2)
+    again = await ib.reqHistoricalDataAsync(AAPL, end, "1 D", "5 mins", "ASK", True, 2)
+    third = await ib.reqHistoricalDataAsync(AAPL, end - timedelta(hours=2), "1 D", "5 mins",
+                                            "MIDPOINT", True, 2)
+    assert first and again and third
+    assert first[-1].date <= end
+    overlap = {b.date: b for b in first} & {b.date: b for b in third}.keys()
+    assert overlap and all({b.date: b for b in first}[d] == {b.date: b for b in third}[d]
+                           for d in overlap)
+
+
+async def test_history_keep_up_to_date_streams_updates(ib: ib_async.IB, ib_sim: Simulator) -> None:
+    bars = await ib.reqHistoricalDataAsync(AAPL, "", "1 D", "1 min", "TRADES", False, 1,
+                                           keepUpToDate=True)
+    updates: list[bool] = []
+    bars.updateEvent += lambda _bars, has_new_bar: updates.append(has_new_bar)
+    await eventually(lambda: updates, timeout=5)
+    assert ib_sim.subscriptions()["historical_data"] == 1
+    ib.cancelHistoricalData(bars)
+    await eventually(lambda: "historical_data" not in ib_sim.subscriptions())
+
+
+async def test_invalid_bar_size_is_refused(ib: ib_async.IB) -> None:
+    errors: list[int] = []
+    ib.errorEvent += lambda req_id, code, *_: errors.append(code)
+    assert await ib.reqHistoricalDataAsync(AAPL, "", "1 D", "7 mins", "TRADES", True, 1) == []
+    assert 321 in errors
+
+
+async def test_too_many_bars_is_refused(ib: ib_async.IB) -> None:
+    errors: list[int] = []
+    ib.errorEvent += lambda req_id, code, *_: errors.append(code)
+    assert await ib.reqHistoricalDataAsync(AAPL, "", "1 Y", "1 secs", "TRADES", True, 1) == []
+    assert errors
+
+
+async def test_forex_has_no_trades_history(ib: ib_async.IB) -> None:
+    errors: list[int] = []
+    ib.errorEvent += lambda req_id, code, *_: errors.append(code)
+    eurusd = Forex("EURUSD")
+    assert await ib.reqHistoricalDataAsync(eurusd, "", "1 D", "1 hour", "TRADES", False, 1) == []
+    assert errors
+    mid = await ib.reqHistoricalDataAsync(eurusd, "", "1 D", "1 hour", "MIDPOINT", False, 1)
+    assert mid and not math.isnan(mid[0].close)
+
+
+async def test_head_timestamp(ib: ib_async.IB) -> None:
+    stamp = await ib.reqHeadTimeStampAsync(AAPL, "TRADES", True, 1)
+    assert isinstance(stamp, datetime) and stamp.year < 2020
