@@ -1,8 +1,8 @@
 """The ``ibflow`` command line: run the simulator, diagnose a connection.
 
-Built on typer (the ``cli`` extra). Every user error — a bad flag, a scenario file that does not
-load — ends in one ``ibflow: error: …`` line and exit code 2, never a traceback, because the
-first thing a newcomer runs must not greet them with a stack.
+Built on click (the ``cli`` extra, with rich for output). Every user error — a bad flag, a
+scenario file that does not load — ends in one ``ibflow: error: …`` line and exit code 2, never
+a traceback, because the first thing a newcomer runs must not greet them with a stack.
 """
 
 from __future__ import annotations
@@ -12,13 +12,12 @@ import contextlib
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import NoReturn
 
 try:
     import click
-    import typer
 except ImportError:  # pragma: no cover - only without the cli extra
-    typer = None  # type: ignore[assignment]
+    click = None  # type: ignore[assignment]
 
 EXIT_USAGE = 2
 
@@ -29,67 +28,76 @@ def _fail(message: str) -> NoReturn:
 
 
 def _setup_logging(verbose: bool) -> None:
+    from rich.console import Console
     from rich.logging import RichHandler
 
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(name)s: %(message)s",
         datefmt="%H:%M:%S",
-        handlers=[RichHandler(show_path=False, markup=False, rich_tracebacks=False)],
+        handlers=[
+            RichHandler(
+                console=Console(stderr=True), show_path=False, markup=False,
+                rich_tracebacks=False,
+            )
+        ],
     )
     # Our own loggers are the readable ones; ib_async's INFO chatter is noise here.
     logging.getLogger("ib_async").setLevel(logging.WARNING)
 
 
-if typer is not None:
-    app = typer.Typer(
+if click is not None:
+
+    @click.group(
         name="ibflow",
-        help="ibflow: an asyncio client for Interactive Brokers TWS, and a TWS simulator.",
-        add_completion=False,
-        no_args_is_help=True,
-        pretty_exceptions_enable=False,
-        rich_markup_mode=None,
+        context_settings={"help_option_names": ["-h", "--help"]},
     )
-
-    def _version(value: bool) -> None:
-        if value:
-            from ._version import __version__
-
-            print(f"ibflow {__version__}")
-            raise typer.Exit()
-
-    @app.callback()
-    def _root(
-        version: Annotated[
-            bool,
-            typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
-        ] = False,
-    ) -> None:
+    @click.version_option(package_name="ibflow", prog_name="ibflow")
+    def app() -> None:
         """ibflow: an asyncio client for Interactive Brokers TWS, and a TWS simulator."""
 
     @app.command()
+    @click.option(
+        "--host",
+        default="127.0.0.1",
+        show_default=True,
+        help="Address to bind (loopback by default).",
+    )
+    @click.option(
+        "--port",
+        type=click.IntRange(0, 65535),
+        default=7497,
+        show_default=True,
+        help="Port to listen on (7497 = paper TWS, 0 = any free port).",
+    )
+    @click.option(
+        "--seed", type=int, default=0, show_default=True, help="Seed for prices, bars and fills."
+    )
+    @click.option(
+        "--scenario",
+        type=click.Path(path_type=Path),
+        default=None,
+        help="Scenario file (.toml or .json): accounts, universe, prices.",
+    )
+    @click.option("--readonly", is_flag=True, help="Refuse orders with error 321, as TWS does.")
+    @click.option(
+        "--speed",
+        type=click.FloatRange(min=0.001),
+        default=1.0,
+        show_default=True,
+        help="Time scale: 10 makes every time-based limit 10x shorter.",
+    )
+    @click.option("--no-pacing", is_flag=True, help="Do not enforce IB's message/history limits.")
+    @click.option("--verbose", "-v", is_flag=True, help="Log every request in detail.")
     def sim(
-        host: Annotated[str, typer.Option(help="Address to bind (loopback by default).")] = (
-            "127.0.0.1"
-        ),
-        port: Annotated[
-            int, typer.Option(min=0, max=65535, help="Port to listen on (7497 = paper TWS).")
-        ] = 7497,
-        seed: Annotated[int, typer.Option(help="Seed for prices, bars and fills.")] = 0,
-        scenario: Annotated[
-            Path | None,
-            typer.Option(help="Scenario file (.toml or .json): accounts, universe, prices."),
-        ] = None,
-        readonly: Annotated[
-            bool, typer.Option("--readonly", help="Refuse orders with error 321, as TWS does.")
-        ] = False,
-        speed: Annotated[
-            float, typer.Option(min=0.001, help="Time scale: 10 makes every limit 10x shorter.")
-        ] = 1.0,
-        no_pacing: Annotated[
-            bool, typer.Option("--no-pacing", help="Do not enforce IB's message/history limits.")
-        ] = False,
-        verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log every frame.")] = False,
+        host: str,
+        port: int,
+        seed: int,
+        scenario: Path | None,
+        readonly: bool,
+        speed: float,
+        no_pacing: bool,
+        verbose: bool,
     ) -> None:
         """Run the TWS simulator until Ctrl-C; point any TWS API client at it."""
         from .sim import Scenario, ScenarioError, Simulator
@@ -102,8 +110,13 @@ if typer is not None:
 
         async def run() -> None:
             simulator = Simulator(
-                host=host, port=port, seed=seed, scenario=loaded, readonly=readonly,
-                speed=speed, pacing=not no_pacing,
+                host=host,
+                port=port,
+                seed=seed,
+                scenario=loaded,
+                readonly=readonly,
+                speed=speed,
+                pacing=not no_pacing,
             )
             try:
                 await simulator.start()
@@ -124,31 +137,38 @@ if typer is not None:
             asyncio.run(run())
 
     @app.command()
-    def doctor(
-        host: Annotated[str | None, typer.Option(help="TWS/Gateway host.")] = None,
-        port: Annotated[int | None, typer.Option(min=1, max=65535, help="API port.")] = None,
-        client_id: Annotated[
-            int | None, typer.Option(min=1, max=2**31 - 1, help="Client id to probe with.")
-        ] = None,
-        as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
-    ) -> None:
+    @click.option("--host", default=None, help="TWS/Gateway host (default: from env, 127.0.0.1).")
+    @click.option(
+        "--port",
+        type=click.IntRange(1, 65535),
+        default=None,
+        help="API port (default: from env, 7497).",
+    )
+    @click.option(
+        "--client-id",
+        type=click.IntRange(1, 2**31 - 1),
+        default=None,
+        help="Client id to probe with (default: a fresh one).",
+    )
+    @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+    def doctor(host: str | None, port: int | None, client_id: int | None, as_json: bool) -> None:
         """Walk the connection chain step by step and say what to fix."""
         from ._doctor import main as run_doctor
 
-        raise typer.Exit(run_doctor(host, port, client_id, as_json))
+        raise SystemExit(run_doctor(host, port, client_id, as_json))
 
 
 def main() -> None:
     """Console-script entry point."""
-    if typer is None:
+    if click is None:
         _fail('the command line needs the cli extra: pip install "ibflow[cli]"')
     try:
-        code = app(standalone_mode=False)
+        app.main(standalone_mode=False, prog_name="ibflow")
+    except click.exceptions.NoArgsIsHelpError as exc:
+        print(exc.ctx.get_help() if exc.ctx else exc.format_message())
     except click.UsageError as exc:
         _fail(exc.format_message())
     except click.exceptions.Exit as exc:
         raise SystemExit(exc.exit_code) from None
     except click.Abort:
         raise SystemExit(130) from None
-    if isinstance(code, int) and code:
-        raise SystemExit(code)

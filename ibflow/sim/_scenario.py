@@ -741,7 +741,7 @@ def _option_start(
     price = max(round(price, 2), 0.05)
     # An option's price moves |delta| * S / C times as much as its underlying, in relative terms.
     leverage = abs(delta) * spot / price
-    return price, round(min(max(leverage * vol, 0.3), 3.0), 2)
+    return price, round(min(max(leverage * vol, 0.3), 2.0), 2)
 
 
 def _aapl_options(under: Instrument) -> list[Instrument]:

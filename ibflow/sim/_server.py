@@ -22,6 +22,7 @@ from ._broker import (
     AccountChanged,
     Broker,
     Commission,
+    CommissionModel,
     Event,
     Executed,
     OrderChanged,
@@ -107,6 +108,8 @@ class _Connection(asyncio.Protocol):
         self.auto_open_orders = False
         self.rate = MessageRate(speed=sim.speed) if sim.pacing else None
         self.closed = False
+        self.writable = asyncio.Event()
+        self.writable.set()
 
     # -- asyncio.Protocol --------------------------------------------------------------------
 
@@ -139,8 +142,15 @@ class _Connection(asyncio.Protocol):
             log.warning("client %s sent bad bytes (%s); closing", self.peer, exc)
             self.close()
 
+    def pause_writing(self) -> None:
+        self.writable.clear()
+
+    def resume_writing(self) -> None:
+        self.writable.set()
+
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self.writable.set()
         self.sim._pending.discard(self)
         if self.client_id is not None and self.sim._clients.get(self.client_id) is self:
             del self.sim._clients[self.client_id]
@@ -253,6 +263,8 @@ class _Connection(asyncio.Protocol):
                 return
             if verdict == "violation":
                 self.error(-1, 100, "Max rate of messages per second has been exceeded.")
+                return
+            if verdict == "dropped":
                 return
         try:
             req = Req(msg_id)
@@ -431,8 +443,9 @@ def _h_contract_data(c: _Connection, f: Fields) -> None:
     if not matches:
         c.error(req_id, 200, "No security definition has been found for the request")
         return
+    today = datetime.fromtimestamp(c.sim.clock(), UTC).date()
     for inst in matches:
-        c.send(layouts.contract_data(req_id, inst))
+        c.send(layouts.contract_data(req_id, inst, today=today))
     c.send([Msg.CONTRACT_DATA_END, 1, req_id])
 
 
@@ -474,7 +487,9 @@ def _h_market_data_type(c: _Connection, f: Fields) -> None:
     f.skip()
     kind = f.int()
     if kind not in (1, 2, 3, 4):
-        raise SimError(321, f"Error validating request.-'bS' : cause - invalid market data type {kind}")
+        raise SimError(
+            321, f"Error validating request.-'bS' : cause - invalid market data type {kind}"
+        )
     c.market_data_type = kind
 
 
@@ -485,7 +500,9 @@ def _h_tick_by_tick(c: _Connection, f: Fields) -> None:
     f.int()  # numberOfTicks: history before the stream is not simulated
     types = {"Last": 1, "AllLast": 2, "BidAsk": 3, "MidPoint": 4}
     if tick_type not in types:
-        raise SimError(321, f"Error validating request.-'bU' : cause - invalid tick type {tick_type!r}")
+        raise SimError(
+            321, f"Error validating request.-'bU' : cause - invalid tick type {tick_type!r}"
+        )
     inst = c.sim.universe.resolve(query)
     sim = c.sim
     if sim.tbt_pacing is not None:
@@ -509,7 +526,9 @@ def _h_real_time_bars(c: _Connection, f: Fields) -> None:
     what = f.str().upper()
     use_rth = f.bool()
     if bar_size != 5:
-        raise SimError(321, "Error validating request.-'bY' : cause - Invalid bar size: only 5 seconds")
+        raise SimError(
+            321, "Error validating request.-'bY' : cause - Invalid bar size: only 5 seconds"
+        )
     if what not in ("TRADES", "MIDPOINT", "BID", "ASK"):
         raise SimError(321, f"Error validating request.-'bY' : cause - Invalid whatToShow {what!r}")
     inst = c.sim.universe.resolve(query)
@@ -538,8 +557,9 @@ def _h_historical_data(c: _Connection, f: Fields) -> None:
         raise SimError(321, "Error validating request.-'bP' : cause - combos are not simulated")
     keep_up = f.bool() if f.remaining else False
     inst = c.sim.universe.resolve(query)
-    c.sim._serve_history(c, req_id, inst, end_text, bar_size, duration, use_rth, what,
-                         format_date, keep_up)
+    c.sim._serve_history(
+        c, req_id, inst, end_text, bar_size, duration, use_rth, what, format_date, keep_up
+    )
 
 
 def _h_cancel_historical_data(c: _Connection, f: Fields) -> None:
@@ -562,13 +582,13 @@ def _h_head_timestamp(c: _Connection, f: Fields) -> None:
 
 def _h_place_order(c: _Connection, f: Fields) -> None:
     assert c.client_id is not None
-    req = layouts.parse_place_order(f)
+    req = layouts.parse_place_order(f, version=c.version)
     sim = c.sim
     inst = sim.universe.resolve(req.contract)
     if req.what_if:
         result = sim.broker.what_if(req, inst, c.client_id)
         preview = sim.broker.preview_order(c.client_id, req, inst)
-        c.send(layouts.open_order(preview, what_if=result))
+        c.send(layouts.open_order(preview, what_if=result, version=c.version))
         return
     sim._bump_order_id(c.client_id, req.order_id)
     sim._dispatch(sim.broker.place(c.client_id, req, inst))
@@ -576,13 +596,13 @@ def _h_place_order(c: _Connection, f: Fields) -> None:
 
 def _h_cancel_order(c: _Connection, f: Fields) -> None:
     assert c.client_id is not None
-    f.skip()
-    order_id = f.int()
+    order_id, _ = layouts.parse_cancel_order(f, version=c.version)
     c.sim._dispatch(c.sim.broker.cancel(c.client_id, order_id))
 
 
 def _h_global_cancel(c: _Connection, f: Fields) -> None:
-    c.sim._dispatch(c.sim.broker.global_cancel())
+    assert c.client_id is not None
+    c.sim._dispatch(c.sim.broker.global_cancel(c.client_id))
 
 
 def _h_open_orders(c: _Connection, f: Fields) -> None:
@@ -597,7 +617,9 @@ def _h_auto_open_orders(c: _Connection, f: Fields) -> None:
     f.skip()
     on = f.bool()
     if c.client_id != 0:
-        c.error(-1, 321, "Error validating request.-'bJ' : cause - Only client id 0 can bind orders")
+        c.error(
+            -1, 321, "Error validating request.-'bJ' : cause - Only client id 0 can bind orders"
+        )
         return
     c.auto_open_orders = on
 
@@ -607,24 +629,23 @@ def _h_completed_orders(c: _Connection, f: Fields) -> None:
     for order in c.sim.broker.completed_orders():
         if api_only and order.client_id < 0:
             continue
-        c.send(layouts.completed_order(order))
+        c.send(layouts.completed_order(order, version=c.version))
     c.send([Msg.COMPLETED_ORDERS_END])
 
 
 def _h_executions(c: _Connection, f: Fields) -> None:
-    f.skip()
-    req_id = f.int()
+    req_id, flt = layouts.parse_req_executions(f)
     executions = c.sim.broker.executions(
-        client_id=f.int(),
-        account=f.str(),
-        time=f.str(),
-        symbol=f.str(),
-        sec_type=f.str(),
-        exchange=f.str(),
-        side=f.str(),
+        client_id=flt.client_id,
+        account=flt.account,
+        time=flt.time,
+        symbol=flt.symbol,
+        sec_type=flt.sec_type,
+        exchange=flt.exchange,
+        side=flt.side,
     )
     for ex in executions:
-        c.send(layouts.exec_details(req_id, ex))
+        c.send(layouts.exec_details(req_id, ex, version=c.version))
         c.send(layouts.commission_report(ex))
     c.send([Msg.EXECUTION_DATA_END, 1, req_id])
 
@@ -691,8 +712,10 @@ class Simulator:
     ) -> None:
         if speed <= 0:
             raise ValueError(f"speed must be positive, got {speed!r}")
-        self.scenario = scenario if scenario is not None else Scenario.default()
-        if self.scenario.seed is not None and scenario is not None:
+        # A private copy: the broker mutates accounts and positions, and a user may reuse one
+        # Scenario for several simulators.
+        self.scenario = scenario.copy() if scenario is not None else Scenario.default()
+        if self.scenario.seed is not None:
             seed = self.scenario.seed
         self.host = host
         self.port = port
@@ -703,14 +726,35 @@ class Simulator:
         self.max_clients = max_clients
         self.clock = clock
         self.universe = Universe(self.scenario.instruments)
-        self.market = Market(self.scenario.instruments, seed=seed, clock=clock)
+        # Live quotes start where the historical path is now, so a chart and a quote agree.
+        self.market = Market(
+            self.scenario.instruments,
+            seed=seed,
+            clock=clock,
+            tick_interval=self.scenario.tick_interval,
+            live_from_history=True,
+        )
+        sc = self.scenario
         self.broker = Broker(
-            self.scenario.accounts,
-            self.scenario.positions,
+            sc.accounts,
+            sc.positions,
             self.market,
             seed=seed,
             clock=clock,
             readonly=readonly,
+            instruments=sc.instruments,
+            commission=CommissionModel(
+                per_share=sc.commission_per_share,
+                min_per_order=sc.min_commission,
+                max_rate=sc.max_commission_rate,
+                forex_rate=sc.forex_commission_rate,
+                forex_min=sc.forex_min_commission,
+                future_per_contract=sc.future_commission,
+                option_per_contract=sc.option_commission,
+                option_min=sc.option_min_commission,
+            ),
+            partial_fill_clip=sc.fill_clip or None,
+            enforce_market_hours=sc.enforce_market_hours,
         )
         self.hist_pacing = HistoricalPacing(speed=speed) if pacing else None
         self.tbt_pacing = TickByTickPacing(speed=speed) if pacing else None
@@ -745,8 +789,9 @@ class Simulator:
         await self._listen()
         if self._ticker is None:
             self._ticker = asyncio.create_task(self._run_market(), name="ibflow-sim-market")
-        log.info("simulator listening on %s:%d (server version %d)", self.host, self.port,
-                 SERVER_VERSION)
+        log.info(
+            "simulator listening on %s:%d (server version %d)", self.host, self.port, SERVER_VERSION
+        )
 
     async def _listen(self) -> None:
         loop = asyncio.get_running_loop()
@@ -865,17 +910,90 @@ class Simulator:
         """Set an instrument's quote now; subscribers get the ticks and resting orders match."""
         inst = self._instrument(symbol, sec_type)
         self.market.push(
-            inst.con_id, bid=bid, ask=ask, last=last, bid_size=bid_size, ask_size=ask_size,
-            last_size=last_size, volume=volume, halted=halted,
+            inst.con_id,
+            bid=bid,
+            ask=ask,
+            last=last,
+            bid_size=bid_size,
+            ask_size=ask_size,
+            last_size=last_size,
+            volume=volume,
+            halted=halted,
         )
         self._after_move(inst)
 
+    async def burst(self, symbol: str, count: int, *, rate: float | None = None) -> int:
+        """Send ``count`` quote ticks for ``symbol`` to every market-data subscriber, fast.
+
+        The frames are encoded once up front, so the cost is the socket's, not the sim's: this is
+        the flood the benchmarks measure client receive paths with. ``rate`` paces the feed in
+        messages per second (None = as fast as the sockets take it). Returns frames sent per
+        subscriber; the prices are a deterministic saw-tooth around the current quote.
+        """
+        inst = self._instrument(symbol, "")
+        q = self.market.quote(inst.con_id)
+        targets = [
+            (conn, sub.req_id)
+            for conn in self._clients.values()
+            for sub in conn.subs.values()
+            if sub.kind == "mkt_data"
+            and sub.instrument is not None
+            and sub.instrument.con_id == inst.con_id
+        ]
+        if not targets or count <= 0:
+            return 0
+        tick = inst.min_tick
+        cycle = 1000
+        blocks: dict[int, list[bytes]] = {}
+        for conn, req_id in targets:
+            frames = []
+            for i in range(cycle):
+                step = (i % 50 - 25) * tick
+                if i % 4 == 0:
+                    frames.append(
+                        encode_fields([Msg.TICK_PRICE, 6, req_id, 1, q.bid + step, 100 + i % 7, 0])
+                    )
+                elif i % 4 == 1:
+                    frames.append(
+                        encode_fields([Msg.TICK_PRICE, 6, req_id, 2, q.ask + step, 200 + i % 5, 0])
+                    )
+                elif i % 4 == 2:
+                    frames.append(encode_fields([Msg.TICK_SIZE, 6, req_id, 0, 300 + i % 11]))
+                else:
+                    frames.append(encode_fields([Msg.TICK_SIZE, 6, req_id, 3, 400 + i % 13]))
+            blocks[id(conn)] = frames
+        loop = asyncio.get_running_loop()
+        batch = 500 if rate is None else max(1, min(500, int(rate / 200)))
+        started = loop.time()
+        sent = 0
+        while sent < count:
+            n = min(batch, count - sent)
+            for conn, _ in targets:
+                frames = blocks[id(conn)]
+                start = sent % cycle
+                chunk = frames[start : start + n]
+                if len(chunk) < n:
+                    chunk += frames[: n - len(chunk)]
+                if conn.transport is not None and not conn.closed:
+                    conn.transport.write(b"".join(chunk))
+            sent += n
+            for conn, _ in targets:
+                await conn.writable.wait()
+            if rate is not None:
+                delay = started + sent / rate - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+        return sent
+
     def _instrument(self, symbol: str, sec_type: str) -> Instrument:
+        if not sec_type:
+            found = self.universe.by_name(symbol)
+            if found is not None:
+                return found
         matches = self.universe.match(ContractQuery(symbol=symbol, sec_type=sec_type))
-        primary = [m for m in matches if m.sec_type in ("STK", "CASH", "IND")] or matches
-        if not primary:
+        if not matches:
             raise KeyError(f"no instrument {symbol!r} in the simulator's universe")
-        return primary[0]
+        return matches[0]
 
     # -- inspection --------------------------------------------------------------------------
 
@@ -895,7 +1013,9 @@ class Simulator:
 
     def lines_in_use(self) -> int:
         return sum(
-            1 for c in self._clients.values() for s in c.subs.values()
+            1
+            for c in self._clients.values()
+            for s in c.subs.values()
             if s.kind in ("mkt_data", "tick_by_tick", "real_time_bars")
         )
 
@@ -931,7 +1051,9 @@ class Simulator:
 
     def _check_account(self, account: str) -> None:
         if account and account not in self.broker.accounts:
-            raise SimError(321, f"Error validating request.-'bA' : cause - Unknown account {account}")
+            raise SimError(
+                321, f"Error validating request.-'bA' : cause - Unknown account {account}"
+            )
 
     # -- broker events to frames ---------------------------------------------------------------
 
@@ -947,15 +1069,15 @@ class Simulator:
         for ev in events:
             if isinstance(ev, OrderChanged):
                 for conn in self._owner(ev.order.client_id):
-                    conn.send(layouts.open_order(ev.order))
+                    conn.send(layouts.open_order(ev.order, version=conn.version))
                     conn.send(layouts.order_status(ev.order))
             elif isinstance(ev, OrderError):
-                conn = self._clients.get(ev.client_id)
-                if conn is not None:
-                    conn.error(ev.order_id, ev.code, ev.text)
+                owner = self._clients.get(ev.client_id)
+                if owner is not None:
+                    owner.error(ev.order_id, ev.code, ev.text)
             elif isinstance(ev, Executed):
                 for conn in self._owner(ev.execution.client_id):
-                    conn.send(layouts.exec_details(-1, ev.execution))
+                    conn.send(layouts.exec_details(-1, ev.execution, version=conn.version))
             elif isinstance(ev, Commission):
                 for conn in self._owner(ev.execution.client_id):
                     conn.send(layouts.commission_report(ev.execution))
@@ -1006,8 +1128,18 @@ class Simulator:
             if only is not None and account != only:
                 continue
             for key, value, currency in self.broker.account_values(account):
-                conn.send([Msg.ACCOUNT_UPDATE_MULTI, 1, sub.req_id, account, sub.params["model"],
-                           key, value, currency])
+                conn.send(
+                    [
+                        Msg.ACCOUNT_UPDATE_MULTI,
+                        1,
+                        sub.req_id,
+                        account,
+                        sub.params["model"],
+                        key,
+                        value,
+                        currency,
+                    ]
+                )
 
     def _send_account_summary(self, conn: _Connection, sub: _Sub, *, end: bool = True) -> None:
         for account in self.broker.accounts:
@@ -1032,7 +1164,7 @@ class Simulator:
 
     def _send_open_orders(self, conn: _Connection, client_id: int | None) -> None:
         for order in self.broker.open_orders(client_id):
-            conn.send(layouts.open_order(order))
+            conn.send(layouts.open_order(order, version=conn.version))
             conn.send(layouts.order_status(order))
         conn.send([Msg.OPEN_ORDER_END, 1])
 
@@ -1069,11 +1201,23 @@ class Simulator:
         kind = sub.params["type"]
         now = int(self.clock())
         if kind in (1, 2):
-            conn.send([Msg.TICK_BY_TICK, sub.req_id, kind, now, q.last, q.last_size, 0,
-                       inst.primary_exchange or inst.exchange, ""])
+            conn.send(
+                [
+                    Msg.TICK_BY_TICK,
+                    sub.req_id,
+                    kind,
+                    now,
+                    q.last,
+                    q.last_size,
+                    0,
+                    inst.primary_exchange or inst.exchange,
+                    "",
+                ]
+            )
         elif kind == 3:
-            conn.send([Msg.TICK_BY_TICK, sub.req_id, 3, now, q.bid, q.ask, q.bid_size,
-                       q.ask_size, 0])
+            conn.send(
+                [Msg.TICK_BY_TICK, sub.req_id, 3, now, q.bid, q.ask, q.bid_size, q.ask_size, 0]
+            )
         else:
             conn.send([Msg.TICK_BY_TICK, sub.req_id, 4, now, (q.bid + q.ask) / 2])
 
@@ -1093,8 +1237,14 @@ class Simulator:
         keep_up: bool,
     ) -> None:
         request = historical_request(
-            inst, end_text=end_text, bar_size=bar_size, duration=duration, what=what,
-            use_rth=use_rth, keep_up_to_date=keep_up, now=self.clock(),
+            inst,
+            end_text=end_text,
+            bar_size=bar_size,
+            duration=duration,
+            what=what,
+            use_rth=use_rth,
+            keep_up_to_date=keep_up,
+            now=self.clock(),
         )
         token = None
         if self.hist_pacing is not None:
@@ -1103,24 +1253,46 @@ class Simulator:
                 raise err
         try:
             bars = self.market.history(
-                inst, end=request.end, duration=duration, bar_size=bar_size, what=what,
+                inst,
+                end=request.end,
+                duration=duration,
+                bar_size=bar_size,
+                what=what,
                 use_rth=use_rth,
             )
         finally:
             if self.hist_pacing is not None and token is not None:
                 self.hist_pacing.finished(token)
-        fields: list[object] = [Msg.HISTORICAL_DATA, req_id,
-                                *format_range(request.start, request.end, inst.time_zone),
-                                len(bars)]
+        fields: list[object] = [
+            Msg.HISTORICAL_DATA,
+            req_id,
+            *format_range(request.start, request.end, inst.time_zone),
+            len(bars),
+        ]
         for bar in bars:
-            fields += [format_bar_time(bar, bar_size, format_date, inst.time_zone), bar.open,
-                       bar.high, bar.low, bar.close, bar.volume, bar.wap, bar.count]
+            fields += [
+                format_bar_time(bar, bar_size, format_date, inst.time_zone),
+                bar.open,
+                bar.high,
+                bar.low,
+                bar.close,
+                bar.volume,
+                bar.wap,
+                bar.count,
+            ]
         conn.send(fields)
         if keep_up:
             conn.subs[("historical_data", req_id)] = _Sub(
-                "historical_data", req_id, inst,
-                params={"bar_size": bar_size, "what": what, "format": format_date,
-                        "seconds": bar_size_seconds(bar_size), "count": len(bars)},
+                "historical_data",
+                req_id,
+                inst,
+                params={
+                    "bar_size": bar_size,
+                    "what": what,
+                    "format": format_date,
+                    "seconds": bar_size_seconds(bar_size),
+                    "count": len(bars),
+                },
             )
 
     # -- the market loop ---------------------------------------------------------------------
@@ -1179,15 +1351,41 @@ class Simulator:
         sub.last_sent = time.monotonic()
         start = int(now) // 5 * 5
         bar = self.market.realtime_bar(sub.instrument, start, sub.params["what"])
-        conn.send([Msg.REAL_TIME_BARS, 3, sub.req_id, bar.time, bar.open, bar.high, bar.low,
-                   bar.close, bar.volume, bar.wap, bar.count])
+        conn.send(
+            [
+                Msg.REAL_TIME_BARS,
+                3,
+                sub.req_id,
+                bar.time,
+                bar.open,
+                bar.high,
+                bar.low,
+                bar.close,
+                bar.volume,
+                bar.wap,
+                bar.count,
+            ]
+        )
 
     def _send_bar_update(self, conn: _Connection, sub: _Sub, now: float) -> None:
         assert sub.instrument is not None
-        bar = self.market.forming_bar(sub.instrument, sub.params["seconds"], now,
-                                      sub.params["what"])
-        text = format_bar_time(bar, sub.params["bar_size"], sub.params["format"],
-                               sub.instrument.time_zone)
-        conn.send([Msg.HISTORICAL_DATA_UPDATE, sub.req_id, bar.count, text, bar.open, bar.close,
-                   bar.high, bar.low, bar.wap, bar.volume])
-
+        bar = self.market.forming_bar(
+            sub.instrument, sub.params["seconds"], now, sub.params["what"]
+        )
+        text = format_bar_time(
+            bar, sub.params["bar_size"], sub.params["format"], sub.instrument.time_zone
+        )
+        conn.send(
+            [
+                Msg.HISTORICAL_DATA_UPDATE,
+                sub.req_id,
+                bar.count,
+                text,
+                bar.open,
+                bar.close,
+                bar.high,
+                bar.low,
+                bar.wap,
+                bar.volume,
+            ]
+        )

@@ -31,7 +31,7 @@ async def test_req_ids_answers_next_valid_id(ib: ib_async.IB, ib_sim: Simulator)
 
 async def test_positions_match_the_scenario(ib: ib_async.IB) -> None:
     positions = await ib.reqPositionsAsync()
-    by_symbol = {p.contract.symbol: p for p in positions}
+    by_symbol = {p.contract.symbol: p for p in positions if p.contract.secType == "STK"}
     assert by_symbol["AAPL"].account == ACCOUNT
     assert by_symbol["AAPL"].position > 0
     assert by_symbol["AAPL"].avgCost > 0
@@ -50,16 +50,25 @@ async def test_account_values_portfolio_and_time(ib: ib_async.IB) -> None:
 async def test_account_summary_and_ledger_tags(ib: ib_async.IB, ib_sim: Simulator) -> None:
     summary = await ib.accountSummaryAsync(ACCOUNT)
     tags = {v.tag for v in summary}
-    assert {"NetLiquidation", "TotalCashValue", "BuyingPower", "AvailableFunds",
-            "GrossPositionValue"} <= tags
+    assert {
+        "NetLiquidation",
+        "TotalCashValue",
+        "BuyingPower",
+        "AvailableFunds",
+        "GrossPositionValue",
+    } <= tags
     net_liq = next(v for v in summary if v.tag == "NetLiquidation")
-    assert float(net_liq.value) > 0 and net_liq.currency == "USD"
+    assert float(net_liq.value) > 0
+    assert net_liq.currency == "USD"
     assert ib_sim.subscriptions().get("account_summary") == 1
 
 
-async def test_account_updates_multi(ib: ib_async.IB) -> None:
-    values = await ib.reqAccountUpdatesMultiAsync(ACCOUNT)
+async def test_account_updates_multi(ib: ib_async.IB, ib_sim: Simulator) -> None:
+    values: list[ib_async.AccountValue] = []
+    ib.accountValueEvent += values.append
+    await ib.reqAccountUpdatesMultiAsync(ACCOUNT)  # returns once accountUpdateMultiEnd arrives
     assert any(v.tag == "NetLiquidation" and v.account == ACCOUNT for v in values)
+    assert ib_sim.subscriptions()["account_updates_multi"] == 2  # start-up sync's and ours
 
 
 async def test_pnl_and_pnl_single_update_periodically(ib: ib_async.IB, ib_sim: Simulator) -> None:
@@ -82,11 +91,13 @@ async def test_contract_details_for_each_security_type(ib: ib_async.IB) -> None:
     assert aapl.minTick == pytest.approx(0.01)
     assert aapl.contract.primaryExchange == "NASDAQ"
     assert "SMART" in aapl.validExchanges.split(",")
-    assert aapl.tradingHours and aapl.timeZoneId
+    assert aapl.tradingHours
+    assert aapl.timeZoneId
     [eurusd] = await ib.reqContractDetailsAsync(Forex("EURUSD"))
     assert eurusd.contract.exchange == "IDEALPRO"
     futures = await ib.reqContractDetailsAsync(Contract(secType="FUT", symbol="ES"))
-    assert futures and futures[0].contract.multiplier == "50"
+    assert futures
+    assert futures[0].contract.multiplier == "50"
     chain = await ib.reqContractDetailsAsync(Option("AAPL", exchange="SMART"))
     assert len(chain) >= 2 * 3 * 5
     assert {d.contract.right for d in chain} == {"C", "P"}
@@ -118,8 +129,14 @@ async def test_several_managed_accounts(ib_sim_factory) -> None:  # type: ignore
     await ib.connectAsync(sim.host, sim.port, clientId=1, timeout=3)
     try:
         assert ib.managedAccounts() == ["DU1111111", "DU2222222"]
-        cash = {v.account: float(v.value) for v in ib.accountValues()
-                if v.tag == "TotalCashValue" and v.currency == "USD"}
-        assert cash == {"DU1111111": pytest.approx(1_000_000.0), "DU2222222": pytest.approx(50_000.0)}
+        cash = {
+            v.account: float(v.value)
+            for v in ib.accountValues()
+            if v.tag == "TotalCashValue" and v.currency == "USD"
+        }
+        assert cash == {
+            "DU1111111": pytest.approx(1_000_000.0),
+            "DU2222222": pytest.approx(50_000.0),
+        }
     finally:
         ib.disconnect()

@@ -14,7 +14,9 @@ from ibflow.sim._codec import API_PREFIX, FrameDecoder, encode_fields, encode_ra
 from .conftest import eventually
 
 
-async def _hello(sim: Simulator, version: bytes) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+async def _hello(
+    sim: Simulator, version: bytes
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     reader, writer = await asyncio.open_connection(sim.host, sim.port)
     writer.write(API_PREFIX + encode_raw(version))
     await writer.drain()
@@ -35,7 +37,12 @@ async def _read_frames(reader: asyncio.StreamReader, count: int) -> list[list[st
 
 @pytest.mark.parametrize(
     ("offer", "expected"),
-    [(b"v157..178", "178"), (b"v100..226", "178"), (b"v176", "176"), (b"v100..200 +PACEAPI", "178")],
+    [
+        (b"v157..178", "178"),
+        (b"v100..226", "178"),
+        (b"v176", "176"),
+        (b"v100..200 +PACEAPI", "178"),
+    ],
 )
 async def test_handshake_announces_the_highest_common_version(
     ib_sim: Simulator, offer: bytes, expected: str
@@ -66,7 +73,8 @@ async def test_nothing_is_sent_between_handshake_reply_and_start_api(ib_sim: Sim
     frames = await _read_frames(reader, 5)
     ids = [f[0] for f in frames]
     assert frames[0] == ["15", "1", "DU1234567"]  # managedAccounts: exactly 3 fields
-    assert frames[1][0] == "9" and len(frames[1]) == 3  # nextValidId: exactly 3 fields
+    assert frames[1][0] == "9"
+    assert len(frames[1]) == 3
     assert ids[2:] == ["4", "4", "4"]
     assert [f[3] for f in frames[2:]] == ["2104", "2106", "2158"]
     writer.close()
@@ -83,8 +91,14 @@ async def test_ib_async_completes_the_startup_sync(ib_sim: Simulator) -> None:
         assert any(v.tag == "NetLiquidation" for v in ib.accountValues())
         assert ib.portfolio()
         kinds = {kind for _, kind, _ in ib_sim.requests}
-        assert {"positions", "open_orders", "completed_orders", "account_updates",
-                "account_updates_multi", "executions"} <= kinds
+        assert {
+            "positions",
+            "open_orders",
+            "completed_orders",
+            "account_updates",
+            "account_updates_multi",
+            "executions",
+        } <= kinds
         assert [c.client_id for c in ib_sim.clients] == [7]
     finally:
         ib.disconnect()
@@ -118,8 +132,10 @@ async def test_duplicate_client_id_gets_326_and_a_closed_socket(ib_sim: Simulato
 async def test_thirty_two_clients_at_once(ib_sim: Simulator) -> None:
     clients = [ib_async.IB() for _ in range(32)]
     await asyncio.gather(
-        *(c.connectAsync(ib_sim.host, ib_sim.port, clientId=100 + i, timeout=10)
-          for i, c in enumerate(clients))
+        *(
+            c.connectAsync(ib_sim.host, ib_sim.port, clientId=100 + i, timeout=10)
+            for i, c in enumerate(clients)
+        )
     )
     try:
         assert sorted(c.client_id for c in ib_sim.clients) == list(range(100, 132))

@@ -9,7 +9,7 @@ import pytest
 from ib_async import Stock
 
 from ibflow.sim import Simulator
-from ibflow.sim._codec import API_PREFIX, encode_fields, encode_raw
+from ibflow.sim._codec import API_PREFIX, FrameDecoder, encode_fields, encode_raw
 
 from .conftest import eventually
 
@@ -64,11 +64,17 @@ async def test_notice_is_broadcast(ib: ib_async.IB, ib_sim: Simulator) -> None:
     assert {r for r, _ in codes} == {-1}
 
 
-async def test_fail_next_answers_one_request_with_an_error(ib: ib_async.IB, ib_sim: Simulator) -> None:
+async def test_fail_next_answers_one_request_with_an_error(
+    ib: ib_async.IB, ib_sim: Simulator
+) -> None:
     errors: list[int] = []
     ib.errorEvent += lambda req_id, code, *_: errors.append(code)
-    ib_sim.fail_next("historical_data", 162, "Historical Market Data Service error message:HMDS query returned no data")
-    assert await ib.reqHistoricalDataAsync(AAPL, "", "1 D", "1 hour", "TRADES", True, 1) == []
+    ib_sim.fail_next(
+        "historical_data",
+        162,
+        "Historical Market Data Service error message:HMDS query returned no data",
+    )
+    assert not await ib.reqHistoricalDataAsync(AAPL, "", "1 D", "1 hour", "TRADES", True, 1)
     assert 162 in errors
     assert await ib.reqHistoricalDataAsync(AAPL, "", "1 D", "1 hour", "TRADES", True, 1)
 
@@ -101,22 +107,30 @@ async def test_stall_and_delay_hold_replies(ib: ib_async.IB, ib_sim: Simulator) 
     assert (await asyncio.wait_for(ib.reqCurrentTimeAsync(), 3)).year >= 2024
 
 
-async def test_malformed_frame_does_not_kill_the_session(ib: ib_async.IB, ib_sim: Simulator) -> None:
+async def test_malformed_frame_does_not_kill_the_session(
+    ib: ib_async.IB, ib_sim: Simulator
+) -> None:
     ib_sim.send_malformed()
     assert (await asyncio.wait_for(ib.reqCurrentTimeAsync(), 3)).year >= 2024
     assert ib.isConnected()
 
 
-async def test_message_rate_limit_is_error_100_then_disconnect(ib_sim: Simulator) -> None:
-    reader, writer = await asyncio.open_connection(ib_sim.host, ib_sim.port)
+async def test_message_rate_limit_is_error_100_then_disconnect(ib_sim_factory) -> None:  # type: ignore[no-untyped-def]
+    sim = await ib_sim_factory(speed=10.0)  # the 1 s window becomes 0.1 s, 10 s becomes 1 s
+    reader, writer = await asyncio.open_connection(sim.host, sim.port)
     writer.write(API_PREFIX + encode_raw(b"v157..178"))
     writer.write(encode_fields([71, 2, 1, ""]))
-    writer.write(b"".join(encode_fields([49, 1]) for _ in range(400)))
+    flood = b"".join(encode_fields([49, 1]) for _ in range(120))
     data = b""
+    for _ in range(3):  # three separate violations close the socket, as TWS does
+        writer.write(flood)
+        await asyncio.sleep(0.15)
     async with asyncio.timeout(5):
         while chunk := await reader.read(65536):
             data += chunk
-    assert b"\x00100\x00Max rate of messages per second has been exceeded" in data
+    frames = FrameDecoder().feed(data)[1:]  # after the handshake reply
+    assert [f[3] for f in frames if f[0] == "4" and f[3] == "100"] == ["100"] * 3
+    assert sum(1 for f in frames if f[0] == "49") >= 50  # what fitted under the limit was answered
     writer.close()
 
 
@@ -137,14 +151,16 @@ async def test_historical_pacing_is_error_162(real_time_ib: ib_async.IB) -> None
     errors: list[int] = []
     ib.errorEvent += lambda req_id, code, *_: errors.append(code)
     # Six requests for one contract and type inside two seconds is a violation.
-    results = await asyncio.gather(*(
-        ib.reqHistoricalDataAsync(AAPL, "", f"{d} D", "1 hour", "TRADES", True, 1)
-        for d in range(1, 8)
-    ))
+    results = await asyncio.gather(
+        *(
+            ib.reqHistoricalDataAsync(AAPL, "", f"{d} D", "1 hour", "TRADES", True, 1)
+            for d in range(1, 8)
+        )
+    )
     assert 162 in errors
     assert sum(1 for r in results if r) == 5
     # An identical request within 15 seconds is refused too.
-    assert await ib.reqHistoricalDataAsync(AAPL, "", "1 D", "1 hour", "TRADES", True, 1) == []
+    assert not await ib.reqHistoricalDataAsync(AAPL, "", "1 D", "1 hour", "TRADES", True, 1)
 
 
 async def test_tick_by_tick_pacing(real_time_ib: ib_async.IB) -> None:

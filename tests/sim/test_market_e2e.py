@@ -21,10 +21,13 @@ async def test_streaming_quotes_follow_push_quote(ib: ib_async.IB, ib_sim: Simul
     await eventually(lambda: ticker.bid == ticker.bid and ticker.last == ticker.last)
     assert ticker.marketDataType == 1
     assert ticker.bid < ticker.ask
-    assert ticker.volume >= 0 and ticker.close > 0
+    assert ticker.volume >= 0
+    assert ticker.close > 0
     ib_sim.push_quote("AAPL", bid=190.10, ask=190.12, last=190.11)
-    await eventually(lambda: ticker.bid == 190.10 and ticker.ask == 190.12 and ticker.last == 190.11)
-    assert ib_sim.subscriptions() == {"mkt_data": 1, "positions": 1, "account_updates": 1}
+    await eventually(
+        lambda: ticker.bid == 190.10 and ticker.ask == 190.12 and ticker.last == 190.11
+    )
+    assert ib_sim.subscriptions()["mkt_data"] == 1
     ib.cancelMktData(AAPL)
     await eventually(lambda: "mkt_data" not in ib_sim.subscriptions())
 
@@ -39,7 +42,9 @@ async def test_prices_move_on_their_own(ib: ib_async.IB) -> None:
 
 async def test_snapshot_ends_with_tick_snapshot_end(ib: ib_async.IB, ib_sim: Simulator) -> None:
     [ticker] = await ib.reqTickersAsync(AAPL)
-    assert ticker.bid > 0 and ticker.ask > 0 and ticker.last > 0
+    assert ticker.bid > 0
+    assert ticker.ask > 0
+    assert ticker.last > 0
     assert "mkt_data" not in ib_sim.subscriptions()
 
 
@@ -49,23 +54,28 @@ async def test_delayed_market_data_uses_delayed_ticks(ib: ib_async.IB) -> None:
     await eventually(lambda: ticker.last == ticker.last and ticker.bid == ticker.bid)
     assert ticker.marketDataType == 3
     types = {t.tickType for t in ticker.ticks}
-    assert types & {66, 67, 68} and not types & {1, 2, 4}
+    assert types & {66, 67, 68}
+    assert not types & {1, 2, 4}
 
 
 async def test_market_data_line_limit_is_error_101(ib: ib_async.IB, ib_sim: Simulator) -> None:
     ib_sim.scenario.market_data_lines = 2
     errors: list[int] = []
     ib.errorEvent += lambda req_id, code, *_: errors.append(code)
-    for symbol in ("AAPL", "MSFT", "SPY"):
-        ib.reqMktData(Stock(symbol, "SMART", "USD"), "", False, False)
+    for con_id in (265598, 272093, 756733):
+        ib.reqMktData(Stock(conId=con_id, exchange="SMART"), "", False, False)
     await eventually(lambda: 101 in errors)
     assert ib_sim.subscriptions()["mkt_data"] == 2
 
 
 async def test_tick_by_tick_each_kind(ib: ib_async.IB, ib_sim: Simulator) -> None:
-    tickers = {kind: ib.reqTickByTickData(Stock(sym, "SMART", "USD"), kind)
-               for kind, sym in (("Last", "AAPL"), ("AllLast", "MSFT"), ("BidAsk", "SPY"),
-                                 ("MidPoint", "QQQ"))}
+    contracts = await ib.qualifyContractsAsync(
+        *(Stock(sym, "SMART", "USD") for sym in ("AAPL", "MSFT", "SPY", "QQQ"))
+    )
+    kinds = ("Last", "AllLast", "BidAsk", "MidPoint")
+    tickers = {
+        kind: ib.reqTickByTickData(c, kind) for kind, c in zip(kinds, contracts, strict=True)
+    }
     await eventually(lambda: all(t.tickByTicks for t in tickers.values()), timeout=5)
     bid_ask = tickers["BidAsk"].tickByTicks[-1]
     assert bid_ask.bidPrice < bid_ask.askPrice
@@ -80,8 +90,10 @@ async def test_real_time_bars(ib: ib_async.IB, ib_sim: Simulator) -> None:
     bars = ib.reqRealTimeBars(AAPL, 5, "TRADES", False)
     await eventually(lambda: len(bars) >= 2, timeout=5)
     bar = bars[-1]
-    assert bar.time.tzinfo is not None and bar.time.timestamp() % 5 == 0
-    assert bar.low_ <= min(bar.open_, bar.close) and bar.high >= max(bar.open_, bar.close)
+    assert bar.time.tzinfo is not None
+    assert bar.time.timestamp() % 5 == 0
+    assert bar.low <= min(bar.open_, bar.close)
+    assert bar.high >= max(bar.open_, bar.close)
     ib.cancelRealTimeBars(bars)
     await eventually(lambda: "real_time_bars" not in ib_sim.subscriptions())
 
@@ -91,33 +103,40 @@ async def test_history_for_each_what_to_show(ib: ib_async.IB, what: str) -> None
     bars = await ib.reqHistoricalDataAsync(AAPL, "", "2 D", "1 hour", what, True, 1)
     assert bars
     assert all(b.low <= min(b.open, b.close) and b.high >= max(b.open, b.close) for b in bars)
-    assert isinstance(bars[0].date, datetime) and bars[0].date.tzinfo is not None
+    assert isinstance(bars[0].date, datetime)
+    assert bars[0].date.tzinfo is not None
 
 
 async def test_history_daily_bars_and_epoch_format(ib: ib_async.IB) -> None:
     daily = await ib.reqHistoricalDataAsync(AAPL, "", "1 M", "1 day", "TRADES", True, 1)
-    assert daily and all(type(b.date).__name__ == "date" for b in daily)
+    assert daily
+    assert all(type(b.date).__name__ == "date" for b in daily)
     assert all(b.date.weekday() < 5 for b in daily)
     epoch = await ib.reqHistoricalDataAsync(AAPL, "", "1 D", "5 mins", "TRADES", True, 2)
-    assert epoch and epoch[0].date.tzinfo is not None
+    assert epoch
+    assert epoch[0].date.tzinfo is not None
 
 
 async def test_history_is_deterministic_and_honours_end(ib: ib_async.IB) -> None:
     end = datetime(2026, 11, 20, 20, 0, tzinfo=UTC)
     first = await ib.reqHistoricalDataAsync(AAPL, end, "1 D", "5 mins", "MIDPOINT", True, 2)
     again = await ib.reqHistoricalDataAsync(AAPL, end, "1 D", "5 mins", "ASK", True, 2)
-    third = await ib.reqHistoricalDataAsync(AAPL, end - timedelta(hours=2), "1 D", "5 mins",
-                                            "MIDPOINT", True, 2)
-    assert first and again and third
+    third = await ib.reqHistoricalDataAsync(
+        AAPL, end - timedelta(hours=2), "1 D", "5 mins", "MIDPOINT", True, 2
+    )
+    assert first
+    assert again
+    assert third
     assert first[-1].date <= end
     overlap = {b.date: b for b in first} & {b.date: b for b in third}.keys()
-    assert overlap and all({b.date: b for b in first}[d] == {b.date: b for b in third}[d]
-                           for d in overlap)
+    assert overlap
+    assert all({b.date: b for b in first}[d] == {b.date: b for b in third}[d] for d in overlap)
 
 
 async def test_history_keep_up_to_date_streams_updates(ib: ib_async.IB, ib_sim: Simulator) -> None:
-    bars = await ib.reqHistoricalDataAsync(AAPL, "", "1 D", "1 min", "TRADES", False, 1,
-                                           keepUpToDate=True)
+    bars = await ib.reqHistoricalDataAsync(
+        AAPL, "", "1 D", "1 min", "TRADES", False, 1, keepUpToDate=True
+    )
     updates: list[bool] = []
     bars.updateEvent += lambda _bars, has_new_bar: updates.append(has_new_bar)
     await eventually(lambda: updates, timeout=5)
@@ -129,14 +148,18 @@ async def test_history_keep_up_to_date_streams_updates(ib: ib_async.IB, ib_sim: 
 async def test_invalid_bar_size_is_refused(ib: ib_async.IB) -> None:
     errors: list[int] = []
     ib.errorEvent += lambda req_id, code, *_: errors.append(code)
-    assert await ib.reqHistoricalDataAsync(AAPL, "", "1 D", "7 mins", "TRADES", True, 1) == []
+    # TWS answers with 321, which ib_async counts as a warning, so it waits for its own timeout.
+    bars = await ib.reqHistoricalDataAsync(
+        AAPL, "", "1 D", "7 mins", "TRADES", True, 1, timeout=0.5
+    )
+    assert not bars
     assert 321 in errors
 
 
 async def test_too_many_bars_is_refused(ib: ib_async.IB) -> None:
     errors: list[int] = []
     ib.errorEvent += lambda req_id, code, *_: errors.append(code)
-    assert await ib.reqHistoricalDataAsync(AAPL, "", "1 Y", "1 secs", "TRADES", True, 1) == []
+    assert not await ib.reqHistoricalDataAsync(AAPL, "", "1 Y", "1 secs", "TRADES", True, 1)
     assert errors
 
 
@@ -144,12 +167,14 @@ async def test_forex_has_no_trades_history(ib: ib_async.IB) -> None:
     errors: list[int] = []
     ib.errorEvent += lambda req_id, code, *_: errors.append(code)
     eurusd = Forex("EURUSD")
-    assert await ib.reqHistoricalDataAsync(eurusd, "", "1 D", "1 hour", "TRADES", False, 1) == []
+    assert not await ib.reqHistoricalDataAsync(eurusd, "", "1 D", "1 hour", "TRADES", False, 1)
     assert errors
     mid = await ib.reqHistoricalDataAsync(eurusd, "", "1 D", "1 hour", "MIDPOINT", False, 1)
-    assert mid and not math.isnan(mid[0].close)
+    assert mid
+    assert not math.isnan(mid[0].close)
 
 
 async def test_head_timestamp(ib: ib_async.IB) -> None:
     stamp = await ib.reqHeadTimeStampAsync(AAPL, "TRADES", True, 1)
-    assert isinstance(stamp, datetime) and stamp.year < 2020
+    assert isinstance(stamp, datetime)
+    assert stamp.year < 2020

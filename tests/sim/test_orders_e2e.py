@@ -20,7 +20,9 @@ from .conftest import eventually
 AAPL = Stock("AAPL", "SMART", "USD", conId=265598)
 
 
-async def _place(ib: ib_async.IB, contract: ib_async.Contract, order: ib_async.Order) -> ib_async.Trade:
+async def _place(
+    ib: ib_async.IB, contract: ib_async.Contract, order: ib_async.Order
+) -> ib_async.Trade:
     trade = ib.placeOrder(contract, order)
     await eventually(lambda: trade.orderStatus.status not in ("PendingSubmit", ""))
     return trade
@@ -32,21 +34,25 @@ async def test_market_order_round_trip(ib: ib_async.IB, ib_sim: Simulator) -> No
     trade = ib.placeOrder(AAPL, MarketOrder("BUY", 10))
     await eventually(trade.isDone)
     statuses = [e.status for e in trade.log]
-    assert statuses[0] == "PendingSubmit" and statuses[-1] == "Filled"
+    assert statuses[0] == "PendingSubmit"
+    assert statuses[-1] == "Filled"
     assert "Submitted" in statuses
     assert trade.filled() == 10
     [fill] = trade.fills
     assert fill.execution.price == pytest.approx(190.02)  # market buys lift the offer
     assert fill.execution.side == "BOT"
     await eventually(lambda: fill.commissionReport.commission > 0)
-    await eventually(lambda: {p.contract.conId: p.position for p in ib.positions()}[265598]
-                     == before + 10)
+    await eventually(
+        lambda: {p.contract.conId: p.position for p in ib.positions()}[265598] == before + 10
+    )
     aapl = next(i for i in ib.portfolio() if i.contract.conId == 265598)
     assert aapl.position == before + 10
     assert ib_sim.fills[-1].exec_id == fill.execution.execId
 
 
-async def test_limit_order_rests_until_the_market_crosses(ib: ib_async.IB, ib_sim: Simulator) -> None:
+async def test_limit_order_rests_until_the_market_crosses(
+    ib: ib_async.IB, ib_sim: Simulator
+) -> None:
     ib_sim.push_quote("AAPL", bid=190.00, ask=190.02, last=190.01)
     trade = await _place(ib, AAPL, LimitOrder("BUY", 5, 185.00))
     await eventually(lambda: trade.orderStatus.status == "Submitted")
@@ -78,11 +84,13 @@ async def test_stop_limit_order_triggers_then_rests(ib: ib_async.IB, ib_sim: Sim
 
 async def test_cancel_order(ib: ib_async.IB, ib_sim: Simulator) -> None:
     ib_sim.push_quote("AAPL", bid=190.00, ask=190.02, last=190.01)
+    errors: list[tuple[int, int]] = []
+    ib.errorEvent += lambda req_id, code, *_: errors.append((req_id, code))
     trade = await _place(ib, AAPL, LimitOrder("BUY", 5, 150.00))
     ib.cancelOrder(trade.order)
     await eventually(trade.isDone)
     assert trade.orderStatus.status == "Cancelled"
-    assert any(e.errorCode == 202 for e in trade.log)
+    await eventually(lambda: (trade.order.orderId, 202) in errors)
 
 
 async def test_cancel_unknown_order_is_error_10147(ib: ib_async.IB) -> None:
@@ -98,8 +106,13 @@ async def test_modify_order(ib: ib_async.IB, ib_sim: Simulator) -> None:
     trade.order.lmtPrice = 151.00
     trade.order.totalQuantity = 7
     ib.placeOrder(AAPL, trade.order)
-    await eventually(lambda: [o for o in ib_sim.orders if o.order_id == trade.order.orderId
-                              and o.lmt_price == 151.00 and o.total_quantity == 7])
+    await eventually(
+        lambda: [
+            o
+            for o in ib_sim.orders
+            if o.order_id == trade.order.orderId and o.lmt_price == 151.00 and o.total_quantity == 7
+        ]
+    )
     ib.cancelOrder(trade.order)
     await eventually(trade.isDone)
 
@@ -110,7 +123,8 @@ async def test_bracket_order(ib: ib_async.IB, ib_sim: Simulator) -> None:
     trades = [ib.placeOrder(AAPL, o) for o in (parent, take_profit, stop_loss)]
     await eventually(trades[0].isDone)
     assert trades[0].orderStatus.status == "Filled"
-    assert not trades[1].isDone() and not trades[2].isDone()
+    assert not trades[1].isDone()
+    assert not trades[2].isDone()
     ib_sim.push_quote("AAPL", bid=195.10, ask=195.12, last=195.11)
     await eventually(lambda: trades[1].isDone() and trades[2].isDone())
     assert trades[1].orderStatus.status == "Filled"
@@ -119,12 +133,17 @@ async def test_bracket_order(ib: ib_async.IB, ib_sim: Simulator) -> None:
 
 async def test_oca_group_cancels_the_rest(ib: ib_async.IB, ib_sim: Simulator) -> None:
     ib_sim.push_quote("AAPL", bid=190.00, ask=190.02, last=190.01)
-    orders = ib.oneCancelsAll([LimitOrder("BUY", 1, 189.00), LimitOrder("BUY", 1, 150.00)],
-                              "oca-test", 1)
-    trades = [ib.placeOrder(AAPL, o) for o in orders]
+    orders = ib.oneCancelsAll(
+        [LimitOrder("BUY", 1, 189.00), LimitOrder("BUY", 1, 150.00)], "oca-test", 1
+    )
+    trades = [await _place(ib, AAPL, o) for o in orders]
     ib_sim.push_quote("AAPL", bid=188.90, ask=188.95, last=188.93)
     await eventually(lambda: all(t.isDone() for t in trades))
     assert [t.orderStatus.status for t in trades] == ["Filled", "Cancelled"]
+    # An order that joins the group after a member filled is cancelled on arrival.
+    late = ib.placeOrder(AAPL, LimitOrder("BUY", 1, 100.00, ocaGroup="oca-test", ocaType=1))
+    await eventually(late.isDone)
+    assert late.orderStatus.status == "Cancelled"
 
 
 async def test_global_cancel(ib: ib_async.IB, ib_sim: Simulator) -> None:
@@ -135,22 +154,28 @@ async def test_global_cancel(ib: ib_async.IB, ib_sim: Simulator) -> None:
     assert {t.orderStatus.status for t in trades} == {"Cancelled"}
 
 
-async def test_open_orders_all_open_orders_and_completed(ib: ib_async.IB, ib_sim: Simulator) -> None:
+async def test_open_orders_all_open_orders_and_completed(
+    ib: ib_async.IB, ib_sim: Simulator
+) -> None:
     ib_sim.push_quote("AAPL", bid=190.00, ask=190.02, last=190.01)
     resting = await _place(ib, AAPL, LimitOrder("BUY", 1, 150.00))
     other = ib_async.IB()
     await other.connectAsync(ib_sim.host, ib_sim.port, clientId=2, timeout=3)
     try:
-        assert await other.reqOpenOrdersAsync() == []  # orders belong to the client that placed them
+        assert (
+            await other.reqOpenOrdersAsync() == []
+        )  # orders belong to the client that placed them
         everyone = await other.reqAllOpenOrdersAsync()
-        assert [o.orderId for o in everyone] == [resting.order.orderId]
+        assert [t.order.orderId for t in everyone] == [resting.order.orderId]
     finally:
         other.disconnect()
     filled = ib.placeOrder(AAPL, MarketOrder("SELL", 1))
     await eventually(filled.isDone)
     completed = await ib.reqCompletedOrdersAsync(apiOnly=True)
-    assert any(t.orderStatus.status == "Filled" and t.order.permId == filled.order.permId
-               for t in completed)
+    assert any(
+        t.orderStatus.status == "Filled" and t.order.permId == filled.order.permId
+        for t in completed
+    )
 
 
 async def test_executions_with_filter(ib: ib_async.IB, ib_sim: Simulator) -> None:
@@ -159,10 +184,19 @@ async def test_executions_with_filter(ib: ib_async.IB, ib_sim: Simulator) -> Non
         trade = ib.placeOrder(AAPL, MarketOrder(action, 1))
         await eventually(trade.isDone)
     fills = await ib.reqExecutionsAsync(ExecutionFilter(side="BUY"))
-    assert fills and {f.execution.side for f in fills} == {"BOT"}
-    everything = await ib.reqExecutionsAsync()
-    assert len(everything) >= 2
-    assert all(f.commissionReport.execId == f.execution.execId for f in everything)
+    assert fills
+    assert {f.execution.side for f in fills} == {"BOT"}
+    assert len(await ib.reqExecutionsAsync()) >= 2
+    # A second client loads the day's executions, with their commission reports, at start-up.
+    other = ib_async.IB()
+    await other.connectAsync(ib_sim.host, ib_sim.port, clientId=2, timeout=3)
+    try:
+        loaded = other.fills()
+        assert len(loaded) >= 2
+        assert all(f.commissionReport.execId == f.execution.execId for f in loaded)
+        assert all(f.commissionReport.commission > 0 for f in loaded)
+    finally:
+        other.disconnect()
 
 
 async def test_what_if_order(ib: ib_async.IB, ib_sim: Simulator) -> None:
@@ -188,8 +222,11 @@ async def test_readonly_mode_rejects_orders_with_321(ib_sim_factory) -> None:  #
 
 async def test_fills_move_cash_positions_and_pnl(ib: ib_async.IB, ib_sim: Simulator) -> None:
     def cash() -> float:
-        return next(float(v.value) for v in ib.accountValues()
-                    if v.tag == "TotalCashValue" and v.currency == "USD")
+        return next(
+            float(v.value)
+            for v in ib.accountValues()
+            if v.tag == "TotalCashValue" and v.currency == "USD"
+        )
 
     ib_sim.push_quote("AAPL", bid=190.00, ask=190.02, last=190.01)
     start = cash()

@@ -1,0 +1,1092 @@
+"""Field layouts of the big TWS messages at server version 178, and the placeOrder parser.
+
+The order, contract and execution messages are long positional lists with conditional blocks;
+a single missing or mistyped field makes a client drop the message (ib_async) or disconnect
+(ibapi). Keeping every such layout in one pure module lets the tests feed each encoder's output to
+the real client decoders, so the wire format is checked against the clients and not against our
+own reading of it. Facts: ``shared/tws-protocol.md`` §4, §6, §7 and §8.
+
+Every encoder returns a list of Python values whose first element is the message id, ready for
+:func:`ibflow.sim._codec.encode_fields`. Int fields are always ``int`` and flags always ``bool``
+(``format_value`` renders them as TWS does); unset doubles are ``UNSET_DOUBLE`` and unset ints
+``UNSET_INTEGER``, the literals TWS writes and both clients read back as "unset".
+
+The layouts follow version 178 and the gates between 157 and 178 that the order messages have
+(``faProfile`` below 177, ``pendingPriceRevision`` from 178 …); contractData needs at least 164.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+from ._codec import SERVER_VERSION, UNSET_DOUBLE, UNSET_INTEGER, Fields, ProtocolError
+from ._ids import Msg
+from ._model import ContractQuery, Instrument, SimExecution, SimOrder, SimPosition, WhatIfResult
+
+__all__ = [
+    "ComboLegSpec",
+    "ExecutionFilter",
+    "PlaceOrderRequest",
+    "PortfolioItem",
+    "account_download_end",
+    "account_summary",
+    "account_summary_end",
+    "account_update_multi",
+    "account_update_multi_end",
+    "account_update_time",
+    "account_value",
+    "commission_report",
+    "completed_order",
+    "completed_orders_end",
+    "contract_data",
+    "contract_data_end",
+    "error_message",
+    "exec_details",
+    "exec_details_end",
+    "format_exec_time",
+    "open_order",
+    "open_order_end",
+    "order_status",
+    "parse_cancel_order",
+    "parse_place_order",
+    "parse_req_executions",
+    "pnl",
+    "pnl_single",
+    "portfolio_value",
+    "position",
+    "position_end",
+    "trading_hours",
+]
+
+# Order types whose placeOrder/openOrder layouts carry extra blocks.
+_PEG_BENCH = frozenset({"PEG BENCH", "PEGBENCH"})
+_PEG_BEST = frozenset({"PEG BEST", "PEGBEST"})
+_PEG_MID = frozenset({"PEG MID", "PEGMID"})
+
+# Fields after the type id of each order condition type (both clients agree):
+# 1 price: conjunction, isMore, price, conId, exchange, triggerMethod; 3 time and 4 margin:
+# conjunction, isMore, value; 5 execution: conjunction, secType, exchange, symbol;
+# 6 volume and 7 percent change: conjunction, isMore, value, conId, exchange.
+_CONDITION_FIELDS = {1: 6, 3: 3, 4: 3, 5: 4, 6: 5, 7: 5}
+
+
+# ---------------------------------------------------------------------------------------------
+# Requests
+
+
+@dataclass(slots=True, frozen=True)
+class ComboLegSpec:
+    """One leg of a BAG contract as placeOrder sends it."""
+
+    con_id: int
+    ratio: int
+    action: str
+    exchange: str
+    open_close: int = 0
+    short_sale_slot: int = 0
+    designated_location: str = ""
+    exempt_code: int = -1
+
+
+@dataclass(slots=True)
+class PlaceOrderRequest:
+    """Everything a placeOrder message carries that the simulator may care about.
+
+    Unset doubles are ``None`` and unset ints ``None`` (or the field's TWS default), whichever of
+    the several "unset" spellings the client used (§4).
+    """
+
+    order_id: int
+    contract: ContractQuery
+    action: str
+    total_quantity: float
+    order_type: str
+    lmt_price: float | None = None
+    aux_price: float | None = None
+    tif: str = "DAY"
+    oca_group: str = ""
+    account: str = ""
+    open_close: str = ""
+    origin: int = 0
+    order_ref: str = ""
+    transmit: bool = True
+    parent_id: int = 0
+    block_order: bool = False
+    sweep_to_fill: bool = False
+    display_size: int = 0
+    trigger_method: int = 0
+    outside_rth: bool = False
+    hidden: bool = False
+    combo_legs: tuple[ComboLegSpec, ...] = ()
+    order_combo_leg_prices: tuple[float | None, ...] = ()
+    smart_combo_routing_params: tuple[tuple[str, str], ...] = ()
+    discretionary_amt: float | None = None
+    good_after_time: str = ""
+    good_till_date: str = ""
+    fa_group: str = ""
+    fa_method: str = ""
+    fa_percentage: str = ""
+    model_code: str = ""
+    short_sale_slot: int = 0
+    designated_location: str = ""
+    exempt_code: int = -1
+    oca_type: int = 0
+    rule80a: str = ""
+    all_or_none: bool = False
+    min_qty: int | None = None
+    percent_offset: float | None = None
+    volatility: float | None = None
+    volatility_type: int | None = None
+    delta_neutral_order_type: str = ""
+    delta_neutral_aux_price: float | None = None
+    continuous_update: bool = False
+    reference_price_type: int | None = None
+    trail_stop_price: float | None = None
+    trailing_percent: float | None = None
+    scale_price_increment: float | None = None
+    hedge_type: str = ""
+    hedge_param: str = ""
+    opt_out_smart_routing: bool = False
+    not_held: bool = False
+    delta_neutral_contract: tuple[int, float | None, float | None] | None = None
+    algo_strategy: str = ""
+    algo_params: tuple[tuple[str, str], ...] = ()
+    algo_id: str = ""
+    what_if: bool = False
+    order_misc_options: str = ""
+    solicited: bool = False
+    conditions: tuple[tuple[int, tuple[str, ...]], ...] = ()
+    conditions_ignore_rth: bool = False
+    conditions_cancel_order: bool = False
+    adjusted_order_type: str = ""
+    trigger_price: float | None = None
+    lmt_price_offset: float | None = None
+    adjusted_stop_price: float | None = None
+    adjusted_stop_limit_price: float | None = None
+    adjusted_trailing_amount: float | None = None
+    adjustable_trailing_unit: int = 0
+    ext_operator: str = ""
+    soft_dollar_tier: tuple[str, str] = ("", "")
+    cash_qty: float | None = None
+    mifid2: tuple[str, str, str, str] = ("", "", "", "")
+    dont_use_auto_price_for_hedge: bool = False
+    is_oms_container: bool = False
+    discretionary_up_to_limit_price: bool = False
+    use_price_mgmt_algo: bool | None = None
+    duration: int | None = None
+    post_to_ats: int | None = None
+    auto_cancel_parent: bool = False
+    advanced_error_override: str = ""
+    manual_order_time: str = ""
+    min_trade_qty: int | None = None
+    min_compete_size: int | None = None
+    compete_against_best_offset: float | None = None
+    mid_offset_at_whole: float | None = None
+    mid_offset_at_half: float | None = None
+    sec_id_type: str = ""
+    sec_id: str = ""
+
+
+@dataclass(slots=True, frozen=True)
+class ExecutionFilter:
+    """The reqExecutions filter; blank fields (and client id 0) match everything."""
+
+    client_id: int = 0
+    account: str = ""
+    time: str = ""
+    symbol: str = ""
+    sec_type: str = ""
+    exchange: str = ""
+    side: str = ""
+
+
+_UNSET_INT_TEXTS = frozenset({"", "2147483647", "9223372036854775807", "-9223372036854775808"})
+
+
+def _opt_int(f: Fields) -> int | None:
+    raw = f.str().strip()
+    if raw in _UNSET_INT_TEXTS:
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        value = float(raw)  # ibapi may send a Decimal such as "5.0" where an int is meant
+        if not value.is_integer():
+            raise ProtocolError(f"expected an integer, got {raw!r}") from None
+        return int(value)
+
+
+def _opt_bool(f: Fields) -> bool | None:
+    raw = f.str().strip()
+    if raw in _UNSET_INT_TEXTS:
+        return None
+    return raw not in ("0", "false", "False")
+
+
+def _pairs(f: Fields, count: int) -> tuple[tuple[str, str], ...]:
+    return tuple((f.str(), f.str()) for _ in range(count))
+
+
+def parse_place_order(f: Fields, *, version: int = SERVER_VERSION) -> PlaceOrderRequest:
+    """Read a placeOrder message; ``f`` is positioned just after the message id.
+
+    Walks every conditional block of the layout (§7.1) so the later fields are read at the
+    right position whatever the order carries. Trailing fields beyond the known layout are left
+    unread, so a newer client's extra fields do not break the parse.
+    """
+    order_id = f.int()
+    contract = f.contract()
+    sec_id_type = f.str()
+    sec_id = f.str()
+    action = f.str().upper()
+    total_quantity = f.float() or 0.0
+    order_type = f.str().upper()
+    lmt_price = f.float()
+    aux_price = f.float()
+    tif = f.str().upper() or "DAY"
+    oca_group = f.str()
+    account = f.str()
+    open_close = f.str()
+    origin = f.int()
+    order_ref = f.str()
+    transmit = f.bool()
+    parent_id = f.int()
+    block_order = f.bool()
+    sweep_to_fill = f.bool()
+    display_size = f.int()
+    trigger_method = f.int()
+    outside_rth = f.bool()
+    hidden = f.bool()
+
+    combo_legs: tuple[ComboLegSpec, ...] = ()
+    leg_prices: tuple[float | None, ...] = ()
+    smart_params: tuple[tuple[str, str], ...] = ()
+    if contract.sec_type.upper() == "BAG":
+        combo_legs = tuple(
+            ComboLegSpec(
+                con_id=f.int(),
+                ratio=f.int(),
+                action=f.str(),
+                exchange=f.str(),
+                open_close=f.int(),
+                short_sale_slot=f.int(),
+                designated_location=f.str(),
+                exempt_code=f.int(-1),
+            )
+            for _ in range(f.int())
+        )
+        leg_prices = tuple(f.float() for _ in range(f.int()))
+        smart_params = _pairs(f, f.int())
+
+    f.skip()  # sharesAllocation, always empty
+    discretionary_amt = f.float()
+    good_after_time = f.str()
+    good_till_date = f.str()
+    fa_group = f.str()
+    fa_method = f.str()
+    fa_percentage = f.str()
+    if version < 177:
+        f.skip()  # faProfile
+    model_code = f.str()
+    short_sale_slot = f.int()
+    designated_location = f.str()
+    exempt_code = f.int(-1)
+    oca_type = f.int()
+    rule80a = f.str()
+    f.skip()  # settlingFirm
+    all_or_none = f.bool()
+    min_qty = _opt_int(f)
+    percent_offset = f.float()
+    f.skip(3)  # eTradeOnly, firmQuoteOnly, nbboPriceCap: deprecated, always default
+    f.skip()  # auctionStrategy
+    f.skip(5)  # startingPrice, stockRefPrice, delta, stockRangeLower, stockRangeUpper
+    f.skip()  # overridePercentageConstraints
+    volatility = f.float()
+    volatility_type = _opt_int(f)
+    delta_neutral_order_type = f.str()
+    delta_neutral_aux_price = f.float()
+    if delta_neutral_order_type:
+        # conId, settlingFirm, clearingAccount, clearingIntent, openClose, shortSale,
+        # shortSaleSlot, designatedLocation
+        f.skip(8)
+    continuous_update = f.bool()
+    reference_price_type = _opt_int(f)
+    trail_stop_price = f.float()
+    trailing_percent = f.float()
+    f.skip(2)  # scaleInitLevelSize, scaleSubsLevelSize
+    scale_price_increment = f.float()
+    if scale_price_increment is not None and 0 < scale_price_increment:
+        # adjustValue, adjustInterval, profitOffset, autoReset, initPosition, initFillQty,
+        # randomPercent
+        f.skip(7)
+    f.skip(3)  # scaleTable, activeStartTime, activeStopTime
+    hedge_type = f.str()
+    hedge_param = f.str() if hedge_type else ""
+    opt_out_smart_routing = f.bool()
+    f.skip(2)  # clearingAccount, clearingIntent
+    not_held = f.bool()
+    delta_neutral_contract: tuple[int, float | None, float | None] | None = None
+    if f.bool():
+        delta_neutral_contract = (f.int(), f.float(), f.float())
+    algo_strategy = f.str()
+    algo_params: tuple[tuple[str, str], ...] = ()
+    if algo_strategy:
+        algo_params = _pairs(f, f.int())
+    algo_id = f.str()
+    what_if = f.bool()
+    order_misc_options = f.str()
+    solicited = f.bool()
+    f.skip(2)  # randomizeSize, randomizePrice
+    if order_type in _PEG_BENCH:
+        # referenceContractId, isPeggedChangeAmountDecrease, peggedChangeAmount,
+        # referenceChangeAmount, referenceExchangeId
+        f.skip(5)
+    conditions: list[tuple[int, tuple[str, ...]]] = []
+    conditions_ignore_rth = conditions_cancel_order = False
+    condition_count = f.int()
+    if condition_count > 0:
+        for _ in range(condition_count):
+            cond_type = f.int()
+            n = _CONDITION_FIELDS.get(cond_type)
+            if n is None:
+                raise ProtocolError(f"unknown order condition type {cond_type}")
+            conditions.append((cond_type, tuple(f.str() for _ in range(n))))
+        conditions_ignore_rth = f.bool()
+        conditions_cancel_order = f.bool()
+    adjusted_order_type = f.str()
+    trigger_price = f.float()
+    lmt_price_offset = f.float()
+    adjusted_stop_price = f.float()
+    adjusted_stop_limit_price = f.float()
+    adjusted_trailing_amount = f.float()
+    adjustable_trailing_unit = f.int()
+    ext_operator = f.str()
+    soft_dollar_tier = (f.str(), f.str())
+    cash_qty = f.float()
+    mifid2 = (f.str(), f.str(), f.str(), f.str())
+    dont_use_auto_price_for_hedge = f.bool()
+    is_oms_container = f.bool()
+    discretionary_up_to_limit_price = f.bool()
+    use_price_mgmt_algo = _opt_bool(f)
+
+    duration = post_to_ats = None
+    auto_cancel_parent = False
+    advanced_error_override = manual_order_time = ""
+    if version >= 158:
+        duration = _opt_int(f)
+    if version >= 160:
+        post_to_ats = _opt_int(f)
+    if version >= 162:
+        auto_cancel_parent = f.bool()
+    if version >= 166:
+        advanced_error_override = f.str()
+    if version >= 169:
+        manual_order_time = f.str()
+
+    min_trade_qty = min_compete_size = None
+    compete_against_best_offset = mid_offset_at_whole = mid_offset_at_half = None
+    if version >= 170:
+        if contract.exchange.upper() == "IBKRATS":
+            min_trade_qty = _opt_int(f)
+        send_mid_offsets = order_type in _PEG_MID
+        if order_type in _PEG_BEST:
+            min_compete_size = _opt_int(f)
+            compete_against_best_offset = f.float()
+            send_mid_offsets = compete_against_best_offset == math.inf
+        if send_mid_offsets:
+            mid_offset_at_whole = f.float()
+            mid_offset_at_half = f.float()
+
+    return PlaceOrderRequest(
+        order_id=order_id,
+        contract=contract,
+        action=action,
+        total_quantity=total_quantity,
+        order_type=order_type,
+        lmt_price=lmt_price,
+        aux_price=aux_price,
+        tif=tif,
+        oca_group=oca_group,
+        account=account,
+        open_close=open_close,
+        origin=origin,
+        order_ref=order_ref,
+        transmit=transmit,
+        parent_id=parent_id,
+        block_order=block_order,
+        sweep_to_fill=sweep_to_fill,
+        display_size=display_size,
+        trigger_method=trigger_method,
+        outside_rth=outside_rth,
+        hidden=hidden,
+        combo_legs=combo_legs,
+        order_combo_leg_prices=leg_prices,
+        smart_combo_routing_params=smart_params,
+        discretionary_amt=discretionary_amt,
+        good_after_time=good_after_time,
+        good_till_date=good_till_date,
+        fa_group=fa_group,
+        fa_method=fa_method,
+        fa_percentage=fa_percentage,
+        model_code=model_code,
+        short_sale_slot=short_sale_slot,
+        designated_location=designated_location,
+        exempt_code=exempt_code,
+        oca_type=oca_type,
+        rule80a=rule80a,
+        all_or_none=all_or_none,
+        min_qty=min_qty,
+        percent_offset=percent_offset,
+        volatility=volatility,
+        volatility_type=volatility_type,
+        delta_neutral_order_type=delta_neutral_order_type,
+        delta_neutral_aux_price=delta_neutral_aux_price,
+        continuous_update=continuous_update,
+        reference_price_type=reference_price_type,
+        trail_stop_price=trail_stop_price,
+        trailing_percent=trailing_percent,
+        scale_price_increment=scale_price_increment,
+        hedge_type=hedge_type,
+        hedge_param=hedge_param,
+        opt_out_smart_routing=opt_out_smart_routing,
+        not_held=not_held,
+        delta_neutral_contract=delta_neutral_contract,
+        algo_strategy=algo_strategy,
+        algo_params=algo_params,
+        algo_id=algo_id,
+        what_if=what_if,
+        order_misc_options=order_misc_options,
+        solicited=solicited,
+        conditions=tuple(conditions),
+        conditions_ignore_rth=conditions_ignore_rth,
+        conditions_cancel_order=conditions_cancel_order,
+        adjusted_order_type=adjusted_order_type,
+        trigger_price=trigger_price,
+        lmt_price_offset=lmt_price_offset,
+        adjusted_stop_price=adjusted_stop_price,
+        adjusted_stop_limit_price=adjusted_stop_limit_price,
+        adjusted_trailing_amount=adjusted_trailing_amount,
+        adjustable_trailing_unit=adjustable_trailing_unit,
+        ext_operator=ext_operator,
+        soft_dollar_tier=soft_dollar_tier,
+        cash_qty=cash_qty,
+        mifid2=mifid2,
+        dont_use_auto_price_for_hedge=dont_use_auto_price_for_hedge,
+        is_oms_container=is_oms_container,
+        discretionary_up_to_limit_price=discretionary_up_to_limit_price,
+        use_price_mgmt_algo=use_price_mgmt_algo,
+        duration=duration,
+        post_to_ats=post_to_ats,
+        auto_cancel_parent=auto_cancel_parent,
+        advanced_error_override=advanced_error_override,
+        manual_order_time=manual_order_time,
+        min_trade_qty=min_trade_qty,
+        min_compete_size=min_compete_size,
+        compete_against_best_offset=compete_against_best_offset,
+        mid_offset_at_whole=mid_offset_at_whole,
+        mid_offset_at_half=mid_offset_at_half,
+        sec_id_type=sec_id_type,
+        sec_id=sec_id,
+    )
+
+
+def parse_cancel_order(f: Fields, *, version: int = SERVER_VERSION) -> tuple[int, str]:
+    """Read cancelOrder (after the id): ``(order_id, manual_order_cancel_time)``."""
+    f.skip()  # version field
+    order_id = f.int()
+    manual_time = f.str() if version >= 169 and f.remaining > 0 else ""
+    return order_id, manual_time
+
+
+def parse_req_executions(f: Fields) -> tuple[int, ExecutionFilter]:
+    """Read reqExecutions (after the id): ``(req_id, filter)``."""
+    f.skip()  # version field
+    req_id = f.int()
+    return req_id, ExecutionFilter(
+        client_id=f.int(),
+        account=f.str(),
+        time=f.str(),
+        symbol=f.str(),
+        sec_type=f.str(),
+        exchange=f.str(),
+        side=f.str(),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Shared pieces
+
+
+def _price(value: float | None) -> float:
+    return UNSET_DOUBLE if value is None else float(value)
+
+
+def _contract11(inst: Instrument, exchange: str | None = None) -> list[object]:
+    """conId, symbol, secType, lastTradeDate, strike, right, multiplier, exchange, currency,
+    localSymbol, tradingClass: the contract block of openOrder, completedOrder, execDetails."""
+    return [
+        inst.con_id,
+        inst.symbol,
+        inst.sec_type,
+        inst.last_trade_date,
+        float(inst.strike),
+        inst.right,
+        inst.multiplier,
+        inst.exchange if exchange is None else exchange,
+        inst.currency,
+        inst.local_symbol,
+        inst.trading_class,
+    ]
+
+
+def _listing_exchange(inst: Instrument) -> str:
+    """Where a position or fill lives: the primary exchange for SMART-routed contracts."""
+    if inst.exchange.upper() == "SMART":
+        return inst.primary_exchange
+    return inst.exchange
+
+
+def _margin(value: float | None) -> object:
+    # The what-if margin figures travel as strings; rounding keeps them readable.
+    return "" if value is None else round(value, 2)
+
+
+# ---------------------------------------------------------------------------------------------
+# Orders
+
+
+def open_order(
+    order: SimOrder, what_if: WhatIfResult | None = None, *, version: int = SERVER_VERSION
+) -> list[object]:
+    """openOrder (id 5, §7.2): 127 fields for a plain order at 178."""
+    wi = what_if
+    out: list[object] = [
+        int(Msg.OPEN_ORDER),
+        order.order_id,
+        *_contract11(order.instrument),
+        order.action,
+        float(order.total_quantity),
+        order.order_type,
+        _price(order.lmt_price),
+        _price(order.aux_price),
+        order.tif,
+        order.oca_group,
+        order.account,
+        "",  # openClose
+        0,  # origin: customer
+        order.order_ref,
+        order.client_id,
+        order.perm_id,
+        order.outside_rth,
+        False,  # hidden
+        0.0,  # discretionaryAmt
+        "",  # goodAfterTime
+        "",  # sharesAllocation (ignored by clients)
+        "",  # faGroup
+        "",  # faMethod
+        "",  # faPercentage
+    ]
+    if version < 177:
+        out.append("")  # faProfile
+    out += [
+        "",  # modelCode
+        order.good_till_date,
+        "",  # rule80A
+        UNSET_DOUBLE,  # percentOffset
+        "",  # settlingFirm
+        0,  # shortSaleSlot
+        "",  # designatedLocation
+        -1,  # exemptCode
+        0,  # auctionStrategy
+        UNSET_DOUBLE,  # startingPrice
+        UNSET_DOUBLE,  # stockRefPrice
+        UNSET_DOUBLE,  # delta
+        UNSET_DOUBLE,  # stockRangeLower
+        UNSET_DOUBLE,  # stockRangeUpper
+        0,  # displaySize
+        False,  # blockOrder
+        False,  # sweepToFill
+        False,  # allOrNone
+        UNSET_INTEGER,  # minQty
+        order.oca_type,
+        False,  # eTradeOnly
+        False,  # firmQuoteOnly
+        UNSET_DOUBLE,  # nbboPriceCap
+        order.parent_id,
+        0,  # triggerMethod
+        UNSET_DOUBLE,  # volatility
+        UNSET_INTEGER,  # volatilityType
+        "",  # deltaNeutralOrderType (empty: no delta-neutral block)
+        UNSET_DOUBLE,  # deltaNeutralAuxPrice
+        False,  # continuousUpdate
+        UNSET_INTEGER,  # referencePriceType
+        UNSET_DOUBLE,  # trailStopPrice
+        UNSET_DOUBLE,  # trailingPercent
+        UNSET_DOUBLE,  # basisPoints
+        UNSET_INTEGER,  # basisPointsType
+        "",  # comboLegsDescrip
+        0,  # comboLegsCount
+        0,  # orderComboLegsCount
+        0,  # smartComboRoutingParamsCount
+        UNSET_INTEGER,  # scaleInitLevelSize
+        UNSET_INTEGER,  # scaleSubsLevelSize
+        UNSET_DOUBLE,  # scalePriceIncrement (unset: no scale block)
+        "",  # hedgeType (empty: no hedgeParam)
+        False,  # optOutSmartRouting
+        "",  # clearingAccount
+        "",  # clearingIntent
+        False,  # notHeld
+        False,  # deltaNeutralContract present
+        "",  # algoStrategy (empty: no params)
+        False,  # solicited
+        order.what_if,
+        order.status,
+    ]
+    if wi is None:
+        out += ["", "", "", "", "", "", "", "", ""]
+        out += [UNSET_DOUBLE, UNSET_DOUBLE, UNSET_DOUBLE, "", ""]
+    else:
+        out += [
+            _margin(wi.init_margin_before),
+            _margin(wi.maint_margin_before),
+            _margin(wi.equity_with_loan_before),
+            _margin(wi.init_margin_change),
+            _margin(wi.maint_margin_change),
+            _margin(wi.equity_with_loan_change),
+            _margin(wi.init_margin_after),
+            _margin(wi.maint_margin_after),
+            _margin(wi.equity_with_loan_after),
+            float(wi.commission),
+            float(wi.min_commission),
+            float(wi.max_commission),
+            wi.commission_currency,
+            wi.warning_text,
+        ]
+    out += [
+        False,  # randomizeSize
+        False,  # randomizePrice (not PEG BENCH: no benchmark block)
+        0,  # conditionsCount (zero: no conditions, no ignoreRth/cancelOrder)
+        "",  # adjustedOrderType
+        UNSET_DOUBLE,  # triggerPrice
+        UNSET_DOUBLE,  # trailStopPrice
+        UNSET_DOUBLE,  # lmtPriceOffset
+        UNSET_DOUBLE,  # adjustedStopPrice
+        UNSET_DOUBLE,  # adjustedStopLimitPrice
+        UNSET_DOUBLE,  # adjustedTrailingAmount
+        0,  # adjustableTrailingUnit
+        "",  # softDollarTier name
+        "",  # softDollarTier value
+        "",  # softDollarTier displayName
+        UNSET_DOUBLE,  # cashQty
+        False,  # dontUseAutoPriceForHedge
+        False,  # isOmsContainer
+        False,  # discretionaryUpToLimitPrice
+        False,  # usePriceMgmtAlgo
+    ]
+    if version >= 159:
+        out.append(UNSET_INTEGER)  # duration
+    if version >= 160:
+        out.append(UNSET_INTEGER)  # postToAts
+    if version >= 162:
+        out.append(False)  # autoCancelParent
+    if version >= 170:
+        out += [
+            UNSET_INTEGER,  # minTradeQty
+            UNSET_INTEGER,  # minCompeteSize
+            UNSET_DOUBLE,  # competeAgainstBestOffset
+            UNSET_DOUBLE,  # midOffsetAtWhole
+            UNSET_DOUBLE,  # midOffsetAtHalf
+        ]
+    return out
+
+
+def order_status(order: SimOrder) -> list[object]:
+    """orderStatus (id 3): 12 fields, no version field."""
+    return [
+        int(Msg.ORDER_STATUS),
+        order.order_id,
+        order.status,
+        float(order.filled),
+        float(order.remaining),
+        float(order.avg_fill_price),
+        order.perm_id,
+        order.parent_id,
+        float(order.last_fill_price),
+        order.client_id,
+        order.why_held,
+        0.0,  # mktCapPrice
+    ]
+
+
+def completed_order(order: SimOrder, *, version: int = SERVER_VERSION) -> list[object]:
+    """completedOrder (id 101, §7.5): 96 fields for a plain order at 178."""
+    out: list[object] = [
+        int(Msg.COMPLETED_ORDER),
+        *_contract11(order.instrument),
+        order.action,
+        float(order.total_quantity),
+        order.order_type,
+        _price(order.lmt_price),
+        _price(order.aux_price),
+        order.tif,
+        order.oca_group,
+        order.account,
+        "",  # openClose
+        0,  # origin
+        order.order_ref,
+        order.perm_id,
+        order.outside_rth,
+        False,  # hidden
+        0.0,  # discretionaryAmt
+        "",  # goodAfterTime
+        "",  # faGroup
+        "",  # faMethod
+        "",  # faPercentage
+    ]
+    if version < 177:
+        out.append("")  # faProfile
+    out += [
+        "",  # modelCode
+        order.good_till_date,
+        "",  # rule80A
+        UNSET_DOUBLE,  # percentOffset
+        "",  # settlingFirm
+        0,  # shortSaleSlot
+        "",  # designatedLocation
+        -1,  # exemptCode
+        UNSET_DOUBLE,  # startingPrice
+        UNSET_DOUBLE,  # stockRefPrice
+        UNSET_DOUBLE,  # delta
+        UNSET_DOUBLE,  # stockRangeLower
+        UNSET_DOUBLE,  # stockRangeUpper
+        0,  # displaySize
+        False,  # sweepToFill
+        False,  # allOrNone
+        UNSET_INTEGER,  # minQty
+        order.oca_type,
+        0,  # triggerMethod
+        UNSET_DOUBLE,  # volatility
+        UNSET_INTEGER,  # volatilityType
+        "",  # deltaNeutralOrderType (empty: no 4-field block)
+        UNSET_DOUBLE,  # deltaNeutralAuxPrice
+        False,  # continuousUpdate
+        UNSET_INTEGER,  # referencePriceType
+        UNSET_DOUBLE,  # trailStopPrice
+        UNSET_DOUBLE,  # trailingPercent
+        "",  # comboLegsDescrip
+        0,  # comboLegsCount
+        0,  # orderComboLegsCount
+        0,  # smartComboRoutingParamsCount
+        UNSET_INTEGER,  # scaleInitLevelSize
+        UNSET_INTEGER,  # scaleSubsLevelSize
+        UNSET_DOUBLE,  # scalePriceIncrement
+        "",  # hedgeType
+        "",  # clearingAccount
+        "",  # clearingIntent
+        False,  # notHeld
+        False,  # deltaNeutralContract present
+        "",  # algoStrategy
+        False,  # solicited
+        order.status,
+        False,  # randomizeSize
+        False,  # randomizePrice
+        0,  # conditionsCount
+        UNSET_DOUBLE,  # trailStopPrice
+        UNSET_DOUBLE,  # lmtPriceOffset
+        UNSET_DOUBLE,  # cashQty
+        False,  # dontUseAutoPriceForHedge
+        False,  # isOmsContainer
+        "",  # autoCancelDate
+        float(order.filled),  # filledQuantity
+        0,  # refFuturesConId
+        False,  # autoCancelParent
+        "",  # shareholder
+        False,  # imbalanceOnly
+        False,  # routeMarketableToBbo
+        0,  # parentPermId
+        order.completed_time,
+        order.completed_status,
+    ]
+    if version >= 170:
+        out += [
+            UNSET_INTEGER,  # minTradeQty
+            UNSET_INTEGER,  # minCompeteSize
+            UNSET_DOUBLE,  # competeAgainstBestOffset
+            UNSET_DOUBLE,  # midOffsetAtWhole
+            UNSET_DOUBLE,  # midOffsetAtHalf
+        ]
+    return out
+
+
+def open_order_end() -> list[object]:
+    return [int(Msg.OPEN_ORDER_END), 1]
+
+
+def completed_orders_end() -> list[object]:
+    """Just the id: the frame is ``"102\\0"``."""
+    return [int(Msg.COMPLETED_ORDERS_END)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Executions
+
+
+def format_exec_time(when: datetime) -> str:
+    """``yyyymmdd hh:mm:ss UTC``: a full timestamp with a zone name both clients parse."""
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.astimezone(UTC).strftime("%Y%m%d %H:%M:%S") + " UTC"
+
+
+def exec_details(req_id: int, ex: SimExecution, *, version: int = SERVER_VERSION) -> list[object]:
+    """execDetails (id 11, §7.4): 32 fields at 178; ``req_id`` is -1 for live fills."""
+    inst = ex.instrument
+    venue = _listing_exchange(inst) or inst.exchange
+    out: list[object] = [
+        int(Msg.EXECUTION_DATA),
+        req_id,
+        ex.order_id,
+        *_contract11(inst, venue),
+        ex.exec_id,
+        format_exec_time(ex.time),
+        ex.account,
+        venue,
+        ex.side,
+        float(ex.shares),
+        float(ex.price),
+        ex.perm_id,
+        ex.client_id,
+        0,  # liquidation
+        float(ex.cum_qty),
+        float(ex.avg_price),
+        ex.order_ref,
+        "",  # evRule
+        "",  # evMultiplier
+        "",  # modelCode
+        ex.last_liquidity,
+    ]
+    if version >= 178:
+        out.append(False)  # pendingPriceRevision
+    return out
+
+
+def exec_details_end(req_id: int) -> list[object]:
+    return [int(Msg.EXECUTION_DATA_END), 1, req_id]
+
+
+def commission_report(ex: SimExecution) -> list[object]:
+    """commissionReport (id 59): exactly 8 fields; unknown PnL and yield are TWS's max double."""
+    return [
+        int(Msg.COMMISSION_REPORT),
+        1,
+        ex.exec_id,
+        float(ex.commission),
+        ex.commission_currency,
+        _price(ex.realized_pnl),
+        UNSET_DOUBLE,  # yield
+        "",  # yieldRedemptionDate
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# Contracts
+
+
+def _session_text(day: date, session: tuple[str, str], closed: bool) -> str:
+    if closed:
+        return f"{day:%Y%m%d}:CLOSED"
+    start, end = session
+    # A session whose start is later than its end began on the previous calendar day
+    # (forex 17:15-17:00, futures 18:00-17:00).
+    start_day = day - timedelta(days=1) if start > end else day
+    return f"{start_day:%Y%m%d}:{start}-{day:%Y%m%d}:{end}"
+
+
+def trading_hours(inst: Instrument, today: date, days: int = 7) -> tuple[str, str]:
+    """``(tradingHours, liquidHours)`` for ``days`` days from ``today``; weekends closed."""
+    trading: list[str] = []
+    liquid: list[str] = []
+    for i in range(days):
+        day = today + timedelta(days=i)
+        closed = day.weekday() >= 5
+        trading.append(_session_text(day, inst.eth, closed))
+        liquid.append(_session_text(day, inst.rth, closed))
+    return ";".join(trading), ";".join(liquid)
+
+
+def _contract_month(inst: Instrument) -> str:
+    return inst.last_trade_date[:6] if inst.sec_type in ("FUT", "OPT", "FOP") else ""
+
+
+def contract_data(req_id: int, inst: Instrument, *, today: date | None = None) -> list[object]:
+    """contractData (id 10, §7.3): 40 fields (no secIds), no version field (≥164)."""
+    day = today if today is not None else datetime.now(UTC).date()
+    hours, liquid = trading_hours(inst, day)
+    market_name = inst.market_name or inst.trading_class or inst.symbol
+    return [
+        int(Msg.CONTRACT_DATA),
+        req_id,
+        inst.symbol,
+        inst.sec_type,
+        inst.last_trade_date,
+        float(inst.strike),
+        inst.right,
+        inst.exchange,
+        inst.currency,
+        inst.local_symbol,
+        market_name,
+        inst.trading_class,
+        inst.con_id,
+        float(inst.min_tick),
+        inst.multiplier,
+        ",".join(inst.order_types),
+        ",".join(inst.valid_exchanges) or inst.exchange,
+        1,  # priceMagnifier
+        inst.under_con_id,
+        inst.long_name,
+        inst.primary_exchange,
+        _contract_month(inst),
+        inst.industry,
+        inst.category,
+        inst.subcategory,
+        inst.time_zone,
+        hours,
+        liquid,
+        "",  # evRule
+        0,  # evMultiplier
+        0,  # secIdListCount
+        1,  # aggGroup
+        inst.under_symbol,
+        inst.under_sec_type,
+        "",  # marketRuleIds
+        inst.last_trade_date,  # realExpirationDate
+        inst.stock_type,
+        float(inst.min_size),
+        float(inst.size_increment),
+        float(inst.size_increment),  # suggestedSizeIncrement
+    ]
+
+
+def contract_data_end(req_id: int) -> list[object]:
+    return [int(Msg.CONTRACT_DATA_END), 1, req_id]
+
+
+# ---------------------------------------------------------------------------------------------
+# Positions, portfolio, account
+
+
+def position(pos: SimPosition) -> list[object]:
+    """position (id 61): exactly 16 fields."""
+    inst = pos.instrument
+    return [
+        int(Msg.POSITION_DATA),
+        3,
+        pos.account,
+        *_contract11(inst, _listing_exchange(inst)),
+        float(pos.quantity),
+        float(pos.avg_cost),
+    ]
+
+
+def position_end() -> list[object]:
+    return [int(Msg.POSITION_END), 1]
+
+
+@dataclass(slots=True, frozen=True)
+class PortfolioItem:
+    """One updatePortfolio row: a position marked to market."""
+
+    account: str
+    instrument: Instrument
+    position: float
+    market_price: float
+    market_value: float
+    avg_cost: float
+    unrealized_pnl: float
+    realized_pnl: float
+
+
+def portfolio_value(item: PortfolioItem) -> list[object]:
+    """updatePortfolio (id 7): exactly 20 fields; the exchange slot holds primaryExchange."""
+    inst = item.instrument
+    return [
+        int(Msg.PORTFOLIO_VALUE),
+        8,
+        inst.con_id,
+        inst.symbol,
+        inst.sec_type,
+        inst.last_trade_date,
+        float(inst.strike),
+        inst.right,
+        inst.multiplier,
+        inst.primary_exchange,
+        inst.currency,
+        inst.local_symbol,
+        inst.trading_class,
+        float(item.position),
+        float(item.market_price),
+        float(item.market_value),
+        float(item.avg_cost),
+        float(item.unrealized_pnl),
+        float(item.realized_pnl),
+        item.account,
+    ]
+
+
+def account_value(key: str, value: str, currency: str, account: str) -> list[object]:
+    """updateAccountValue (id 6)."""
+    return [int(Msg.ACCT_VALUE), 2, key, value, currency, account]
+
+
+def account_update_time(when: datetime) -> list[object]:
+    """updateAccountTime (id 8): ``HH:MM``."""
+    return [int(Msg.ACCT_UPDATE_TIME), 1, when.strftime("%H:%M")]
+
+
+def account_download_end(account: str) -> list[object]:
+    return [int(Msg.ACCT_DOWNLOAD_END), 1, account]
+
+
+def account_summary(req_id: int, account: str, tag: str, value: str, currency: str) -> list[object]:
+    return [int(Msg.ACCOUNT_SUMMARY), 1, req_id, account, tag, value, currency]
+
+
+def account_summary_end(req_id: int) -> list[object]:
+    return [int(Msg.ACCOUNT_SUMMARY_END), 1, req_id]
+
+
+def account_update_multi(
+    req_id: int, account: str, model_code: str, key: str, value: str, currency: str
+) -> list[object]:
+    return [int(Msg.ACCOUNT_UPDATE_MULTI), 1, req_id, account, model_code, key, value, currency]
+
+
+def account_update_multi_end(req_id: int) -> list[object]:
+    return [int(Msg.ACCOUNT_UPDATE_MULTI_END), 1, req_id]
+
+
+def pnl(req_id: int, daily: float, unrealized: float, realized: float) -> list[object]:
+    """pnl (id 94): no version field."""
+    return [int(Msg.PNL), req_id, float(daily), float(unrealized), float(realized)]
+
+
+def pnl_single(
+    req_id: int, pos: float, daily: float, unrealized: float, realized: float, value: float
+) -> list[object]:
+    """pnlSingle (id 95): no version field."""
+    return [
+        int(Msg.PNL_SINGLE),
+        req_id,
+        float(pos),
+        float(daily),
+        float(unrealized),
+        float(realized),
+        float(value),
+    ]
+
+
+def error_message(req_id: int, code: int, text: str, advanced_json: str = "") -> list[object]:
+    """errMsg (id 4) as v178 writes it: version 2 and the advancedOrderRejectJson field."""
+    return [int(Msg.ERR_MSG), 2, req_id, code, text, advanced_json]
