@@ -37,7 +37,9 @@ def _setup_logging(verbose: bool) -> None:
         datefmt="%H:%M:%S",
         handlers=[
             RichHandler(
-                console=Console(stderr=True), show_path=False, markup=False,
+                console=Console(stderr=True),
+                show_path=False,
+                markup=False,
                 rich_tracebacks=False,
             )
         ],

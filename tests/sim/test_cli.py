@@ -48,8 +48,14 @@ def test_bad_scenario_file_names_the_problem(tmp_path: Path) -> None:
 
 async def test_sim_serves_ib_async_until_interrupted() -> None:
     proc = await asyncio.create_subprocess_exec(
-        *IBFLOW, "sim", "--port", "0", "--seed", "3",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        *IBFLOW,
+        "sim",
+        "--port",
+        "0",
+        "--seed",
+        "3",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
         env={**os.environ, "COLUMNS": "200"},
     )
     try:
