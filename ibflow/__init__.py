@@ -8,6 +8,8 @@ The public API is this flat namespace; the modules behind it are private::
         print(session.accounts, session.is_paper)
 """
 
+from . import _account, _history, _models, _orders, _streams
+from ._account import *  # noqa: F403 - each feature module's __all__ joins the flat API
 from ._client_ids import new_client_id
 from ._error_codes import Severity
 from ._errors import (
@@ -32,7 +34,10 @@ from ._errors import (
     SessionClosedError,
     SyncTimeout,
 )
+from ._history import *  # noqa: F403
 from ._log import configure_logging
+from ._models import *  # noqa: F403
+from ._orders import *  # noqa: F403
 from ._session import (
     ConnectionState,
     Feed,
@@ -43,6 +48,7 @@ from ._session import (
     StateChange,
     connect,
 )
+from ._streams import *  # noqa: F403
 from ._version import __version__
 
 __all__ = [
@@ -79,3 +85,9 @@ __all__ = [
     "connect",
     "new_client_id",
 ]
+# Each feature module's own list joins the flat API.
+__all__ += _models.__all__
+__all__ += _account.__all__
+__all__ += _orders.__all__
+__all__ += _streams.__all__
+__all__ += _history.__all__

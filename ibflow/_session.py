@@ -32,6 +32,7 @@ from enum import StrEnum
 from types import TracebackType
 from typing import Any, Generic, Protocol, TypeVar
 
+from ._account import AccountAPI
 from ._client_ids import new_client_id
 from ._config import LIVE_PORTS, ResolvedConfig, resolve_config
 from ._error_codes import Severity, error_for, lookup
@@ -46,8 +47,11 @@ from ._errors import (
     SafetyError,
     SessionClosedError,
 )
+from ._history import HistoryAPI
 from ._ib import IBAdapter, LinkInfo, map_ib_errors
 from ._log import get_logger, mask_account
+from ._orders import OrdersAPI
+from ._streams import StreamsAPI
 
 __all__ = [
     "ConnectionState",
@@ -438,7 +442,7 @@ def _detect_paper(accounts: tuple[str, ...], port: int) -> bool:
     return port not in LIVE_PORTS
 
 
-class Session:
+class Session(AccountAPI, OrdersAPI, StreamsAPI, HistoryAPI):
     """An asyncio session with TWS or IB Gateway.
 
     ``Session(...)`` does no I/O. Connect with ``async with Session(...) as session`` or
