@@ -40,6 +40,12 @@ Which IB code becomes which class, and which codes never raise, is decided by th
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._models import Contract
+
 __all__ = [
     "AmbiguousContract",
     "ClientIdInUse",
@@ -165,7 +171,23 @@ class ContractNotFound(RequestError):
 
 
 class AmbiguousContract(RequestError):
-    """The description matches several contracts; add exchange, currency or con_id."""
+    """The description matches several contracts; add exchange, currency or con_id.
+
+    Attributes:
+        candidates: every matching contract, for the caller to pick from.
+    """
+
+    def __init__(
+        self,
+        code: int,
+        message: str,
+        req_id: int = -1,
+        *,
+        hint: str = "",
+        candidates: Sequence[Contract] = (),
+    ) -> None:
+        super().__init__(code, message, req_id, hint=hint)
+        self.candidates: tuple[Contract, ...] = tuple(candidates)
 
 
 class OrderRejected(RequestError):
@@ -177,7 +199,23 @@ class MarketDataError(RequestError):
 
 
 class PacingViolation(RequestError):
-    """IB's pacing rules were broken (messages per second, historical data)."""
+    """IB's pacing rules were broken (messages per second, historical data).
+
+    Attributes:
+        retry_after: seconds to wait before the same request may succeed, when known.
+    """
+
+    def __init__(
+        self,
+        code: int,
+        message: str,
+        req_id: int = -1,
+        *,
+        hint: str = "",
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(code, message, req_id, hint=hint)
+        self.retry_after = retry_after
 
 
 class RequestTimeout(IBFlowError, TimeoutError):
