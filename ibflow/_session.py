@@ -435,6 +435,22 @@ def _check_timeout(value: object, name: str) -> float | None:
     return float(value)
 
 
+def _check_limit(value: object, name: str) -> float | None:
+    """A safety rail: a positive finite number, or ``None`` for no limit."""
+    if value is None:
+        return None
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise InvalidRequest(
+            f"{name} must be a positive number, or None for no limit; got {value!r}"
+        )
+    return float(value)
+
+
 def _detect_paper(accounts: tuple[str, ...], port: int) -> bool:
     """Paper accounts start with "D" (DU…, DF…). Without accounts, fall back to the port."""
     if accounts:
@@ -466,6 +482,11 @@ class Session(AccountAPI, OrdersAPI, StreamsAPI, HistoryAPI):
             (default: ``timeout``, at most 10 s).
         all_open_orders: sync every open order of the account (``reqAllOpenOrders``), not only
             this client id's, so orders placed under an earlier client id are visible.
+        max_order_quantity: refuse (``SafetyError``, nothing sent) any order, or change to one,
+            for more than this quantity; ``None`` sets no limit.
+        max_order_notional: refuse any order worth more than this (quantity × price ×
+            multiplier, in the contract's currency; a market order is valued at a snapshot
+            quote); ``None`` sets no limit.
 
     Raises:
         ConfigError: a setting or environment variable is invalid (the message names it).
@@ -486,6 +507,8 @@ class Session(AccountAPI, OrdersAPI, StreamsAPI, HistoryAPI):
         heartbeat_interval: float | None = 30.0,
         heartbeat_timeout: float | None = None,
         all_open_orders: bool = False,
+        max_order_quantity: float | None = None,
+        max_order_notional: float | None = None,
     ) -> None:
         self._config: ResolvedConfig = resolve_config(host, port, client_id, account, readonly)
         self._timeout = _check_timeout(timeout, "timeout")
@@ -510,6 +533,8 @@ class Session(AccountAPI, OrdersAPI, StreamsAPI, HistoryAPI):
 
         self._allow_live = allow_live
         self._all_open_orders = all_open_orders
+        self._max_order_quantity = _check_limit(max_order_quantity, "max_order_quantity")
+        self._max_order_notional = _check_limit(max_order_notional, "max_order_notional")
         self._reconnect = reconnect
         self._heartbeat_interval = interval
         self._heartbeat_timeout = hb_timeout
@@ -1158,6 +1183,8 @@ def connect(
     heartbeat_interval: float | None = 30.0,
     heartbeat_timeout: float | None = None,
     all_open_orders: bool = False,
+    max_order_quantity: float | None = None,
+    max_order_notional: float | None = None,
 ) -> Session:
     """A :class:`Session` to use with ``await`` or ``async with``.
 
@@ -1177,4 +1204,6 @@ def connect(
         heartbeat_interval=heartbeat_interval,
         heartbeat_timeout=heartbeat_timeout,
         all_open_orders=all_open_orders,
+        max_order_quantity=max_order_quantity,
+        max_order_notional=max_order_notional,
     )

@@ -106,7 +106,9 @@ def test_no_ib_async_type_in_public_signatures() -> None:
             if not callable(target):
                 continue
             module = inspect.getmodule(target)
-            hints = typing.get_type_hints(target, vars(module) if module else None)
+            # Public annotations may name any public type, as the flat namespace does.
+            namespace = {**vars(ibflow), **(vars(module) if module else {})}
+            hints = typing.get_type_hints(target, namespace)
             for hint in hints.values():
                 assert not _mentions_ib_async(hint), (name, target, hint)
             checked += 1

@@ -1,0 +1,708 @@
+"""Orders across the ib_async border: sending, reading back, and a tap on every order message.
+
+ib_async's own order bookkeeping cannot be trusted as a source of truth: it marks a trade
+``Cancelled`` on any error addressed to it, ``Cancelled`` again when you cancel an ``Inactive``
+order, and emits ``execDetails`` only for fills it can attach to a trade it already knows
+(``../../shared/ib-limits.md``, pains 9 and 10). So ibflow does not listen to ib_async's trade
+events at all. :func:`install_order_tap` wraps the wrapper callbacks the decoder calls for
+orderStatus, openOrder, completedOrder, execDetails and commissionReport, and hands the *raw*
+values, converted to ibflow records, to one listener — the order book in ``ibflow._orders``.
+ib_async's own handling still runs first and unchanged.
+
+The other functions send orders and cancels, and start the order reads (open orders, completed
+orders, executions, what-if, contract details, a snapshot quote) in the ``(req_id, awaitable)``
+shape ``Session._request`` routes. camelCase, ``UNSET_DOUBLE`` and empty-string sentinels stop
+here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Protocol
+from zoneinfo import ZoneInfo
+
+import ib_async
+from ib_async import ExecutionFilter
+
+from .. import _orders as m
+from .._log import get_logger
+from .._models import Contract
+from ._adapter import IBAdapter
+from ._contracts import contract_from_ib, contract_to_ib
+
+if TYPE_CHECKING:
+    from .._orders import Commission, Fill, Order, OrderPreview, OrderSnapshot
+
+__all__ = [
+    "CompletedCollector",
+    "OpenOrderUpdate",
+    "OrderListener",
+    "QuoteSnapshot",
+    "StatusUpdate",
+    "commission_from_ib",
+    "fill_from_ib",
+    "install_order_tap",
+    "next_order_id",
+    "number",
+    "order_to_ib",
+    "preview_from_ib",
+    "send_cancel",
+    "send_order",
+    "snapshot_from_ib",
+    "start_completed_orders",
+    "start_fills",
+    "start_open_orders",
+    "start_snapshot_quote",
+    "start_what_if",
+]
+
+log = get_logger("orders")
+
+_UNSET_LIMIT = 1e300  # IB writes 1.7976931348623157E308 (float max) for "not set"
+_UNSET_INT = 2**31 - 1
+
+
+# -- values ------------------------------------------------------------------------------------
+
+
+def number(value: Any) -> float | None:
+    """A finite float, or ``None`` for IB's "not set" spellings (``""``, NaN, float max)."""
+    if value is None or value == "":
+        return None
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return None
+    if not math.isfinite(out) or abs(out) >= _UNSET_LIMIT:
+        return None
+    return out
+
+
+def _text(value: Any) -> str | None:
+    text = str(value).strip() if value is not None else ""
+    return text or None
+
+
+def _int_id(value: Any) -> int | None:
+    try:
+        out = int(value)
+    except (TypeError, ValueError):
+        return None
+    return out if 0 < out < _UNSET_INT else None
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _parse_ib_time(text: str) -> datetime | None:
+    """``yyyymmdd hh:mm:ss [zone]`` or ``yyyymmdd-hh:mm:ss`` (UTC), as TWS writes times."""
+    text = (text or "").strip()
+    if not text:
+        return None
+    zone = "UTC"
+    if "-" in text[:9]:
+        stamp = text
+    else:
+        parts = text.split()
+        if len(parts) >= 3:
+            zone = parts[2]
+        stamp = "-".join(parts[:2])
+    try:
+        naive = datetime.strptime(stamp, "%Y%m%d-%H:%M:%S")
+    except ValueError:
+        return None
+    if zone.upper() in ("UTC", "GMT", "Z"):
+        return naive.replace(tzinfo=UTC)
+    try:
+        tz: Any = ZoneInfo(zone)
+    except (KeyError, ValueError):
+        tz = UTC
+    return naive.replace(tzinfo=tz)
+
+
+def _price_fields(order_type: str, lmt: Any, aux: Any) -> tuple[float | None, float | None]:
+    """(limit, stop) as the order type uses them; IB fills unused price fields with 0 or unset."""
+    kind = order_type.upper()
+    limit = number(lmt) if kind in ("LMT", "STP LMT") else None
+    stop = number(aux) if kind in ("STP", "STP LMT") else None
+    return limit, stop
+
+
+# -- conversions ---------------------------------------------------------------------------------
+
+
+def order_to_ib(
+    spec: Order,
+    order_id: int,
+    *,
+    parent_id: int = 0,
+    transmit: bool = True,
+    oca_group: str = "",
+    oca_type: int = 0,
+    what_if: bool = False,
+) -> ib_async.Order:
+    """The ib_async order to send for ``spec`` (a fresh object each time)."""
+    good_till = ""
+    if spec.good_till is not None:
+        good_till = spec.good_till.astimezone(UTC).strftime("%Y%m%d-%H:%M:%S")
+    unset = ib_async.util.UNSET_DOUBLE
+    return ib_async.Order(
+        orderId=order_id,
+        action=spec.side.value,
+        totalQuantity=float(spec.quantity),
+        orderType=spec.order_type.value,
+        lmtPrice=spec.limit_price if spec.limit_price is not None else unset,
+        auxPrice=spec.stop_price if spec.stop_price is not None else unset,
+        tif=spec.tif.value,
+        goodTillDate=good_till,
+        outsideRth=spec.outside_rth,
+        account=spec.account or "",
+        orderRef=spec.order_ref or "",
+        transmit=transmit,
+        parentId=parent_id,
+        ocaGroup=oca_group,
+        ocaType=oca_type,
+        whatIf=what_if,
+    )
+
+
+def commission_from_ib(report: ib_async.CommissionReport) -> Commission | None:
+    """A commission report, or ``None`` for the empty placeholder ib_async keeps on a fill."""
+    if not report.execId:
+        return None
+    amount = number(report.commission)
+    return m.Commission(
+        exec_id=report.execId,
+        amount=amount if amount is not None else 0.0,
+        currency=_text(report.currency),
+        realized_pnl=number(report.realizedPNL),
+    )
+
+
+def fill_from_ib(
+    contract: Contract, execution: ib_async.Execution, commission: Commission | None = None
+) -> Fill:
+    """One execution; ``ValueError`` for a side ibflow does not know."""
+    side = {"BOT": "BUY", "BUY": "BUY", "SLD": "SELL", "SELL": "SELL"}.get(
+        (execution.side or "").upper()
+    )
+    if side is None:
+        raise ValueError(f"unknown execution side {execution.side!r}")
+    time = execution.time
+    when = _aware(time) if isinstance(time, datetime) else datetime.now(UTC)
+    return m.Fill(
+        exec_id=execution.execId,
+        order_id=_int_id(execution.orderId),
+        perm_id=_int_id(execution.permId),
+        client_id=int(execution.clientId) if execution.clientId is not None else None,
+        contract=contract,
+        side=m.Side(side),
+        quantity=float(execution.shares),
+        price=float(execution.price),
+        time=when,
+        account=_text(execution.acctNumber),
+        exchange=_text(execution.exchange),
+        cumulative_quantity=number(execution.cumQty),
+        avg_price=number(execution.avgPrice),
+        order_ref=_text(execution.orderRef),
+        commission=commission,
+    )
+
+
+def snapshot_from_ib(
+    contract: ib_async.Contract,
+    order: ib_async.Order,
+    status: str,
+    *,
+    filled: float | None = None,
+    remaining: float | None = None,
+    avg_fill_price: float | None = None,
+    completed_time: str = "",
+    completed_status: str = "",
+    completed: bool = False,
+) -> OrderSnapshot:
+    """One order as TWS reports it; ``ValueError`` for what ibflow cannot represent."""
+    order_type_raw = (order.orderType or "").upper()
+    try:
+        order_type: m.OrderType | str = m.OrderType(order_type_raw)
+    except ValueError:
+        order_type = order_type_raw
+    tif_raw = (order.tif or "").upper()
+    try:
+        tif: m.TimeInForce | str = m.TimeInForce(tif_raw) if tif_raw else m.TimeInForce.DAY
+    except ValueError:
+        tif = tif_raw
+    limit, stop = _price_fields(order_type_raw, order.lmtPrice, order.auxPrice)
+    quantity = float(order.totalQuantity)
+    if completed:
+        done = number(order.filledQuantity)
+        filled = done if done is not None else filled
+    filled_qty = filled if filled is not None else 0.0
+    left = remaining if remaining is not None else max(quantity - filled_qty, 0.0)
+    return m.OrderSnapshot(
+        order_id=_int_id(order.orderId),
+        perm_id=_int_id(order.permId),
+        client_id=None if completed else int(order.clientId),
+        parent_id=_int_id(order.parentId),
+        contract=contract_from_ib(contract),
+        side=m.Side((order.action or "").upper()),
+        quantity=quantity,
+        order_type=order_type,
+        limit_price=limit,
+        stop_price=stop,
+        tif=tif,
+        outside_rth=bool(order.outsideRth),
+        account=_text(order.account),
+        order_ref=_text(order.orderRef),
+        oca_group=_text(order.ocaGroup),
+        status=m.OrderStatus(status),
+        filled=filled_qty,
+        remaining=left,
+        avg_fill_price=number(avg_fill_price) or None,
+        completed_time=_parse_ib_time(completed_time),
+        completed_status=_text(completed_status),
+    )
+
+
+def preview_from_ib(state: ib_async.OrderState) -> OrderPreview:
+    """The margin and commission preview TWS sends for a what-if order."""
+    return m.OrderPreview(
+        init_margin_before=number(state.initMarginBefore),
+        maint_margin_before=number(state.maintMarginBefore),
+        equity_with_loan_before=number(state.equityWithLoanBefore),
+        init_margin_change=number(state.initMarginChange),
+        maint_margin_change=number(state.maintMarginChange),
+        equity_with_loan_change=number(state.equityWithLoanChange),
+        init_margin_after=number(state.initMarginAfter),
+        maint_margin_after=number(state.maintMarginAfter),
+        equity_with_loan_after=number(state.equityWithLoanAfter),
+        commission=number(state.commission),
+        min_commission=number(state.minCommission),
+        max_commission=number(state.maxCommission),
+        commission_currency=_text(state.commissionCurrency),
+        warning=_text(state.warningText),
+    )
+
+
+# -- the tap ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StatusUpdate:
+    """One orderStatus frame, values as TWS sent them (unset → ``None``)."""
+
+    order_id: int
+    client_id: int
+    perm_id: int | None
+    status: str
+    filled: float | None
+    remaining: float | None
+    avg_fill_price: float | None
+    parent_id: int | None
+    why_held: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class OpenOrderUpdate:
+    """One openOrder frame (not a what-if preview): the order's current terms and status."""
+
+    order_id: int
+    client_id: int
+    perm_id: int | None
+    status: str
+    quantity: float
+    limit_price: float | None
+    stop_price: float | None
+
+
+class OrderListener(Protocol):
+    """What :func:`install_order_tap` feeds; called synchronously from ib_async's decoder."""
+
+    def on_status(self, update: StatusUpdate) -> None: ...
+
+    def on_open_order(self, update: OpenOrderUpdate) -> None: ...
+
+    def on_completed_order(self, snapshot: OrderSnapshot) -> None: ...
+
+    def on_execution(self, fill: Fill, live: bool) -> None: ...
+
+    def on_commission(self, commission: Commission) -> None: ...
+
+    def on_order_error(self, order_id: int, code: int, message: str) -> None: ...
+
+
+_TAPPED = ("orderStatus", "openOrder", "completedOrder", "execDetails", "commissionReport")
+
+
+def install_order_tap(adapter: IBAdapter, listener: OrderListener) -> Callable[[], None]:
+    """Feed ``listener`` from every order message this adapter's ``IB`` decodes.
+
+    The decoder looks wrapper methods up by name on each message, so instance attributes that
+    wrap the originals see every frame, whichever request caused it and whether or not
+    ib_async knows the order. ib_async's handling runs first; a listener error is logged and
+    never reaches the decoder. Returns a function that removes the tap.
+    """
+    ib = adapter._ib
+    wrapper = ib.wrapper
+    originals: dict[str, Callable[..., Any]] = {name: getattr(wrapper, name) for name in _TAPPED}
+    installed: dict[str, Callable[..., Any]] = {}
+
+    def guarded(what: str, call: Callable[[], None]) -> None:
+        try:
+            call()
+        except Exception:
+            log.exception("order book failed to handle %s", what)
+
+    def order_status(
+        orderId: int,
+        status: str,
+        filled: float,
+        remaining: float,
+        avgFillPrice: float,
+        permId: int,
+        parentId: int,
+        lastFillPrice: float,
+        clientId: int,
+        whyHeld: str,
+        mktCapPrice: float = 0.0,
+    ) -> None:
+        originals["orderStatus"](
+            orderId,
+            status,
+            filled,
+            remaining,
+            avgFillPrice,
+            permId,
+            parentId,
+            lastFillPrice,
+            clientId,
+            whyHeld,
+            mktCapPrice,
+        )
+        update = StatusUpdate(
+            order_id=int(orderId),
+            client_id=int(clientId),
+            perm_id=_int_id(permId),
+            status=str(status),
+            filled=number(filled),
+            remaining=number(remaining),
+            avg_fill_price=number(avgFillPrice),
+            parent_id=_int_id(parentId),
+            why_held=_text(whyHeld),
+        )
+        guarded("orderStatus", lambda: listener.on_status(update))
+
+    def open_order(
+        orderId: int,
+        contract: ib_async.Contract,
+        order: ib_async.Order,
+        orderState: ib_async.OrderState,
+    ) -> None:
+        update = None
+        if not order.whatIf:
+            limit, stop = _price_fields(order.orderType or "", order.lmtPrice, order.auxPrice)
+            update = OpenOrderUpdate(
+                order_id=int(orderId),
+                client_id=int(order.clientId),
+                perm_id=_int_id(order.permId),
+                status=str(orderState.status),
+                quantity=float(order.totalQuantity),
+                limit_price=limit,
+                stop_price=stop,
+            )
+        originals["openOrder"](orderId, contract, order, orderState)
+        if update is not None:
+            done = update
+            guarded("openOrder", lambda: listener.on_open_order(done))
+
+    def completed_order(
+        contract: ib_async.Contract, order: ib_async.Order, orderState: ib_async.OrderState
+    ) -> None:
+        originals["completedOrder"](contract, order, orderState)
+
+        def deliver() -> None:
+            try:
+                snapshot = snapshot_from_ib(
+                    contract,
+                    order,
+                    orderState.status,
+                    completed_time=orderState.completedTime,
+                    completed_status=orderState.completedStatus,
+                    completed=True,
+                )
+            except ValueError as exc:
+                log.debug("skipping a completed order ibflow cannot represent: %s", exc)
+                return
+            listener.on_completed_order(snapshot)
+
+        guarded("completedOrder", deliver)
+
+    def exec_details(
+        reqId: int, contract: ib_async.Contract, execution: ib_async.Execution
+    ) -> None:
+        originals["execDetails"](reqId, contract, execution)
+
+        def deliver() -> None:
+            try:
+                fill = fill_from_ib(contract_from_ib(contract), execution)
+            except ValueError as exc:
+                log.debug("skipping an execution ibflow cannot represent: %s", exc)
+                return
+            listener.on_execution(fill, int(reqId) == -1)
+
+        guarded("execDetails", deliver)
+
+    def commission_report(report: ib_async.CommissionReport) -> None:
+        # ib_async rewrites an unset realized PnL to 0.0 in place: convert first.
+        commission = commission_from_ib(report)
+        originals["commissionReport"](report)
+        if commission is not None:
+            found = commission
+            guarded("commissionReport", lambda: listener.on_commission(found))
+
+    def on_error(reqId: int, errorCode: int, errorString: str, _contract: Any) -> None:
+        if int(reqId) > 0:
+            guarded(
+                "an order error",
+                lambda: listener.on_order_error(int(reqId), int(errorCode), str(errorString)),
+            )
+
+    installed.update(
+        orderStatus=order_status,
+        openOrder=open_order,
+        completedOrder=completed_order,
+        execDetails=exec_details,
+        commissionReport=commission_report,
+    )
+    for name, func in installed.items():
+        setattr(wrapper, name, func)
+    ib.errorEvent.connect(on_error)
+
+    def uninstall() -> None:
+        with contextlib.suppress(Exception):
+            ib.errorEvent.disconnect(on_error)
+        for name, func in installed.items():
+            # Only undo our own layer; someone may have wrapped ours since.
+            if wrapper.__dict__.get(name) is func:
+                if getattr(type(wrapper), name, None) is getattr(originals[name], "__func__", None):
+                    del wrapper.__dict__[name]
+                else:
+                    setattr(wrapper, name, originals[name])
+
+    return uninstall
+
+
+# -- sending ------------------------------------------------------------------------------------
+
+
+def next_order_id(adapter: IBAdapter) -> int:
+    """A fresh order id from ib_async's shared request/order id counter."""
+    return int(adapter._ib.client.getReqId())
+
+
+def send_order(
+    adapter: IBAdapter,
+    contract: Contract,
+    spec: Order,
+    order_id: int,
+    *,
+    parent_id: int = 0,
+    transmit: bool = True,
+    oca_group: str = "",
+    oca_type: int = 0,
+    new: bool = True,
+) -> None:
+    """Send one placeOrder: a new order, or (``new=False``) a change under the same id.
+
+    New orders go through ``IB.placeOrder`` so ib_async knows them too (it logs every status
+    of an order it does not know as an error). Changes go to the client directly: ib_async
+    refuses to re-place an order it has marked done on its own.
+    """
+    ib = adapter._ib
+    ib_contract = contract_to_ib(contract)
+    ib_order = order_to_ib(
+        spec,
+        order_id,
+        parent_id=parent_id,
+        transmit=transmit,
+        oca_group=oca_group,
+        oca_type=oca_type,
+    )
+    if new:
+        ib.placeOrder(ib_contract, ib_order)
+    else:
+        ib.client.placeOrder(order_id, ib_contract, ib_order)
+
+
+def send_cancel(adapter: IBAdapter, order_id: int) -> None:
+    """Send one cancelOrder, straight to the client.
+
+    ``IB.cancelOrder`` would also mark the order ``Cancelled`` locally when it is ``Inactive``
+    or held, before TWS says so; ibflow waits for TWS.
+    """
+    adapter._ib.client.cancelOrder(order_id, "")
+
+
+# -- reads ---------------------------------------------------------------------------------------
+
+
+def start_open_orders(
+    adapter: IBAdapter, all_clients: bool
+) -> tuple[None, Awaitable[list[OrderSnapshot]]]:
+    """``reqOpenOrders`` (this client id's) or ``reqAllOpenOrders`` (every client's).
+
+    ib_async files the answer under one fixed key: the caller must not run two at once.
+    """
+    ib = adapter._ib
+    answer = ib.reqAllOpenOrdersAsync() if all_clients else ib.reqOpenOrdersAsync()
+
+    async def run() -> list[OrderSnapshot]:
+        trades = await answer
+        out: list[OrderSnapshot] = []
+        for trade in trades:
+            st = trade.orderStatus
+            try:
+                out.append(
+                    snapshot_from_ib(
+                        trade.contract,
+                        trade.order,
+                        st.status,
+                        filled=number(st.filled),
+                        remaining=number(st.remaining),
+                        avg_fill_price=number(st.avgFillPrice),
+                    )
+                )
+            except ValueError as exc:
+                log.warning("skipping an open order ibflow cannot represent (%s)", exc)
+        return out
+
+    return None, run()
+
+
+class CompletedCollector:
+    """Collects completedOrder snapshots while one ``reqCompletedOrders`` is in flight."""
+
+    def __init__(self) -> None:
+        self.rows: list[OrderSnapshot] = []
+        self.active = False
+
+
+def start_completed_orders(
+    adapter: IBAdapter, collector: CompletedCollector, api_only: bool
+) -> tuple[None, Awaitable[list[OrderSnapshot]]]:
+    """``reqCompletedOrders``; the rows come through the tap into ``collector``.
+
+    ib_async's own list drops the completion time and reason, which the tap keeps.
+    """
+    ib = adapter._ib
+    collector.rows = []
+    collector.active = True
+    answer = ib.wrapper.startReq("completedOrders")
+    ib.client.reqCompletedOrders(api_only)
+
+    async def run() -> list[OrderSnapshot]:
+        try:
+            await answer
+            return list(collector.rows)
+        finally:
+            collector.active = False
+
+    return None, run()
+
+
+def start_fills(adapter: IBAdapter, since: datetime | None) -> tuple[int, Awaitable[list[Fill]]]:
+    """``reqExecutions`` for every client id, with each execution's commission report.
+
+    Commission reports for executions ib_async had already seen land on its cached fill, not
+    on the fresh one in the answer, so they are taken from the cache.
+    """
+    ib = adapter._ib
+    req_id = int(ib.client.getReqId())
+    answer = ib.wrapper.startReq(req_id)
+    time = since.astimezone(UTC).strftime("%Y%m%d-%H:%M:%S") if since is not None else ""
+    ib.client.reqExecutions(req_id, ExecutionFilter(time=time))
+
+    async def run() -> list[Fill]:
+        rows = await answer
+        out: list[Fill] = []
+        for row in rows:
+            report = row.commissionReport
+            if not report.execId:
+                known = ib.wrapper.fills.get(row.execution.execId)
+                if known is not None:
+                    report = known.commissionReport
+            try:
+                contract = contract_from_ib(row.contract)
+                out.append(fill_from_ib(contract, row.execution, commission_from_ib(report)))
+            except ValueError as exc:
+                log.warning("skipping an execution ibflow cannot represent (%s)", exc)
+        return out
+
+    return req_id, run()
+
+
+def start_what_if(
+    adapter: IBAdapter, contract: Contract, spec: Order
+) -> tuple[int, Awaitable[OrderPreview]]:
+    """A what-if placeOrder: TWS previews margin and commission and places nothing."""
+    ib = adapter._ib
+    req_id = int(ib.client.getReqId())
+    ib_contract = contract_to_ib(contract)
+    answer = ib.wrapper.startReq(req_id, ib_contract)
+    ib.client.placeOrder(req_id, ib_contract, order_to_ib(spec, req_id, what_if=True))
+
+    async def run() -> OrderPreview:
+        state = await answer
+        if not isinstance(state, ib_async.OrderState):
+            raise ValueError("TWS answered the what-if order without a preview")
+        return preview_from_ib(state)
+
+    return req_id, run()
+
+
+@dataclass(frozen=True, slots=True)
+class QuoteSnapshot:
+    bid: float | None
+    ask: float | None
+    last: float | None
+    close: float | None
+
+
+def start_snapshot_quote(
+    adapter: IBAdapter, contract: Contract
+) -> tuple[int, Awaitable[QuoteSnapshot], Callable[[int], None]]:
+    """A one-off market-data snapshot (ends with tickSnapshotEnd); returns a cancel too."""
+    ib = adapter._ib
+    req_id = int(ib.client.getReqId())
+    ib_contract = contract_to_ib(contract)
+    answer = ib.wrapper.startReq(req_id, ib_contract)
+    ticker = ib.wrapper.startTicker(req_id, ib_contract, "snapshot")
+    ib.client.reqMktData(req_id, ib_contract, "", True, False, [])
+
+    async def run() -> QuoteSnapshot:
+        try:
+            await answer
+        finally:
+            with contextlib.suppress(Exception):
+                ib.wrapper.endTicker(ticker, "snapshot")
+
+        def positive(value: Any) -> float | None:
+            out = number(value)
+            return out if out is not None and out > 0 else None
+
+        return QuoteSnapshot(
+            bid=positive(ticker.bid),
+            ask=positive(ticker.ask),
+            last=positive(ticker.last),
+            close=positive(ticker.close),
+        )
+
+    def cancel(rid: int) -> None:
+        ib.client.cancelMktData(rid)
+
+    return req_id, run(), cancel
