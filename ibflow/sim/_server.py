@@ -67,6 +67,8 @@ FARM_NOTICES = (
     (2158, "Sec-def data farm connection is OK:secdefnj"),
 )
 REQUEST_KINDS = frozenset(r.name.lower() for r in Req)
+# Subscriptions that carry market data: they stop during an 1100 and die with an 1101.
+_MARKET_KINDS = frozenset({"mkt_data", "tick_by_tick", "real_time_bars", "historical_data"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -469,7 +471,10 @@ def _h_mkt_data(c: _Connection, f: Fields) -> None:
                 f"Max number of tickers has been reached ({sim.scenario.market_data_lines})",
             )
         c.subs[("mkt_data", req_id)] = _Sub(
-            "mkt_data", req_id, inst, params={"generic": generic_ticks}
+            "mkt_data",
+            req_id,
+            inst,
+            params={"generic": generic_ticks, "halted": sim.market.quote(inst.con_id).halted},
         )
     c.send([Msg.TICK_REQ_PARAMS, req_id, inst.min_tick, "9c0001", 3])
     c.send([Msg.MARKET_DATA_TYPE, 1, req_id, c.market_data_type])
@@ -772,7 +777,7 @@ class Simulator:
         self._ignored: set[str] = set()
         self._requests: Counter[str] = Counter()
         self._request_log: deque[tuple[int, str, tuple[str, ...]]] = deque(maxlen=10_000)
-        self._down_until = 0.0
+        self._ib_link_down = False  # between a 1100 notice and its 1101/1102
         self._step = 0
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -862,10 +867,31 @@ class Simulator:
         """Delay every outgoing frame by ``seconds`` (0 turns it off)."""
         self._delay = max(0.0, seconds)
 
-    def notice(self, code: int, text: str) -> None:
-        """Broadcast an unsolicited errMsg (1100/1101/1102, 2103–2110, 10197, …) to everyone."""
-        for conn in list(self._clients.values()):
-            conn.error(-1, code, text)
+    def notice(
+        self, code: int, text: str, *, req_id: int = -1, client_id: int | None = None
+    ) -> None:
+        """Send an errMsg (1100/1101/1102, 2103–2110, 10197, …) to everyone, or to one client.
+
+        With a ``req_id`` the error is addressed to that request, as TWS addresses errors of a
+        running subscription. The connectivity codes act as they do in TWS: after 1100 no
+        market data flows; 1102 resumes it; 1101 ("data lost") also drops every market-data
+        subscription, which clients must request again.
+        """
+        if code == 1100:
+            self._ib_link_down = True
+        elif code in (1101, 1102):
+            self._ib_link_down = False
+            if code == 1101:
+                for conn in self._clients.values():
+                    for key in [k for k, sub in conn.subs.items() if sub.kind in _MARKET_KINDS]:
+                        del conn.subs[key]
+        targets = (
+            list(self._clients.values())
+            if client_id is None
+            else [c for cid, c in self._clients.items() if cid == client_id]
+        )
+        for conn in targets:
+            conn.error(req_id, code, text)
 
     def fail_next(self, kind: str, code: int, text: str) -> None:
         """Answer the next request of ``kind`` (e.g. ``"historical_data"``) with this error."""
@@ -1195,6 +1221,9 @@ class Simulator:
         conn.send([Msg.TICK_PRICE, 6, req_id, _LAST[d], q.last, q.last_size, 0])
         conn.send([Msg.TICK_SIZE, 6, req_id, _VOLUME[d], q.volume])
         conn.send([Msg.TICK_STRING, 6, req_id, _LAST_TIMESTAMP[d], str(int(q.time))])
+        if q.halted != sub.params.get("halted", False):
+            sub.params["halted"] = q.halted
+            conn.send([Msg.TICK_GENERIC, 6, req_id, _HALTED, 1 if q.halted else 0])
 
     def _send_tick_by_tick(self, conn: _Connection, sub: _Sub, inst: Instrument) -> None:
         q = self.market.quote(inst.con_id)
@@ -1299,6 +1328,8 @@ class Simulator:
 
     def _after_move(self, inst: Instrument) -> None:
         self._dispatch(self.broker.on_quote(inst.con_id))
+        if self._ib_link_down:
+            return
         for conn in list(self._clients.values()):
             for sub in list(conn.subs.values()):
                 if sub.instrument is None or sub.instrument.con_id != inst.con_id:
@@ -1335,6 +1366,8 @@ class Simulator:
         periodic = self._step % max(1, round(1.0 / self.scenario.tick_interval)) == 0
         for conn in list(self._clients.values()):
             for sub in list(conn.subs.values()):
+                if self._ib_link_down and sub.kind in _MARKET_KINDS:
+                    continue
                 if sub.kind == "real_time_bars":
                     self._maybe_realtime_bar(conn, sub, now)
                 elif sub.kind == "historical_data":
@@ -1344,12 +1377,14 @@ class Simulator:
 
     def _maybe_realtime_bar(self, conn: _Connection, sub: _Sub, now: float) -> None:
         assert sub.instrument is not None
-        # Bars are stamped in market time; `speed` makes them come faster, not differ.
         due = sub.last_sent + 5.0 / self.speed
         if sub.last_sent and time.monotonic() < due:
             return
         sub.last_sent = time.monotonic()
-        start = int(now) // 5 * 5
+        # Bars advance 5 s of market time each, so at speed > 1 they run ahead of the wall
+        # clock instead of repeating one stamp.
+        start = sub.params["next"]
+        sub.params["next"] = start + 5
         bar = self.market.realtime_bar(sub.instrument, start, sub.params["what"])
         conn.send(
             [

@@ -171,3 +171,36 @@ async def test_tick_by_tick_pacing(real_time_ib: ib_async.IB) -> None:
     ib.cancelTickByTickData(AAPL, "Last")
     ib.reqTickByTickData(AAPL, "Last")
     await eventually(lambda: errors)
+
+
+async def test_connectivity_notices_pause_and_drop_market_data(
+    ib: ib_async.IB, ib_sim: Simulator
+) -> None:
+    ticker = ib.reqMktData(AAPL, "", False, False)
+    await eventually(lambda: ticker.last == ticker.last)
+    ib_sim.notice(1100, "Connectivity between IB and Trader Workstation has been lost.")
+    await asyncio.sleep(0.05)
+    ib_sim.push_quote("AAPL", bid=150.0, ask=150.02, last=150.01)
+    await asyncio.sleep(0.1)
+    assert ticker.last != 150.01  # nothing flows while TWS has lost IB
+    ib_sim.notice(1102, "Connectivity between IB and TWS has been restored - data maintained.")
+    ib_sim.push_quote("AAPL", bid=151.0, ask=151.02, last=151.01)
+    await eventually(lambda: ticker.last == 151.01)
+    ib_sim.notice(1101, "Connectivity between IB and TWS has been restored - data lost.")
+    await eventually(lambda: "mkt_data" not in ib_sim.subscriptions())
+
+
+async def test_notice_to_one_request(ib: ib_async.IB, ib_sim: Simulator) -> None:
+    errors: list[tuple[int, int]] = []
+    ib.errorEvent += lambda req_id, code, *_: errors.append((req_id, code))
+    ib_sim.notice(10197, "No market data during competing live session", req_id=42, client_id=1)
+    await eventually(lambda: (42, 10197) in errors)
+
+
+async def test_halt_is_reported_during_a_stream(ib: ib_async.IB, ib_sim: Simulator) -> None:
+    ticker = ib.reqMktData(AAPL, "", False, False)
+    await eventually(lambda: ticker.last == ticker.last)
+    ib_sim.push_quote("AAPL", halted=True)
+    await eventually(lambda: ticker.halted == 1)
+    ib_sim.push_quote("AAPL", halted=False)
+    await eventually(lambda: ticker.halted == 0)

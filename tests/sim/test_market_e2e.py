@@ -92,6 +92,7 @@ async def test_real_time_bars(ib: ib_async.IB, ib_sim: Simulator) -> None:
     bar = bars[-1]
     assert bar.time.tzinfo is not None
     assert bar.time.timestamp() % 5 == 0
+    assert len({b.time for b in bars}) == len(bars)  # each bar its own 5 s, even sped up
     assert bar.low <= min(bar.open_, bar.close)
     assert bar.high >= max(bar.open_, bar.close)
     ib.cancelRealTimeBars(bars)
