@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import math
 import weakref
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -28,6 +27,7 @@ from ._errors import AmbiguousContract, ContractNotFound, InvalidRequest, Reques
 from ._frames import to_frame
 from ._log import mask_account, masking_enabled
 from ._models import Contract
+from ._timeouts import SESSION_DEFAULT, resolve_timeout
 
 if TYPE_CHECKING:
     from ._session import Session
@@ -216,14 +216,7 @@ def _describe(contract: Contract) -> str:
     return text
 
 
-class _SessionDefault:
-    """Marker for "the session's timeout" in per-call ``timeout=`` arguments."""
-
-    def __repr__(self) -> str:
-        return "<session default>"
-
-
-_DEFAULT: Any = _SessionDefault()
+_DEFAULT = SESSION_DEFAULT
 _SETTLE_MAX = 5.0  # longest wait for an abandoned request's late answer (see _ib._account)
 _MAX_CANDIDATES = 10  # candidates listed in an AmbiguousContract message
 
@@ -594,21 +587,7 @@ def _some_accounts(session: Session, account: str | None) -> tuple[str, ...]:
 
 
 def _limit(session: Session, timeout: object) -> float | None:
-    if isinstance(timeout, _SessionDefault):
-        return session._timeout
-    if timeout is None:
-        return None
-    if (
-        isinstance(timeout, bool)
-        or not isinstance(timeout, int | float)
-        or not math.isfinite(timeout)
-        or timeout <= 0
-    ):
-        raise InvalidRequest(
-            f"timeout must be a positive number of seconds, or None to wait forever; got "
-            f"{timeout!r}"
-        )
-    return float(timeout)
+    return resolve_timeout(timeout, session._timeout)
 
 
 async def _details(session: Session, contract: Contract, budget: _Budget) -> list[ContractDetails]:

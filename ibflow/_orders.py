@@ -58,6 +58,7 @@ from ._ib._errors import map_ib_errors
 from ._log import get_logger, mask_account
 from ._models import Contract, SecType
 from ._stream import Stream
+from ._timeouts import SESSION_DEFAULT, resolve_timeout
 
 if TYPE_CHECKING:
     from ._session import Session
@@ -736,30 +737,11 @@ class _Signal:
                 self._futures.remove(future)
 
 
-class _Default:
-    def __repr__(self) -> str:
-        return "<session default>"
-
-
-_DEFAULT: Any = _Default()
+_DEFAULT = SESSION_DEFAULT
 
 
 def _limit(session: Session, timeout: object) -> float | None:
-    if isinstance(timeout, _Default):
-        return session._timeout
-    if timeout is None:
-        return None
-    if (
-        isinstance(timeout, bool)
-        or not isinstance(timeout, int | float)
-        or not math.isfinite(timeout)
-        or timeout <= 0
-    ):
-        raise InvalidRequest(
-            f"timeout must be a positive number of seconds, or None to wait forever; got "
-            f"{timeout!r} (0 does not mean forever in ibflow)"
-        )
-    return float(timeout)
+    return resolve_timeout(timeout, session._timeout)
 
 
 async def _wait_until(

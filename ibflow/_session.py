@@ -52,6 +52,8 @@ from ._ib import IBAdapter, LinkInfo, map_ib_errors
 from ._log import get_logger, mask_account
 from ._orders import OrdersAPI
 from ._streams import StreamsAPI
+from ._timeouts import SESSION_DEFAULT, resolve_timeout
+from ._timeouts import check_timeout as _check_timeout
 
 __all__ = [
     "ConnectionState",
@@ -73,16 +75,6 @@ _AUTO_ID_ATTEMPTS = 3  # fresh ids tried after a 326 before giving up
 _MIN_HEARTBEAT = 1.0  # a gateway ignores a reqCurrentTime repeated within 1 s of its answer
 _STATE_BUFFER = 256
 _NOTICE_BUFFER = 1024
-
-
-class _Unset:
-    """Marker for "use the session default" in per-call ``timeout=`` arguments."""
-
-    def __repr__(self) -> str:
-        return "<session default>"
-
-
-UNSET: Any = _Unset()
 
 
 class ConnectionState(StrEnum):
@@ -417,22 +409,6 @@ class _RequestRouter:
 
     def __len__(self) -> int:
         return len(self._all)
-
-
-def _check_timeout(value: object, name: str) -> float | None:
-    if value is None:
-        return None
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        raise InvalidRequest(
-            f"{name} must be a positive number of seconds, or None to wait forever; got "
-            f"{value!r} (0 does not mean forever in ibflow)"
-        )
-    return float(value)
 
 
 def _check_limit(value: object, name: str) -> float | None:
@@ -824,7 +800,7 @@ class Session(AccountAPI, OrdersAPI, StreamsAPI, HistoryAPI):
         name: str,
         start: Callable[[], tuple[int | None, Awaitable[T]]],
         *,
-        timeout: float | _Unset | None = UNSET,
+        timeout: float | None = SESSION_DEFAULT,
         cancel: Callable[[int], None] | None = None,
     ) -> T:
         """Send one request through the adapter and wait for its answer.
@@ -841,7 +817,7 @@ class Session(AccountAPI, OrdersAPI, StreamsAPI, HistoryAPI):
             SessionClosedError: the session is not open.
         """
         self._require_ready()
-        limit = self._timeout if isinstance(timeout, _Unset) else _check_timeout(timeout, "timeout")
+        limit = resolve_timeout(timeout, self._timeout)
         with map_ib_errors(name):
             req_id, awaitable = start()
         answer: asyncio.Future[T] = asyncio.ensure_future(awaitable)

@@ -75,6 +75,7 @@ from ._stream import (
     StreamStatistics,
     WouldBlock,
 )
+from ._timeouts import SESSION_DEFAULT, resolve_timeout
 
 if TYPE_CHECKING:
     from ._session import Session
@@ -856,12 +857,7 @@ class _PositionHub(_Hub[Position]):
 # -- argument checks -------------------------------------------------------------------------------
 
 
-class _Default:
-    def __repr__(self) -> str:
-        return "<session default>"
-
-
-_DEFAULT: Any = _Default()
+_DEFAULT = SESSION_DEFAULT
 
 _PERIODS: Final[dict[str, str]] = {
     "5s": "5 secs",
@@ -941,16 +937,7 @@ def _check_lookback(lookback: object) -> str:
 
 
 def _check_timeout(session: Session, timeout: object) -> float | None:
-    if timeout is _DEFAULT:
-        return session._timeout
-    if timeout is None:
-        return None
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
-        raise InvalidRequest(
-            f"timeout must be a positive number of seconds, or None to wait forever; got "
-            f"{timeout!r}"
-        )
-    return float(timeout)
+    return resolve_timeout(timeout, session._timeout)
 
 
 def _check_market_data_type(kind: object) -> MarketDataType:
