@@ -139,6 +139,40 @@ if click is not None:
             asyncio.run(run())
 
     @app.command()
+    @click.option(
+        "--host", default=None, help="TWS/Gateway host (default: the embedded simulator)."
+    )
+    @click.option(
+        "--port",
+        type=click.IntRange(1, 65535),
+        default=None,
+        help="API port of a real TWS/Gateway (default: the embedded simulator).",
+    )
+    @click.option(
+        "--client-id",
+        type=click.IntRange(1, 2**31 - 1),
+        default=None,
+        help="Client id (default: a fresh one).",
+    )
+    @click.option(
+        "--trade", is_flag=True, help="Against a real paper account, also place the demo order."
+    )
+    @click.option(
+        "--seconds",
+        type=click.FloatRange(min=0.5, max=600),
+        default=3.0,
+        show_default=True,
+        help="How long to stream quotes.",
+    )
+    def demo(
+        host: str | None, port: int | None, client_id: int | None, trade: bool, seconds: float
+    ) -> None:
+        """Show ibflow end to end: account, quotes, an order, history (embedded simulator)."""
+        from ._demo import run_demo
+
+        raise SystemExit(run_demo(host, port, client_id, trade=trade, seconds=seconds))
+
+    @app.command()
     @click.option("--host", default=None, help="TWS/Gateway host (default: from env, 127.0.0.1).")
     @click.option(
         "--port",
