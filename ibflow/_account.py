@@ -27,6 +27,7 @@ from ._errors import AmbiguousContract, ContractNotFound, InvalidRequest, Reques
 from ._frames import to_frame
 from ._log import mask_account, masking_enabled
 from ._models import Contract
+from ._pacer import pacer_for
 from ._timeouts import SESSION_DEFAULT, resolve_timeout
 
 if TYPE_CHECKING:
@@ -225,7 +226,6 @@ _MAX_CANDIDATES = 10  # candidates listed in an AmbiguousContract message
 class _State:
     """Per-session state of this feature, kept beside the session (see ``_state``)."""
 
-    details_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     positions_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     updates_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     qualified: dict[Contract, Contract] = field(default_factory=dict)
@@ -592,7 +592,9 @@ def _limit(session: Session, timeout: object) -> float | None:
 
 async def _details(session: Session, contract: Contract, budget: _Budget) -> list[ContractDetails]:
     try:
-        async with budget.hold(_state(session).details_lock):
+        # One lock per session shared with history's lookups: IB's sec-def service stalls
+        # under concurrent contract-details requests.
+        async with budget.hold(pacer_for(session).lookup_lock):
             found: list[ContractDetails] = await session._request(
                 "contract details",
                 lambda: _ib.start_contract_details(session._adapter, contract),

@@ -40,7 +40,7 @@ import itertools
 import re
 import weakref
 from collections import deque
-from collections.abc import Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -57,8 +57,6 @@ from typing import (
 
 from ._account import AccountValue, PnL, Position, PositionPnL
 from ._errors import (
-    AmbiguousContract,
-    ContractNotFound,
     IBFlowError,
     InvalidRequest,
     RequestError,
@@ -66,6 +64,7 @@ from ._errors import (
 )
 from ._log import get_logger
 from ._models import Bar, Contract
+from ._pacer import pacer_for
 from ._stream import (
     Overflow,
     SlowConsumer,
@@ -304,7 +303,6 @@ class _State:
 
     def __init__(self) -> None:
         self.hubs: dict[Hashable, _Hub[Any]] = {}
-        self.qualified: dict[Contract, Contract] = {}
         self.md_type = 1
         self.md_epoch = -1
         self.tap_ids = itertools.count(-1, -1)  # registry keys that can never be a req id
@@ -961,39 +959,14 @@ def _default_account(session: Session, account: str | None) -> str:
 
 
 async def _resolve(session: Session, contract: Contract, timeout: float | None) -> Contract:
-    """The contract with its con_id: streams are shared and routed by con_id."""
+    """The contract with its con_id: streams are shared and routed by con_id.
+
+    ``qualify`` caches per session and serializes lookups under the session's pacer.
+    """
     if contract.con_id is not None:
         return contract
-    state = _state(session)
-    cached = state.qualified.get(contract)
-    if cached is not None:
-        return cached
-    qualify: Any = getattr(session, "qualify", None)
-    found: list[Contract]
-    if qualify is not None:
-        answer = await qualify(contract, timeout=timeout)
-        found = list(answer) if isinstance(answer, list | tuple) else [answer]
-    else:
-        from ._ib import _market
-
-        found = await session._request(
-            f"contract lookup for {contract.display_name}",
-            lambda: _market.start_contract_lookup(session._adapter, contract),
-            timeout=timeout,
-        )
-    if not found or found[0].con_id is None:
-        raise ContractNotFound(200, f"no contract matches {contract.display_name}")
-    if len(found) > 1:
-        listed = "; ".join(
-            f"{c.display_name} {c.exchange} {c.currency} con_id={c.con_id}" for c in found[:10]
-        )
-        raise AmbiguousContract(
-            200,
-            f"{contract.display_name} matches {len(found)} contracts: {listed}",
-            hint="add exchange, currency or con_id",
-        )
-    state.qualified[contract] = found[0]
-    return found[0]
+    [qualified] = await session.qualify(contract, timeout=timeout)
+    return qualified
 
 
 def _where(contract: Contract | None) -> tuple[int | None, str | None]:
@@ -1014,6 +987,7 @@ def _subscribe(
     contract: Contract | None = None,
     account: str | None = None,
     needs_account: bool = False,
+    before_open: Callable[[Contract], Awaitable[None]] | None = None,
 ) -> Stream[Any]:
     """A stream whose ``start`` joins (or opens) the hub under ``key``.
 
@@ -1031,6 +1005,10 @@ def _subscribe(
         hub_key = key(resolved, acct)
         state = _state(session)
         hub = state.hubs.get(hub_key)
+        if hub is None or hub.closed:
+            if before_open is not None and resolved is not None:
+                await before_open(resolved)
+                hub = state.hubs.get(hub_key)  # another consumer may have opened it meanwhile
         if hub is None or hub.closed:
             hub = make_hub(resolved, acct, hub_key)
             hub.start()
@@ -1182,6 +1160,8 @@ class StreamsAPI:
             contract=c,
             key=lambda r, _a: ("ticks", *_where(r), tick_kind),
             make_hub=lambda r, _a, k: _TickHub(session, k, r, tick_kind),  # type: ignore[arg-type]
+            # IB allows one tick-by-tick request per instrument per 15 s: wait, don't trip it.
+            before_open=lambda r: pacer_for(session).tick_by_tick(r.con_id or 0),
         )
 
     def realtime_bars(

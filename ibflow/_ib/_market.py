@@ -40,7 +40,7 @@ from .._streams import (
 )
 from ._account import account_value_from_ib, pnl_from_ib, pnl_single_from_ib, position_from_ib
 from ._bars import bar_from_ib, realtime_bar_from_ib
-from ._contracts import contract_from_ib, contract_to_ib
+from ._contracts import contract_to_ib
 from ._errors import map_ib_errors
 
 if TYPE_CHECKING:
@@ -59,7 +59,6 @@ __all__ = [
     "open_ticks",
     "quote_from_ticker",
     "send_market_data_type",
-    "start_contract_lookup",
     "start_snapshot",
     "tap_account_values",
     "tap_positions",
@@ -595,38 +594,3 @@ def tap_positions(adapter: IBAdapter, emit: Callable[[Position], None]) -> Calla
         ib.positionEvent -= on_position
 
     return detach
-
-
-# -- contract lookup ---------------------------------------------------------------------------
-
-
-def start_contract_lookup(
-    adapter: IBAdapter, contract: Contract
-) -> tuple[int, Awaitable[list[Contract]]]:
-    """``reqContractDetails`` reduced to the matching contracts (unknown types skipped)."""
-    ib = adapter._ib
-    wrapper = ib.wrapper
-    req_id = _new_req_id(ib, "reqContractDetails")
-    answer = wrapper.startReq(req_id)
-
-    def forget() -> None:
-        _pop_if(wrapper._futures, req_id, answer)
-        wrapper._results.pop(req_id, None)
-
-    with _undo_on_error(forget), map_ib_errors("reqContractDetails"):
-        ib.client.reqContractDetails(req_id, contract_to_ib(contract))
-
-    async def run() -> list[Contract]:
-        try:
-            found = await answer
-        finally:
-            forget()
-        out: list[Contract] = []
-        for details in found:
-            if details.contract is None:
-                continue
-            with contextlib.suppress(ValueError):
-                out.append(contract_from_ib(details.contract))
-        return out
-
-    return req_id, run()
