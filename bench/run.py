@@ -1,10 +1,14 @@
 """Run ibflow's benchmarks and write ``docs/benchmarks.md``.
 
-    python bench/run.py            # full sizes
-    python bench/run.py --quick    # CI-sized: smaller bursts, still 3 runs each
+    python3 bench/run.py            # full sizes
+    python3 bench/run.py --quick    # CI-sized: smaller feeds, still 3 runs each (< 3 min)
 
 Benchmarks are not tests: nothing here asserts a time. They exist so that every speed claim in
 the README is a number measured on this machine, next to raw ib_async in the same run.
+
+1–3 feeds (flood, steady rates, latency) ``feeds.py``   5, 7 connect/reconnect ``lifecycle.py``
+4 memory behind a slow consumer ``memory.py``           6 history under pacing ``history.py``
+8 simulator capacity ``capacity.py``; the simulator process and send stamps ``simproc.py``.
 """
 
 from __future__ import annotations
@@ -12,177 +16,120 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import struct
 import sys
+import time
 from pathlib import Path
 
-import ib_async
-
+# Measure the checkout this file lives in, whatever ibflow is installed elsewhere.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import Figure, Section, lean_client, render, repeat
+from capacity import sim_capacity
+from feeds import FeedPlan, run_feeds, sections
+from harness import Section, render
+from history import history_bench
+from lifecycle import connect_bench, reconnect_bench
+from memory import memory_bench
 
-from ibflow.sim import Simulator
+import ibflow
+from ibflow._ib._fastpath import ENV_VAR, fast_receive_enabled
 
 ROOT = Path(__file__).resolve().parent.parent
-_LEN = struct.Struct(">I")
 
 
-# --- 8. simulator capacity --------------------------------------------------------------------
+def _log(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
 
 
-async def sim_capacity(burst: int, runs: int) -> Section:
-    async with Simulator(port=0, pacing=False) as sim:
-        reader = await lean_client(sim, client_id=1)
-        loop = asyncio.get_running_loop()
+def _available(name: str) -> bool:
+    return callable(getattr(ibflow.Session, name, None))
 
-        async def once() -> float:
-            done = reader.expect(burst)
-            start = loop.time()
-            await sim.burst("AAPL", burst)
-            end = await asyncio.wait_for(done, 60)
-            return burst / (end - start)
 
-        single = await repeat(runs, once)
-        assert reader.transport is not None
-        reader.transport.close()
+async def main(quick: bool, runs: int, out: Path, only: set[str]) -> None:
+    for name in ("ib_async", "ibflow", "eventkit"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    if not fast_receive_enabled():
+        _log(f"note: {ENV_VAR}=0 — ibflow runs without its fast receive path")
+    quotes = _available("quotes")
+    download = _available("download")
+    missing = [
+        n for n, ok in (("Session.quotes", quotes), ("Session.download", download)) if not ok
+    ]
+    plan = (
+        FeedPlan(
+            flood=100_000,
+            rates=[25_000, 50_000, 100_000, 150_000, 250_000, 400_000],
+            rate_seconds=0.5,
+            latency_rates=[10_000, 50_000],
+            latency_seconds=1.0,
+            runs=runs,
+        )
+        if quick
+        else FeedPlan(
+            flood=400_000,
+            rates=[25_000, 50_000, 75_000, 100_000, 125_000, 150_000, 200_000, 250_000,
+                   300_000, 400_000, 500_000, 600_000],
+            rate_seconds=2.0,
+            latency_rates=[10_000, 50_000],
+            latency_seconds=3.0,
+            runs=runs,
+            latency_repeats=2,
+        )
+    )  # fmt: skip
+    found: dict[str, list[Section]] = {}
+    started = time.monotonic()
 
-    async with Simulator(port=0, pacing=False) as sim:
-        readers = [await lean_client(sim, client_id=10 + i) for i in range(32)]
-        per_client = max(1000, burst // 32)
+    def want(key: str) -> bool:
+        return not only or key in only
 
-        async def many() -> float:
-            dones = [r.expect(per_client) for r in readers]
-            start = loop.time()
-            await sim.burst("AAPL", per_client)
-            ends = await asyncio.wait_for(asyncio.gather(*dones), 60)
-            return 32 * per_client / (max(ends) - start)
-
-        fanout = await repeat(runs, many)
-        for r in readers:
-            assert r.transport is not None
-            r.transport.close()
-    return Section(
-        "Simulator capacity (issue 2, benchmark 8)",
-        [
-            Figure("one lean raw-socket reader, pre-encoded quote burst", "msg/s", single),
-            Figure("32 clients streaming at once (aggregate)", "msg/s", fanout),
-        ],
-        goal="≥ 100k msg/s to a lean reader; 32 concurrent streaming clients",
-        verdict="met" if min(single) >= 100_000 else "not met",
-        notes=[
-            f"Burst of {burst:,} tickPrice/tickSize frames; the reader only walks frame "
-            "lengths, so this is what the simulator can serve, not what a client can decode."
-        ],
+    if want("feeds"):
+        _log("1–3: feeds")
+        found["feeds"] = sections(await run_feeds(plan, quotes, _log), plan)
+    if want("memory"):
+        _log("4: memory")
+        ticks = 300_000 if quick else 1_000_000
+        found["memory"] = [await memory_bench(ticks, 250_000, runs, quotes, _log)]
+    if want("connect"):
+        _log("5: connect")
+        found["connect"] = [await connect_bench(5 if quick else 15, _log)]
+    if want("history") and download:
+        _log("6: history")
+        found["history"] = [await history_bench(100, 59 if quick else 239, runs, _log)]
+    if want("reconnect") and quotes:
+        _log("7: reconnect")
+        found["reconnect"] = [await reconnect_bench(runs, _log)]
+    if want("capacity"):
+        _log("8: capacity")
+        found["capacity"] = [await sim_capacity(100_000 if quick else 400_000, runs)]
+    order = ["feeds", "memory", "connect", "history", "reconnect", "capacity"]
+    result = [sec for key in order for sec in found.get(key, [])]
+    elapsed = time.monotonic() - started
+    command = "python3 bench/run.py" + (" --quick" if quick else "")
+    preamble = (
+        f"- ibflow's fast receive path (`ibflow/_ib/_fastpath.py`, on by default, "
+        f"`{ENV_VAR}=0` turns it off): {'on' if fast_receive_enabled() else 'off'} in this "
+        f"run, which took {elapsed:.0f} s\n"
+        "- setup: the simulator runs in its own process (except 8), so a client that falls "
+        "behind cannot slow the feed down; client and simulator each have a core.\n"
     )
-
-
-# --- 1. flood throughput: raw ib_async vs a plain asyncio reader -----------------------------
-
-
-async def _raw_ib_async_once(sim: Simulator, burst: int, client_id: int) -> float:
-    ib = ib_async.IB()
-    await ib.connectAsync(sim.host, sim.port, clientId=client_id, timeout=5)
-    try:
-        ticker = ib.reqMktData(ib_async.Stock("AAPL", "SMART", "USD", conId=265598))
-        while ticker.bid != ticker.bid:
-            await asyncio.sleep(0.005)
-        seen = 0
-
-        def on_pending(tickers: set[ib_async.Ticker]) -> None:
-            nonlocal seen
-            for t in tickers:
-                seen += len(t.ticks)
-                _ = (t.bid, t.ask, t.bidSize, t.askSize)
-
-        ib.pendingTickersEvent += on_pending
-        client = ib.client
-        target = client._numMsgRecv + burst
-        loop = asyncio.get_running_loop()
-        start = loop.time()
-        sender = asyncio.create_task(sim.burst("AAPL", burst))
-        while client._numMsgRecv < target:
-            await asyncio.sleep(0.001)
-        elapsed = loop.time() - start
-        await sender
-        return burst / elapsed
-    finally:
-        ib.disconnect()
-
-
-class _PlainReader(asyncio.Protocol):
-    """A plain asyncio client: split frames with offsets and decode every field to its type."""
-
-    def __init__(self, target: int) -> None:
-        self.buf = bytearray()
-        self.count = 0
-        self.target = target
-        self.done: asyncio.Future[float] = asyncio.get_running_loop().create_future()
-        self.last: tuple[int, int, float, float] | None = None
-
-    def data_received(self, data: bytes) -> None:
-        buf = self.buf
-        buf += data
-        pos, end = 0, len(buf)
-        while end - pos >= 4:
-            (size,) = _LEN.unpack_from(buf, pos)
-            if end - pos - 4 < size:
-                break
-            fields = bytes(buf[pos + 4 : pos + 4 + size]).split(b"\0")
-            pos += 4 + size
-            self.count += 1
-            if fields[0] == b"1":
-                self.last = (int(fields[2]), int(fields[3]), float(fields[4]), float(fields[5]))
-            elif fields[0] == b"2":
-                self.last = (int(fields[2]), int(fields[3]), 0.0, float(fields[4]))
-        del buf[:pos]
-        if self.count >= self.target and not self.done.done():
-            self.done.set_result(asyncio.get_running_loop().time())
-
-
-async def _plain_once(sim: Simulator, burst: int, client_id: int) -> float:
-    loop = asyncio.get_running_loop()
-    reader = await lean_client(sim, client_id=client_id)
-    assert reader.transport is not None
-    plain = _PlainReader(burst)
-    reader.transport.set_protocol(plain)
-    start = loop.time()
-    await sim.burst("AAPL", burst)
-    end = await asyncio.wait_for(plain.done, 60)
-    reader.transport.close()
-    return burst / (end - start)
-
-
-async def flood(burst: int, runs: int) -> Section:
-    async with Simulator(port=0, pacing=False) as sim:
-        raw: list[float] = []
-        plain: list[float] = []
-        for i in range(runs):
-            raw.append(await _raw_ib_async_once(sim, burst, 100 + i))
-            plain.append(await _plain_once(sim, burst, 200 + i))
-    return Section(
-        "Quote flood throughput (issue 7, benchmark 1)",
-        [
-            Figure("raw ib_async 2.1 (pendingTickers handler)", "msg/s", raw),
-            Figure("plain asyncio reader, split + typed decode", "msg/s", plain),
-        ],
-        notes=[f"Same pre-encoded burst of {burst:,} tickPrice/tickSize frames for every client."],
-    )
-
-
-async def main(quick: bool, runs: int, out: Path) -> None:
-    logging.getLogger("ib_async").setLevel(logging.ERROR)
-    burst = 100_000 if quick else 400_000
-    sections = [await sim_capacity(burst, runs), await flood(burst, runs)]
-    command = "python bench/run.py" + (" --quick" if quick else "")
-    out.write_text(render(sections, runs, command))
+    if missing:
+        preamble += f"- not measured (API not available yet): {', '.join(missing)}\n"
+    out.write_text(render(result, runs, command, preamble))
     print(out.read_text())
+    _log(f"done in {elapsed:.0f} s → {out}")
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="CI-sized bursts")
+    parser.add_argument("--quick", action="store_true", help="CI-sized runs (< 3 minutes)")
     parser.add_argument("--runs", type=int, default=3, help="runs per figure (min 3)")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        choices=["feeds", "memory", "connect", "history", "reconnect", "capacity"],
+        help="run only these benchmarks (repeatable; for development)",
+    )
     args = parser.parse_args()
-    asyncio.run(main(args.quick, max(3, args.runs), args.out))
+    asyncio.run(main(args.quick, max(3, args.runs), args.out, set(args.only)))

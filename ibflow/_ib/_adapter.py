@@ -40,6 +40,7 @@ from .._errors import (
 )
 from .._log import get_logger, mask_account
 from ._errors import map_ib_errors
+from ._fastpath import install_fast_receive
 
 __all__ = ["IBAdapter", "LinkInfo", "QuoteProbe", "Traffic"]
 
@@ -167,6 +168,9 @@ class IBAdapter:
         client.apiStart.connect(self._on_api_start)
         client.apiError.connect(self._on_api_error)
         client.throttleStart.connect(self._on_throttle_start)
+        # ib_async's receive path re-slices its buffer per frame (quadratic under a flood);
+        # swap in the linear one first, so that _on_data still runs after the parse.
+        install_fast_receive(client)
         client.conn.hasData.connect(self._on_data)  # runs after the client parsed the bytes
         # Our close handler must run before the client's, which resets its counters.
         client.conn.disconnected.disconnect(client._onSocketDisconnected)
