@@ -15,7 +15,7 @@ import contextlib
 import functools
 import math
 import weakref
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -33,6 +33,7 @@ from .._account import (
 from .._log import get_logger
 from .._models import Contract
 from ._contracts import contract_from_ib, contract_to_ib
+from ._errors import undo_on_error as _undo_on_error
 
 if TYPE_CHECKING:
     from ._adapter import IBAdapter
@@ -485,16 +486,6 @@ def _forget(ib: ib_async.IB, key: int | str) -> None:
     ib.wrapper._results.pop(key, None)
     if isinstance(key, int):
         ib.wrapper._reqId2Contract.pop(key, None)
-
-
-@contextlib.contextmanager
-def _undo_on_error(undo: Callable[[], None]) -> Iterator[None]:
-    try:
-        yield
-    except BaseException:
-        with contextlib.suppress(Exception):
-            undo()
-        raise
 
 
 def _aware(value: datetime) -> datetime:

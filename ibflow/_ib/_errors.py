@@ -9,8 +9,8 @@ ib_async defines or raises has a translation here.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 
 from ib_async.flexreport import FlexError
 from ib_async.wrapper import RequestError as IBRequestError
@@ -27,7 +27,7 @@ from .._errors import (
     SessionClosedError,
 )
 
-__all__ = ["ESCAPING_BUILTINS", "map_ib_errors", "translate"]
+__all__ = ["ESCAPING_BUILTINS", "map_ib_errors", "translate", "undo_on_error"]
 
 ESCAPING_BUILTINS: tuple[type[BaseException], ...] = (
     ConnectionRefusedError,  # loop.create_connection: nothing listens
@@ -89,3 +89,18 @@ def map_ib_errors(what: str = "request") -> Iterator[None]:
         raise
     except Exception as exc:
         raise translate(exc, what=what) from exc
+
+
+@contextmanager
+def undo_on_error(undo: Callable[[], None]) -> Iterator[None]:
+    """Run ``undo`` (best effort) if the block raises, then re-raise.
+
+    Wraps the registration of a request in ib_async's tables and its send, so a failed send
+    leaves no half-registered request behind.
+    """
+    try:
+        yield
+    except BaseException:
+        with suppress(Exception):
+            undo()
+        raise

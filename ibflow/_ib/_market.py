@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +42,7 @@ from ._account import account_value_from_ib, pnl_from_ib, pnl_single_from_ib, po
 from ._bars import bar_from_ib, realtime_bar_from_ib
 from ._contracts import contract_to_ib
 from ._errors import map_ib_errors
+from ._errors import undo_on_error as _undo_on_error
 
 if TYPE_CHECKING:
     from .._account import AccountValue, PnL, Position, PositionPnL
@@ -84,16 +85,6 @@ class Link:
         stop, self._stop = self._stop, None
         if stop is not None:
             stop(send)
-
-
-@contextlib.contextmanager
-def _undo_on_error(undo: Callable[[], None]) -> Iterator[None]:
-    try:
-        yield
-    except BaseException:
-        with contextlib.suppress(Exception):
-            undo()
-        raise
 
 
 def _new_req_id(ib: ib_async.IB, what: str) -> int:
