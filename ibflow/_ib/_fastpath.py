@@ -15,6 +15,16 @@ start-up sniffing of ``nextValidId``/``managedAccounts``, the same counters, hoo
 and disconnect handling, in the same order. It is installed only on the ib_async version it was
 written against and only if the attributes it uses have the expected shape; otherwise ib_async's
 own handler stays (logged once at DEBUG). ``IBFLOW_FAST_RECEIVE=0`` turns it off.
+
+Ticks are most of what arrives, and ib_async's decoder and wrapper spend about 2 µs on each
+(a generic field-conversion loop, a ``TickData`` per tick, a ``ticks`` list nobody reads here):
+that caps any receive path in front of them near twice ib_async's own speed. So the tickers
+ibflow's quote streams own are registered with :func:`track_ticker`, and for them the frames a
+quote is made of (bid, ask, last, their sizes, volume, open/high/low/close, live and delayed)
+are applied to the ``Ticker`` right here, field for field as ib_async's ``priceSizeTick`` and
+``tickSize`` would, minus the ``ticks`` list. Any other frame, any other request, and any value
+ib_async treats specially (a size of 0, an empty or malformed field) still goes to ib_async's
+decoder, in arrival order.
 """
 
 from __future__ import annotations
@@ -35,7 +45,9 @@ __all__ = [
     "fast_receive_enabled",
     "install_fast_receive",
     "is_fast_receive",
+    "track_ticker",
     "uninstall_fast_receive",
+    "untrack_ticker",
 ]
 
 log = get_logger("session")
@@ -60,6 +72,14 @@ _EXPECTED_NAMES = frozenset(
 
 _unpack_from = struct.Struct(">I").unpack_from
 _fallback_logged = False
+
+# Tick types whose value only lands in one Ticker attribute (ib_async's PRICE_TICK_MAP and
+# SIZE_TICK_MAP entries a quote reads), keyed by the type as it arrives on the wire.
+_PRICE_ATTRS = {
+    "6": "high", "72": "high", "7": "low", "73": "low",
+    "9": "close", "75": "close", "14": "open", "76": "open",
+}  # fmt: skip
+_SIZE_ATTRS = {"8": "volume", "74": "volume"}
 
 
 def fast_receive_enabled() -> bool:
@@ -118,13 +138,25 @@ def _unsupported(client: Client) -> str:
 class _FastReceive:
     """ib_async's receive handler, with offsets instead of a re-slice per frame."""
 
-    __slots__ = ("_client", "active")
+    __slots__ = ("_client", "active", "owner", "tickers")
 
     def __init__(self, client: Client) -> None:
         # A weak reference: the handler lives in the client's own event, so a strong one would
         # make a cycle that only the garbage collector could free.
         self._client = weakref.ref(client)
         self.active = True
+        # Tracked tickers by request id as sent on the wire, and the ``reqId2Ticker`` table
+        # they were filed in: ib_async replaces that table when it resets for a new
+        # connection, and request ids start over, so a stale entry must never match.
+        self.tickers: dict[str, Any] = {}
+        self.owner: object = None
+
+    def live_tickers(self, client: Any) -> dict[str, Any]:
+        """The tracked tickers, forgotten first if ib_async reset since they were tracked."""
+        tickers = self.tickers
+        if tickers and self.owner is not client.wrapper.reqId2Ticker:
+            tickers.clear()
+        return tickers
 
     def __call__(self, data: bytes) -> None:
         client = self._client()
@@ -135,8 +167,7 @@ class _FastReceive:
             return
         self._receive(client, data)
 
-    @staticmethod
-    def _receive(client: Any, data: bytes) -> None:
+    def _receive(self, client: Any, data: bytes) -> None:
         logger = client._logger
         debug = logger.isEnabledFor(logging.DEBUG)
         if client._tcpDataArrived:
@@ -158,21 +189,25 @@ class _FastReceive:
         client._numBytesRecv += len(data)
 
         if client._serverVersion and client._apiReady and not debug:
-            _steady(client, buf)
+            _steady(client, buf, self.live_tickers(client))
         elif not _starting(client, buf, debug):
             return  # the server is too old: disconnected, as ib_async does
         if client._tcpDataProcessed:
             client._tcpDataProcessed()
 
 
-def _steady(client: Any, buf: bytes | bytearray) -> None:
+def _steady(client: Any, buf: bytes | bytearray, tickers: dict[str, Any]) -> None:
     """Hand every complete frame of ``buf`` to the decoder; keep the rest in ``_data``.
 
-    The API is up and debug logging is off, so every frame goes straight to the decoder. When
-    the chunk is all ASCII (quotes are), one decode serves all its frames: byte offsets are
-    character offsets then, and each slice is what a per-frame decode would have produced.
+    The API is up and debug logging is off, so every frame goes straight to the decoder,
+    except the ticks of tracked tickers that :func:`_price_tick` and :func:`_size_tick` apply
+    themselves. When the chunk is all ASCII (quotes are), one decode serves all its frames:
+    byte offsets are character offsets then, and each slice is what a per-frame decode would
+    have produced.
     """
     interpret = client.decoder.interpret
+    # tcpDataArrived (above) gave the wrapper a fresh set for this chunk.
+    pending = client.wrapper.pendingTickers
     unpack_from = _unpack_from
     text = buf.decode("ascii") if buf.isascii() else None
     end = len(buf)
@@ -189,11 +224,101 @@ def _steady(client: Any, buf: bytes | bytearray) -> None:
             pos = frame_end
             fields.pop()  # the empty field after the last NUL
             client._numMsgRecv += 1
+            if tickers:
+                head = fields[0]
+                if head == "1":
+                    ticker = tickers.get(fields[2])
+                    if ticker is not None and _price_tick(ticker, fields, pending):
+                        continue  # no callback ran, so no reset to look for
+                elif head == "2":
+                    ticker = tickers.get(fields[2])
+                    if ticker is not None and _size_tick(ticker, fields, pending):
+                        continue
             interpret(fields)
             if client._data is not buf:
                 break  # reset by a callback: the rest of this chunk is dropped, as before
     finally:
         _keep_rest(client, buf, pos)
+
+
+def _price_tick(ticker: Any, fields: list[str], pending: set[Any]) -> bool:
+    """ib_async's ``priceSizeTick`` for the tick types a quote reads; False: not handled here.
+
+    Unhandled (and left to ib_async, untouched): a frame of another shape, an empty or
+    malformed number, a bid or ask of size 0 (ib_async blanks the side), a last of -1 with size
+    0 (ib_async's TICK-NYSE rule), and every other tick type.
+    """
+    if len(fields) != 7:
+        return False
+    kind = fields[3]
+    text = fields[4]
+    if not text:
+        return False
+    try:
+        price = float(text)
+        size = float(fields[5] or 0)
+    except ValueError:
+        return False
+    if kind == "1" or kind == "66":
+        if not size:
+            return False
+        ticker.prevBid = ticker.bid
+        ticker.prevBidSize = ticker.bidSize
+        ticker.bid = price
+        ticker.bidSize = size
+    elif kind == "2" or kind == "67":
+        if not size:
+            return False
+        ticker.prevAsk = ticker.ask
+        ticker.prevAskSize = ticker.askSize
+        ticker.ask = price
+        ticker.askSize = size
+    elif kind == "4" or kind == "68":
+        if price == -1 and not size:
+            return False
+        ticker.prevLast = ticker.last
+        ticker.prevLastSize = ticker.lastSize
+        ticker.last = price
+        ticker.lastSize = size
+    else:
+        name = _PRICE_ATTRS.get(kind)
+        if name is None:
+            return False
+        setattr(ticker, name, price)
+    pending.add(ticker)
+    return True
+
+
+def _size_tick(ticker: Any, fields: list[str], pending: set[Any]) -> bool:
+    """ib_async's ``tickSize`` for bid size, ask size and volume; False: not handled here."""
+    if len(fields) != 5:
+        return False
+    kind = fields[3]
+    try:
+        size = float(fields[4] or 0)
+    except ValueError:
+        return False
+    if kind == "0" or kind == "69":
+        if not size:
+            return False
+        if size == ticker.bidSize:
+            return True  # ib_async ignores a repeated size: the ticker is not even pending
+        ticker.prevBidSize = ticker.bidSize
+        ticker.bidSize = size
+    elif kind == "3" or kind == "70":
+        if not size:
+            return False
+        if size == ticker.askSize:
+            return True
+        ticker.prevAskSize = ticker.askSize
+        ticker.askSize = size
+    else:
+        name = _SIZE_ATTRS.get(kind)
+        if name is None:
+            return False
+        setattr(ticker, name, size)
+    pending.add(ticker)
+    return True
 
 
 def _keep_rest(client: Any, buf: bytes | bytearray, pos: int) -> None:
@@ -297,6 +422,31 @@ def uninstall_fast_receive(client: Client) -> bool:
         return False
     handler.active = False
     return True
+
+
+def track_ticker(client: Client, req_id: int, ticker: ib_async.Ticker) -> bool:
+    """Decode the quote ticks of ``req_id`` straight into ``ticker``; True if that is in use.
+
+    ``ticker`` must be filed in ``client.wrapper.reqId2Ticker`` under ``req_id`` (so whatever
+    the fast path leaves to ib_async lands in the same object) and be private to its caller:
+    its ``ticks`` list is not filled. Does nothing without the fast path.
+    """
+    handler = getattr(client, _ATTR, None)
+    if not isinstance(handler, _FastReceive):
+        return False
+    table = client.wrapper.reqId2Ticker
+    if handler.owner is not table:
+        handler.tickers.clear()
+        handler.owner = table
+    handler.tickers[str(req_id)] = ticker
+    return handler.active
+
+
+def untrack_ticker(client: Client, req_id: int, ticker: ib_async.Ticker) -> None:
+    """Stop decoding ``req_id`` into ``ticker`` (if that pair is still tracked)."""
+    handler = getattr(client, _ATTR, None)
+    if isinstance(handler, _FastReceive) and handler.tickers.get(str(req_id)) is ticker:
+        del handler.tickers[str(req_id)]
 
 
 def is_fast_receive(client: Client) -> bool:

@@ -43,6 +43,7 @@ from ._bars import bar_from_ib, realtime_bar_from_ib
 from ._contracts import contract_to_ib
 from ._errors import map_ib_errors
 from ._errors import undo_on_error as _undo_on_error
+from ._fastpath import track_ticker, untrack_ticker
 
 if TYPE_CHECKING:
     from .._account import AccountValue, PnL, Position, PositionPnL
@@ -185,6 +186,7 @@ def open_quotes(adapter: IBAdapter, contract: Contract, emit: Callable[[Quote], 
 
     def stop(send: bool) -> None:
         ticker.updateEvent -= on_update
+        untrack_ticker(ib.client, req_id, ticker)
         if send:
             with contextlib.suppress(Exception):
                 ib.client.cancelMktData(req_id)
@@ -193,6 +195,9 @@ def open_quotes(adapter: IBAdapter, contract: Contract, emit: Callable[[Quote], 
     ticker.updateEvent += on_update
     wrapper.reqId2Ticker[req_id] = ticker
     wrapper._reqId2Contract[req_id] = ib_contract
+    # The ticker is private to this stream and its ``ticks`` list is never read, which is
+    # what tracking asks for.
+    track_ticker(ib.client, req_id, ticker)
     with _undo_on_error(lambda: stop(False)), map_ib_errors("reqMktData"):
         ib.client.reqMktData(req_id, ib_contract, "", False, False, [])
     return Link(req_id, stop)
