@@ -94,7 +94,7 @@ async def main(quick: bool, runs: int, out: Path, only: set[str]) -> None:
         found["connect"] = [await connect_bench(5 if quick else 15, _log)]
     if want("history") and download:
         _log("6: history")
-        found["history"] = [await history_bench(100, 59 if quick else 239, runs, _log)]
+        found["history"] = [await history_bench(100, 61 if quick else 241, runs, _log)]
     if want("reconnect") and quotes:
         _log("7: reconnect")
         found["reconnect"] = [await reconnect_bench(runs, _log)]

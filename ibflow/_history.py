@@ -65,10 +65,12 @@ from ._periods import (
     check_request,
     format_end,
     grid_floor,
+    idle_weekdays,
     parse_duration,
     parse_period,
     parse_what,
     plan_chunks,
+    touches_only,
 )
 
 if TYPE_CHECKING:
@@ -120,6 +122,9 @@ class _Resolved:
     exchange: str
     tz: tzinfo
     tz_name: str
+    # Weekend days the instrument's schedule never trades, for regular hours and for all hours.
+    idle_rth: frozenset[int] = frozenset()
+    idle_all: frozenset[int] = frozenset()
 
 
 @dataclass(slots=True)
@@ -304,15 +309,17 @@ class HistoryAPI:
         on_progress: Callable[[DownloadProgress], object] | None = None,
         cache: bool | HistoryCache | str | os.PathLike[str] = True,
         concurrency: int = 4,
+        skip_closed: bool = True,
         timeout: float | None = _DEFAULT,
     ) -> list[Bar]:
         """All bars of ``contract`` from ``start`` to ``end``, however many requests it takes.
 
         The range is cut into the longest requests IB's step table allows, on the instrument's
-        bar grid; what the cache holds is not asked again; the rest runs under the session's
-        pacer with up to ``concurrency`` requests in flight, and a request refused for pacing
-        (or unanswered) is repeated with backoff. Bars fetched before a failure stay cached, so
-        running the same download again resumes it.
+        bar grid; what the cache holds is not asked again; requests that would only cover
+        weekend days the instrument never trades are not sent; the rest runs under the
+        session's pacer with up to ``concurrency`` requests in flight, and a request refused
+        for pacing (or unanswered) is repeated with backoff. Bars fetched before a failure stay
+        cached, so running the same download again resumes it.
 
         Args:
             contract: what to fetch.
@@ -327,6 +334,12 @@ class HistoryAPI:
             cache: ``True``: the default on-disk cache (``IBFLOW_CACHE_DIR`` or the user cache
                 directory); ``False``: no cache; or a :class:`HistoryCache` / directory.
             concurrency: requests in flight at once (1 to 16; the pacer still applies).
+            skip_closed: leave out requests for Saturdays and Sundays that the instrument's
+                schedule (IB's ``liquidHours`` with ``rth``, else ``tradingHours``) shows
+                closed with no session touching them: IB answers those with no bars but
+                counts them against its pacing limits. A session opening on Sunday evening
+                (futures, forex) keeps Sunday. ``False`` asks for every day, e.g. for a
+                market that held a special weekend session.
             timeout: seconds for each request's answer (session default if not given). The
                 whole download has no time limit: pacing may make it long. Wrap it in
                 ``asyncio.timeout()`` to bound it.
@@ -360,6 +373,7 @@ class HistoryAPI:
         check_request(contract, bar, None, kind, has_end=False)
         _check_flag(rth, "rth")
         _check_flag(progress, "progress")
+        _check_flag(skip_closed, "skip_closed")
         if on_progress is not None and not callable(on_progress):
             raise InvalidRequest(f"on_progress must be a callable or None, got {on_progress!r}")
         if (
@@ -376,9 +390,10 @@ class HistoryAPI:
 
         lookup_deadline = None if limit is None else time.monotonic() + limit
         resolved = await _resolve(session, contract, lookup_deadline)
+        idle = (resolved.idle_rth if rth else resolved.idle_all) if skip_closed else frozenset()
         return await _Download(
             session, resolved, bar, kind, rth, store, concurrency, limit, progress, on_progress
-        ).run(first, last)
+        ).run(first, last, idle)
 
     async def head_timestamp(
         self,
@@ -488,6 +503,8 @@ async def _resolve(session: Session, contract: Contract, deadline: float | None)
         exchange=contract.exchange or details.contract.exchange,
         tz=_zone(tz_name),
         tz_name=tz_name,
+        idle_rth=idle_weekdays(details.liquid_hours),
+        idle_all=idle_weekdays(details.trading_hours),
     )
     state.resolved[contract] = resolved
     return resolved
@@ -668,7 +685,7 @@ class _Download:
         self.settled = 0
         self._tick: Callable[[], None] = lambda: None  # advances the progress bar, if any
 
-    async def run(self, first: datetime, last: datetime) -> list[Bar]:
+    async def run(self, first: datetime, last: datetime, idle: frozenset[int]) -> list[Bar]:
         now = int(time.time())
         lo = math.floor(first.timestamp())
         hi = min(math.ceil(last.timestamp()), now)
@@ -683,18 +700,23 @@ class _Download:
         else:
             gaps = [(lo, hi)]
         chunks: list[Chunk] = []
+        skipped = 0
         for gap_lo, gap_hi in gaps:
             for chunk in plan_chunks(gap_lo, gap_hi, self.bar, tz, now):
-                if chunk not in chunks:
+                if touches_only(chunk.start, chunk.end, idle, tz):
+                    # Not stored as empty in the cache either: only IB's answers are.
+                    skipped += 1
+                elif chunk not in chunks:
                     chunks.append(chunk)
         self.total = len(chunks)
         log.info(
-            "download %s %s %s: %d request(s) for %d gap(s)",
+            "download %s %s %s: %d request(s) for %d gap(s), %d closed weekend request(s) left out",
             self.resolved.contract.display_name,
             self.bar.value,
             self.what.value,
             len(chunks),
             len(gaps),
+            skipped,
         )
         with self._display() as advance:
             self._tick = advance

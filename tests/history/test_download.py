@@ -111,15 +111,49 @@ async def test_only_the_missing_range_is_fetched(open_session: Opener) -> None:
     assert wider == plain
 
 
-async def test_weekends_and_holes_are_answers_not_errors(open_session: Opener) -> None:
+async def test_closed_weekends_cost_no_request(open_session: Opener) -> None:
     sim, session = await open_session()
     friday, monday = datetime(2024, 3, 8, 12, tzinfo=ET), datetime(2024, 3, 11, 12, tzinfo=ET)
     bars = await session.download(AAPL, start=friday, end=monday, period="1m")
     assert {b.time.weekday() for b in bars} == {0, 4}
+    assert sim.request_count("historical_data") == 2  # Friday and Monday: the stock's schedule
+    # shows Saturday and Sunday closed, and IB would answer them with nothing.
+    every_day = await session.download(
+        AAPL, start=friday, end=monday, period="1m", skip_closed=False, cache=False
+    )
+    assert every_day == bars
+    assert sim.request_count("historical_data") == 2 + 4
+
+
+async def test_weekends_and_holes_are_answers_not_errors(open_session: Opener) -> None:
+    sim, session = await open_session()
+    friday, monday = datetime(2024, 3, 8, 12, tzinfo=ET), datetime(2024, 3, 11, 12, tzinfo=ET)
+    bars = await session.download(AAPL, start=friday, end=monday, period="1m", skip_closed=False)
+    assert {b.time.weekday() for b in bars} == {0, 4}
     asked = sim.request_count("historical_data")
     assert asked == 4  # Friday, Saturday, Sunday, Monday
-    await session.download(AAPL, start=friday, end=monday, period="1m")
+    await session.download(AAPL, start=friday, end=monday, period="1m", skip_closed=False)
     assert sim.request_count("historical_data") == asked  # empty days are remembered too
+
+
+async def test_a_session_opening_on_sunday_keeps_sunday(open_session: Opener) -> None:
+    sim, session = await open_session()
+    friday, monday = datetime(2024, 3, 8, 12, tzinfo=ET), datetime(2024, 3, 11, 12, tzinfo=ET)
+    eurusd = ibflow.Forex("EURUSD")
+    bars = await session.download(
+        eurusd, start=friday, end=monday, period="1m", what="MIDPOINT", rth=False
+    )
+    assert sim.request_count("historical_data") == 3  # Friday, Sunday, Monday: no Saturday
+    sunday = [b for b in bars if b.time.astimezone(ET).weekday() == 6]
+    assert sunday, "the week's forex session opens on Sunday evening"
+    assert not [b for b in bars if b.time.astimezone(ET).weekday() == 5]
+
+
+async def test_skip_closed_must_be_a_bool(open_session: Opener) -> None:
+    sim, session = await open_session()
+    with pytest.raises(ibflow.InvalidRequest, match="skip_closed"):
+        await session.download(AAPL, start=MARCH, end=APRIL, skip_closed="yes")  # type: ignore[arg-type]
+    assert sim.request_count("historical_data") == 0
 
 
 async def test_pacing_errors_are_retried_with_backoff(open_session: Opener) -> None:
@@ -182,10 +216,11 @@ async def test_up_to_now_returns_the_bar_in_progress_but_never_caches_it(
 ) -> None:
     sim, session = await open_session()
     start = datetime.now(UTC) - timedelta(days=40)
-    bars = await session.download(AAPL, start=start, period="1d", rth=False)
+    # Every day asked, so this holds on a weekend too (where today is closed and not asked).
+    bars = await session.download(AAPL, start=start, period="1d", rth=False, skip_closed=False)
     assert bars
     asked = sim.request_count("historical_data")
-    await session.download(AAPL, start=start, period="1d", rth=False)
+    await session.download(AAPL, start=start, period="1d", rth=False, skip_closed=False)
     assert sim.request_count("historical_data") == asked + 1  # today again, nothing older
 
 

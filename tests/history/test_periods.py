@@ -16,11 +16,13 @@ from ibflow._periods import (
     check_request,
     format_end,
     grid_floor,
+    idle_weekdays,
     max_duration,
     parse_duration,
     parse_period,
     parse_what,
     plan_chunks,
+    touches_only,
 )
 
 from .helpers import AAPL, ET
@@ -259,3 +261,57 @@ def test_grid_floor() -> None:
     assert grid_floor(int(datetime(2024, 3, 6, tzinfo=UTC).timestamp()), BarSize.DAY_1, UTC) == (
         int(datetime(2024, 3, 6, tzinfo=UTC).timestamp())
     )
+
+
+# IB's schedule texts as contract details carry them (the week of Monday 2026-11-23).
+STOCK_HOURS = (
+    "20261123:0930-20261123:1600;20261124:0930-20261124:1600;20261125:0930-20261125:1600;"
+    "20261126:CLOSED;20261127:0930-20261127:1300;20261128:CLOSED;20261129:CLOSED"
+)
+FUTURES_HOURS = (  # Globex: each session opens the evening before; Sunday evening included
+    "20261122:1700-20261123:1600;20261123:1700-20261124:1600;20261124:1700-20261125:1600;"
+    "20261125:1700-20261126:1200;20261126:1700-20261127:1215;20261128:CLOSED;"
+    "20261129:1700-20261130:1600"
+)
+SUNDAY_TO_THURSDAY = (
+    "20261122:1000-20261122:1725;20261123:0959-20261123:1725;20261126:1000-20261126:1725;"
+    "20261127:CLOSED;20261128:CLOSED"
+)
+ALWAYS = ";".join(f"202611{d}:0000-202611{d + 1}:0000" for d in range(22, 29))
+OLD_SPELLING = "20090507:0700-1830,1830-2330;20090508:0700-2330;20090509:CLOSED;20090510:CLOSED"
+
+
+@pytest.mark.parametrize(
+    ("schedule", "idle"),
+    [
+        (STOCK_HOURS, {5, 6}),
+        (FUTURES_HOURS, {5}),  # the week's first session opens on Sunday evening
+        (SUNDAY_TO_THURSDAY, {5}),  # Friday is closed there, but a weekday is never skipped
+        (ALWAYS, set()),
+        (OLD_SPELLING, {5, 6}),
+        # A holiday Thursday in the listed week does not make every Thursday idle.
+        ("20261126:CLOSED", set()),
+        # Weekend days the listing does not show are not assumed closed.
+        ("20261123:0930-20261123:1600", set()),
+        ("", set()),
+        (None, set()),
+        ("not a schedule", set()),
+        ("20261128:CLOSED;20261129:0930-banana", set()),
+        ("20261132:CLOSED", set()),
+    ],
+)
+def test_idle_weekdays_reads_ib_schedules(schedule: str | None, idle: set[int]) -> None:
+    assert idle_weekdays(schedule) == idle
+
+
+def test_touches_only() -> None:
+    weekend = frozenset({5, 6})
+    saturday = _ts(2024, 3, 9)
+    monday = _ts(2024, 3, 11)
+    assert touches_only(saturday, monday, weekend, ET)
+    assert touches_only(saturday + 3600, saturday + 7200, weekend, ET)
+    assert not touches_only(saturday - 1, monday, weekend, ET)  # a second of Friday
+    assert not touches_only(saturday, monday + 1, weekend, ET)  # a second of Monday
+    assert not touches_only(saturday, monday, frozenset({5}), ET)
+    assert not touches_only(saturday, monday, frozenset(), ET)
+    assert not touches_only(monday, monday, weekend, ET)
