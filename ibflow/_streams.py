@@ -64,7 +64,8 @@ from ._errors import (
 )
 from ._log import get_logger
 from ._models import Bar, Contract
-from ._pacer import pacer_for
+from ._pacer import HistKey, _Ticket, pacer_for
+from ._periods import BarSize, bar_seconds
 from ._stream import (
     Overflow,
     SlowConsumer,
@@ -668,6 +669,7 @@ class _LiveBarHub(_Hub[Bar]):
         what: str,
         rth: bool,
         include_forming: bool,
+        ticket: _Ticket | None,
     ) -> None:
         super().__init__(session, key)
         self.contract = contract
@@ -679,6 +681,22 @@ class _LiveBarHub(_Hub[Bar]):
         self.last_complete: datetime | None = None
         self.forming: Bar | None = None
         self.timer: asyncio.TimerHandle | None = None
+        # The pacer slot of the open request: a keepUpToDate request stays open at IB (and
+        # counts against its open-request limit) until it is cancelled.
+        self.ticket = ticket
+
+    def start(self) -> None:
+        try:
+            super().start()
+        except BaseException:
+            self._on_shutdown()  # the slot taken for a request that was never sent
+            raise
+
+    def _before_open(self) -> None:
+        if self.ticket is None:
+            # A re-subscription after a reconnect happens inside the reconnect and cannot wait
+            # its turn; it is still booked, so downloads and other streams wait for it.
+            self.ticket = pacer_for(self.session).core.admit(_live_key(self.contract, self))
 
     def _open(self) -> Link:
         from ._ib import _market
@@ -741,6 +759,27 @@ class _LiveBarHub(_Hub[Bar]):
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
+        ticket, self.ticket = self.ticket, None
+        if ticket is not None:
+            pacer_for(self.session).release(ticket)
+
+
+def _live_key(contract: Contract, spec: _LiveBarHub | tuple[str, str, str, bool]) -> HistKey:
+    """The pacer's view of a keepUpToDate request (it ends now, like any "up to now" one)."""
+    bar_size, lookback, what, rth = (
+        (spec.bar_size, spec.lookback, spec.what, spec.rth)
+        if isinstance(spec, _LiveBarHub)
+        else spec
+    )
+    return HistKey(
+        con_id=contract.con_id or 0,
+        exchange=contract.exchange or "",
+        what=what,
+        duration=lookback,
+        bar_size=bar_size,
+        rth=rth,
+        bar_seconds=bar_seconds(BarSize(bar_size)),
+    )
 
 
 def _forming(bar: Bar) -> FormingBar:
@@ -1214,7 +1253,9 @@ class StreamsAPI:
         First the ``lookback`` history's completed bars, then each bar as it completes. With
         ``include_forming=True`` the bar in progress is also yielded, as a :class:`FormingBar`,
         on every update. After a reconnect the bars of the gap come from the new history.
-        The buffer grows to hold the initial history.
+        The buffer grows to hold the initial history. IB counts the request as a historical
+        one, open until the stream closes: entering the block waits for a slot under the
+        session's historical pacing, as ``history()`` and ``download()`` do.
 
         Args:
             contract: the instrument.
@@ -1242,6 +1283,13 @@ class StreamsAPI:
         what_ = _check_what(what)
         if not isinstance(include_forming, bool) or not isinstance(rth, bool):
             raise InvalidRequest("include_forming and rth must be True or False")
+        # Every consumer opens its own request, so the slot taken here is the hub's.
+        taken: list[_Ticket] = []
+
+        async def take_slot(resolved: Contract) -> None:
+            key = _live_key(resolved, (bar_size, duration, what_, rth))
+            taken.append(await pacer_for(session).acquire(key))
+
         return _subscribe(
             session,
             name=f"{bar_size} live bars {c.display_name}",
@@ -1249,6 +1297,8 @@ class StreamsAPI:
             overflow=overflow,
             contract=c,
             key=lambda _r, _a: ("live_bars", object()),  # one request per consumer
+            # A keepUpToDate request is a historical request to IB's pacing rules.
+            before_open=take_slot,
             make_hub=lambda r, _a, k: _LiveBarHub(
                 session,
                 k,
@@ -1258,6 +1308,7 @@ class StreamsAPI:
                 what=what_,
                 rth=rth,
                 include_forming=include_forming,
+                ticket=taken.pop() if taken else None,
             ),
         )
 

@@ -184,6 +184,9 @@ async def test_live_bars_complete_and_backfill_after_a_restart() -> None:
         assert after == sorted(set(after))
         assert after[0] == before + timedelta(minutes=1)  # nothing missing, nothing repeated
         assert all(b - a == timedelta(minutes=1) for a, b in itertools.pairwise(after))
+        # The re-sent request is booked with the pacer like the first; the old one is closed.
+        stats = session.pacing_statistics()
+        assert (stats.historical_requests, stats.open_requests) == (2, 1)
         await seen.stop()
 
 

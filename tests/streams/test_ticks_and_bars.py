@@ -110,6 +110,38 @@ async def test_live_bars_with_the_forming_bar() -> None:
         assert not isinstance(completed[-1], ibflow.FormingBar)
 
 
+async def test_live_bars_hold_a_historical_pacing_slot(sim: Simulator) -> None:
+    async with session_for(sim) as session:
+        # IB's windows on the simulator's time scale (2 s → 20 ms), so the test never waits long.
+        session.set_pacing(ibflow.PacingRules(time_scale=100, margin=0.05))
+        async with session.live_bars(AAPL, "5m", "2 D") as bars:
+            assert isinstance(await anext(bars), ibflow.Bar)
+            stats = session.pacing_statistics()
+            assert stats.historical_requests == 1
+            assert stats.open_requests == 1  # a keepUpToDate request stays open at IB
+        assert session.pacing_statistics().open_requests == 0
+
+
+async def test_live_bars_and_history_share_the_burst_limit(sim: Simulator) -> None:
+    """Six requests for one contract inside IB's 2 s would trip a 162: the sixth waits."""
+    async with session_for(sim) as session:
+        # 2 s → 0.5 s: long enough that the four history calls fall inside one window.
+        session.set_pacing(ibflow.PacingRules(time_scale=4, margin=0.05))
+        for days in range(1, 5):
+            await session.history(AAPL, duration=f"{days} D", period="5m", rth=False)
+        async with (
+            session.live_bars(AAPL, "5m", "5 D") as fifth,
+            session.live_bars(AAPL, "5m", "6 D") as sixth,
+        ):
+            assert isinstance(await anext(fifth), ibflow.Bar)
+            assert isinstance(await anext(sixth), ibflow.Bar)
+        stats = session.pacing_statistics()
+        assert stats.historical_requests == 6
+        assert stats.waits >= 1
+        assert stats.violations == 0
+        assert stats.open_requests == 0
+
+
 async def test_live_bars_refuse_bad_arguments(session: ibflow.Session, sim: Simulator) -> None:
     with pytest.raises(ibflow.InvalidRequest, match="period"):
         session.live_bars(AAPL, "7m")
