@@ -70,8 +70,32 @@ _EXPECTED_NAMES = frozenset(
     }
 )  # fmt: skip
 
+# What ib_async 2.1's tick handling reads and writes: if a 2.1.x release changes what these do,
+# their names change too, and tracked tickers go back to ib_async's decoder.
+_EXPECTED_TICK_NAMES = {
+    "priceSizeTick": frozenset(
+        {
+            "PRICE_TICK_MAP", "TickData", "_logger", "add", "append", "ask", "askSize", "bid",
+            "bidSize", "close", "contract", "defaultEmptyPrice", "defaultEmptySize", "error",
+            "get", "last", "lastSize", "lastTime", "pendingTickers", "prevAsk", "prevAskSize",
+            "prevBid", "prevBidSize", "prevLast", "prevLastSize", "reqId2Ticker", "setattr",
+            "ticks",
+        }
+    ),
+    "tickSize": frozenset(
+        {
+            "SIZE_TICK_MAP", "TickData", "_logger", "add", "append", "ask", "askSize", "bid",
+            "bidSize", "contract", "defaultEmptyPrice", "defaultEmptySize", "error", "get",
+            "isUnset", "last", "lastSize", "lastTime", "pendingTickers", "prevAskSize",
+            "prevBidSize", "prevLastSize", "reqId2Ticker", "setattr", "ticks",
+        }
+    ),
+}  # fmt: skip
+_EXPECTED_DECODER_NAMES = frozenset({"float", "int", "priceSizeTick", "wrapper"})
+
 _unpack_from = struct.Struct(">I").unpack_from
 _fallback_logged = False
+_ticks_fallback_logged = False
 
 # Tick types whose value only lands in one Ticker attribute (ib_async's PRICE_TICK_MAP and
 # SIZE_TICK_MAP entries a quote reads), keyed by the type as it arrives on the wire.
@@ -135,10 +159,41 @@ def _unsupported(client: Client) -> str:
     return ""
 
 
+def _ticks_unsupported(client: Client) -> str:
+    """Why tick frames cannot be decoded here for ``client``, or ``""`` if they can."""
+    wrapper = getattr(client, "wrapper", None)
+    for name, expected in _EXPECTED_TICK_NAMES.items():
+        code = getattr(getattr(type(wrapper), name, None), "__code__", None)
+        if code is None or frozenset(code.co_names) != expected:
+            return f"Wrapper.{name} is not the one ib_async 2.1 shipped"
+    if not isinstance(getattr(wrapper, "pendingTickers", None), set):
+        return "Wrapper.pendingTickers is not a set"
+    if not isinstance(getattr(wrapper, "reqId2Ticker", None), dict):
+        return "Wrapper.reqId2Ticker is not a dict"
+    handlers = getattr(getattr(client, "decoder", None), "handlers", None)
+    if not isinstance(handlers, dict):
+        return "Decoder.handlers is missing"
+    price = getattr(handlers.get(1), "__func__", None)
+    code = getattr(price, "__code__", None)
+    if code is None or frozenset(code.co_names) != _EXPECTED_DECODER_NAMES:
+        return "the decoder's tickPrice handler is not the one ib_async 2.1 shipped"
+    size = handlers.get(2)
+    cells = dict(
+        zip(
+            getattr(getattr(size, "__code__", None), "co_freevars", ()),
+            (c.cell_contents for c in getattr(size, "__closure__", None) or ()),
+            strict=False,
+        )
+    )
+    if cells.get("methodName") != "tickSize" or cells.get("types") != [int, int, float]:
+        return "the decoder's tickSize handler is not the one ib_async 2.1 shipped"
+    return ""
+
+
 class _FastReceive:
     """ib_async's receive handler, with offsets instead of a re-slice per frame."""
 
-    __slots__ = ("_client", "active", "owner", "tickers")
+    __slots__ = ("_client", "active", "decodes_ticks", "owner", "tickers")
 
     def __init__(self, client: Client) -> None:
         # A weak reference: the handler lives in the client's own event, so a strong one would
@@ -150,6 +205,7 @@ class _FastReceive:
         # connection, and request ids start over, so a stale entry must never match.
         self.tickers: dict[str, Any] = {}
         self.owner: object = None
+        self.decodes_ticks = _may_decode_ticks(client)
 
     def live_tickers(self, client: Any) -> dict[str, Any]:
         """The tracked tickers, forgotten first if ib_async reset since they were tracked."""
@@ -424,15 +480,25 @@ def uninstall_fast_receive(client: Client) -> bool:
     return True
 
 
+def _may_decode_ticks(client: Client) -> bool:
+    global _ticks_fallback_logged
+    why = _ticks_unsupported(client)
+    if why and not _ticks_fallback_logged:
+        _ticks_fallback_logged = True
+        log.debug("ticks of tracked tickers left to ib_async's decoder: %s", why)
+    return not why
+
+
 def track_ticker(client: Client, req_id: int, ticker: ib_async.Ticker) -> bool:
     """Decode the quote ticks of ``req_id`` straight into ``ticker``; True if that is in use.
 
     ``ticker`` must be filed in ``client.wrapper.reqId2Ticker`` under ``req_id`` (so whatever
     the fast path leaves to ib_async lands in the same object) and be private to its caller:
-    its ``ticks`` list is not filled. Does nothing without the fast path.
+    its ``ticks`` list is not filled. Does nothing without the fast path, or when ib_async's
+    tick handling is not the one this mirrors.
     """
     handler = getattr(client, _ATTR, None)
-    if not isinstance(handler, _FastReceive):
+    if not isinstance(handler, _FastReceive) or not handler.decodes_ticks:
         return False
     table = client.wrapper.reqId2Ticker
     if handler.owner is not table:

@@ -19,7 +19,9 @@ from typing import Any
 import pytest
 from ib_async import IB, Stock, Ticker
 from ib_async.client import Client
+from ib_async.wrapper import Wrapper
 
+import ibflow._ib._fastpath as fastpath
 from ibflow._ib._fastpath import (
     install_fast_receive,
     track_ticker,
@@ -256,3 +258,36 @@ async def test_tracking_needs_the_fast_path() -> None:
     assert uninstall_fast_receive(other.client)
     # Switched off: tracked, but ib_async decodes until the fast path is back on.
     assert not track_ticker(other.client, TRACKED, ticker)
+
+
+async def test_tracking_falls_back_when_ib_async_handles_ticks_differently(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(fastpath, "_ticks_fallback_logged", True)
+    original = Wrapper.tickSize
+
+    def reworked(self: Wrapper, reqId: int, tickType: int, size: float) -> None:
+        original(self, reqId, tickType, size)
+        self.sizes_seen = True  # type: ignore[attr-defined]
+
+    monkeypatch.setattr(Wrapper, "tickSize", reworked)
+    fast = Feed(fast=False)  # no tracking asserted in the constructor
+    client = fast.ib.client
+    assert install_fast_receive(client)
+    assert not track_ticker(client, TRACKED, fast.tickers[TRACKED])
+    fast.feed([START, size(TRACKED, 0, 7)])
+    assert fast.tickers[TRACKED].bidSize == 7  # ib_async's (reworked) handler decoded it
+    assert fast.ib.wrapper.sizes_seen  # type: ignore[attr-defined]
+
+    monkeypatch.setattr(Wrapper, "tickSize", original)
+    # A decoder that converts tick sizes differently is noticed as well.
+    other = IB()
+    other.client.decoder.handlers[2] = other.client.decoder.wrap("tickSize", [int, int, int])
+    assert install_fast_receive(other.client)
+    ticker = other.wrapper.startTicker(TRACKED, Stock("AAPL", "SMART", "USD", conId=1), "mktData")
+    assert not track_ticker(other.client, TRACKED, ticker)
+    # And an unchanged ib_async is tracked.
+    plain = IB()
+    assert install_fast_receive(plain.client)
+    ticker = plain.wrapper.startTicker(TRACKED, Stock("AAPL", "SMART", "USD", conId=1), "mktData")
+    assert track_ticker(plain.client, TRACKED, ticker)
