@@ -21,6 +21,14 @@ Decisions worth knowing:
 * There is no trading-day rollover: "today" is the broker's lifetime, and daily PnL is measured
   from each instrument's previous close (``QuoteState.close``).
 * Read-only mode refuses placeOrder, cancelOrder and reqGlobalCancel with error 321.
+* An order made ``Inactive`` (:meth:`Broker.inactivate_next`, standing in for a margin or
+  permission check that TWS runs after accepting the order) is acknowledged, gets the error,
+  then reports ``Inactive``: the sequence ib_insync#554 logged from a real TWS. It is never
+  worked, yet it stays among the open orders, and a cancel still turns it ``Cancelled``.
+* An execution correction (:meth:`Broker.correct_execution`) replaces the execution in the
+  day's record, as reqExecutions then reports it, and re-derives the position by replaying the
+  day's executions: average cost and realized PnL depend on the order of the fills, so only a
+  replay moves them by exactly what the correction changes.
 """
 
 from __future__ import annotations
@@ -66,6 +74,8 @@ READONLY_TEXT = (
 )
 OFF_TICK_TEXT = "The price does not conform to the minimum price variation for this contract."
 CANCELED_TEXT = "Order Canceled - reason:"
+INACTIVE_CODE = 201
+INACTIVE_TEXT = "Order rejected - reason:The order failed a risk check and is held inactive."
 
 _ORDER_TYPES = frozenset({"MKT", "LMT", "STP", "STP LMT"})
 _TIFS = frozenset({"DAY", "GTC", "IOC", "GTD", "FOK", "OPG", "DTC"})
@@ -253,6 +263,16 @@ class CommissionModel:
 
 
 @dataclass(slots=True)
+class _InactiveRule:
+    """One pending :meth:`Broker.inactivate_next`: which order it hits and what TWS says."""
+
+    symbol: str  # upper case; "" matches every instrument
+    skip: int
+    code: int
+    text: str
+
+
+@dataclass(slots=True)
 class _Working:
     """Broker-side flags of one order that clients never see."""
 
@@ -347,6 +367,54 @@ def _same_sign(a: float, b: float) -> bool:
     return (a > 0 and b > 0) or (a < 0 and b < 0)
 
 
+def _apply_fill(pos: SimPosition, signed: float, unit: float, commission: float) -> float | None:
+    """Move ``pos`` by one fill of ``signed`` at ``unit`` (price × multiplier).
+
+    Returns the realized PnL, or None when the fill only opens or adds. Average cost includes
+    the commission, as IB reports it.
+    """
+    old = pos.quantity
+    new = old + signed
+    realized: float | None = None
+    if old == 0 or _same_sign(old, signed):
+        cost = abs(old) * pos.avg_cost + abs(signed) * unit
+        # Commission raises a long's cost and lowers a short's proceeds.
+        cost += commission if new > 0 else -commission
+        pos.avg_cost = cost / abs(new)
+    else:
+        closing = min(abs(signed), abs(old))
+        opening = abs(signed) - closing
+        close_commission = commission * closing / abs(signed)
+        open_commission = commission - close_commission
+        direction = 1.0 if old > 0 else -1.0
+        realized = direction * (unit - pos.avg_cost) * closing - close_commission
+        pos.realized_pnl += realized
+        if opening > _EPS:
+            cost = opening * unit + (open_commission if new > 0 else -open_commission)
+            pos.avg_cost = cost / opening
+        elif abs(new) <= _EPS:
+            pos.avg_cost = 0.0
+            new = 0.0
+    pos.quantity = new
+    return realized
+
+
+def _exec_base(exec_id: str) -> str:
+    return exec_id.rpartition(".")[0] or exec_id
+
+
+def _signed(ex: SimExecution) -> float:
+    return ex.shares if ex.side == "BOT" else -ex.shares
+
+
+def _next_revision(exec_id: str) -> str:
+    """The id TWS gives a correction of ``exec_id``: its last dot-separated part raised by one."""
+    head, dot, tail = exec_id.rpartition(".")
+    if not dot or not tail.isdigit():
+        raise ValueError(f"execution id {exec_id!r} has no correction number to raise")
+    return f"{head}.{int(tail) + 1:0{len(tail)}d}"
+
+
 # ---------------------------------------------------------------------------------------------
 # The broker
 
@@ -383,6 +451,8 @@ class Broker:
         }
         self._instruments: dict[int, Instrument] = {i.con_id: i for i in instruments}
         self._positions: dict[tuple[str, int], SimPosition] = {}
+        # The day's opening positions: corrections replay the executions from here.
+        self._opening: dict[tuple[str, int], SimPosition] = {}
         self._start_qty: dict[tuple[str, int], float] = {}
         self._day_flow: dict[tuple[str, int], float] = {}
         for p in positions:
@@ -390,6 +460,7 @@ class Broker:
                 raise ValueError(f"position in unknown account {p.account}")
             key = (p.account, p.instrument.con_id)
             self._positions[key] = dataclasses.replace(p)
+            self._opening[key] = dataclasses.replace(p)
             self._start_qty[key] = p.quantity
             self._instruments.setdefault(p.instrument.con_id, p.instrument)
 
@@ -397,6 +468,7 @@ class Broker:
         self._working: dict[tuple[int, int], _Working] = {}
         self._executions: list[SimExecution] = []
         self._oca_fired: set[tuple[str, str]] = set()
+        self._inactive_rules: list[_InactiveRule] = []
         self._seq = 0
 
         rng = random.Random(seed)
@@ -419,16 +491,16 @@ class Broker:
         return dict(self._cash[account])
 
     def open_orders(self, client_id: int | None = None) -> list[SimOrder]:
-        """Snapshots of the orders that are not done, in placement order."""
+        """Snapshots of the orders TWS still holds (working, held, inactive), oldest first."""
         return [
             _snap(o)
             for (cid, _), o in self._orders.items()
-            if not o.is_done and (client_id is None or cid == client_id)
+            if o.is_open and (client_id is None or cid == client_id)
         ]
 
     def completed_orders(self) -> list[SimOrder]:
-        """Snapshots of the finished orders (filled, cancelled, inactive)."""
-        return [_snap(o) for o in self._orders.values() if o.is_done]
+        """Snapshots of the finished orders (filled or cancelled)."""
+        return [_snap(o) for o in self._orders.values() if not o.is_open]
 
     def executions(
         self,
@@ -517,6 +589,9 @@ class Broker:
         self._seq += 1
         self._orders[key] = order
         self._working[key] = _Working(seq=self._seq, held=not req.transmit)
+        rule = self._inactive_rule_for(inst)
+        if rule is not None:
+            return self._inactivate(order, rule)
         if order.oca_group and (account, order.oca_group) in self._oca_fired:
             # Joining a one-cancels-all group after a member filled: TWS cancels on arrival.
             return [OrderChanged(_snap(order)), *self._cancel(order, by_client=False)]
@@ -596,7 +671,7 @@ class Broker:
         if order is None:
             text = f"OrderId {order_id} that needs to be cancelled is not found."
             return [OrderError(order_id, client_id, 10147, text)]
-        if order.is_done:
+        if not order.is_open:
             text = (
                 "Cancel attempted when order is not in a cancellable state.  "
                 f"Order permId ={order.perm_id}"
@@ -613,9 +688,31 @@ class Broker:
             return [OrderError(-1, client_id, 321, READONLY_TEXT)]
         events: list[Event] = []
         for order in list(self._orders.values()):
-            if not order.is_done:
+            if order.is_open:
                 events += self._cancel(order, by_client=True)
         return events
+
+    def inactivate_next(
+        self,
+        *,
+        symbol: str = "",
+        after: int = 0,
+        code: int = INACTIVE_CODE,
+        text: str = INACTIVE_TEXT,
+    ) -> None:
+        """Make a coming new order ``Inactive`` instead of working it.
+
+        Skips ``after`` new orders (of ``symbol`` only, when given), then hits the next one:
+        it is acknowledged (``PreSubmitted``), gets error ``code`` with ``text`` addressed to
+        its id, then reports ``Inactive``. Orders refused outright (validation) and
+        modifications are not counted. Each call adds one rule; they count independently.
+
+        Raises:
+            ValueError: ``after`` is negative.
+        """
+        if after < 0:
+            raise ValueError(f"after must be 0 or more, got {after!r}")
+        self._inactive_rules.append(_InactiveRule(symbol.strip().upper(), after, code, text))
 
     def on_quote(self, con_id: int) -> list[Event]:
         """The quote of ``con_id`` moved: trigger and fill the resting orders it now reaches."""
@@ -1068,6 +1165,158 @@ class Broker:
             elif order.parent_id and cid == order.client_id and other.parent_id == order.parent_id:
                 yield other, 3
 
+    def correct_execution(
+        self, exec_id: str, *, price: float | None = None, quantity: float | None = None
+    ) -> tuple[SimExecution, list[Event]]:
+        """TWS corrects an execution: same id with its last part raised, new price or size.
+
+        The corrected execution replaces the original in the day's record (reqExecutions
+        reports only it), the order's filled quantity and average price follow, and the
+        position, cash and PnL move by exactly what the correction changes. The commission is
+        re-priced for the order's corrected totals. A correction that completes a working order
+        fills it; one that lowers a filled order's size leaves its status alone.
+
+        Returns the corrected execution and the events to send (execDetails, commissionReport,
+        then the position and account pushes).
+
+        Raises:
+            ValueError: ``exec_id`` is unknown (or was already replaced by a correction), the
+                new price or quantity is not a positive number, or the new quantity would fill
+                more than the order's size.
+        """
+        index = next((i for i, ex in enumerate(self._executions) if ex.exec_id == exec_id), None)
+        if index is None:
+            superseded = _exec_base(exec_id) in {_exec_base(ex.exec_id) for ex in self._executions}
+            why = "it was already replaced by a correction" if superseded else "no such execution"
+            raise ValueError(f"cannot correct execution {exec_id!r}: {why}")
+        old = self._executions[index]
+        new_price = old.price if price is None else float(price)
+        new_qty = old.shares if quantity is None else float(quantity)
+        for value, what in ((new_price, "price"), (new_qty, "quantity")):
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"a corrected {what} must be a positive number, got {value!r}")
+        key = (old.client_id, old.order_id)
+        order = self._orders[key]
+        filled = order.filled - old.shares + new_qty
+        if filled > order.total_quantity + _EPS:
+            raise ValueError(
+                f"a quantity of {new_qty:g} would fill {filled:g} of order {order.order_id}, "
+                f"which is for {order.total_quantity:g}"
+            )
+        inst = old.instrument
+        mult = inst.multiplier_value
+        work = self._working[key]
+        work.value_filled += abs(new_qty * new_price * mult) - abs(old.shares * old.price * mult)
+        total = self.commission.order_total(inst, filled, work.value_filled)
+        commission = max(round(old.commission + total - work.commission_charged, 4), 0.0)
+        work.commission_charged += commission - old.commission
+
+        same_order = [
+            i
+            for i, ex in enumerate(self._executions)
+            if (ex.client_id, ex.order_id) == key and i != index
+        ]
+        earlier = [self._executions[i] for i in same_order if i < index]
+        cum_qty = sum(ex.shares for ex in earlier) + new_qty
+        cum_value = sum(ex.shares * ex.price for ex in earlier) + new_qty * new_price
+        corrected = dataclasses.replace(
+            old,
+            exec_id=_next_revision(old.exec_id),
+            shares=new_qty,
+            price=new_price,
+            cum_qty=cum_qty,
+            avg_price=cum_value / cum_qty,
+            commission=commission,
+        )
+        self._executions[index] = corrected
+        realized = self._rebook(old, corrected)
+        corrected = dataclasses.replace(corrected, realized_pnl=realized)
+        self._executions[index] = corrected
+
+        mine = [self._executions[i] for i in sorted([*same_order, index])]
+        order.filled = sum(ex.shares for ex in mine)
+        order.avg_fill_price = sum(ex.shares * ex.price for ex in mine) / order.filled
+        order.last_fill_price = mine[-1].price
+        pos = self._positions[(old.account, inst.con_id)]
+        events: list[Event] = [
+            Executed(corrected),
+            Commission(corrected),
+            PositionChanged(old.account, inst, dataclasses.replace(pos)),
+            AccountChanged(old.account),
+        ]
+        if not order.is_done and order.remaining <= _EPS:
+            self._finish(order, "Filled", "Filled")
+            events += [OrderChanged(_snap(order)), *self._after_fill(order, 0.0)]
+        return corrected, events
+
+    def _rebook(self, old: SimExecution, new: SimExecution) -> float | None:
+        """Move position, cash and PnL from ``old`` to ``new`` (already in the record).
+
+        Returns the realized PnL of ``new`` as the replay found it.
+        """
+        account, inst = old.account, old.instrument
+        key = (account, inst.con_id)
+        opening = self._opening.get(key)
+        replay = dataclasses.replace(opening) if opening else SimPosition(account, inst, 0.0, 0.0)
+        realized: float | None = None
+        for ex in self._executions:
+            if ex.account != account or ex.instrument.con_id != inst.con_id:
+                continue
+            unit = ex.price * ex.instrument.multiplier_value
+            booked = _apply_fill(replay, _signed(ex), unit, ex.commission)
+            if ex is new:
+                realized = booked
+        pos = self._positions[key]
+        realized_change = replay.realized_pnl - pos.realized_pnl
+        pos.quantity, pos.avg_cost, pos.realized_pnl = (
+            replay.quantity,
+            replay.avg_cost,
+            replay.realized_pnl,
+        )
+
+        mult = inst.multiplier_value
+        old_flow = _signed(old) * old.price * mult
+        new_flow = _signed(new) * new.price * mult
+        cash = self._cash[account]
+        if inst.sec_type in ("FUT", "FOP"):
+            cash[inst.currency] = cash.get(inst.currency, 0.0) + realized_change
+        else:
+            if inst.sec_type == "CASH":
+                cash[inst.symbol] = cash.get(inst.symbol, 0.0) + _signed(new) - _signed(old)
+            cash[inst.currency] = cash.get(inst.currency, 0.0) - (new_flow - old_flow)
+            comm_ccy = self.commission.currency(inst)
+            cash[comm_ccy] = cash.get(comm_ccy, 0.0) - (new.commission - old.commission)
+        self._day_flow[key] = (
+            self._day_flow.get(key, 0.0) + new_flow + new.commission - old_flow - old.commission
+        )
+        acct = self._accounts[account]
+        acct.cash = cash.get(acct.base_currency, 0.0)
+        acct.realized_pnl += realized_change * self._fx(inst.currency, acct.base_currency)
+        return realized
+
+    def _inactive_rule_for(self, inst: Instrument) -> _InactiveRule | None:
+        """The rule that makes this new order Inactive (removed), counting it for the others."""
+        hit: _InactiveRule | None = None
+        for rule in list(self._inactive_rules):
+            if rule.symbol and rule.symbol != inst.symbol.upper():
+                continue
+            if rule.skip == 0 and hit is None:
+                hit = rule
+                self._inactive_rules.remove(rule)
+            elif rule.skip > 0:
+                rule.skip -= 1
+        return hit
+
+    def _inactivate(self, order: SimOrder, rule: _InactiveRule) -> list[Event]:
+        # TWS acknowledges the order before the check that refuses it, then sends the reason
+        # and the Inactive status: the sequence ib_insync#554 logged from a real TWS.
+        order.status = "PreSubmitted"
+        events: list[Event] = [OrderChanged(_snap(order))]
+        events.append(OrderError(order.order_id, order.client_id, rule.code, rule.text))
+        order.status = "Inactive"
+        events.append(OrderChanged(_snap(order)))
+        return events
+
     def _cancel(self, order: SimOrder, *, by_client: bool) -> list[Event]:
         self._finish(order, "Cancelled", "Cancelled by Trader" if by_client else "Cancelled")
         events: list[Event] = [OrderChanged(_snap(order))]
@@ -1129,31 +1378,8 @@ class Broker:
             pos = SimPosition(account, inst, 0.0, 0.0)
             self._positions[key] = pos
             self._start_qty.setdefault(key, 0.0)
-        mult = inst.multiplier_value
-        unit = price * mult
-        old = pos.quantity
-        new = old + signed
-        realized: float | None = None
-        if old == 0 or _same_sign(old, signed):
-            cost = abs(old) * pos.avg_cost + abs(signed) * unit
-            # Commission raises a long's cost and lowers a short's proceeds.
-            cost += commission if new > 0 else -commission
-            pos.avg_cost = cost / abs(new)
-        else:
-            closing = min(abs(signed), abs(old))
-            opening = abs(signed) - closing
-            close_commission = commission * closing / abs(signed)
-            open_commission = commission - close_commission
-            direction = 1.0 if old > 0 else -1.0
-            realized = direction * (unit - pos.avg_cost) * closing - close_commission
-            pos.realized_pnl += realized
-            if opening > _EPS:
-                cost = opening * unit + (open_commission if new > 0 else -open_commission)
-                pos.avg_cost = cost / opening
-            elif abs(new) <= _EPS:
-                pos.avg_cost = 0.0
-                new = 0.0
-        pos.quantity = new
+        unit = price * inst.multiplier_value
+        realized = _apply_fill(pos, signed, unit, commission)
 
         cash = self._cash[account]
         comm_ccy = self.commission.currency(inst)

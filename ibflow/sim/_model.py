@@ -114,7 +114,17 @@ class SimOrder:
 
     @property
     def is_done(self) -> bool:
+        """No longer worked: it will not fill any more."""
         return self.status in ("Filled", "Cancelled", "ApiCancelled", "Inactive")
+
+    @property
+    def is_open(self) -> bool:
+        """TWS still holds it and lists it among the open orders.
+
+        An ``Inactive`` order is done (never worked) yet open: TWS keeps it until it is
+        cancelled, so it shows in reqOpenOrders and can still be cancelled.
+        """
+        return not self.is_done or self.status == "Inactive"
 
 
 @dataclass(slots=True, frozen=True)

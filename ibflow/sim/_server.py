@@ -19,6 +19,8 @@ from typing import Any, cast
 
 from . import _layouts as layouts
 from ._broker import (
+    INACTIVE_CODE,
+    INACTIVE_TEXT,
     AccountChanged,
     Broker,
     Commission,
@@ -79,6 +81,15 @@ class ClientInfo:
     server_version: int
     peer: str
     connected_at: float
+
+
+@dataclass(slots=True)
+class _Fault:
+    """A pending :meth:`Simulator.fail_next`: let ``skip`` requests through, then fail one."""
+
+    code: int
+    text: str
+    skip: int = 0
 
 
 @dataclass(slots=True)
@@ -278,11 +289,16 @@ class _Connection(asyncio.Protocol):
         self.sim._record(self.client_id, kind, fields)
         if kind in self.sim._ignored:
             return
-        fault = self.sim._fail_next.pop(kind, None)
+        fault = self.sim._fail_next.get(kind)
         if fault is not None:
-            code, text = fault
-            self.error(_req_id_of(req, fields), code, text)
-            return
+            if fault.skip > 0:
+                fault.skip -= 1
+            else:
+                del self.sim._fail_next[kind]
+                # Never handled: a failed placeOrder leaves no order behind, as when TWS
+                # rejects one before accepting it.
+                self.error(_req_id_of(req, fields), fault.code, fault.text)
+                return
         handler = _HANDLERS.get(req)
         if handler is None:
             return
@@ -774,7 +790,7 @@ class Simulator:
         self._stalled = False
         self._stalled_frames: list[tuple[_Connection, bytes]] = []
         self._delay = 0.0
-        self._fail_next: dict[str, tuple[int, str]] = {}
+        self._fail_next: dict[str, _Fault] = {}
         self._ignored: set[str] = set()
         self._requests: Counter[str] = Counter()
         self._request_log: deque[tuple[int, str, tuple[str, ...]]] = deque(maxlen=10_000)
@@ -894,9 +910,68 @@ class Simulator:
         for conn in targets:
             conn.error(req_id, code, text)
 
-    def fail_next(self, kind: str, code: int, text: str) -> None:
-        """Answer the next request of ``kind`` (e.g. ``"historical_data"``) with this error."""
-        self._fail_next[self._kind(kind)] = (code, text)
+    def fail_next(self, kind: str, code: int, text: str, *, after: int = 0) -> None:
+        """Answer a coming request of ``kind`` (e.g. ``"historical_data"``) with this error.
+
+        The first ``after`` requests of ``kind`` are answered normally, the one after them gets
+        the error instead of an answer (addressed to its request id, or to the order id for
+        ``"place_order"`` and ``"cancel_order"``). A failed placeOrder never reaches the broker:
+        the order does not exist, and with a rejection code (201, 203…) clients treat the
+        error as its end. One fault is pending per kind; a new call replaces it.
+
+        Raises:
+            ValueError: ``kind`` is not a request kind, or ``after`` is negative.
+        """
+        if after < 0:
+            raise ValueError(f"after must be 0 or more, got {after!r}")
+        self._fail_next[self._kind(kind)] = _Fault(code, text, after)
+
+    def inactivate_next(
+        self,
+        symbol: str | None = None,
+        *,
+        after: int = 0,
+        code: int = INACTIVE_CODE,
+        text: str = INACTIVE_TEXT,
+    ) -> None:
+        """Make a coming new order ``Inactive``: TWS holds it but will not work it.
+
+        Skips ``after`` new orders (of ``symbol`` only, when given) and hits the next one, as
+        TWS does when its checks after accepting an order refuse it (margin, permissions,
+        trading hours). The placing client gets openOrder/orderStatus ``PreSubmitted``, then
+        error ``code`` with ``text`` addressed to the order id (TWS's wording starts with
+        ``"Order rejected - reason:"``), then openOrder/orderStatus ``Inactive``. The order
+        never fills, stays among the open orders with status ``Inactive``, and a cancel turns
+        it ``Cancelled`` (with error 202). Orders refused outright and modifications are not
+        counted; each call adds one more such order.
+
+        Raises:
+            KeyError: no instrument in the universe has that symbol.
+            ValueError: ``after`` is negative.
+        """
+        name = self._instrument(symbol, "").symbol if symbol is not None else ""
+        self.broker.inactivate_next(symbol=name, after=after, code=code, text=text)
+
+    def correct_fill(
+        self, exec_id: str, *, price: float | None = None, quantity: float | None = None
+    ) -> str:
+        """Correct an execution the way TWS does; returns the correction's execution id.
+
+        The correction keeps the id and raises its last part (``….01`` → ``….02``). The
+        clients that receive the order's fills (its client, and client 0 when it binds orders
+        with reqAutoOpenOrders) get the corrected execDetails (reqId -1), then its
+        commissionReport; reqExecutions and :attr:`fills` report it instead of the original;
+        positions, average cost, cash and PnL move by the difference and are pushed to their
+        subscribers.
+
+        Raises:
+            ValueError: ``exec_id`` is unknown or already corrected, or the new price or
+                quantity is not positive, or would overfill the order.
+        """
+        corrected, events = self.broker.correct_execution(exec_id, price=price, quantity=quantity)
+        log.info("fault: execution %s corrected as %s", exec_id, corrected.exec_id)
+        self._dispatch(events)
+        return corrected.exec_id
 
     def ignore(self, kind: str, on: bool = True) -> None:
         """Never answer requests of ``kind`` (a sync answer that never comes)."""

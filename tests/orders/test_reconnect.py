@@ -10,7 +10,6 @@ import pytest
 
 import ibflow
 from ibflow import LimitOrder, OrderEventKind, OrderStatus
-from ibflow._orders import _order_book
 from ibflow.sim import Simulator
 
 from .conftest import AAPL, eventually
@@ -142,20 +141,50 @@ async def test_working_order_stays_working_across_a_reconnect(
 async def test_execution_corrections_replace_and_duplicates_are_ignored(
     session: ibflow.Session, sim: Simulator
 ) -> None:
-    # The simulator never corrects an execution, so this feeds the order book what TWS sends
-    # for one: the same execution id with its last part raised (….01 → ….02).
+    # TWS corrects an execution by sending it again with the last part of its id raised
+    # (….01 → ….02), then a commission report for the new id.
     trade = await session.place(AAPL, ibflow.MarketOrder("BUY", 2))
     [original] = await trade.wait_filled()
-    book = _order_book(session)
-    book.on_execution(original, False)  # a re-read of the same execution
-    assert trade.fills == (original,)
-    base = original.exec_id.rsplit(".", 1)[0]
-    corrected = replace(original, exec_id=f"{base}.02", price=190.01, commission=None)
-    book.on_execution(corrected, False)
+    await eventually(lambda: trade.fills[0].commission is not None)
+    events = session.order_events()
+    new_id = sim.correct_fill(original.exec_id, price=190.01)
+    assert new_id == f"{original.exec_id.rsplit('.', 1)[0]}.02"
+    await eventually(lambda: trade.fills[0].exec_id == new_id)
     [now] = trade.fills
-    assert (now.exec_id, now.price) == (corrected.exec_id, 190.01)
-    event = trade.history[-1]
-    assert (event.kind, event.corrects) == (OrderEventKind.FILL, original)
-    book.on_execution(replace(original, exec_id=f"{base}.01"), False)  # older: ignored
-    assert trade.fills == (now,)
+    assert (now.price, now.quantity) == (190.01, 2)
+    fill_events = [e for e in trade.history if e.kind is OrderEventKind.FILL]
+    assert [e.corrects for e in fill_events] == [None, original]
+    assert fill_events[-1].fill == replace(now, commission=None)
+    await eventually(lambda: trade.fills[0].commission is not None)
     assert trade.filled == 2
+    assert trade.avg_fill_price == pytest.approx(190.01)
+    # Reading the executions again (TWS reports only the correction now) adds nothing...
+    assert [f.exec_id for f in await session.fills()] == [new_id]
+    assert [f.exec_id for f in trade.fills] == [new_id]
+    # ...and neither does the reconciliation after a reconnect.
+    feed = session.state_changes()
+    sim.drop_connections()
+    await until_ready_again(session, feed)
+    assert [f.exec_id for f in trade.fills] == [new_id]
+    kinds = [e.kind for e in drain(events)]
+    assert kinds.count(OrderEventKind.FILL) == 1  # only the correction, once
+    assert [e.kind for e in trade.history].count(OrderEventKind.FILL) == 2
+    await events.aclose()
+
+
+async def test_execution_corrected_while_disconnected_replaces_after_reconnect(
+    session: ibflow.Session, sim: Simulator
+) -> None:
+    trade = await session.place(AAPL, ibflow.MarketOrder("BUY", 3))
+    [original] = await trade.wait_filled()
+    feed = session.state_changes()
+    sim.drop_connections()
+    new_id = sim.correct_fill(original.exec_id, price=190.00)
+    await until_ready_again(session, feed)
+    [now] = trade.fills
+    assert (now.exec_id, now.price, now.quantity) == (new_id, 190.00, 3)
+    last_fill = [e for e in trade.history if e.kind is OrderEventKind.FILL][-1]
+    assert last_fill.corrects is not None
+    assert last_fill.corrects.exec_id == original.exec_id
+    assert trade.filled == 3
+    assert trade.status is OrderStatus.FILLED

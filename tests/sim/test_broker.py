@@ -15,6 +15,7 @@ import pytest
 
 from ibflow.sim._broker import (
     CANCELED_TEXT,
+    INACTIVE_TEXT,
     OFF_TICK_TEXT,
     READONLY_TEXT,
     AccountChanged,
@@ -862,3 +863,184 @@ def test_starting_state_is_copied_not_shared() -> None:
     assert (account.cash, position.quantity) == (500.0, 1.0)
     broker.positions()[0].quantity = 99
     assert broker.positions()[0].quantity == 2
+
+
+# ---------------------------------------------------------------------------------------------
+# Execution corrections
+
+
+def state(broker: Broker) -> tuple[Any, ...]:
+    """Everything a correction may move: positions, cash, account PnL and daily PnL."""
+    positions = sorted(
+        (p.instrument.con_id, p.quantity, round(p.avg_cost, 9), round(p.realized_pnl, 9))
+        for p in broker.positions(ACCOUNT)
+    )
+    cash = {c: round(v, 6) for c, v in broker.cash(ACCOUNT).items()}
+    return positions, cash, tuple(round(v, 6) for v in broker.pnl(ACCOUNT))
+
+
+def only_execution(events: list[Event]) -> Any:
+    (ex,) = [ev.execution for ev in events if isinstance(ev, Executed)]
+    return ex
+
+
+def test_correction_replaces_the_execution_and_raises_its_id() -> None:
+    broker, _, _ = make_broker()
+    original = only_execution(broker.place(1, req(10, "BUY", 10), AAPL))
+    corrected, events = broker.correct_execution(original.exec_id, price=189.9)
+    assert kinds(events) == ["Executed", "Commission", "PositionChanged", "AccountChanged"]
+    assert events[0] == Executed(corrected)
+    assert events[1] == Commission(corrected)
+    head = original.exec_id.rsplit(".", 1)[0]
+    assert corrected.exec_id == f"{head}.02"
+    assert (corrected.shares, corrected.price, corrected.avg_price) == (10, 189.9, 189.9)
+    assert (corrected.order_id, corrected.perm_id, corrected.time) == (
+        original.order_id,
+        original.perm_id,
+        original.time,
+    )
+    assert broker.executions() == [corrected]
+    again, _ = broker.correct_execution(corrected.exec_id, price=189.8)
+    assert again.exec_id == f"{head}.03"
+    assert broker.executions() == [again]
+    (order,) = broker.completed_orders()
+    assert (order.status, order.filled, order.avg_fill_price) == ("Filled", 10, 189.8)
+
+
+@pytest.mark.parametrize(
+    ("opening", "trades", "fix"),
+    [
+        pytest.param([(AAPL, 100.0, 150.0)], [("BUY", 10)], {"price": 189.5}, id="add-price"),
+        pytest.param([(AAPL, 100.0, 150.0)], [("BUY", 10)], {"quantity": 4}, id="add-size"),
+        pytest.param([], [("SELL", 150)], {"price": 191.0}, id="open-short"),
+        pytest.param([(AAPL, 100.0, 150.0)], [("SELL", 150)], {"quantity": 120}, id="flip"),
+        pytest.param(
+            [(AAPL, 100.0, 150.0)],
+            [("BUY", 10), ("SELL", 30)],
+            {"price": 189.0},
+            id="then-reduced",
+        ),
+        pytest.param([(ES, 2.0, 250_000.0)], [("SELL", 3)], {"price": 4990.0}, id="future"),
+    ],
+)
+def test_correction_books_as_if_the_fill_had_been_right(
+    opening: list[tuple[Instrument, float, float]],
+    trades: list[tuple[str, float]],
+    fix: dict[str, float],
+) -> None:
+    positions = [SimPosition(ACCOUNT, inst, qty, cost) for inst, qty, cost in opening]
+    inst = opening[0][0] if opening else AAPL
+    corrected, _, _ = make_broker(positions=positions)
+    first = only_execution(corrected.place(1, req(1, *trades[0], inst=inst), inst))
+    for n, (action, qty) in enumerate(trades[1:], start=2):
+        corrected.place(1, req(n, action, qty, inst=inst), inst)
+    corrected.correct_execution(first.exec_id, **fix)
+
+    # The same day with the first fill done right from the start.
+    right, market, _ = make_broker(positions=positions)
+    price = fix.get("price", first.price)
+    market.set(inst, bid=price, ask=price)
+    right.place(1, req(1, trades[0][0], fix.get("quantity", trades[0][1]), inst=inst), inst)
+    market.quotes[inst.con_id] = FakeMarket().quotes[inst.con_id]
+    for n, (action, qty) in enumerate(trades[1:], start=2):
+        right.place(1, req(n, action, qty, inst=inst), inst)
+
+    assert state(corrected) == state(right)
+    got = corrected.executions()[0]
+    want = right.executions()[0]
+    assert (got.shares, got.price, got.commission, got.realized_pnl) == pytest.approx(
+        (want.shares, want.price, want.commission, want.realized_pnl)
+    )
+
+
+def test_correction_reprices_the_commission_for_the_new_size() -> None:
+    broker, _, _ = make_broker()
+    original = only_execution(broker.place(1, req(1, "BUY", 1000), AAPL))
+    assert original.commission == 5.0
+    corrected, _ = broker.correct_execution(original.exec_id, quantity=400)
+    assert corrected.commission == 2.0
+    assert broker.cash(ACCOUNT)["USD"] == pytest.approx(1_000_000 - 400 * 190.05 - 2.0)
+
+
+def test_correction_that_completes_a_working_order_fills_it() -> None:
+    broker, _, _ = make_broker(partial_fill_clip=3)
+    first = only_execution(broker.place(1, req(5, "BUY", 5, "LMT", lmt_price=191.0), AAPL))
+    assert first.shares == 3
+    assert [o.order_id for o in broker.open_orders()] == [5]
+    corrected, events = broker.correct_execution(first.exec_id, quantity=5)
+    assert kinds(events)[-1] == "5:Filled"
+    assert corrected.cum_qty == 5
+    assert broker.open_orders() == []
+    with pytest.raises(ValueError, match="would fill 6 of order 5"):
+        broker.correct_execution(corrected.exec_id, quantity=6)
+
+
+def test_correction_refuses_unknown_superseded_and_bad_values() -> None:
+    broker, _, _ = make_broker()
+    original = only_execution(broker.place(1, req(1, "BUY", 10), AAPL))
+    with pytest.raises(ValueError, match="no such execution"):
+        broker.correct_execution("00000000.00000000.01.01", price=1.0)
+    for bad in ({"price": 0.0}, {"quantity": -1.0}, {"price": float("nan")}):
+        with pytest.raises(ValueError, match="positive number"):
+            broker.correct_execution(original.exec_id, **bad)
+    corrected, _ = broker.correct_execution(original.exec_id, price=190.0)
+    with pytest.raises(ValueError, match="already replaced"):
+        broker.correct_execution(original.exec_id, price=190.0)
+    assert broker.executions() == [corrected]
+
+
+# ---------------------------------------------------------------------------------------------
+# Inactive orders
+
+
+def test_inactive_order_is_acknowledged_refused_then_inactive() -> None:
+    broker, market, _ = make_broker()
+    broker.inactivate_next()
+    events = broker.place(1, req(7, "BUY", 10), AAPL)
+    assert kinds(events) == ["7:PreSubmitted", "7:error 201", "7:Inactive"]
+    error = events[1]
+    assert isinstance(error, OrderError)
+    assert error.client_id == 1
+    assert error.text == INACTIVE_TEXT
+    assert error.text.startswith("Order rejected - reason:")
+    # Never worked, whatever the market does; still open until cancelled.
+    market.set(AAPL, bid=150.0, ask=150.05)
+    assert broker.on_quote(AAPL.con_id) == []
+    assert broker.executions() == []
+    assert [(o.order_id, o.status) for o in broker.open_orders(1)] == [(7, "Inactive")]
+    assert broker.completed_orders() == []
+    events = broker.cancel(1, 7)
+    assert kinds(events) == ["7:Cancelled", "7:error 202"]
+    assert broker.open_orders() == []
+    assert [(o.order_id, o.status) for o in broker.completed_orders()] == [(7, "Cancelled")]
+    assert kinds(broker.cancel(1, 7)) == ["7:error 161"]
+
+
+def test_global_cancel_takes_inactive_orders_too() -> None:
+    broker, _, _ = make_broker()
+    broker.inactivate_next(code=399, text="Order held: outside trading hours")
+    events = broker.place(1, req(7, "BUY", 10, "LMT", lmt_price=150.0), AAPL)
+    assert kinds(events) == ["7:PreSubmitted", "7:error 399", "7:Inactive"]
+    assert isinstance(events[1], OrderError)
+    assert events[1].text == "Order held: outside trading hours"
+    assert kinds(broker.global_cancel()) == ["7:Cancelled", "7:error 202"]
+
+
+def test_inactive_rules_count_new_accepted_orders_of_their_symbol() -> None:
+    broker, _, _ = make_broker()
+    broker.inactivate_next(symbol="aapl", after=1)
+    broker.inactivate_next(after=3)
+
+    def status(order_id: int, inst: Instrument = AAPL, **kw: Any) -> str:
+        events = broker.place(1, req(order_id, "BUY", 1, "LMT", inst=inst, **kw), inst)
+        return kinds(events)[-1]
+
+    assert status(1, lmt_price=150.0) == "1:Submitted"  # AAPL rule: 1 to skip, now 0
+    assert status(2, MSFT, lmt_price=300.0) == "2:Submitted"  # not AAPL
+    assert status(3, lmt_price=150.001) == "3:error 110"  # refused outright: not counted
+    assert status(4, lmt_price=150.0) == "4:Inactive"  # AAPL rule fires
+    assert status(1, lmt_price=151.0) == "1:Submitted"  # a modify: not counted
+    assert status(5, MSFT, lmt_price=300.0) == "5:Inactive"  # the any-symbol rule: 4th order
+    assert status(6, lmt_price=150.0) == "6:Submitted"
+    with pytest.raises(ValueError, match="after"):
+        broker.inactivate_next(after=-1)

@@ -308,6 +308,16 @@ def test_order_status_has_12_fields_without_version() -> None:
     assert " ".join(types) == "int str float float float int int float int str float"
 
 
+def test_inactive_order_frames_and_its_refusal_decode() -> None:
+    order = make_order(status="Inactive")
+    _, (_, _, _, state) = decode(open_order(order))
+    assert state.status == "Inactive"
+    name, args = decode(order_status(order))
+    assert (name, args[:4]) == ("orderStatus", (7, "Inactive", 0.0, 10.0))
+    text = "Order rejected - reason:YOUR ORDER IS NOT ACCEPTED. [1.00 USD]"
+    assert decode(error_message(7, 201, text)) == ("error", (7, 201, text, ""))
+
+
 def test_completed_order_has_96_fields() -> None:
     order = make_order(
         status="Filled",
@@ -377,6 +387,14 @@ def test_exec_details_has_32_fields_and_a_zoned_time() -> None:
     assert e.lastLiquidity == 2
     assert e.pendingPriceRevision is False
     assert e.orderRef == "ref1"
+
+
+def test_exec_details_and_commission_of_a_correction_decode() -> None:
+    corrected = make_execution(exec_id="0000e0d5.6578a1b2.01.02", price=190.25)
+    _, (_, _, e) = decode(exec_details(-1, corrected))
+    assert (e.execId, e.price, e.shares) == ("0000e0d5.6578a1b2.01.02", 190.25, 10.0)
+    _, (report,) = decode(commission_report(corrected))
+    assert report.execId == "0000e0d5.6578a1b2.01.02"
 
 
 def test_exec_details_below_178_has_no_pending_price_revision() -> None:
