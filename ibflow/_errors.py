@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ._models import Contract
+    from ._orders import Trade
 
 __all__ = [
     "AmbiguousContract",
@@ -191,7 +192,16 @@ class AmbiguousContract(RequestError):
 
 
 class OrderRejected(RequestError):
-    """IB refused an order, or a change to one."""
+    """IB refused an order, or a change to one.
+
+    Attributes:
+        trade: when ``place()`` raises it, the rejected order's ``Trade``. TWS may still hold
+            the order (it can follow a rejection with an ``Inactive`` status); the session
+            keeps following it through this handle, and ``trade.cancel()`` removes it.
+            ``None`` for a refused change or cancel.
+    """
+
+    trade: Trade | None = None
 
 
 class MarketDataError(RequestError):

@@ -23,9 +23,13 @@ twice). ibflow answers with:
 State machine (``Trade.status``): a new Trade starts in ``PendingSubmit`` (sent, not yet
 acknowledged). Any status TWS reports is taken as it comes while the order is live; the
 terminal ones (``Filled``, ``Cancelled``, ``ApiCancelled``, ``Inactive``) are final: later
-messages can add fills but never change them. Executions that add up to the order's quantity
-make it ``Filled`` even if TWS never sends that orderStatus (it may skip it for instant
-fills). A cancel request, an error, a timeout or a lost link change nothing by themselves.
+messages can add fills but never change them, with one exception: TWS still holds an
+``Inactive`` order, and cancelling it makes it ``Cancelled``. Executions that add up to the
+order's quantity make it ``Filled`` even if TWS never sends that orderStatus (it may skip it
+for instant fills). A cancel request, an error, a timeout or a lost link change nothing by
+themselves. An order TWS rejects before acknowledging it makes ``place()`` raise
+``OrderRejected`` carrying its Trade, which keeps following the order in case TWS holds it
+after all.
 """
 
 from __future__ import annotations
@@ -102,6 +106,7 @@ _RECONCILER_KEY: Final = -4_000_004
 # How long a fill waits for its commission report before fills_stream() delivers it anyway.
 _COMMISSION_GRACE = 5.0
 _MAX_ORPHAN_COMMISSIONS = 1024
+_MAX_REJECTED = 256  # orders rejected before an acknowledgement, kept in case TWS holds them
 # How long wait_filled() waits for executions once TWS reported the order filled.
 _EXEC_GRACE = 2.0
 
@@ -174,6 +179,7 @@ class OrderStatus(StrEnum):
 _DONE = frozenset(
     {OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.API_CANCELLED, OrderStatus.INACTIVE}
 )
+_ENDS_INACTIVE = frozenset({OrderStatus.CANCELLED, OrderStatus.API_CANCELLED})
 
 
 class OcaType(StrEnum):
@@ -805,8 +811,12 @@ class Trade:
         self._status_filled = 0.0
         self._status_avg: float | None = None
         self._fills: list[Fill] = []
+        self._corrected = False
         self._events: list[OrderEvent] = []
         self._acked = False
+        # Rejected before any acknowledgement: place() raises, whatever TWS sends after (it
+        # may still report the order, Inactive, in the same read or a later one).
+        self._rejected_first = False
         self._error: RequestError | None = None
         self._op: _Op | None = None
         self._op_lock = asyncio.Lock()
@@ -988,7 +998,8 @@ class Trade:
         """Ask TWS to cancel the order and wait until it reports the order done.
 
         Returns the final status: usually ``Cancelled``, ``Filled`` if it filled first. A done
-        order is left alone (nothing is sent). The cancel is sent once; it is not repeated.
+        order is left alone (nothing is sent), except an ``Inactive`` one, which TWS still
+        holds: it is cancelled like a live one. The cancel is sent once; it is not repeated.
 
         Args:
             timeout: seconds to wait for TWS (the session default when not given).
@@ -1006,11 +1017,11 @@ class Trade:
         session._check_can_trade("cancel an order")
         self._check_owner("cancel")
         self._book.raise_if_closed()
-        if self.is_done:
+        if self._cancel_pointless():
             return self._status
         session._require_ready()
         async with self._op_lock:
-            if self.is_done:
+            if self._cancel_pointless():
                 return self._status
             op = _Op("cancel")
             self._op = op
@@ -1021,7 +1032,7 @@ class Trade:
                 log.info("order %d: cancel sent", self._order_id)
                 await self._wait(
                     lambda: (
-                        self._status.is_done
+                        self._cancel_pointless()
                         or op.error is not None
                         or self._link_dropped(epoch, "cancel")
                     ),
@@ -1030,10 +1041,14 @@ class Trade:
                 )
             finally:
                 self._op = None
-        if self._status.is_done:
+        if self._cancel_pointless():
             return self._status
         assert op.error is not None
         raise op.error
+
+    def _cancel_pointless(self) -> bool:
+        # Inactive is done for trading, but TWS still holds the order until it is cancelled.
+        return self._status.is_done and self._status is not OrderStatus.INACTIVE
 
     async def modify(
         self,
@@ -1202,7 +1217,9 @@ class Trade:
         current = self._status
         if status is current:
             return False
-        if current.is_done:
+        if current is OrderStatus.INACTIVE and status in _ENDS_INACTIVE:
+            pass  # the one way out of a terminal status: TWS cancelled the order it held
+        elif current.is_done:
             log.debug("order %d: ignoring %s after the final %s", self._order_id, status, current)
             return False
         self._status = status
@@ -1252,6 +1269,10 @@ class Trade:
         self._ack(fill.perm_id)
         if corrects is not None:
             self._fills = [fill if f.exec_id == corrects.exec_id else f for f in self._fills]
+            # The executions are the record now: the filled figure of an earlier orderStatus
+            # counted the corrected execution at its old size.
+            self._corrected = True
+            self._status_filled = min(self._status_filled, sum(f.quantity for f in self._fills))
         else:
             self._fills.append(fill)
         self._emit(OrderEventKind.FILL, fill=fill, corrects=corrects)
@@ -1285,12 +1306,14 @@ class Trade:
                 self._op.error = error
             else:
                 self._error = error
+                self._rejected_first = self._rejected_first or not self._acked
         self._wake()
 
     def _executions_in(self) -> bool:
         """The executions received account for everything TWS says has filled."""
         wanted = self._status_filled
-        if self._status is OrderStatus.FILLED:
+        if self._status is OrderStatus.FILLED and not self._corrected:
+            # (A correction may leave a filled order's executions short of its quantity.)
             wanted = max(wanted, self._order.quantity)
         return sum(f.quantity for f in self._fills) >= wanted - _EPS
 
@@ -1504,6 +1527,7 @@ class _OrderBook:
         self.open_lock = asyncio.Lock()
         self.completed_lock = asyncio.Lock()
         self.orphans: set[Trade] = set()
+        self.rejected: OrderedDict[tuple[int, int], Trade] = OrderedDict()
         self.link_epoch = 0
         self._facts: dict[Contract, _Facts] = {}
         self._execs: dict[str, _SeenExec] = {}
@@ -1524,6 +1548,27 @@ class _OrderBook:
         self.trades.pop((trade.client_id, trade.order_id), None)
         if trade.perm_id is not None:
             self.by_perm.pop(trade.perm_id, None)
+
+    def set_aside(self, trade: Trade) -> None:
+        """Out of ``trades`` (it was rejected), but found again if TWS reports it after all."""
+        if trade._acked:
+            return  # TWS already reported the order it rejected: it stays a known trade
+        self.forget(trade)
+        self.rejected[(trade.client_id, trade.order_id)] = trade
+        while len(self.rejected) > _MAX_REJECTED:
+            self.rejected.popitem(last=False)
+
+    def find_reported(
+        self, client_id: int | None, order_id: int | None, perm_id: int | None
+    ) -> Trade | None:
+        """``find``, plus a rejected trade TWS now reports holding (filed again)."""
+        trade = self.find(client_id, order_id, perm_id)
+        if trade is None and client_id is not None and order_id:
+            trade = self.rejected.pop((client_id, order_id), None)
+            if trade is not None:
+                log.info("order %d: TWS holds the order it rejected", order_id)
+                self.register(trade)
+        return trade
 
     def find(
         self, client_id: int | None, order_id: int | None, perm_id: int | None
@@ -1624,7 +1669,7 @@ class _OrderBook:
     # -- the tap (OrderListener) ---------------------------------------------------------------
 
     def on_status(self, update: _wire.StatusUpdate) -> None:
-        trade = self.find(update.client_id, update.order_id, update.perm_id)
+        trade = self.find_reported(update.client_id, update.order_id, update.perm_id)
         if trade is None:
             return
         self._seen_since_down.add(trade)
@@ -1636,7 +1681,7 @@ class _OrderBook:
         )
 
     def on_open_order(self, update: _wire.OpenOrderUpdate) -> None:
-        trade = self.find(update.client_id, update.order_id, update.perm_id)
+        trade = self.find_reported(update.client_id, update.order_id, update.perm_id)
         if trade is None:
             return
         self._seen_since_down.add(trade)
@@ -1662,7 +1707,7 @@ class _OrderBook:
         trade = (
             seen.trade
             if seen is not None
-            else self.find(fill.client_id, fill.order_id, fill.perm_id)
+            else self.find_reported(fill.client_id, fill.order_id, fill.perm_id)
         )
         if trade is None:
             return
@@ -1990,7 +2035,7 @@ async def _wait_acknowledged(book: _OrderBook, trades: list[Trade]) -> None:
 
     def ready() -> bool:
         for trade in trades:
-            if trade.error is not None and not trade._acked:
+            if trade._rejected_first and trade.error is not None:
                 raise trade.error
         if all(t._acked for t in trades):
             return True
@@ -2061,8 +2106,8 @@ async def _place(
         if sent:
             _abandon(session, book, trades, "place() was cancelled before TWS acknowledged it")
         raise
-    except OrderRejected:
-        rejected = [t for t in trades if t.error is not None and not t._acked]
+    except OrderRejected as exc:
+        rejected = [t for t in trades if t._rejected_first]
         _abandon(
             session,
             book,
@@ -2070,7 +2115,9 @@ async def _place(
             "another order of its group was rejected",
         )
         for trade in rejected:
-            book.forget(trade)
+            book.set_aside(trade)
+            if trade.error is exc:
+                exc.trade = trade
         raise
     if isinstance(order, Bracket):
         return BracketTrade(trades)
@@ -2126,7 +2173,11 @@ class OrdersAPI:
             SafetyError: read-only session, live account without ``allow_live``, or over
                 ``max_order_quantity`` / ``max_order_notional``.
             ContractNotFound / AmbiguousContract: the contract is unknown or not unique.
-            OrderRejected: TWS rejected the order (IB's code is on the error).
+            OrderRejected: TWS rejected the order before acknowledging it (IB's code is on
+                the error). Its ``trade`` is the order's Trade: TWS may still hold the order
+                (reporting it ``Inactive`` later), and the Trade keeps following it. A
+                rejection after the acknowledgement is not raised here: the Trade returned
+                ends with ``trade.error`` set (``wait_filled()`` raises it).
             RequestTimeout: no acknowledgement within ``timeout`` (a cancel was sent).
             ConnectionLost: the link is down (nothing was sent).
             SessionClosedError: the session is not open.

@@ -270,6 +270,7 @@ class _InactiveRule:
     skip: int
     code: int
     text: str
+    acknowledge: bool = True
 
 
 @dataclass(slots=True)
@@ -699,20 +700,24 @@ class Broker:
         after: int = 0,
         code: int = INACTIVE_CODE,
         text: str = INACTIVE_TEXT,
+        acknowledge: bool = True,
     ) -> None:
         """Make a coming new order ``Inactive`` instead of working it.
 
         Skips ``after`` new orders (of ``symbol`` only, when given), then hits the next one:
-        it is acknowledged (``PreSubmitted``), gets error ``code`` with ``text`` addressed to
-        its id, then reports ``Inactive``. Orders refused outright (validation) and
-        modifications are not counted. Each call adds one rule; they count independently.
+        it is acknowledged (``PreSubmitted``; left out with ``acknowledge=False``), gets error
+        ``code`` with ``text`` addressed to its id, then reports ``Inactive``. Orders refused
+        outright (validation) and modifications are not counted. Each call adds one rule; they
+        count independently.
 
         Raises:
             ValueError: ``after`` is negative.
         """
         if after < 0:
             raise ValueError(f"after must be 0 or more, got {after!r}")
-        self._inactive_rules.append(_InactiveRule(symbol.strip().upper(), after, code, text))
+        self._inactive_rules.append(
+            _InactiveRule(symbol.strip().upper(), after, code, text, acknowledge)
+        )
 
     def on_quote(self, con_id: int) -> list[Event]:
         """The quote of ``con_id`` moved: trigger and fill the resting orders it now reaches."""
@@ -1309,9 +1314,12 @@ class Broker:
 
     def _inactivate(self, order: SimOrder, rule: _InactiveRule) -> list[Event]:
         # TWS acknowledges the order before the check that refuses it, then sends the reason
-        # and the Inactive status: the sequence ib_insync#554 logged from a real TWS.
-        order.status = "PreSubmitted"
-        events: list[Event] = [OrderChanged(_snap(order))]
+        # and the Inactive status: the sequence ib_insync#554 logged from a real TWS. Other
+        # logs (thetagang#709) show the reason first, before any acknowledgement.
+        events: list[Event] = []
+        if rule.acknowledge:
+            order.status = "PreSubmitted"
+            events.append(OrderChanged(_snap(order)))
         events.append(OrderError(order.order_id, order.client_id, rule.code, rule.text))
         order.status = "Inactive"
         events.append(OrderChanged(_snap(order)))

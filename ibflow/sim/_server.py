@@ -933,13 +933,15 @@ class Simulator:
         after: int = 0,
         code: int = INACTIVE_CODE,
         text: str = INACTIVE_TEXT,
+        acknowledge: bool = True,
     ) -> None:
         """Make a coming new order ``Inactive``: TWS holds it but will not work it.
 
         Skips ``after`` new orders (of ``symbol`` only, when given) and hits the next one, as
         TWS does when its checks after accepting an order refuse it (margin, permissions,
-        trading hours). The placing client gets openOrder/orderStatus ``PreSubmitted``, then
-        error ``code`` with ``text`` addressed to the order id (TWS's wording starts with
+        trading hours). The placing client gets openOrder/orderStatus ``PreSubmitted`` (not
+        with ``acknowledge=False``: TWS has been seen sending the error first), then error
+        ``code`` with ``text`` addressed to the order id (TWS's wording starts with
         ``"Order rejected - reason:"``), then openOrder/orderStatus ``Inactive``. The order
         never fills, stays among the open orders with status ``Inactive``, and a cancel turns
         it ``Cancelled`` (with error 202). Orders refused outright and modifications are not
@@ -950,7 +952,9 @@ class Simulator:
             ValueError: ``after`` is negative.
         """
         name = self._instrument(symbol, "").symbol if symbol is not None else ""
-        self.broker.inactivate_next(symbol=name, after=after, code=code, text=text)
+        self.broker.inactivate_next(
+            symbol=name, after=after, code=code, text=text, acknowledge=acknowledge
+        )
 
     def correct_fill(
         self, exec_id: str, *, price: float | None = None, quantity: float | None = None

@@ -172,6 +172,21 @@ async def test_execution_corrections_replace_and_duplicates_are_ignored(
     await events.aclose()
 
 
+async def test_a_correction_that_lowers_the_quantity_lowers_filled(
+    session: ibflow.Session, sim: Simulator
+) -> None:
+    trade = await session.place(AAPL, ibflow.MarketOrder("BUY", 2))
+    [original] = await trade.wait_filled()
+    new_id = sim.correct_fill(original.exec_id, quantity=1)
+    await eventually(lambda: trade.fills[0].exec_id == new_id)
+    assert trade.filled == 1
+    assert trade.status is OrderStatus.FILLED  # TWS's status stands; the executions say 1
+    async with asyncio.timeout(1):  # no wait for executions that will never come
+        assert [f.exec_id for f in await trade.wait_filled()] == [new_id]
+        kinds = [e.kind async for e in trade.events()]  # ends: nothing more will happen
+    assert kinds.count(OrderEventKind.FILL) == 2
+
+
 async def test_execution_corrected_while_disconnected_replaces_after_reconnect(
     session: ibflow.Session, sim: Simulator
 ) -> None:

@@ -1,9 +1,10 @@
 """TWS refusing orders, through the public Session API: held ``Inactive``, or rejected outright.
 
 The simulator produces both the way TWS does on the wire: an order TWS holds but will not work
-is acknowledged, gets error 201 addressed to it, then reports ``Inactive``; a placeOrder
-rejected before it exists gets only the error. ibflow promises ``OrderRejected`` (with IB's
-code) for both, and a terminal ``Inactive`` status for the first.
+is acknowledged (or not: TWS has been seen sending the error first), gets error 201 addressed
+to it, then reports ``Inactive``; a placeOrder rejected before it exists gets only the error.
+ibflow promises ``OrderRejected`` (with IB's code) for both, a terminal ``Inactive`` status for
+the first, which a cancel still removes, and a Trade handle whichever message came first.
 """
 
 from __future__ import annotations
@@ -74,7 +75,45 @@ async def test_fail_next_after_one_rejects_only_the_second_order(
     # The rejected order never existed: not at the broker, not among the session's trades.
     assert rejected.req_id not in {o.order_id for o in sim.orders}
     assert [t.order_id for t in session.trades()] == [first.order_id, third.order_id]
+    assert rejected.trade is not None
+    assert (rejected.trade.order_id, rejected.trade.error) == (rejected.req_id, rejected)
+    assert rejected.trade.status is OrderStatus.PENDING_SUBMIT  # TWS never reported it
     assert first.status is OrderStatus.SUBMITTED
     assert third.status is OrderStatus.SUBMITTED
     for trade in (first, third):
         assert await trade.cancel() is OrderStatus.CANCELLED
+
+
+async def test_an_inactive_order_is_still_cancelled_at_tws(
+    session: ibflow.Session, sim: Simulator
+) -> None:
+    sim.inactivate_next()
+    trade = await session.place(AAPL, LimitOrder("BUY", 5, 150.00))
+    assert await trade.wait_done() is OrderStatus.INACTIVE
+    assert await trade.cancel() is OrderStatus.CANCELLED
+    assert sim.request_count("cancel_order") == 1
+    assert sim_order(sim, trade.order_id).status == "Cancelled"
+    assert await session.open_orders() == []
+    assert trade.history[-1].status is OrderStatus.CANCELLED
+    # Cancelled is final: a second cancel sends nothing.
+    assert await trade.cancel() is OrderStatus.CANCELLED
+    assert sim.request_count("cancel_order") == 1
+
+
+async def test_a_rejection_before_the_acknowledgement_still_gives_a_handle(
+    session: ibflow.Session, sim: Simulator
+) -> None:
+    """Error 201 first, then the Inactive order: place() raises, and the trade follows on."""
+    sim.inactivate_next(acknowledge=False)
+    with pytest.raises(ibflow.OrderRejected) as raised:
+        await session.place(AAPL, LimitOrder("BUY", 5, 150.00))
+    rejected = raised.value
+    assert rejected.code == 201
+    trade = rejected.trade
+    assert trade is not None
+    assert trade.error is rejected
+    await eventually(lambda: trade.status is OrderStatus.INACTIVE)
+    assert [t.order_id for t in session.trades()] == [trade.order_id]
+    assert await trade.cancel() is OrderStatus.CANCELLED
+    assert sim_order(sim, trade.order_id).status == "Cancelled"
+    assert sim.request_count("place_order") == 1
