@@ -1,4 +1,4 @@
-"""The ``ibflow`` command line: run the simulator, diagnose a connection.
+"""The ``ibflow`` command line: run the simulator, diagnose a connection, serve the bridge.
 
 Built on click (the ``cli`` extra, with rich for output). Every user error — a bad flag, a
 scenario file that does not load — ends in one ``ibflow: error: …`` line and exit code 2, never
@@ -192,6 +192,37 @@ if click is not None:
         from ._doctor import main as run_doctor
 
         raise SystemExit(run_doctor(host, port, client_id, as_json))
+
+    @app.command()
+    @click.option(
+        "--host",
+        default="127.0.0.1",
+        show_default=True,
+        help="Address to bind. It has no authentication and can place orders: keep loopback.",
+    )
+    @click.option(
+        "--port",
+        type=click.IntRange(0, 65535),
+        default=8000,
+        show_default=True,
+        help="HTTP port (0 = any free port).",
+    )
+    @click.option("--sim", is_flag=True, help="Serve the embedded simulator instead of a TWS.")
+    def bridge(host: str, port: int, sim: bool) -> None:
+        """Serve one session over HTTP and WebSockets (TWS settings from IBFLOW_* variables)."""
+        try:
+            from .bridge import serve
+        except ImportError as exc:
+            _fail(str(exc))
+        from ._errors import IBFlowError
+
+        try:
+            with contextlib.suppress(KeyboardInterrupt):
+                asyncio.run(serve(host=host, port=port, sim=sim))
+        except IBFlowError as exc:
+            # An unreachable TWS is not a usage error: one line, exit 1 (as doctor's failures).
+            print(f"ibflow: error: {exc}", file=sys.stderr)
+            raise SystemExit(1) from None
 
 
 def main() -> None:

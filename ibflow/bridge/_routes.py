@@ -1,0 +1,336 @@
+"""The bridge's HTTP endpoints: one thin route per Session method.
+
+Each route reads its input, calls the one ibflow method that does the work, and returns the
+mirrored model; validation, timeouts and IB's errors stay ibflow's business (the handlers in
+``_errors`` turn them into statuses). The one route with logic of its own is ``POST /orders``,
+which goes through the idempotency store so that an order is never sent twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import JSONResponse
+from starlette.responses import Response
+
+import ibflow
+from ibflow import ConnectionState
+
+from . import _schemas as schemas
+from ._errors import BridgeError, describe, error_content
+from ._idempotency import Answer, check_key
+from ._state import ContractDep, SessionDep, bridge_of
+
+__all__ = ["router"]
+
+log = logging.getLogger("ibflow.bridge")
+
+router = APIRouter()
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": schemas.ErrorBody, "description": text}
+    for status, text in (
+        (403, "refused on purpose: read-only session, live account, safety rail"),
+        (404, "unknown contract (or order)"),
+        (409, "the contract is ambiguous: pick one of `candidates`"),
+        (422, "invalid input: the message says what to fix"),
+        (429, "IB's pacing: wait `Retry-After` seconds"),
+        (502, "IB refused the request"),
+        (503, "not connected to TWS right now"),
+        (504, "TWS did not answer in time"),
+    )
+}
+
+Account = Annotated[
+    str | None,
+    Query(description="One managed account; default: the session's account, or all of them."),
+]
+OneAccount = Annotated[
+    str | None,
+    Query(description="A managed account; may be left out when the login manages one."),
+]
+
+
+# -- session --------------------------------------------------------------------------------------
+
+
+@router.get(
+    "/health",
+    response_model=schemas.Health,
+    responses={503: {"model": schemas.Health, "description": "the session is not READY"}},
+    tags=["session"],
+)
+async def health(request: Request) -> Response:
+    """The session's state and counters; 503 unless it is READY (for load-balancer probes)."""
+    session = bridge_of(request).session
+    if session is None:
+        body = schemas.Health(
+            state=ConnectionState.DISCONNECTED,
+            ready=False,
+            client_id=None,
+            server_version=None,
+            accounts=[],
+            is_paper=None,
+            statistics=None,
+        )
+    else:
+        statistics = session.statistics()
+        # The link's details exist once the session has connected; before that they raise.
+        connected = statistics.connects > 0
+        body = schemas.Health(
+            state=session.state,
+            ready=session.state is ConnectionState.READY,
+            client_id=session.client_id,
+            server_version=session.server_version if connected else None,
+            accounts=list(session.accounts) if connected else [],
+            is_paper=session.is_paper if connected else None,
+            statistics=schemas.SessionStatistics.model_validate(statistics),
+        )
+    return JSONResponse(body.model_dump(mode="json"), status_code=200 if body.ready else 503)
+
+
+@router.get("/accounts", responses=_ERRORS, tags=["session"])
+async def accounts(session: SessionDep) -> list[str]:
+    """The accounts this login manages."""
+    return list(session.accounts)
+
+
+# -- account --------------------------------------------------------------------------------------
+
+
+@router.get("/positions", responses=_ERRORS, tags=["account"])
+async def positions(session: SessionDep, account: Account = None) -> list[schemas.Position]:
+    """The positions TWS reports right now."""
+    return [schemas.Position.model_validate(p) for p in await session.positions(account)]
+
+
+@router.get("/account/values", responses=_ERRORS, tags=["account"])
+async def account_values(
+    session: SessionDep, account: Account = None
+) -> list[schemas.AccountValue]:
+    """Every account value (NetLiquidation, CashBalance per currency…), as IB's text."""
+    rows = await session.account_values(account)
+    return [schemas.AccountValue.model_validate(v) for v in rows]
+
+
+@router.get("/account/summary", responses=_ERRORS, tags=["account"])
+async def account_summary(
+    session: SessionDep, account: OneAccount = None
+) -> schemas.AccountSummary:
+    """Net liquidation, cash, buying power and margin of one account."""
+    return schemas.AccountSummary.model_validate(await session.account_summary(account))
+
+
+@router.get("/portfolio", responses=_ERRORS, tags=["account"])
+async def portfolio(session: SessionDep, account: Account = None) -> list[schemas.PortfolioItem]:
+    """Each position with its market price, value and PnL."""
+    rows = await session.portfolio(account)
+    return [schemas.PortfolioItem.model_validate(p) for p in rows]
+
+
+@router.get("/pnl", responses=_ERRORS, tags=["account"])
+async def pnl(session: SessionDep, account: OneAccount = None) -> schemas.PnL:
+    """The account's daily, unrealized and realized profit and loss."""
+    return schemas.PnL.model_validate(await session.pnl(account))
+
+
+# -- contracts and market data --------------------------------------------------------------------
+
+
+@router.get("/contracts", responses=_ERRORS, tags=["contracts"])
+async def contracts(session: SessionDep, contract: ContractDep) -> list[schemas.ContractDetails]:
+    """Everything IB knows about every contract matching the description."""
+    rows = await session.contract_details(contract)
+    return [schemas.ContractDetails.model_validate(d) for d in rows]
+
+
+@router.get("/contracts/qualify", responses=_ERRORS, tags=["contracts"])
+async def qualify(session: SessionDep, contract: ContractDep) -> schemas.Contract:
+    """The one contract the description names (409 with the candidates when it names several)."""
+    [qualified] = await session.qualify(contract)
+    return schemas.Contract.model_validate(qualified)
+
+
+@router.get("/quote", responses=_ERRORS, tags=["market data"])
+async def quote(session: SessionDep, contract: ContractDep) -> schemas.Quote:
+    """One snapshot quote. For a live feed use the ``/ws/quotes`` websocket."""
+    return schemas.Quote.model_validate(await session.quote(contract))
+
+
+@router.get("/history", responses=_ERRORS, tags=["market data"])
+async def history(
+    session: SessionDep,
+    contract: ContractDep,
+    period: Annotated[str, Query(description='Bar size: "1m", "5m", "1h", "1d", "5 mins"…')] = "5m",
+    duration: Annotated[str, Query(description='How far back: "3600 S", "1 D", "2 W"…')] = "1 D",
+    what: Annotated[str, Query(description="TRADES, MIDPOINT, BID, ASK, BID_ASK…")] = "TRADES",
+    rth: Annotated[bool, Query(description="Regular trading hours only.")] = True,
+    end: Annotated[
+        datetime | None, Query(description="ISO-8601 with an offset; default: now.")
+    ] = None,
+) -> list[schemas.Bar]:
+    """Historical bars, oldest first, under ibflow's pacing."""
+    bars = await session.history(
+        contract, period=period, duration=duration, what=what, rth=rth, end=end
+    )
+    return [schemas.Bar.model_validate(b) for b in bars]
+
+
+# -- orders ---------------------------------------------------------------------------------------
+
+
+@router.get("/orders", responses=_ERRORS, tags=["orders"])
+async def open_orders(session: SessionDep) -> list[schemas.OrderSnapshot]:
+    """The orders TWS has open for this session's client id."""
+    return [schemas.OrderSnapshot.model_validate(o) for o in await session.open_orders()]
+
+
+@router.get("/orders/completed", responses=_ERRORS, tags=["orders"])
+async def completed_orders(
+    session: SessionDep,
+    api_only: Annotated[bool, Query(description="Only orders placed through the API.")] = False,
+) -> list[schemas.OrderSnapshot]:
+    """Orders that finished today: filled, cancelled or inactive."""
+    rows = await session.completed_orders(api_only=api_only)
+    return [schemas.OrderSnapshot.model_validate(o) for o in rows]
+
+
+@router.get("/fills", responses=_ERRORS, tags=["orders"])
+async def fills(
+    session: SessionDep,
+    since: Annotated[
+        datetime | None, Query(description="Only executions at or after this (with an offset).")
+    ] = None,
+) -> list[schemas.Fill]:
+    """The account's executions (every client id), with their commissions."""
+    return [schemas.Fill.model_validate(f) for f in await session.fills(since)]
+
+
+@router.post(
+    "/orders",
+    status_code=201,
+    response_model=schemas.Trade,
+    responses={
+        **_ERRORS,
+        400: {"model": schemas.ErrorBody, "description": "no usable Idempotency-Key header"},
+    },
+    tags=["orders"],
+)
+async def place_order(
+    request: Request,
+    body: schemas.PlaceOrder,
+    session: SessionDep,
+    idempotency_key: Annotated[
+        str | None,
+        Header(description="Required: one unique value per order (a UUID). Retries reuse it."),
+    ] = None,
+    wait: Annotated[
+        float,
+        Query(ge=0, le=60, description="Seconds to wait for the order to be done (0: don't)."),
+    ] = 0.0,
+) -> Response:
+    """Place one order; a repeated ``Idempotency-Key`` gets the first answer and sends nothing.
+
+    Returns once TWS acknowledged the order (or, with ``wait``, once it is done or ``wait``
+    seconds passed), with the order's state at that moment; ``GET /orders/{order_id}`` reads
+    it later. The first answer for a key is final, errors included: retry a failed order with
+    a new key.
+    """
+    key = check_key(idempotency_key)
+    # Built before the key is recorded: a body ibflow refuses is answered 422 and the key stays
+    # free for the corrected request.
+    contract = body.contract.to_contract()
+    order = body.order.to_order()
+    # The key names the order, so only the body must match; ``wait`` shapes just the answer.
+    fingerprint = json.dumps(body.model_dump(mode="json"), sort_keys=True)
+
+    def locate(order_id: int) -> str:
+        return str(request.url_for("get_order", order_id=order_id))
+
+    answer, replayed = await bridge_of(request).orders.run(
+        key, fingerprint, lambda: _place(session, contract, order, wait, locate)
+    )
+    return answer.response(replayed=replayed)
+
+
+async def _place(
+    session: ibflow.Session,
+    contract: ibflow.Contract,
+    order: ibflow.Order,
+    wait: float,
+    locate: Callable[[int], str],
+) -> Answer:
+    """Place the order and turn whatever happens into the answer kept for its key."""
+    try:
+        trade = await session.place(contract, order)
+        if wait > 0:
+            # The order is placed: whatever the waiting ends in, the answer is the trade.
+            with contextlib.suppress(
+                ibflow.RequestTimeout, ibflow.ConnectionLost, ibflow.SessionClosedError
+            ):
+                await trade.wait_done(timeout=wait)
+    except ibflow.IBFlowError as exc:
+        status, error, headers = describe(exc)
+        return Answer(status, json.dumps(error_content(error)).encode(), headers)
+    except Exception as exc:
+        # A bug, not a refusal: the order may have gone out, so this answer is kept for the
+        # key too, and a retry cannot send it again.
+        log.exception("placing %r for %s failed unexpectedly", order, contract.display_name)
+        error = schemas.ErrorBody(
+            error=type(exc).__name__, code=None, message=f"internal error while placing: {exc}"
+        )
+        return Answer(500, json.dumps(error_content(error)).encode())
+    body = schemas.Trade.model_validate(trade).model_dump_json().encode()
+    return Answer(201, body, {"Location": locate(trade.order_id)})
+
+
+@router.post("/orders/what-if", responses=_ERRORS, tags=["orders"])
+async def what_if(body: schemas.PlaceOrder, session: SessionDep) -> schemas.OrderPreview:
+    """An order's margin impact and commission; nothing is placed."""
+    preview = await session.what_if(body.contract.to_contract(), body.order.to_order())
+    return schemas.OrderPreview.model_validate(preview)
+
+
+@router.get("/orders/{order_id}", responses=_ERRORS, tags=["orders"])
+async def get_order(order_id: int, session: SessionDep) -> schemas.Trade:
+    """An order this bridge placed, as it stands now."""
+    return schemas.Trade.model_validate(_trade(session, order_id))
+
+
+@router.delete("/orders/{order_id}", responses=_ERRORS, tags=["orders"])
+async def cancel_order(order_id: int, session: SessionDep) -> schemas.Trade:
+    """Cancel an order this bridge placed; returns once TWS reports it done."""
+    trade = _trade(session, order_id)
+    await trade.cancel()
+    return schemas.Trade.model_validate(trade)
+
+
+@router.put("/orders/{order_id}", responses=_ERRORS, tags=["orders"])
+async def modify_order(
+    order_id: int, body: schemas.ModifyOrder, session: SessionDep
+) -> schemas.Trade:
+    """Change an open order's quantity or prices; returns once TWS reports the new terms."""
+    trade = _trade(session, order_id)
+    await trade.modify(
+        quantity=body.quantity, limit_price=body.limit_price, stop_price=body.stop_price
+    )
+    return schemas.Trade.model_validate(trade)
+
+
+def _trade(session: ibflow.Session, order_id: int) -> ibflow.Trade:
+    for trade in session.trades():
+        if trade.order_id == order_id:
+            return trade
+    raise BridgeError(
+        404,
+        "OrderNotFound",
+        f"order {order_id} was not placed by this bridge's session (client id "
+        f"{session.client_id}); TWS lets only the client that placed an order change it. "
+        "GET /orders lists the open ones.",
+    )
