@@ -606,7 +606,11 @@ async def _details(session: Session, contract: Contract, budget: _Budget) -> lis
         ) from None
     except AmbiguousContract as exc:
         raise AmbiguousContract(
-            exc.code, f"{exc.message}: {_describe(contract)}", exc.req_id, hint=exc.hint
+            exc.code,
+            f"{exc.message}: {_describe(contract)}",
+            exc.req_id,
+            hint=exc.hint,
+            candidates=exc.candidates,
         ) from None
     if not found:
         raise ContractNotFound(
