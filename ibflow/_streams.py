@@ -696,7 +696,8 @@ class _LiveBarHub(_Hub[Bar]):
         if self.ticket is None:
             # A re-subscription after a reconnect happens inside the reconnect and cannot wait
             # its turn; it is still booked, so downloads and other streams wait for it.
-            self.ticket = pacer_for(self.session).core.admit(_live_key(self.contract, self))
+            key = _live_key(self.contract, self.bar_size, self.lookback, self.what, self.rth)
+            self.ticket = pacer_for(self.session).core.admit(key)
 
     def _open(self) -> Link:
         from ._ib import _market
@@ -764,13 +765,8 @@ class _LiveBarHub(_Hub[Bar]):
             pacer_for(self.session).release(ticket)
 
 
-def _live_key(contract: Contract, spec: _LiveBarHub | tuple[str, str, str, bool]) -> HistKey:
+def _live_key(contract: Contract, bar_size: str, lookback: str, what: str, rth: bool) -> HistKey:
     """The pacer's view of a keepUpToDate request (it ends now, like any "up to now" one)."""
-    bar_size, lookback, what, rth = (
-        (spec.bar_size, spec.lookback, spec.what, spec.rth)
-        if isinstance(spec, _LiveBarHub)
-        else spec
-    )
     return HistKey(
         con_id=contract.con_id or 0,
         exchange=contract.exchange or "",
@@ -1287,7 +1283,7 @@ class StreamsAPI:
         taken: list[_Ticket] = []
 
         async def take_slot(resolved: Contract) -> None:
-            key = _live_key(resolved, (bar_size, duration, what_, rth))
+            key = _live_key(resolved, bar_size, duration, what_, rth)
             taken.append(await pacer_for(session).acquire(key))
 
         return _subscribe(
