@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import weakref
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -28,6 +27,7 @@ from ._frames import to_frame
 from ._log import mask_account, masking_enabled
 from ._models import Contract
 from ._pacer import pacer_for
+from ._per_session import per_session
 from ._timeouts import SESSION_DEFAULT, resolve_timeout
 
 if TYPE_CHECKING:
@@ -231,14 +231,8 @@ class _State:
     qualified: dict[Contract, Contract] = field(default_factory=dict)
 
 
-_STATES: weakref.WeakKeyDictionary[object, _State] = weakref.WeakKeyDictionary()
-
-
 def _state(session: object) -> _State:
-    state = _STATES.get(session)
-    if state is None:
-        state = _STATES[session] = _State()
-    return state
+    return per_session(session, "account", _State)
 
 
 class _Budget:

@@ -27,12 +27,11 @@ import math
 import os
 import sys
 import time
-import weakref
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ._cache import HistoryCache, SeriesKey
@@ -57,6 +56,7 @@ from ._ib._history import (
 from ._log import get_logger
 from ._models import Bar, Contract
 from ._pacer import HistKey, Pacer, PacingDelay, PacingRules, PacingStatistics, pacer_for
+from ._per_session import per_session
 from ._periods import (
     BarSize,
     Chunk,
@@ -72,6 +72,7 @@ from ._periods import (
     plan_chunks,
     touches_only,
 )
+from ._timeouts import SESSION_DEFAULT, resolve_timeout
 
 if TYPE_CHECKING:
     from ._session import Session
@@ -91,12 +92,7 @@ _MAX_ATTEMPTS = 6  # a chunk is tried this often before the download gives up
 _MAX_CONCURRENCY = 16
 
 
-class _Default:
-    def __repr__(self) -> str:
-        return "<session default>"
-
-
-_DEFAULT: Any = _Default()
+_DEFAULT = SESSION_DEFAULT
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -135,14 +131,8 @@ class _State:
     resolving: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
-_STATES: weakref.WeakKeyDictionary[object, _State] = weakref.WeakKeyDictionary()
-
-
 def _state(session: object) -> _State:
-    state = _STATES.get(session)
-    if state is None:
-        state = _STATES[session] = _State()
-    return state
+    return per_session(session, "history", _State)
 
 
 def _session(api: HistoryAPI) -> Session:
@@ -173,21 +163,7 @@ def _check_flag(value: object, name: str) -> bool:
 
 
 def _timeout_for(session: Session, timeout: object) -> float | None:
-    if isinstance(timeout, _Default):
-        return session._timeout
-    if timeout is None:
-        return None
-    if (
-        isinstance(timeout, bool)
-        or not isinstance(timeout, int | float)
-        or not math.isfinite(timeout)
-        or timeout <= 0
-    ):
-        raise InvalidRequest(
-            f"timeout must be a positive number of seconds, or None to wait forever; got "
-            f"{timeout!r}"
-        )
-    return float(timeout)
+    return resolve_timeout(timeout, session._timeout)
 
 
 def _aware(value: object, name: str) -> datetime:

@@ -61,6 +61,7 @@ from ._ib import _orders as _wire
 from ._ib._errors import map_ib_errors
 from ._log import get_logger, mask_account
 from ._models import Contract, SecType
+from ._per_session import peek, per_session
 from ._stream import Stream
 from ._timeouts import SESSION_DEFAULT, resolve_timeout
 
@@ -376,6 +377,34 @@ class Order:
         return self.limit_price if self.limit_price is not None else self.stop_price
 
 
+def _built(
+    order_type: OrderType,
+    side: Side | str,
+    quantity: float,
+    tif: TimeInForce | str,
+    good_till: datetime | None,
+    outside_rth: bool,
+    account: str | None,
+    order_ref: str | None,
+    *,
+    limit_price: float | None = None,
+    stop_price: float | None = None,
+) -> Order:
+    """What the four builders share: the enums parsed, everything else left to ``Order``."""
+    return Order(
+        side=_enum(Side, side, "side"),
+        quantity=quantity,
+        order_type=order_type,
+        limit_price=limit_price,
+        stop_price=stop_price,
+        tif=_enum(TimeInForce, tif, "tif"),
+        good_till=good_till,
+        outside_rth=outside_rth,
+        account=account,
+        order_ref=order_ref,
+    )
+
+
 def MarketOrder(
     side: Side | str,
     quantity: float,
@@ -391,16 +420,7 @@ def MarketOrder(
     Raises:
         InvalidRequest: an argument is invalid.
     """
-    return Order(
-        side=_enum(Side, side, "side"),
-        quantity=quantity,
-        order_type=OrderType.MARKET,
-        tif=_enum(TimeInForce, tif, "tif"),
-        good_till=good_till,
-        outside_rth=outside_rth,
-        account=account,
-        order_ref=order_ref,
-    )
+    return _built(OrderType.MARKET, side, quantity, tif, good_till, outside_rth, account, order_ref)
 
 
 def LimitOrder(
@@ -419,17 +439,10 @@ def LimitOrder(
     Raises:
         InvalidRequest: an argument is invalid.
     """
-    return Order(
-        side=_enum(Side, side, "side"),
-        quantity=quantity,
-        order_type=OrderType.LIMIT,
+    return _built(
+        OrderType.LIMIT, side, quantity, tif, good_till, outside_rth, account, order_ref,
         limit_price=limit_price,
-        tif=_enum(TimeInForce, tif, "tif"),
-        good_till=good_till,
-        outside_rth=outside_rth,
-        account=account,
-        order_ref=order_ref,
-    )
+    )  # fmt: skip
 
 
 def StopOrder(
@@ -448,17 +461,10 @@ def StopOrder(
     Raises:
         InvalidRequest: an argument is invalid.
     """
-    return Order(
-        side=_enum(Side, side, "side"),
-        quantity=quantity,
-        order_type=OrderType.STOP,
+    return _built(
+        OrderType.STOP, side, quantity, tif, good_till, outside_rth, account, order_ref,
         stop_price=stop_price,
-        tif=_enum(TimeInForce, tif, "tif"),
-        good_till=good_till,
-        outside_rth=outside_rth,
-        account=account,
-        order_ref=order_ref,
-    )
+    )  # fmt: skip
 
 
 def StopLimitOrder(
@@ -478,18 +484,10 @@ def StopLimitOrder(
     Raises:
         InvalidRequest: an argument is invalid.
     """
-    return Order(
-        side=_enum(Side, side, "side"),
-        quantity=quantity,
-        order_type=OrderType.STOP_LIMIT,
-        limit_price=limit_price,
-        stop_price=stop_price,
-        tif=_enum(TimeInForce, tif, "tif"),
-        good_till=good_till,
-        outside_rth=outside_rth,
-        account=account,
-        order_ref=order_ref,
-    )
+    return _built(
+        OrderType.STOP_LIMIT, side, quantity, tif, good_till, outside_rth, account, order_ref,
+        limit_price=limit_price, stop_price=stop_price,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -1974,11 +1972,7 @@ def _session(api: OrdersAPI) -> Session:
 
 def _order_book(session: Session) -> _OrderBook:
     """The session's order book, created (and the tap installed) on first use."""
-    book = session.__dict__.get("_ibflow_order_book")
-    if not isinstance(book, _OrderBook):
-        book = _OrderBook(session)
-        session.__dict__["_ibflow_order_book"] = book
-    return book
+    return per_session(session, "order_book", lambda: _OrderBook(session))
 
 
 def _check_account(session: Session, spec: Order) -> None:
@@ -2186,7 +2180,7 @@ class OrdersAPI:
 
     def trades(self) -> tuple[Trade, ...]:
         """Every order this session placed (including done ones), oldest first."""
-        book = _session(self).__dict__.get("_ibflow_order_book")
+        book = peek(_session(self), "order_book")
         if not isinstance(book, _OrderBook):
             return ()
         return tuple(book.trades.values())

@@ -35,12 +35,12 @@ import asyncio
 import contextlib
 import math
 import time
-import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from ._errors import InvalidRequest
+from ._per_session import per_session
 
 __all__ = [
     "HistKey",
@@ -532,16 +532,10 @@ def _wait_reason(core: PacerCore, key: HistKey) -> tuple[float, str]:
     return (max(wait, 0.0), rule if wait > 0 else "requests queued ahead")
 
 
-_PACERS: weakref.WeakKeyDictionary[object, Pacer] = weakref.WeakKeyDictionary()
-
-
 def pacer_for(owner: object) -> Pacer:
     """The pacer of ``owner`` (a Session), made on first use with the default rules.
 
     Every module that sends historical, tick-by-tick or contract-lookup requests takes its
     pacer from here, so one session has exactly one set of books.
     """
-    pacer = _PACERS.get(owner)
-    if pacer is None:
-        pacer = _PACERS[owner] = Pacer()
-    return pacer
+    return per_session(owner, "pacer", Pacer)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import random
 import time
 import weakref
@@ -52,7 +51,7 @@ from ._ib import IBAdapter, LinkInfo, map_ib_errors
 from ._log import get_logger, mask_account
 from ._orders import OrdersAPI
 from ._streams import StreamsAPI
-from ._timeouts import SESSION_DEFAULT, resolve_timeout
+from ._timeouts import SESSION_DEFAULT, is_positive_number, resolve_timeout
 from ._timeouts import check_timeout as _check_timeout
 
 __all__ = [
@@ -139,12 +138,7 @@ class ReconnectPolicy:
     def __post_init__(self) -> None:
         for name in ("initial", "maximum"):
             value = getattr(self, name)
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, int | float)
-                or not math.isfinite(value)
-                or value <= 0
-            ):
+            if not is_positive_number(value):
                 raise InvalidRequest(
                     f"ReconnectPolicy({name}=...) must be a positive number of seconds, "
                     f"got {value!r}"
@@ -415,12 +409,7 @@ def _check_limit(value: object, name: str) -> float | None:
     """A safety rail: a positive finite number, or ``None`` for no limit."""
     if value is None:
         return None
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or value <= 0
-    ):
+    if not is_positive_number(value):
         raise InvalidRequest(
             f"{name} must be a positive number, or None for no limit; got {value!r}"
         )

@@ -65,6 +65,7 @@ from ._errors import (
 from ._log import get_logger
 from ._models import Bar, Contract
 from ._pacer import HistKey, _Ticket, pacer_for
+from ._per_session import per_session
 from ._periods import BarSize, bar_seconds
 from ._stream import (
     Overflow,
@@ -310,11 +311,7 @@ class _State:
 
 
 def _state(session: Session) -> _State:
-    found = session.__dict__.get("_ibflow_streams")
-    if found is None:
-        found = session.__dict__["_ibflow_streams"] = _State()
-    assert isinstance(found, _State)
-    return found
+    return per_session(session, "streams", _State)
 
 
 def _epoch(session: Session) -> int:
@@ -779,16 +776,7 @@ def _live_key(contract: Contract, bar_size: str, lookback: str, what: str, rth: 
 
 
 def _forming(bar: Bar) -> FormingBar:
-    return FormingBar(
-        time=bar.time,
-        open=bar.open,
-        high=bar.high,
-        low=bar.low,
-        close=bar.close,
-        volume=bar.volume,
-        wap=bar.wap,
-        count=bar.count,
-    )
+    return FormingBar(**{f.name: getattr(bar, f.name) for f in dataclasses.fields(bar)})
 
 
 class _PnLHub(_Hub[PnL]):

@@ -9,11 +9,17 @@ the check here means every feature says the same thing to a user who gets it wro
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, TypeGuard
 
 from ._errors import InvalidRequest
 
-__all__ = ["SESSION_DEFAULT", "SessionDefault", "check_timeout", "resolve_timeout"]
+__all__ = [
+    "SESSION_DEFAULT",
+    "SessionDefault",
+    "check_timeout",
+    "is_positive_number",
+    "resolve_timeout",
+]
 
 
 class SessionDefault:
@@ -29,16 +35,21 @@ class SessionDefault:
 SESSION_DEFAULT: Any = SessionDefault()
 
 
+def is_positive_number(value: object) -> TypeGuard[int | float]:
+    """A finite int or float above 0 (``True`` is not a number here)."""
+    return (
+        not isinstance(value, bool)
+        and isinstance(value, int | float)
+        and math.isfinite(value)
+        and value > 0
+    )
+
+
 def check_timeout(value: object, name: str = "timeout") -> float | None:
     """A validated number of seconds, or None; ``InvalidRequest`` names ``name`` otherwise."""
     if value is None:
         return None
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or value <= 0
-    ):
+    if not is_positive_number(value):
         raise InvalidRequest(
             f"{name} must be a positive number of seconds, or None to wait forever; got "
             f"{value!r} (0 does not mean forever in ibflow)"

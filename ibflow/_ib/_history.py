@@ -11,6 +11,7 @@ ib_async-typed escapes.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime, tzinfo
 from typing import TYPE_CHECKING, Any
 
@@ -80,16 +81,7 @@ def start_historical(
 
 
 def _in_zone(bar: Bar, tz: tzinfo) -> Bar:
-    return Bar(
-        time=bar.time.astimezone(tz),
-        open=bar.open,
-        high=bar.high,
-        low=bar.low,
-        close=bar.close,
-        volume=bar.volume,
-        wap=bar.wap,
-        count=bar.count,
-    )
+    return replace(bar, time=bar.time.astimezone(tz))
 
 
 def cancel_historical(adapter: IBAdapter) -> Callable[[int], None]:

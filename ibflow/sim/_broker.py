@@ -567,26 +567,7 @@ class Broker:
         except SimError as e:
             return [OrderError(req.order_id, client_id, e.code, e.text)]
 
-        order = SimOrder(
-            order_id=req.order_id,
-            client_id=client_id,
-            perm_id=self._new_perm_id(),
-            account=account,
-            instrument=inst,
-            action=_side(req.action),
-            total_quantity=float(req.total_quantity),
-            order_type=req.order_type,
-            lmt_price=req.lmt_price,
-            aux_price=req.aux_price,
-            tif=req.tif or "DAY",
-            oca_group=req.oca_group,
-            oca_type=req.oca_type,
-            order_ref=req.order_ref,
-            transmit=req.transmit,
-            parent_id=req.parent_id,
-            outside_rth=req.outside_rth,
-            good_till_date=req.good_till_date,
-        )
+        order = _order_from(req, client_id, inst, account, perm_id=self._new_perm_id())
         self._seq += 1
         self._orders[key] = order
         self._working[key] = _Working(seq=self._seq, held=not req.transmit)
@@ -603,27 +584,8 @@ class Broker:
     def preview_order(self, client_id: int, req: PlaceOrderRequest, inst: Instrument) -> SimOrder:
         """The order a what-if request describes, for the openOrder that carries the preview."""
         account = req.account or (self.accounts[0] if len(self._accounts) == 1 else "")
-        return SimOrder(
-            order_id=req.order_id,
-            client_id=client_id,
-            perm_id=0,
-            account=account,
-            instrument=inst,
-            action=_side(req.action),
-            total_quantity=float(req.total_quantity),
-            order_type=req.order_type,
-            lmt_price=req.lmt_price,
-            aux_price=req.aux_price,
-            tif=req.tif or "DAY",
-            oca_group=req.oca_group,
-            oca_type=req.oca_type,
-            order_ref=req.order_ref,
-            transmit=req.transmit,
-            parent_id=req.parent_id,
-            outside_rth=req.outside_rth,
-            good_till_date=req.good_till_date,
-            what_if=True,
-            status="PreSubmitted",
+        return _order_from(
+            req, client_id, inst, account, perm_id=0, what_if=True, status="PreSubmitted"
         )
 
     def what_if(self, req: PlaceOrderRequest, inst: Instrument, client_id: int) -> WhatIfResult:
@@ -1604,6 +1566,41 @@ class Broker:
 
 # ---------------------------------------------------------------------------------------------
 # Helpers
+
+
+def _order_from(
+    req: PlaceOrderRequest,
+    client_id: int,
+    inst: Instrument,
+    account: str,
+    *,
+    perm_id: int,
+    what_if: bool = False,
+    status: str = "PendingSubmit",
+) -> SimOrder:
+    """The order a placeOrder describes, as the broker books it (or previews it)."""
+    return SimOrder(
+        order_id=req.order_id,
+        client_id=client_id,
+        perm_id=perm_id,
+        account=account,
+        instrument=inst,
+        action=_side(req.action),
+        total_quantity=float(req.total_quantity),
+        order_type=req.order_type,
+        lmt_price=req.lmt_price,
+        aux_price=req.aux_price,
+        tif=req.tif or "DAY",
+        oca_group=req.oca_group,
+        oca_type=req.oca_type,
+        order_ref=req.order_ref,
+        transmit=req.transmit,
+        parent_id=req.parent_id,
+        outside_rth=req.outside_rth,
+        good_till_date=req.good_till_date,
+        what_if=what_if,
+        status=status,
+    )
 
 
 def _snap(order: SimOrder) -> SimOrder:
