@@ -294,7 +294,7 @@ class IbflowQuotes(Consumer):
         )
         await self.session.connect()
         # Bench-only peeking: the frame counter and a chunk log, to identify quotes later.
-        self.client = self.session._adapter._ib.client
+        self.client = self.session._core.adapter._ib.client
         self.client.conn.hasData.connect(self._on_chunk)
         self.stream = self.session.quotes(ibflow.Stock("AAPL"))
         await self.stream.__aenter__()

@@ -16,11 +16,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ._account import to_frame
-from ._models import Stock
-from ._orders import LimitOrder
-from ._session import Session
-from ._streams import Gap, Quote
+from ibflow import Gap, LimitOrder, Quote, Session, Stock, to_frame
 
 __all__ = ["run_demo"]
 

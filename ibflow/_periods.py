@@ -24,7 +24,7 @@ from datetime import UTC, date, datetime, timedelta, tzinfo
 from enum import StrEnum
 
 from ._errors import InvalidRequest
-from ._models import Contract, SecType
+from ._records.contracts import Contract, SecType
 
 __all__ = [
     "BarSize",

@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import ib_async
 from ib_async.util import UNSET_DOUBLE, UNSET_INTEGER
 
-from .._account import (
+from .._log import get_logger
+from .._records.account import (
     AccountValue,
     ContractDetails,
     PnL,
@@ -30,8 +31,7 @@ from .._account import (
     Position,
     PositionPnL,
 )
-from .._log import get_logger
-from .._models import Contract
+from .._records.contracts import Contract
 from ._contracts import contract_from_ib, contract_to_ib
 from ._errors import undo_on_error as _undo_on_error
 

@@ -21,7 +21,7 @@ import math
 import struct
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from ib_async import IB, ExecutionFilter, Stock
 from ib_async.client import Client
@@ -54,6 +54,7 @@ LostCallback = Callable[[str], None]
 StageCallback = Callable[[str, str], None]
 
 Phase = Literal["idle", "connecting", "syncing", "ready", "closing"]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +142,11 @@ def _finite(value: float) -> float | None:
     return None if value is None or math.isnan(value) or value <= 0 else value
 
 
+async def _mapped(name: str, awaitable: Awaitable[T]) -> T:
+    with map_ib_errors(name):
+        return await awaitable
+
+
 class IBAdapter:
     """Owns one ``ib_async.IB`` for the life of a session and drives it in stages."""
 
@@ -195,6 +201,18 @@ class IBAdapter:
         """A request id from ib_async's shared request/order id counter."""
         with map_ib_errors("request id"):
             return int(self._ib.client.getReqId())
+
+    def begin(
+        self, name: str, start: Callable[[], tuple[int | None, Awaitable[T]]]
+    ) -> tuple[int | None, Awaitable[T]]:
+        """Send one request with ``start()``; its answer comes back with ib_async's errors mapped.
+
+        ``start`` returns ``(req_id, awaitable)``; so does this, the awaitable wrapped so that
+        anything ib_async raises arrives as ibflow's error.
+        """
+        with map_ib_errors(name):
+            req_id, awaitable = start()
+        return req_id, _mapped(name, awaitable)
 
     def traffic(self) -> Traffic:
         client = self._ib.client

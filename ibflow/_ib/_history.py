@@ -15,7 +15,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, tzinfo
 from typing import TYPE_CHECKING, Any
 
-from .._models import Bar, Contract
+from .._records.contracts import Bar, Contract
 from ._bars import bar_from_ib
 from ._contracts import contract_to_ib
 

@@ -25,11 +25,8 @@ from typing import TYPE_CHECKING, Any
 import ib_async
 from ib_async.objects import BarDataList, RealTimeBarList
 
-from .._models import Bar, Contract
-
-# Safe at import time: the package imports ``_streams`` first, and ``_streams`` imports this
-# module only inside its functions.
-from .._streams import (
+from .._records.contracts import Bar, Contract
+from .._records.market import (
     MARKET_DATA_TYPES,
     BidAskTick,
     MarketDataType,
@@ -46,7 +43,7 @@ from ._errors import undo_on_error as _undo_on_error
 from ._fastpath import track_ticker, untrack_ticker
 
 if TYPE_CHECKING:
-    from .._account import AccountValue, PnL, Position, PositionPnL
+    from .._records.account import AccountValue, PnL, Position, PositionPnL
     from ._adapter import IBAdapter
 
 __all__ = [

@@ -28,14 +28,15 @@ from zoneinfo import ZoneInfo
 import ib_async
 from ib_async import ExecutionFilter
 
-from .. import _orders as m
 from .._log import get_logger
-from .._models import Contract
+from .._records import orders as m
+from .._records.contracts import Contract
 from ._adapter import IBAdapter
 from ._contracts import contract_from_ib, contract_to_ib
+from ._errors import map_ib_errors
 
 if TYPE_CHECKING:
-    from .._orders import Commission, Fill, Order, OrderPreview, OrderSnapshot
+    from .._records.orders import Commission, Fill, Order, OrderPreview, OrderSnapshot
 
 __all__ = [
     "CompletedCollector",
@@ -502,7 +503,8 @@ def install_order_tap(adapter: IBAdapter, listener: OrderListener) -> Callable[[
 
 def next_order_id(adapter: IBAdapter) -> int:
     """A fresh order id from ib_async's shared request/order id counter."""
-    return int(adapter._ib.client.getReqId())
+    with map_ib_errors("placeOrder"):
+        return int(adapter._ib.client.getReqId())
 
 
 def send_order(
@@ -533,10 +535,11 @@ def send_order(
         oca_group=oca_group,
         oca_type=oca_type,
     )
-    if new:
-        ib.placeOrder(ib_contract, ib_order)
-    else:
-        ib.client.placeOrder(order_id, ib_contract, ib_order)
+    with map_ib_errors("placeOrder" if new else "placeOrder (modify)"):
+        if new:
+            ib.placeOrder(ib_contract, ib_order)
+        else:
+            ib.client.placeOrder(order_id, ib_contract, ib_order)
 
 
 def send_cancel(adapter: IBAdapter, order_id: int) -> None:
@@ -545,7 +548,8 @@ def send_cancel(adapter: IBAdapter, order_id: int) -> None:
     ``IB.cancelOrder`` would also mark the order ``Cancelled`` locally when it is ``Inactive``
     or held, before TWS says so; ibflow waits for TWS.
     """
-    adapter._ib.client.cancelOrder(order_id, "")
+    with map_ib_errors("cancelOrder"):
+        adapter._ib.client.cancelOrder(order_id, "")
 
 
 # -- reads ---------------------------------------------------------------------------------------

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 import ibflow
-from ibflow._cache import CACHE_ENV
 from ibflow._config import ENV_NAMES
+from ibflow._history._cache import CACHE_ENV
 from ibflow.sim import Simulator
 
 from .helpers import SPEED, Opener, rules

@@ -318,5 +318,5 @@ def test_public_names_are_exported() -> None:
         "WhatToShow",
     ):
         assert name in ibflow.__all__
-        assert getattr(ibflow, name).__module__.startswith("ibflow.")
+        assert getattr(ibflow, name).__module__ == "ibflow"
     assert ibflow.BarSize("5 mins") is ibflow.BarSize.MINS_5

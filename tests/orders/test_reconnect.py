@@ -17,7 +17,9 @@ from .conftest import AAPL, eventually
 T = TypeVar("T")
 
 
-async def until_ready_again(session: ibflow.Session, feed: ibflow.Feed[ibflow.StateChange]) -> None:
+async def until_ready_again(
+    session: ibflow.Session, feed: ibflow.Stream[ibflow.StateChange]
+) -> None:
     async with asyncio.timeout(5):
         async for change in feed:
             if change.current is ibflow.ConnectionState.READY:

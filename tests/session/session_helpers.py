@@ -30,7 +30,7 @@ async def eventually(predicate: Callable[[], object], timeout: float = 3.0) -> N
 
 
 async def states_until(
-    feed: ibflow.Feed[ibflow.StateChange], target: ibflow.ConnectionState, timeout: float = 5.0
+    feed: ibflow.Stream[ibflow.StateChange], target: ibflow.ConnectionState, timeout: float = 5.0
 ) -> list[ibflow.StateChange]:
     """Collect state changes from ``feed`` up to and including the first one into ``target``."""
     seen: list[ibflow.StateChange] = []
