@@ -686,8 +686,9 @@ class Session:
 
         Args:
             contract: the instrument.
-            period: the bar length: ``"5s"`` … ``"30s"``, ``"1m"``, ``"5m"``, ``"15m"``,
-                ``"1h"``, ``"1d"``, ``"1w"`` (or IB's spelling, ``"5 mins"``).
+            period: the bar length, spelled as for :meth:`history` (``"5s"`` … ``"1m"``,
+                ``"5m"``, ``"1h"``, ``"1d"``, ``"1w"``, ``"1M"`` for a month, or IB's
+                ``"5 mins"``); at least 5 seconds.
             lookback: how much history comes first, as an IB duration (``"1 D"``, ``"3600 S"``).
             include_forming: also yield the bar in progress, as :class:`FormingBar` items.
             what: ``"TRADES"``, ``"MIDPOINT"``, ``"BID"`` or ``"ASK"``.

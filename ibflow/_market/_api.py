@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Any, Final
 
@@ -12,6 +11,7 @@ from .._core import SessionCore
 from .._errors import InvalidRequest
 from .._ib import _market
 from .._pacer import Ticket
+from .._periods import BarSize, bar_seconds, parse_duration, parse_period
 from .._records.account import AccountValue, PnL, Position, PositionPnL
 from .._records.contracts import Bar, Contract
 from .._records.market import (
@@ -43,29 +43,6 @@ __all__ = ["Market"]
 
 _DEFAULT = SESSION_DEFAULT
 
-_PERIODS: Final[dict[str, str]] = {
-    "5s": "5 secs",
-    "10s": "10 secs",
-    "15s": "15 secs",
-    "30s": "30 secs",
-    "1m": "1 min",
-    "2m": "2 mins",
-    "3m": "3 mins",
-    "5m": "5 mins",
-    "10m": "10 mins",
-    "15m": "15 mins",
-    "20m": "20 mins",
-    "30m": "30 mins",
-    "1h": "1 hour",
-    "2h": "2 hours",
-    "3h": "3 hours",
-    "4h": "4 hours",
-    "8h": "8 hours",
-    "1d": "1 day",
-    "1w": "1 week",
-}
-_IB_PERIODS: Final = frozenset(_PERIODS.values())
-_LOOKBACK = re.compile(r"^\s*(\d+)\s*([SDWMYsdwmy])\s*$")
 _BAR_WHATS: Final = ("TRADES", "MIDPOINT", "BID", "ASK")
 
 
@@ -96,28 +73,14 @@ def _check_what(what: object) -> str:
     raise InvalidRequest(f"what must be one of {', '.join(_BAR_WHATS)}; got {what!r}")
 
 
-def _check_period(period: object) -> str:
-    if isinstance(period, str):
-        text = " ".join(period.split())
-        if text.lower() in _PERIODS:
-            return _PERIODS[text.lower()]
-        if text in _IB_PERIODS:
-            return text
-    allowed = ", ".join(_PERIODS)
-    raise InvalidRequest(
-        f"period must be one of {allowed} (or IB's spelling such as '5 mins'); got {period!r}. "
-        "Live bars need at least 5 seconds."
-    )
-
-
-def _check_lookback(lookback: object) -> str:
-    match = _LOOKBACK.match(lookback) if isinstance(lookback, str) else None
-    if match is None or int(match.group(1)) <= 0:
+def _check_live_period(period: object) -> BarSize:
+    """The bar size of a live-bars request: any bar size of 5 seconds or more."""
+    bar = parse_period(period)
+    if bar_seconds(bar) < 5:
         raise InvalidRequest(
-            f"lookback must be an IB duration such as '3600 S', '1 D', '2 W', '1 M' or '1 Y'; "
-            f"got {lookback!r}"
+            f"live bars need a period of at least 5 seconds (IB's keepUpToDate); got {period!r}"
         )
-    return f"{int(match.group(1))} {match.group(2).upper()}"
+    return bar
 
 
 def _check_market_data_type(kind: object) -> MarketDataType:
@@ -315,8 +278,11 @@ class Market:
         """See :meth:`ibflow.Session.live_bars`."""
         core = self._core
         c = _check_contract(contract)
-        bar_size = _check_period(period)
-        duration = _check_lookback(lookback)
+        bar_size = _check_live_period(period).value
+        try:
+            duration = str(parse_duration(lookback))
+        except InvalidRequest as exc:
+            raise InvalidRequest(f"lookback: {exc}") from None
         what_ = _check_what(what)
         if not isinstance(include_forming, bool) or not isinstance(rth, bool):
             raise InvalidRequest("include_forming and rth must be True or False")
