@@ -16,8 +16,9 @@ import ibflow
 import ibflow.bridge
 from ibflow.bridge import _schemas, create_app
 from ibflow.sim import Simulator
+from ibflow.testing import eventually
 
-from .conftest import eventually, serving
+from .conftest import serving
 
 
 async def test_an_owned_session_connects_and_closes_with_the_app(sim: Simulator) -> None:

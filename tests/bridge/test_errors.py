@@ -8,8 +8,9 @@ import pytest
 import ibflow
 from ibflow.bridge import create_app
 from ibflow.sim import Simulator
+from ibflow.testing import eventually, session_for
 
-from .conftest import eventually, serving, session_for
+from .conftest import serving
 
 MARKET_BUY = {
     "contract": {"symbol": "AAPL"},

@@ -14,8 +14,9 @@ from websockets.exceptions import ConnectionClosed
 
 from ibflow.bridge import create_app
 from ibflow.sim import Simulator
+from ibflow.testing import eventually, session_for
 
-from .conftest import eventually, market_clock, serving, session_for
+from .conftest import market_clock, serving
 
 WsUrl = Callable[[str], str]
 

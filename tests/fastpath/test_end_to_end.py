@@ -13,21 +13,9 @@ import ibflow
 from ibflow import MarketOrder, OrderStatus
 from ibflow._ib._fastpath import is_fast_receive
 from ibflow.sim import Simulator
+from ibflow.testing import session_for
 
 AAPL = ibflow.Stock("AAPL")
-FAST_RECONNECT = ibflow.ReconnectPolicy(initial=0.05, maximum=0.2)
-
-
-def session_for(sim: Simulator, **kwargs: object) -> ibflow.Session:
-    return ibflow.Session(
-        sim.host,
-        sim.port,
-        client_id=1,
-        timeout=5,
-        heartbeat_interval=None,
-        reconnect=FAST_RECONNECT,
-        **kwargs,  # type: ignore[arg-type]
-    )
 
 
 async def stock_positions(session: ibflow.Session) -> dict[str, float]:

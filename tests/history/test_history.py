@@ -10,8 +10,9 @@ import pytest
 
 import ibflow
 from ibflow.sim import Simulator
+from ibflow.testing import eventually
 
-from .helpers import AAPL, ET, PACING_TEXT, WEDNESDAY, Opener, eventually, rules
+from .helpers import AAPL, ET, PACING_TEXT, WEDNESDAY, Opener, rules
 
 # Each period with the longest duration IB's step table allows for it.
 PERIODS = [

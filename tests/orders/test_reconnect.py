@@ -11,8 +11,9 @@ import pytest
 import ibflow
 from ibflow import LimitOrder, OrderEventKind, OrderStatus
 from ibflow.sim import Simulator
+from ibflow.testing import eventually
 
-from .conftest import AAPL, eventually
+from .conftest import AAPL
 
 T = TypeVar("T")
 

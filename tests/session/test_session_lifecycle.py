@@ -6,10 +6,11 @@ import asyncio
 from collections.abc import Callable
 
 import pytest
-from session_helpers import eventually, session_for, states_until
+from session_helpers import states_until
 
 import ibflow
 from ibflow.sim import Simulator
+from ibflow.testing import eventually, session_for
 
 MakeSession = Callable[..., ibflow.Session]
 S = ibflow.ConnectionState
@@ -177,8 +178,8 @@ async def test_two_sessions_in_one_process(sim: Simulator, make_session: MakeSes
 
 
 async def test_two_automatic_client_ids_differ(sim: Simulator) -> None:
-    a = session_for(sim)
-    b = session_for(sim)
+    a = session_for(sim, client_id=None)
+    b = session_for(sim, client_id=None)
     assert a.client_id != b.client_id
     async with a, b:
         assert len(sim.clients) == 2

@@ -6,11 +6,12 @@ import asyncio
 from collections.abc import Callable
 
 import pytest
-from session_helpers import eventually, states_until
+from session_helpers import states_until
 
 import ibflow
 from ibflow._registry import SubscriptionHandler
 from ibflow.sim import Simulator
+from ibflow.testing import eventually
 
 MakeSession = Callable[..., ibflow.Session]
 S = ibflow.ConnectionState

@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from session_helpers import session_for
 
 import ibflow
 from ibflow.sim import Scenario, Simulator
+from ibflow.testing import session_for
 
 MakeSession = Callable[..., ibflow.Session]
 

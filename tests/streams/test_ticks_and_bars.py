@@ -10,8 +10,9 @@ import pytest
 
 import ibflow
 from ibflow.sim import Simulator
+from ibflow.testing import eventually, session_for
 
-from .helpers import AAPL, eventually, fast_clock, lines, session_for
+from .helpers import AAPL, fast_clock, lines
 
 
 @pytest.mark.parametrize(
