@@ -20,7 +20,6 @@ from typing import Any
 
 from ._core import SessionCore
 from ._errors import AmbiguousContract, ContractNotFound, InvalidRequest, RequestTimeout
-from ._ib import _account as _ib
 from ._log import mask_account, masking_enabled
 from ._records.account import (
     SUMMARY_FIELDS,
@@ -112,7 +111,7 @@ class Account:
         async with budget.hold(self._positions_lock):
             rows = await core.request(
                 "positions",
-                lambda: _ib.start_positions(core.adapter, budget.settle()),
+                lambda: core.adapter.account.start_positions(budget.settle()),
                 timeout=budget.left(),
             )
         return [p for p in rows if p.account in accounts]
@@ -129,7 +128,7 @@ class Account:
             stop: list[Callable[[], None]] = []
 
             def start(acct: str = acct, stop: list[Callable[[], None]] = stop) -> Any:
-                req_id, answer, cancel = _ib.start_account_values(core.adapter, acct)
+                req_id, answer, cancel = core.adapter.account.start_account_values(acct)
                 stop.append(cancel)
                 return req_id, answer
 
@@ -150,7 +149,7 @@ class Account:
         stop: list[Callable[[], None]] = []
 
         def start() -> Any:
-            req_id, answer, cancel = _ib.start_account_summary(core.adapter)
+            req_id, answer, cancel = core.adapter.account.start_account_summary()
             stop.append(cancel)
             return req_id, answer
 
@@ -175,7 +174,7 @@ class Account:
                 items += await core.request(
                     "portfolio",
                     functools.partial(
-                        _ib.start_portfolio, core.adapter, acct, restore, budget.settle()
+                        core.adapter.account.start_portfolio, acct, restore, budget.settle()
                     ),
                     timeout=budget.left(),
                 )
@@ -189,7 +188,7 @@ class Account:
         stop: list[Callable[[], None]] = []
 
         def start() -> Any:
-            req_id, answer, cancel = _ib.start_pnl(core.adapter, acct)
+            req_id, answer, cancel = core.adapter.account.start_pnl(acct)
             stop.append(cancel)
             return req_id, answer
 
@@ -205,7 +204,7 @@ class Account:
         core = self._core
         limit = core.limit(timeout)
         return await core.request(
-            "current time", lambda: _ib.start_current_time(core.adapter), timeout=limit
+            "current time", lambda: core.adapter.account.start_current_time(), timeout=limit
         )
 
 
@@ -294,7 +293,7 @@ async def _details(core: SessionCore, contract: Contract, budget: _Budget) -> li
         async with budget.hold(core.pacer.lookup_lock):
             found: list[ContractDetails] = await core.request(
                 "contract details",
-                lambda: _ib.start_contract_details(core.adapter, contract),
+                lambda: core.adapter.account.start_contract_details(contract),
                 timeout=budget.left(),
             )
     except ContractNotFound as exc:

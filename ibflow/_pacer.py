@@ -1,7 +1,7 @@
 """One pacer for IB's request limits, so long pulls never trip error 162 or a disconnect.
 
 IB enforces limits that ib_async knows nothing about beyond a 45 messages/s send throttle
-(``../shared/ib-limits.md``, pains 7 and 8): historical requests are refused with error 162 when
+(``docs/history.md`` has the table): historical requests are refused with error 162 when
 an identical one came within 15 s, when six or more for one contract, exchange and data type
 come within 2 s, or when more than 60 arrive in ten minutes (BID_ASK counting twice); at most 50
 may be open at once; tick-by-tick allows one request per instrument per 15 s; and concurrent

@@ -260,7 +260,10 @@ def parse_period(value: object) -> BarSize:
                 found = _BY_COUNT_UNIT.get((int(m.group(1)), unit_word))
                 if found is not None:
                     return found
-    raise InvalidRequest(f"unknown period {value!r}; use one of {_ALLOWED_PERIODS}")
+    raise InvalidRequest(
+        f"unknown period {value!r}: period must be one of {_ALLOWED_PERIODS} "
+        "(or IB's spelling, such as '5 mins')"
+    )
 
 
 def parse_duration(value: object) -> Duration:

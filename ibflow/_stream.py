@@ -2,7 +2,7 @@
 
 ib_async hands out a mutable ``Ticker`` and eventkit's ``aiter()`` over an unbounded queue:
 memory grows behind a slow consumer, and nothing ties the IB subscription to the reader's
-lifetime (``../shared/ib-limits.md``, pains 2, 13, 14). A ``Stream`` fixes both by
+lifetime. A ``Stream`` fixes both by
 construction: a bounded buffer with a named overflow policy, and an owner callback that runs
 exactly once when the stream stops, so the owner sends the IB cancel exactly once.
 

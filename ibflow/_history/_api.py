@@ -12,11 +12,6 @@ from .._core import SessionCore
 from .._errors import (
     InvalidRequest,
 )
-from .._ib._history import (
-    cancel_head_timestamp,
-    configure_throttle,
-    start_head_timestamp,
-)
 from .._pacer import HistKey, PacingRules, PacingStatistics
 from .._periods import (
     BarSize,
@@ -160,9 +155,9 @@ class History:
         adapter = core.adapter
         return await core.request(
             "reqHeadTimeStamp",
-            lambda: start_head_timestamp(adapter, contract, what=kind.value, rth=rth),
+            lambda: adapter.history.start_head_timestamp(contract, what=kind.value, rth=rth),
             timeout=limit,
-            cancel=cancel_head_timestamp(adapter),
+            cancel=adapter.history.cancel_head_timestamp(),
         )
 
     def set_pacing(self, rules: PacingRules) -> None:
@@ -171,7 +166,7 @@ class History:
             raise InvalidRequest(f"rules must be an ibflow.PacingRules(...), got {rules!r}")
         core = self._core
         core.pacer.set_rules(rules)
-        configure_throttle(core.adapter, rules.messages_per_second, 1.0 / rules.time_scale)
+        core.adapter.history.configure_throttle(rules.messages_per_second, 1.0 / rules.time_scale)
 
     def pacing_statistics(self) -> PacingStatistics:
         """See :meth:`ibflow.Session.pacing_statistics`."""

@@ -20,10 +20,6 @@ from .._errors import (
     RequestError,
     RequestTimeout,
 )
-from .._ib._history import (
-    cancel_historical,
-    start_historical,
-)
 from .._log import get_logger
 from .._pacer import HistKey, Pacer, PacingDelay
 from .._periods import (
@@ -262,8 +258,7 @@ async def send(
         limit = timeout if deadline is None else remaining(deadline, "reqHistoricalData")
         return await core.request(
             "reqHistoricalData",
-            lambda: start_historical(
-                adapter,
+            lambda: adapter.history.start_historical(
                 resolved.contract,
                 end=key.end,
                 duration=key.duration,
@@ -273,7 +268,7 @@ async def send(
                 tz=resolved.tz,
             ),
             timeout=limit,
-            cancel=cancel_historical(adapter),
+            cancel=adapter.history.cancel_historical(),
         )
     except PacingViolation as exc:
         raise _pacing_error(pacer, key, exc) from exc

@@ -39,8 +39,12 @@ from .._errors import (
     SyncTimeout,
 )
 from .._log import get_logger, mask_account
+from ._account import AccountPort
 from ._errors import map_ib_errors
 from ._fastpath import install_fast_receive
+from ._history import HistoryPort
+from ._market import MarketPort
+from ._orders import OrdersPort
 
 __all__ = ["IBAdapter", "LinkInfo", "QuoteProbe", "Traffic"]
 
@@ -167,6 +171,11 @@ class IBAdapter:
 
         ib = self._ib
         client = ib.client
+        connected = lambda: self.is_connected  # noqa: E731 - read at each call
+        self.account = AccountPort(ib, connected)
+        self.market = MarketPort(ib, connected)
+        self.orders = OrdersPort(ib, connected)
+        self.history = HistoryPort(ib, connected)
         # ibflow re-issues subscriptions itself after 1101/reconnect; ib_async's own
         # fire-and-forget account-summary request on 1102 is not cancellation-safe.
         ib.errorEvent.disconnect(ib._onError)

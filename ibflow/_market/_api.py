@@ -9,7 +9,6 @@ from typing import Any, Final
 from .._account import Contracts
 from .._core import SessionCore
 from .._errors import InvalidRequest
-from .._ib import _market
 from .._pacer import Ticket
 from .._periods import BarSize, bar_seconds, parse_duration, parse_period
 from .._records.account import AccountValue, PnL, Position, PositionPnL
@@ -210,9 +209,9 @@ class Market:
         adapter = core.adapter
         return await core.request(
             f"quote snapshot for {c.display_name}",
-            lambda: _market.start_snapshot(adapter, resolved),
+            lambda: adapter.market.start_snapshot(resolved),
             timeout=remaining,
-            cancel=lambda rid: _market.cancel_mkt_data(adapter, rid),
+            cancel=lambda rid: adapter.market.cancel_mkt_data(rid),
         )
 
     def ticks(
@@ -410,7 +409,7 @@ class Market:
         core.limit(timeout)
         core.require_ready()
         code = MARKET_DATA_CODES[chosen]
-        _market.send_market_data_type(core.adapter, code)
+        core.adapter.market.send_market_data_type(code)
         state = self._state
         state.md_type = code
         state.md_epoch = epoch_of(core)

@@ -13,7 +13,6 @@ from typing import Any, Final, Generic, Protocol, TypeVar
 from .._account import Contracts
 from .._core import SessionCore
 from .._errors import IBFlowError, RequestError, RequestTimeout
-from .._ib import _market
 from .._log import get_logger
 from .._pacer import HistKey, Ticket
 from .._periods import BarSize, bar_seconds
@@ -61,7 +60,7 @@ def ensure_market_data_type(state: MarketState) -> None:
     core = state.core
     epoch = epoch_of(core)
     if state.md_type != 1 and state.md_epoch != epoch:
-        _market.send_market_data_type(core.adapter, state.md_type)
+        core.adapter.market.send_market_data_type(state.md_type)
         state.md_epoch = epoch
 
 
@@ -264,7 +263,7 @@ class _QuoteHub(_Hub[Quote]):
         ensure_market_data_type(self.state)
 
     def _open(self) -> Link:
-        return _market.open_quotes(self.core.adapter, self.contract, self.deliver)
+        return self.core.adapter.market.open_quotes(self.contract, self.deliver)
 
 
 class _TickHub(_Hub[Tick]):
@@ -278,8 +277,8 @@ class _TickHub(_Hub[Tick]):
         self.tick_kind = tick_kind
 
     def _open(self) -> Link:
-        return _market.open_ticks(
-            self.core.adapter, self.contract, self.tick_kind.value, self.deliver
+        return self.core.adapter.market.open_ticks(
+            self.contract, self.tick_kind.value, self.deliver
         )
 
 
@@ -301,8 +300,8 @@ class _RealtimeBarHub(_Hub[Bar]):
         self.timer: asyncio.TimerHandle | None = None
 
     def _open(self) -> Link:
-        return _market.open_realtime_bars(
-            self.core.adapter, self.contract, self.what, self.rth, self.on_bar
+        return self.core.adapter.market.open_realtime_bars(
+            self.contract, self.what, self.rth, self.on_bar
         )
 
     def on_bar(self, bar: Bar) -> None:
@@ -320,8 +319,7 @@ class _RealtimeBarHub(_Hub[Bar]):
         seconds = min(max(seconds // 5 * 5 + 5, _BACKFILL_MIN_SECONDS), _BACKFILL_MAX_SECONDS)
         self.held = deque(maxlen=_HELD_MAX)
         try:
-            self.backfill = _market.fetch_bars(
-                self.core.adapter,
+            self.backfill = self.core.adapter.market.fetch_bars(
                 self.contract,
                 duration=f"{seconds} S",
                 bar_size="5 secs",
@@ -419,8 +417,7 @@ class _LiveBarHub(_Hub[Bar]):
 
     def _open(self) -> Link:
         self.forming = None
-        link = _market.open_live_bars(
-            self.core.adapter,
+        link = self.core.adapter.market.open_live_bars(
             self.contract,
             bar_size=self.bar_size,
             duration=self.lookback,
@@ -507,7 +504,7 @@ class _PnLHub(_Hub[PnL]):
         self.account = account
 
     def _open(self) -> Link:
-        return _market.open_pnl(self.core.adapter, self.account, self.deliver)
+        return self.core.adapter.market.open_pnl(self.account, self.deliver)
 
 
 class _PositionPnLHub(_Hub[PositionPnL]):
@@ -520,7 +517,7 @@ class _PositionPnLHub(_Hub[PositionPnL]):
         self.con_id = con_id
 
     def _open(self) -> Link:
-        return _market.open_position_pnl(self.core.adapter, self.account, self.con_id, self.deliver)
+        return self.core.adapter.market.open_position_pnl(self.account, self.con_id, self.deliver)
 
 
 class _TapLink:
@@ -548,7 +545,7 @@ class _AccountValueHub(_Hub[AccountValue]):
         self.seen: dict[tuple[str, str, str | None, str | None], str] = {}
 
     def _open(self) -> Link:
-        detach = _market.tap_account_values(self.core.adapter, self.on_value)
+        detach = self.core.adapter.market.tap_account_values(self.on_value)
         return _TapLink(next(self.state.tap_ids), detach)
 
     def on_value(self, value: AccountValue) -> None:
@@ -576,7 +573,7 @@ class _PositionHub(_Hub[Position]):
         self.account = account
 
     def _open(self) -> Link:
-        detach = _market.tap_positions(self.core.adapter, self.on_position)
+        detach = self.core.adapter.market.tap_positions(self.on_position)
         return _TapLink(next(self.state.tap_ids), detach)
 
     def on_position(self, position: Position) -> None:

@@ -11,7 +11,6 @@ from .._errors import (
     InvalidRequest,
     RequestTimeout,
 )
-from .._ib import _orders as _wire
 from .._log import get_logger
 from .._records.contracts import Contract
 from .._records.orders import (
@@ -79,7 +78,7 @@ class Orders:
             async with asyncio.timeout(limit), locked(book.open_lock):
                 rows: list[OrderSnapshot] = await core.request(
                     "open orders",
-                    lambda: _wire.start_open_orders(adapter, all_clients),
+                    lambda: adapter.orders.start_open_orders(all_clients),
                     timeout=None,
                 )
         except TimeoutError:
@@ -101,7 +100,7 @@ class Orders:
             async with asyncio.timeout(limit), locked(book.completed_lock):
                 rows: list[OrderSnapshot] = await core.request(
                     "completed orders",
-                    lambda: _wire.start_completed_orders(adapter, book.completed, api_only),
+                    lambda: adapter.orders.start_completed_orders(book.completed, api_only),
                     timeout=None,
                 )
         except TimeoutError:
@@ -122,7 +121,7 @@ class Orders:
         book = self.book()
         adapter = core.adapter
         rows: list[Fill] = await core.request(
-            "executions", lambda: _wire.start_fills(adapter, since), timeout=limit
+            "executions", lambda: adapter.orders.start_fills(since), timeout=limit
         )
         # IB stamps executions to the second; compare at that precision.
         floor = since.replace(microsecond=0) if since is not None else None
@@ -151,7 +150,7 @@ class Orders:
                 check_against_contract(order, facts)
                 preview: OrderPreview = await core.request(
                     "what-if order",
-                    lambda: _wire.start_what_if(adapter, facts.contract, order),
+                    lambda: adapter.orders.start_what_if(facts.contract, order),
                     timeout=None,
                 )
         except TimeoutError:

@@ -104,7 +104,7 @@ class OrderBook:
         self._commissions: OrderedDict[str, Commission] = OrderedDict()
         self._pending_fills: dict[str, asyncio.TimerHandle] = {}
         self._seen_since_down: set[Trade] = set()
-        self._uninstall = _wire.install_order_tap(core.adapter, self)
+        self._uninstall = core.adapter.orders.install_order_tap(self)
         core.subscriptions.add(_RECONCILER_KEY, _Reconciler(self))
         if core.state == "closed":
             self.close(core.closed_error)
@@ -332,18 +332,18 @@ class OrderBook:
         parts: list[
             tuple[str, Callable[[], tuple[int | None, Awaitable[Any]]], asyncio.Lock | None]
         ]
-        parts = [("executions", lambda: _wire.start_fills(adapter, None), None)]
+        parts = [("executions", lambda: adapter.orders.start_fills(None), None)]
         if not readonly:
             all_clients = core.all_open_orders
             parts += [
                 (
                     "open orders",
-                    lambda: _wire.start_open_orders(adapter, all_clients),
+                    lambda: adapter.orders.start_open_orders(all_clients),
                     self.open_lock,
                 ),
                 (
                     "completed orders",
-                    lambda: _wire.start_completed_orders(adapter, self.completed, False),
+                    lambda: adapter.orders.start_completed_orders(self.completed, False),
                     self.completed_lock,
                 ),
             ]
@@ -361,7 +361,7 @@ class OrderBook:
                     trade.order_id,
                 )
                 with contextlib.suppress(Exception):
-                    _wire.send_cancel(adapter, trade.order_id)
+                    adapter.orders.send_cancel(trade.order_id)
         missing = [t.order_id for t in self.live() if t not in self._seen_since_down]
         if missing and not readonly:
             log.warning(

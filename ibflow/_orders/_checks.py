@@ -134,7 +134,7 @@ async def _market_price(core: SessionCore, contract: Contract, side: Side) -> fl
     cancels: list[Callable[[int], None]] = []
 
     def start() -> tuple[int, Awaitable[_wire.QuoteSnapshot]]:
-        req_id, answer, cancel = _wire.start_snapshot_quote(adapter, contract)
+        req_id, answer, cancel = adapter.orders.start_snapshot_quote(contract)
         cancels.append(cancel)
         return req_id, answer
 

@@ -13,7 +13,6 @@ from .._errors import (
     OrderRejected,
     RequestTimeout,
 )
-from .._ib import _orders as _wire
 from .._log import get_logger, mask_account
 from .._records.contracts import Contract, SecType
 from .._records.orders import (
@@ -55,7 +54,7 @@ def _send_legs(
     Nothing can interrupt a bracket half-sent: cancellation only lands at an ``await``.
     """
     adapter = core.adapter
-    ids = [_wire.next_order_id(adapter) for _ in legs]
+    ids = [adapter.orders.next_order_id() for _ in legs]
     trades: list[Trade] = []
     for leg, order_id in zip(legs, ids, strict=True):
         parent = trades[leg.parent] if leg.parent is not None else None
@@ -72,8 +71,7 @@ def _send_legs(
         book.register(trade)
         trades.append(trade)
     for leg, trade in zip(legs, trades, strict=True):
-        _wire.send_order(
-            adapter,
+        adapter.orders.send_order(
             contract,
             leg.spec,
             trade.order_id,
@@ -110,7 +108,7 @@ def _abandon(core: SessionCore, book: OrderBook, trades: list[Trade], why: str) 
         if core.adapter.is_connected:
             log.warning("order %d: sending a cancel because %s", trade.order_id, why)
             with contextlib.suppress(Exception):
-                _wire.send_cancel(core.adapter, trade.order_id)
+                core.adapter.orders.send_cancel(trade.order_id)
         else:
             log.warning(
                 "order %d: %s while the link is down; it is cancelled on reconnect",

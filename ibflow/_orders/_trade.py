@@ -21,7 +21,6 @@ from .._errors import (
     RequestTimeout,
     SessionClosedError,
 )
-from .._ib import _orders as _wire
 from .._log import get_logger
 from .._records.contracts import Contract
 from .._records.orders import (
@@ -363,7 +362,7 @@ class Trade:
             self._op = op
             epoch = self._book.link_epoch
             try:
-                _wire.send_cancel(core.adapter, self._order_id)
+                core.adapter.orders.send_cancel(self._order_id)
                 log.info("order %d: cancel sent", self._order_id)
                 await self._wait(
                     lambda: (
@@ -468,8 +467,7 @@ class Trade:
             self._op = op
             epoch = self._book.link_epoch
             try:
-                _wire.send_order(
-                    core.adapter,
+                core.adapter.orders.send_order(
                     self._contract,
                     new,
                     self._order_id,

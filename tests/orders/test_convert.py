@@ -160,7 +160,7 @@ async def test_the_tap_wraps_the_decoder_callbacks_and_comes_off_cleanly() -> No
     names = ("orderStatus", "openOrder", "completedOrder", "execDetails", "commissionReport")
     assert not any(name in vars(wrapper) for name in names)
     handlers = len(session._core.adapter._ib.errorEvent)
-    remove = wire.install_order_tap(session._core.adapter, _Quiet())  # type: ignore[arg-type]
+    remove = session._core.adapter.orders.install_order_tap(_Quiet())  # type: ignore[arg-type]
     assert all(name in vars(wrapper) for name in names)
     assert len(session._core.adapter._ib.errorEvent) == handlers + 1
     remove()
