@@ -58,6 +58,20 @@ _STATE_BUFFER = 256
 _NOTICE_BUFFER = 1024
 
 
+_OTHER_LOOP = (
+    "this Session belongs to another event loop (another thread's); create one Session per "
+    "loop instead of sharing it, or hand the call to its loop with "
+    "asyncio.run_coroutine_threadsafe(coro, loop)"
+)
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
 def _check_limit(value: object, name: str) -> float | None:
     """A safety rail: a positive finite number, or ``None`` for no limit."""
     if value is None:
@@ -365,7 +379,9 @@ class SessionCore:
             )
 
     def require_ready(self) -> None:
-        """Raise the right error unless requests can be sent now."""
+        """Raise the right error unless requests can be sent now, from this loop."""
+        if self._loop is not None and _running_loop() is not self._loop:
+            raise InvalidRequest(_OTHER_LOOP)
         if self._state is ConnectionState.READY:
             return
         if self._state is ConnectionState.CLOSED:
@@ -471,10 +487,7 @@ class SessionCore:
         if self._loop is None:
             self._loop = loop
         elif self._loop is not loop:
-            raise InvalidRequest(
-                "this Session belongs to another event loop; create one Session per loop "
-                "(or per thread) instead of sharing it"
-            )
+            raise InvalidRequest(_OTHER_LOOP)
 
     def require_link(self) -> LinkInfo:
         if self._link is None:
