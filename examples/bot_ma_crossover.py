@@ -121,16 +121,20 @@ class Bot:
         quantity = self.quantity if side == "BUY" else self.position
         try:
             trade = await session.place(contract, ibflow.MarketOrder(side, quantity))
-            self.orders += 1
-            await trade.wait_filled(timeout=10)
         except ibflow.IBFlowError as exc:  # e.g. the link is down: nothing was sent
-            say(f"{bar.time:%H:%M} {side} {quantity:g} not done: {exc}")
+            say(f"{bar.time:%H:%M} {side} {quantity:g} not placed: {exc}")
             return
+        self.orders += 1
+        try:
+            await trade.wait_filled(timeout=10)
+        except ibflow.IBFlowError as exc:
+            say(f"{bar.time:%H:%M} order {trade.order_id} not filled: {exc}")
         self.position += trade.filled if side == "BUY" else -trade.filled
-        say(
-            f"{bar.time:%H:%M} close {bar.close:.2f}: {side} {quantity:g} filled @ "
-            f"{trade.avg_fill_price:.2f} (order {trade.order_id}), position {self.position:g}"
-        )
+        if trade.filled:
+            say(
+                f"{bar.time:%H:%M} close {bar.close:.2f}: {side} {trade.filled:g} filled @ "
+                f"{trade.avg_fill_price:.2f} (order {trade.order_id}), position {self.position:g}"
+            )
 
 
 def market_clock(speed: float) -> Callable[[], float]:

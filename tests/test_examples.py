@@ -7,6 +7,7 @@ printed, and for the FastAPI one, real HTTP answers from uvicorn.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import signal
@@ -53,6 +54,11 @@ async def run(*args: str) -> tuple[str, str]:
     return await finish(await start(*args))
 
 
+def stop(proc: asyncio.subprocess.Process, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):  # it already ended: finish() says how
+        proc.send_signal(sig)
+
+
 async def read_until(
     proc: asyncio.subprocess.Process, done: Callable[[list[str]], bool], timeout: float = 20
 ) -> list[str]:
@@ -78,7 +84,8 @@ async def test_bot_demo_rides_a_gateway_restart_and_stops_by_itself() -> None:
 
 
 async def test_bot_trades_then_stops_cleanly_on_sigint() -> None:
-    proc = await start(str(EXAMPLES / "bot_ma_crossover.py"))
+    # Short averages cross more often: the first trade comes sooner.
+    proc = await start(str(EXAMPLES / "bot_ma_crossover.py"), "--fast", "2", "--slow", "4")
     try:
         seen = await read_until(
             proc,
@@ -88,7 +95,7 @@ async def test_bot_trades_then_stops_cleanly_on_sigint() -> None:
             ),
         )
     finally:
-        proc.send_signal(signal.SIGINT)
+        stop(proc, signal.SIGINT)
     out, _ = await finish(proc, timeout=15)
     assert re.search(
         r": (BUY|SELL) \d+ filled @ \d+\.\d\d \(order \d+\), position \d+$", "\n".join(seen), re.M
@@ -103,7 +110,7 @@ async def test_bot_stops_cleanly_on_sigterm() -> None:
     try:
         await read_until(proc, lambda lines: any("warmed up" in line for line in lines))
     finally:
-        proc.send_signal(signal.SIGTERM)
+        stop(proc, signal.SIGTERM)
     out, _ = await finish(proc, timeout=15)
     assert re.search(r"^stopped \(SIGTERM\): \d+ new bars, 0 gaps", out, re.M)
 
@@ -131,7 +138,7 @@ async def test_fastapi_embed_answers_http_through_uvicorn() -> None:
             assert missing.status_code == 404
             assert "No security definition" in missing.json()["detail"]
     finally:
-        proc.send_signal(signal.SIGINT)
+        stop(proc, signal.SIGINT)
     _, err = await finish(proc, timeout=15)
     assert "Application shutdown complete" in err
 

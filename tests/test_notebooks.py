@@ -12,15 +12,13 @@ from __future__ import annotations
 
 import base64
 import json
-import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import nbformat
 import pytest
-
-os.environ.setdefault("MPLBACKEND", "Agg")
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
 RAW = {path: json.loads(path.read_text()) for path in NOTEBOOKS}
@@ -51,15 +49,17 @@ class Run:
 
 
 @pytest.fixture(scope="module")
-def shell(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """One IPython shell for the module, its profile in a temporary directory."""
-    os.environ["IPYTHONDIR"] = str(tmp_path_factory.mktemp("ipython"))
-    from IPython.core.interactiveshell import InteractiveShell
-    from traitlets.config import Config
+def shell(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One IPython shell for the module, its profile in a temporary directory, on Agg."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("IPYTHONDIR", str(tmp_path_factory.mktemp("ipython")))
+        patch.setenv("MPLBACKEND", "Agg")
+        from IPython.core.interactiveshell import InteractiveShell
+        from traitlets.config import Config
 
-    config = Config()
-    config.HistoryManager.enabled = False
-    return InteractiveShell.instance(config=config)
+        config = Config()
+        config.HistoryManager.enabled = False
+        yield InteractiveShell.instance(config=config)
 
 
 def _capture(shell: Any, run: Run) -> None:
@@ -159,7 +159,7 @@ async def test_quickstart_streams_trades_and_reads_history(shell: Any) -> None:
     assert "<ConnectionState.READY: 'ready'>" in text
     ns = shell.user_ns
     assert len(ns["quotes_seen"]) == 5
-    assert all(q.bid is not None and q.ask is not None for q in ns["quotes_seen"])
+    assert ns["quotes_seen"][-1].bid < ns["quotes_seen"][-1].ask
     assert ns["trade"].status.value == "Filled"
     kinds = [event.kind.value for event in ns["trade"].history]
     assert kinds.index("modified") < kinds.index("fill")
