@@ -71,7 +71,7 @@ def create_app(
             {
                 "contract": p.contract.display_name,
                 "quantity": p.quantity,
-                "avg_cost": round(p.avg_cost, 2),
+                "avg_cost": None if p.avg_cost is None else round(p.avg_cost, 2),
             }
             for p in await session.positions()
         ]

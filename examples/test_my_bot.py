@@ -19,6 +19,7 @@ from bot_ma_crossover import Bot, Crossover, market_clock
 
 import ibflow
 from ibflow.sim import Simulator
+from ibflow.testing import SimFactory
 
 AAPL = ibflow.Stock("AAPL")
 
@@ -53,7 +54,7 @@ async def test_the_bot_buys_once_then_sells_what_it_holds(ib_sim: Simulator) -> 
 
 
 @pytest.mark.asyncio
-async def test_the_bot_rides_through_a_gateway_restart(ib_sim_factory) -> None:
+async def test_the_bot_rides_through_a_gateway_restart(ib_sim_factory: SimFactory) -> None:
     # A market clock 240 times faster than real time: a one-minute bar every quarter second.
     sim = await ib_sim_factory(seed=3, clock=market_clock(240))
     bot = Bot(Crossover(fast=2, slow=4), quantity=10)
