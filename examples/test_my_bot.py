@@ -3,8 +3,9 @@
     python -m pytest examples/test_my_bot.py
 
 With ibflow and pytest-asyncio installed, ibflow's pytest plugin provides ``ib_sim`` (a fresh
-simulator on a free loopback port for each test) and ``ib_sim_factory`` (more of them, with
-your own arguments). The strategy here is ``bot_ma_crossover.py``, next to this file: its
+simulator on a free loopback port for each test), ``ib_sim_factory`` (more of them, with your
+own arguments) and ``ibflow_session``; ``ibflow.testing`` has ``session_for`` and
+``eventually``. The strategy here is ``bot_ma_crossover.py``, next to this file: its
 signals are tested without any I/O, its orders and its ride through a gateway restart against
 a real simulator over loopback TCP.
 """
@@ -19,13 +20,9 @@ from bot_ma_crossover import Bot, Crossover, market_clock
 
 import ibflow
 from ibflow.sim import Simulator
-from ibflow.testing import SimFactory
+from ibflow.testing import SimFactory, session_for
 
 AAPL = ibflow.Stock("AAPL")
-
-
-def session_on(sim: Simulator) -> ibflow.Session:
-    return ibflow.Session(host=sim.host, port=sim.port, client_id=1, timeout=5)
 
 
 def a_bar(close: float) -> ibflow.Bar:
@@ -42,7 +39,7 @@ def test_the_crossover_signals_each_cross_once() -> None:
 @pytest.mark.asyncio  # a coroutine test: pytest-asyncio runs it
 async def test_the_bot_buys_once_then_sells_what_it_holds(ib_sim: Simulator) -> None:
     bot = Bot(Crossover(fast=2, slow=4), quantity=10)
-    async with session_on(ib_sim) as session:
+    async with session_for(ib_sim) as session:
         await bot.act(session, AAPL, "BUY", a_bar(200))
         await bot.act(session, AAPL, "BUY", a_bar(201))  # already long: nothing sent
         await bot.act(session, AAPL, "SELL", a_bar(199))
@@ -58,7 +55,7 @@ async def test_the_bot_rides_through_a_gateway_restart(ib_sim_factory: SimFactor
     # A market clock 240 times faster than real time: a one-minute bar every quarter second.
     sim = await ib_sim_factory(seed=3, clock=market_clock(240))
     bot = Bot(Crossover(fast=2, slow=4), quantity=10)
-    async with session_on(sim) as session:
+    async with session_for(sim) as session:
         async with asyncio.timeout(15):
             running = asyncio.create_task(bot.run(session, AAPL, max_bars=8))
             await asyncio.sleep(1)  # about four bars
