@@ -10,7 +10,7 @@ The public API is this flat namespace; the modules behind it are private::
 
 import typing
 
-from ._client_ids import new_client_id
+from ._client_ids import client_id_for, new_client_id
 from ._error_codes import Severity
 from ._errors import (
     AmbiguousContract,
@@ -192,6 +192,7 @@ __all__ = [
     "WouldBlock",
     "__version__",
     "bracket",
+    "client_id_for",
     "configure_logging",
     "connect",
     "new_client_id",

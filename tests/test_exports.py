@@ -108,6 +108,7 @@ EXPECTED = {
     "WouldBlock",
     "__version__",
     "bracket",
+    "client_id_for",
     "configure_logging",
     "connect",
     "new_client_id",
