@@ -97,6 +97,7 @@ from ._records.session import (
     SessionStatistics,
     StateChange,
 )
+from ._schedule import TradingSession
 from ._session import Session, connect
 from ._stream import Overflow, Stream, StreamStatistics
 from ._version import __version__
@@ -188,6 +189,7 @@ __all__ = [
     "Trade",
     "TradeGroup",
     "TradeTick",
+    "TradingSession",
     "WhatToShow",
     "WouldBlock",
     "__version__",

@@ -60,6 +60,7 @@ from ._records.session import (
     SessionStatistics,
     StateChange,
 )
+from ._schedule import TradingSession
 from ._stream import Overflow, Stream
 from ._timeouts import SESSION_DEFAULT
 
@@ -411,6 +412,66 @@ class Session:
             SessionClosedError: the session is not open.
         """
         return await self._contracts.qualify(*contracts, timeout=timeout)
+
+    async def trading_sessions(
+        self,
+        contract: Contract,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        *,
+        rth: bool = True,
+        timeout: float | None = _DEFAULT,
+    ) -> list[TradingSession]:
+        """When ``contract`` trades, as TWS lists it (about a week ahead).
+
+        Parsed from the contract details' ``liquidHours`` (``rth=True``, regular hours) or
+        ``tradingHours`` (``rth=False``, all hours) in the contract's own time zone, so each
+        session's ``open`` and ``close`` are aware datetimes that stay right across a daylight
+        saving change. Days TWS lists as closed (holidays, weekends) have no session.
+
+        Args:
+            contract: the instrument (qualified on the way, once per session).
+            start, end: only sessions overlapping ``[start, end)`` (aware datetimes).
+            rth: regular trading hours (``liquidHours``) or all hours (``tradingHours``).
+            timeout: seconds for the lookup; the session's timeout by default.
+
+        Raises:
+            InvalidRequest: a bad argument (naive datetimes included).
+            ContractNotFound / AmbiguousContract: the contract is unknown or not unique.
+            RequestError: TWS sent no readable schedule for it.
+            RequestTimeout / ConnectionLost / SessionClosedError: as for every request.
+        """
+        return await self._contracts.trading_sessions(
+            contract, start, end, rth=rth, timeout=timeout
+        )
+
+    async def is_open(
+        self,
+        contract: Contract,
+        at: datetime | None = None,
+        *,
+        rth: bool = True,
+        timeout: float | None = _DEFAULT,
+    ) -> bool:
+        """True if ``contract`` trades at ``at`` (an aware datetime; now by default).
+
+        Reads the schedule as :meth:`trading_sessions` does; ``False`` beyond the days it lists.
+        """
+        return await self._contracts.is_open(contract, at, rth=rth, timeout=timeout)
+
+    async def next_open(
+        self,
+        contract: Contract,
+        after: datetime | None = None,
+        *,
+        rth: bool = True,
+        timeout: float | None = _DEFAULT,
+    ) -> datetime | None:
+        """When ``contract`` next opens at or after ``after`` (now by default).
+
+        Aware, in the contract's time zone; ``None`` when the listed schedule has no later open.
+        """
+        return await self._contracts.next_open(contract, after, rth=rth, timeout=timeout)
 
     # -- orders ----------------------------------------------------------------------------------
 

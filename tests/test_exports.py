@@ -104,6 +104,7 @@ EXPECTED = {
     "Trade",
     "TradeGroup",
     "TradeTick",
+    "TradingSession",
     "WhatToShow",
     "WouldBlock",
     "__version__",
