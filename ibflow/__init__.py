@@ -97,6 +97,7 @@ from ._records.session import (
     SessionStatistics,
     StateChange,
 )
+from ._resample import resample
 from ._schedule import TradingSession
 from ._session import Session, connect
 from ._stream import Overflow, Stream, StreamStatistics
@@ -199,6 +200,7 @@ __all__ = [
     "connect",
     "new_client_id",
     "oca",
+    "resample",
     "to_frame",
 ]
 

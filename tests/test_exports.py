@@ -114,6 +114,7 @@ EXPECTED = {
     "connect",
     "new_client_id",
     "oca",
+    "resample",
     "to_frame",
 }
 
