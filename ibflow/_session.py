@@ -184,6 +184,20 @@ class Session:
         """
         return self._core.is_paper
 
+    @property
+    def ib(self) -> Any:
+        """The underlying ``ib_async.IB``, for what ibflow does not wrap yet. Advanced.
+
+        News, fundamentals, FA allocations and other corners of the TWS API are reachable
+        through it (``await session.ib.reqNewsProvidersAsync()``). It is the session's own
+        connection: it reconnects with the session and shares its client id, pacing budget and
+        order ids. There is no stability promise: ib_async's API may change under it, and
+        ibflow's types, errors and guards (read-only, live account, safety rails) do not
+        apply to what you send through it. Do not disconnect it or change its event handlers;
+        use ``session.aclose()``.
+        """
+        return self._core.adapter.ib
+
     def __repr__(self) -> str:
         return repr(self._core)
 

@@ -33,6 +33,7 @@ _RECORD_MODULES = {
     "ibflow._frames",
     "ibflow._log",
     "ibflow._periods",
+    "ibflow._resample",
     "ibflow._schedule",
     "ibflow._stream",
     "ibflow._timeouts",

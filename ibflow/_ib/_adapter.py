@@ -195,6 +195,11 @@ class IBAdapter:
     # -- properties ---------------------------------------------------------------------------
 
     @property
+    def ib(self) -> IB:
+        """The ``ib_async.IB`` this adapter drives (the session's escape hatch)."""
+        return self._ib
+
+    @property
     def phase(self) -> Phase:
         return self._phase
 
