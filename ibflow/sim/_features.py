@@ -1,0 +1,73 @@
+"""The requests beyond the core, registered into the server's dispatch in one place.
+
+Options (chains, option computations), market depth, historical ticks, symbol search, market
+rules and scanners each live in their own module with their handlers; this module collects the
+handlers, where each request carries its id, the hooks the market loop calls for their
+subscriptions, and the state they share per simulator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from . import _options as options
+from ._codec import Fields
+from ._ids import Req
+from ._model import Instrument
+
+if TYPE_CHECKING:
+    from ._server import Simulator, _Connection, _Sub
+
+Handler = Callable[["_Connection", Fields], None]
+MoveHook = Callable[["Simulator", "_Connection", "_Sub", Instrument], None]
+TickHook = Callable[["Simulator", "_Connection", "_Sub", float], None]
+
+
+@dataclass(slots=True)
+class FeatureState:
+    """What these requests remember across requests, per simulator."""
+
+    speed: float = 1.0
+    pacing: bool = True
+
+
+def subscribe(
+    c: _Connection,
+    kind: str,
+    req_id: int,
+    instrument: Instrument | None = None,
+    params: dict[str, Any] | None = None,
+) -> _Sub:
+    """Record a subscription on the connection, as the core handlers do."""
+    from ._server import _Sub  # the server imports this module; import its record lazily
+
+    sub = _Sub(kind, req_id, instrument, params or {})
+    c.subs[(kind, req_id)] = sub
+    return sub
+
+
+HANDLERS: dict[Req, Handler] = {
+    Req.SEC_DEF_OPT_PARAMS: options._h_sec_def_opt_params,
+    Req.CALC_IMPLIED_VOLAT: options._h_calc_implied_volat,
+    Req.CALC_OPTION_PRICE: options._h_calc_option_price,
+    Req.CANCEL_CALC_IMPLIED_VOLAT: options._h_cancel_calculation,
+    Req.CANCEL_CALC_OPTION_PRICE: options._h_cancel_calculation,
+}
+
+# Position of the request (or ticker) id in each request, for addressing errors.
+REQ_ID_POS: dict[Req, int] = {
+    Req.SEC_DEF_OPT_PARAMS: 1,
+    Req.CALC_IMPLIED_VOLAT: 2,
+    Req.CALC_OPTION_PRICE: 2,
+    Req.CANCEL_CALC_IMPLIED_VOLAT: 2,
+    Req.CANCEL_CALC_OPTION_PRICE: 2,
+}
+
+# Called after an instrument moved, for each subscription of these kinds on it.
+MOVE_HOOKS: dict[str, MoveHook] = {}
+# Called every market step for each subscription of these kinds.
+TICK_HOOKS: dict[str, TickHook] = {}
+# Subscriptions that carry market data (paused by a 1100, dropped by a 1101).
+MARKET_KINDS: frozenset[str] = frozenset()

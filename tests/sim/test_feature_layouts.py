@@ -1,0 +1,47 @@
+"""Layouts of the option, depth, tick, symbol, market-rule and scanner messages, checked by
+feeding them to ib_async's own decoder at server version 178 (as in test_layouts)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+from ibflow.sim._options import Greeks, option_computation, sec_def_opt_params
+
+from .test_layouts import decode, wire
+
+
+@pytest.fixture(autouse=True)
+def _no_decoder_errors(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    caplog.set_level(logging.INFO)
+    yield
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert not errors, [r.getMessage() for r in errors]
+
+
+def test_option_computation_has_twelve_fields_and_no_version() -> None:
+    greeks = Greeks(price=7.5, delta=0.46, gamma=0.018, vega=0.32, theta=-0.098)
+    msg = option_computation(7, 13, implied_vol=0.28, greeks=greeks, price=7.5, under_price=226.5)
+    assert len(wire(msg)) == 12
+    name, args = decode(msg)
+    assert name == "tickOptionComputation"
+    assert args == (7, 13, 0, 0.28, 0.46, 7.5, 0.0, 0.018, 0.32, -0.098, 226.5)
+
+
+def test_option_computation_sends_ibs_not_computed_sentinels() -> None:
+    msg = option_computation(3, 10, implied_vol=None, greeks=None, price=0.05, under_price=230.0)
+    _name, args = decode(msg)
+    assert args == (3, 10, 0, -1.0, -2.0, 0.05, -1.0, -2.0, -2.0, -2.0, 230.0)
+
+
+def test_sec_def_opt_params_lists_expirations_then_strikes() -> None:
+    msg = sec_def_opt_params(
+        4, "SMART", 265598, "AAPL", "100", ["20270115", "20270219"], [220.0, 230.0, 240.0]
+    )
+    name, args = decode(msg)
+    assert name == "securityDefinitionOptionParameter"
+    assert args == (4, "SMART", "265598", "AAPL", "100", ["20270115", "20270219"],
+                    [220.0, 230.0, 240.0])  # fmt: skip
+    assert decode([76, 4]) == ("securityDefinitionOptionParameterEnd", (4,))
