@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from . import _depth as depth
 from . import _options as options
 from ._codec import Fields
 from ._ids import Req
@@ -33,27 +34,15 @@ class FeatureState:
     pacing: bool = True
 
 
-def subscribe(
-    c: _Connection,
-    kind: str,
-    req_id: int,
-    instrument: Instrument | None = None,
-    params: dict[str, Any] | None = None,
-) -> _Sub:
-    """Record a subscription on the connection, as the core handlers do."""
-    from ._server import _Sub  # the server imports this module; import its record lazily
-
-    sub = _Sub(kind, req_id, instrument, params or {})
-    c.subs[(kind, req_id)] = sub
-    return sub
-
-
 HANDLERS: dict[Req, Handler] = {
     Req.SEC_DEF_OPT_PARAMS: options._h_sec_def_opt_params,
     Req.CALC_IMPLIED_VOLAT: options._h_calc_implied_volat,
     Req.CALC_OPTION_PRICE: options._h_calc_option_price,
     Req.CANCEL_CALC_IMPLIED_VOLAT: options._h_cancel_calculation,
     Req.CANCEL_CALC_OPTION_PRICE: options._h_cancel_calculation,
+    Req.MKT_DEPTH: depth._h_mkt_depth,
+    Req.CANCEL_MKT_DEPTH: depth._h_cancel_mkt_depth,
+    Req.MKT_DEPTH_EXCHANGES: depth._h_mkt_depth_exchanges,
 }
 
 # Position of the request (or ticker) id in each request, for addressing errors.
@@ -63,11 +52,13 @@ REQ_ID_POS: dict[Req, int] = {
     Req.CALC_OPTION_PRICE: 2,
     Req.CANCEL_CALC_IMPLIED_VOLAT: 2,
     Req.CANCEL_CALC_OPTION_PRICE: 2,
+    Req.MKT_DEPTH: 2,
+    Req.CANCEL_MKT_DEPTH: 2,
 }
 
 # Called after an instrument moved, for each subscription of these kinds on it.
-MOVE_HOOKS: dict[str, MoveHook] = {}
+MOVE_HOOKS: dict[str, MoveHook] = {"mkt_depth": depth.on_move}
 # Called every market step for each subscription of these kinds.
 TICK_HOOKS: dict[str, TickHook] = {}
 # Subscriptions that carry market data (paused by a 1100, dropped by a 1101).
-MARKET_KINDS: frozenset[str] = frozenset()
+MARKET_KINDS: frozenset[str] = frozenset({"mkt_depth"})

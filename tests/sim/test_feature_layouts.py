@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from ibflow.sim._depth import depth_update, depth_update_l2, mkt_depth_exchanges
 from ibflow.sim._options import Greeks, option_computation, sec_def_opt_params
 
 from .test_layouts import decode, wire
@@ -45,3 +46,26 @@ def test_sec_def_opt_params_lists_expirations_then_strikes() -> None:
     assert args == (4, "SMART", "265598", "AAPL", "100", ["20270115", "20270219"],
                     [220.0, 230.0, 240.0])  # fmt: skip
     assert decode([76, 4]) == ("securityDefinitionOptionParameterEnd", (4,))
+
+
+def test_depth_updates_decode_in_both_forms() -> None:
+    assert decode(depth_update(5, 2, 1, 1, 230.01, 300.0)) == (
+        "updateMktDepth",
+        (5, 2, 1, 1, 230.01, 300.0),
+    )
+    assert wire(depth_update(5, 2, 1, 1, 230.01, 300.0))[-1] == "300"  # sizes are integers
+    msg = depth_update_l2(5, 0, "ARCA", 0, 0, 230.02, 200.0, True)
+    assert decode(msg) == ("updateMktDepthL2", (5, 0, "ARCA", 0, 0, 230.02, 200.0, True))
+
+
+def test_depth_exchanges_decode() -> None:
+    name, (rows,) = decode(mkt_depth_exchanges([("NASDAQ", "STK", "NASDAQ", "Deep2", 1)]))
+    assert name == "mktDepthExchanges"
+    [row] = rows
+    assert (row.exchange, row.secType, row.listingExch, row.serviceDataType, row.aggGroup) == (
+        "NASDAQ",
+        "STK",
+        "NASDAQ",
+        "Deep2",
+        1,
+    )
