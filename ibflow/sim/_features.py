@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from . import _depth as depth
 from . import _options as options
+from . import _ticks as ticks
 from ._codec import Fields
 from ._ids import Req
 from ._model import Instrument
@@ -43,6 +44,7 @@ HANDLERS: dict[Req, Handler] = {
     Req.MKT_DEPTH: depth._h_mkt_depth,
     Req.CANCEL_MKT_DEPTH: depth._h_cancel_mkt_depth,
     Req.MKT_DEPTH_EXCHANGES: depth._h_mkt_depth_exchanges,
+    Req.HISTORICAL_TICKS: ticks._h_historical_ticks,
 }
 
 # Position of the request (or ticker) id in each request, for addressing errors.
@@ -54,6 +56,7 @@ REQ_ID_POS: dict[Req, int] = {
     Req.CANCEL_CALC_OPTION_PRICE: 2,
     Req.MKT_DEPTH: 2,
     Req.CANCEL_MKT_DEPTH: 2,
+    Req.HISTORICAL_TICKS: 1,
 }
 
 # Called after an instrument moved, for each subscription of these kinds on it.

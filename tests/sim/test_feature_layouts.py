@@ -10,6 +10,7 @@ import pytest
 
 from ibflow.sim._depth import depth_update, depth_update_l2, mkt_depth_exchanges
 from ibflow.sim._options import Greeks, option_computation, sec_def_opt_params
+from ibflow.sim._ticks import historical_ticks_message
 
 from .test_layouts import decode, wire
 
@@ -69,3 +70,28 @@ def test_depth_exchanges_decode() -> None:
         "Deep2",
         1,
     )
+
+
+def test_historical_ticks_decode_in_their_three_forms() -> None:
+    name, (req_id, ticks, done) = decode(
+        historical_ticks_message(2, "TRADES", [(1764601200.0, 230.01, 100.0)], "NASDAQ")
+    )
+    assert (name, req_id, done) == ("historicalTicksLast", 2, True)
+    [t] = ticks
+    assert (t.time.timestamp(), t.price, t.size, t.exchange) == (
+        1764601200,
+        230.01,
+        100.0,
+        "NASDAQ",
+    )
+    quote = (1764601200.0, 230.0, 230.02, 300.0, 500.0)
+    name, (_, ticks, done) = decode(historical_ticks_message(3, "BID_ASK", [quote], ""))
+    assert name == "historicalTicksBidAsk"
+    [q] = ticks
+    assert (q.priceBid, q.priceAsk, q.sizeBid, q.sizeAsk) == (230.0, 230.02, 300.0, 500.0)
+    name, (_, ticks, _) = decode(historical_ticks_message(4, "MIDPOINT", [(1.0, 230.01, 0.0)], ""))
+    assert name == "historicalTicks"
+    assert ticks[0].price == 230.01
+    assert wire(historical_ticks_message(4, "MIDPOINT", [(1.0, 230.01, 0.0)], "")) == [
+        "96", "4", "1", "1", "0", "230.01", "0", "1",
+    ]  # fmt: skip
