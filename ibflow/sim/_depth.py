@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from ._codec import Fields
 from ._ids import Msg
 from ._model import Instrument, QuoteState, SimError
-from ._options import option_increment
+from ._rules import increment_at, increments
 from ._subs import subscribe
 
 if TYPE_CHECKING:
@@ -82,7 +82,7 @@ class Row:
 
 
 def _increment(inst: Instrument, price: float) -> float:
-    return option_increment(price) if inst.sec_type == "OPT" else inst.min_tick
+    return increment_at(increments(inst), price)
 
 
 def _ladder(inst: Instrument, top: float, side: int, count: int) -> list[float]:

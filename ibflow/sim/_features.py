@@ -9,11 +9,12 @@ subscriptions, and the state they share per simulator.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from . import _depth as depth
 from . import _options as options
+from . import _symbols as symbols
 from . import _ticks as ticks
 from ._codec import Fields
 from ._ids import Req
@@ -33,6 +34,8 @@ class FeatureState:
 
     speed: float = 1.0
     pacing: bool = True
+    # Client id → monotonic time of its last reqMatchingSymbols (IB allows one a second).
+    symbol_lookups: dict[int, float] = field(default_factory=dict)
 
 
 HANDLERS: dict[Req, Handler] = {
@@ -45,6 +48,8 @@ HANDLERS: dict[Req, Handler] = {
     Req.CANCEL_MKT_DEPTH: depth._h_cancel_mkt_depth,
     Req.MKT_DEPTH_EXCHANGES: depth._h_mkt_depth_exchanges,
     Req.HISTORICAL_TICKS: ticks._h_historical_ticks,
+    Req.MATCHING_SYMBOLS: symbols._h_matching_symbols,
+    Req.MARKET_RULE: symbols._h_market_rule,
 }
 
 # Position of the request (or ticker) id in each request, for addressing errors.
@@ -57,6 +62,7 @@ REQ_ID_POS: dict[Req, int] = {
     Req.MKT_DEPTH: 2,
     Req.CANCEL_MKT_DEPTH: 2,
     Req.HISTORICAL_TICKS: 1,
+    Req.MATCHING_SYMBOLS: 1,
 }
 
 # Called after an instrument moved, for each subscription of these kinds on it.

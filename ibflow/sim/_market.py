@@ -42,7 +42,8 @@ from ._history import (
     zone,
 )
 from ._model import Instrument, QuoteState, SimBar, SimError
-from ._options import option_increment, option_value
+from ._options import option_value
+from ._rules import increment_at, increments
 
 _M64 = (1 << 64) - 1
 _SQRT3 = math.sqrt(3.0)
@@ -337,7 +338,7 @@ class Market:
 
     def _theo(self, lv: _Live) -> float | None:
         """An option's model price on its underlying's live mid (None for anything else); it
-        also moves the option's tick to the increment of that price."""
+        also moves the option's tick to its market rule's increment at that price."""
         inst = lv.inst
         under = self._instruments.get(inst.under_con_id) if inst.sec_type == "OPT" else None
         if under is None:
@@ -345,7 +346,7 @@ class Market:
         uq = self.quote(under.con_id)
         spot = (uq.bid + uq.ask) / 2 if uq.bid > 0 and uq.ask > 0 else uq.last
         price = max(option_value(inst, under, spot, self._clock()), inst.min_tick)
-        lv.tick = max(option_increment(price), inst.min_tick)
+        lv.tick = increment_at(increments(inst), price)
         lv.dec = _decimals(lv.tick)
         return price
 

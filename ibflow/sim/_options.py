@@ -145,11 +145,6 @@ def option_value(inst: Instrument, under: Instrument, spot: float, now: float) -
     return option_greeks(inst, under, spot, now).price
 
 
-def option_increment(price: float) -> float:
-    """US option price increments (penny program): 0.01 below 3.00, 0.05 from 3.00."""
-    return 0.01 if price < 3.0 else 0.05
-
-
 def with_underlyings(universe: Universe, moving: Mapping[int, Instrument]) -> dict[int, Instrument]:
     """The instruments to move this market step: options' underlyings join them, and every
     underlying moves before the options priced from it."""

@@ -8,8 +8,12 @@ from collections.abc import Iterator
 
 import pytest
 
+from ibflow.sim import Scenario
 from ibflow.sim._depth import depth_update, depth_update_l2, mkt_depth_exchanges
+from ibflow.sim._layouts import contract_data
 from ibflow.sim._options import Greeks, option_computation, sec_def_opt_params
+from ibflow.sim._rules import market_rule
+from ibflow.sim._symbols import symbol_samples
 from ibflow.sim._ticks import historical_ticks_message
 
 from .test_layouts import decode, wire
@@ -95,3 +99,33 @@ def test_historical_ticks_decode_in_their_three_forms() -> None:
     assert wire(historical_ticks_message(4, "MIDPOINT", [(1.0, 230.01, 0.0)], "")) == [
         "96", "4", "1", "1", "0", "230.01", "0", "1",
     ]  # fmt: skip
+
+
+def test_symbol_samples_decode_with_description_and_issuer() -> None:
+    aapl = Scenario.default().universe().by_name("AAPL")
+    assert aapl is not None
+    msg = symbol_samples(9, [(aapl, ["OPT"]), (aapl, [])])
+    name, (req_id, found) = decode(msg)
+    assert (name, req_id, len(found)) == ("symbolSamples", 9, 2)
+    first = found[0]
+    assert (first.contract.conId, first.contract.symbol, first.contract.secType) == (
+        265598,
+        "AAPL",
+        "STK",
+    )
+    assert first.derivativeSecTypes == ["OPT"]
+    assert first.contract.description == "APPLE INC"
+    assert found[1].derivativeSecTypes == []
+
+
+def test_market_rule_decodes() -> None:
+    name, (rule, grid) = decode(market_rule(32, ((0.0, 0.01), (3.0, 0.05))))
+    assert (name, rule) == ("marketRule", 32)
+    assert [(p.lowEdge, p.increment) for p in grid] == [(0.0, 0.01), (3.0, 0.05)]
+
+
+def test_contract_details_carry_one_rule_id_per_exchange() -> None:
+    aapl = Scenario.default().universe().by_name("AAPL")
+    assert aapl is not None
+    _, (_, details) = decode(contract_data(1, aapl))
+    assert details.marketRuleIds == ",".join(["26"] * len(aapl.valid_exchanges))

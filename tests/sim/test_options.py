@@ -14,7 +14,6 @@ from ibflow.sim._options import (
     implied_vol,
     model_vol,
     option_chain,
-    option_increment,
 )
 from ibflow.sim._scenario import AAPL_OPTION_EXPIRIES, AAPL_OPTION_STRIKES
 
@@ -72,11 +71,6 @@ def test_smile_is_higher_in_the_wings() -> None:
     assert atm == pytest.approx(aapl.volatility)
     assert model_vol(aapl, 200.0, 230.0) > atm
     assert model_vol(aapl, 260.0, 230.0) > model_vol(aapl, 240.0, 230.0) * 0.98
-
-
-def test_option_increments_follow_the_penny_program() -> None:
-    assert option_increment(2.99) == 0.01
-    assert option_increment(3.0) == 0.05
 
 
 def test_chain_is_the_universe_unexpired_options() -> None:
