@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from . import _depth as depth
 from . import _options as options
+from . import _scanner as scanner
 from . import _symbols as symbols
 from . import _ticks as ticks
 from ._codec import Fields
@@ -36,6 +37,8 @@ class FeatureState:
     pacing: bool = True
     # Client id → monotonic time of its last reqMatchingSymbols (IB allows one a second).
     symbol_lookups: dict[int, float] = field(default_factory=dict)
+    # (conId, minute) → (session volume so far, average session volume) for the scanners.
+    scan_volumes: dict[tuple[int, int], tuple[float, float]] = field(default_factory=dict)
 
 
 HANDLERS: dict[Req, Handler] = {
@@ -50,6 +53,9 @@ HANDLERS: dict[Req, Handler] = {
     Req.HISTORICAL_TICKS: ticks._h_historical_ticks,
     Req.MATCHING_SYMBOLS: symbols._h_matching_symbols,
     Req.MARKET_RULE: symbols._h_market_rule,
+    Req.SCANNER_PARAMETERS: scanner._h_scanner_parameters,
+    Req.SCANNER_SUBSCRIPTION: scanner._h_scanner_subscription,
+    Req.CANCEL_SCANNER_SUBSCRIPTION: scanner._h_cancel_scanner_subscription,
 }
 
 # Position of the request (or ticker) id in each request, for addressing errors.
@@ -63,11 +69,13 @@ REQ_ID_POS: dict[Req, int] = {
     Req.CANCEL_MKT_DEPTH: 2,
     Req.HISTORICAL_TICKS: 1,
     Req.MATCHING_SYMBOLS: 1,
+    Req.SCANNER_SUBSCRIPTION: 1,
+    Req.CANCEL_SCANNER_SUBSCRIPTION: 2,
 }
 
 # Called after an instrument moved, for each subscription of these kinds on it.
 MOVE_HOOKS: dict[str, MoveHook] = {"mkt_depth": depth.on_move}
 # Called every market step for each subscription of these kinds.
-TICK_HOOKS: dict[str, TickHook] = {}
+TICK_HOOKS: dict[str, TickHook] = {"scanner_subscription": scanner.on_tick}
 # Subscriptions that carry market data (paused by a 1100, dropped by a 1101).
-MARKET_KINDS: frozenset[str] = frozenset({"mkt_depth"})
+MARKET_KINDS: frozenset[str] = frozenset({"mkt_depth", "scanner_subscription"})

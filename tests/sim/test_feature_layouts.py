@@ -7,16 +7,18 @@ import logging
 from collections.abc import Iterator
 
 import pytest
+from ib_async.decoder import Decoder
 
 from ibflow.sim import Scenario
 from ibflow.sim._depth import depth_update, depth_update_l2, mkt_depth_exchanges
 from ibflow.sim._layouts import contract_data
 from ibflow.sim._options import Greeks, option_computation, sec_def_opt_params
 from ibflow.sim._rules import market_rule
+from ibflow.sim._scanner import Stats, scanner_data, scanner_parameters_xml
 from ibflow.sim._symbols import symbol_samples
 from ibflow.sim._ticks import historical_ticks_message
 
-from .test_layouts import decode, wire
+from .test_layouts import Recorder, decode, wire
 
 
 @pytest.fixture(autouse=True)
@@ -129,3 +131,28 @@ def test_contract_details_carry_one_rule_id_per_exchange() -> None:
     assert aapl is not None
     _, (_, details) = decode(contract_data(1, aapl))
     assert details.marketRuleIds == ",".join(["26"] * len(aapl.valid_exchanges))
+
+
+def test_scanner_data_decodes_every_row_and_ends() -> None:
+    universe = Scenario.default().universe()
+    aapl, msft = universe.by_name("AAPL"), universe.by_name("MSFT")
+    assert aapl is not None
+    assert msft is not None
+    stats = Stats(last=230.0, change_pct=1.5, volume=1e6, relative_volume=1.2)
+    rec = Recorder()
+    Decoder(rec, 178).interpret(wire(scanner_data(6, [(aapl, stats), (msft, stats)])))  # type: ignore[arg-type]
+    assert [name for name, _ in rec.calls] == ["scannerData", "scannerData", "scannerDataEnd"]
+    _, (req_id, rank, details, *_rest) = rec.calls[1]
+    assert (req_id, rank, details.contract.conId, details.contract.symbol) == (
+        6,
+        1,
+        272093,
+        "MSFT",
+    )
+    assert details.marketName == "NMS"
+
+
+def test_scanner_parameters_decode_as_one_xml_text() -> None:
+    name, (xml,) = decode([19, 1, scanner_parameters_xml()])
+    assert name == "scannerParameters"
+    assert xml.startswith("<?xml")
