@@ -346,7 +346,10 @@ class Market:
         uq = self.quote(under.con_id)
         spot = (uq.bid + uq.ask) / 2 if uq.bid > 0 and uq.ask > 0 else uq.last
         price = max(option_value(inst, under, spot, self._clock()), inst.min_tick)
-        lv.tick = increment_at(increments(inst), price)
+        # The whole quote must sit on the rule's grid: near a level's low edge the ask may be
+        # above it, so price on the coarser increment from a widest spread below the edge.
+        grid = increments(inst)
+        lv.tick = increment_at(grid, price + lv.profile.max_spread * grid[0][1])
         lv.dec = _decimals(lv.tick)
         return price
 
