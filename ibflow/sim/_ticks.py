@@ -5,7 +5,9 @@ other, so ticks are cut from the 1-second bars the simulator's history serves: w
 second the ticks visit the bar's open, its high and low (in an order drawn per bar), and its
 close. TRADES ticks of a second add up to the bar's volume, one trade or more per trade the bar
 counts; BID_ASK ticks pair the BID and ASK bars' prices (never crossed); MIDPOINT ticks follow
-the MIDPOINT bar. Seconds without trades have no TRADES ticks. Timestamps are whole seconds.
+the MIDPOINT bar, and an index's TRADES ticks its values (without sizes). Seconds without
+trades have no TRADES ticks, and an instrument whose 1-second bars carry no volume at all (the
+sim's options trade less than once a second) has none. Timestamps are whole seconds.
 
 IB's rules: exactly one of start and end; at most 1,000 ticks per request, counted in whole
 seconds (the last second is completed, so a few more can come back); a start returns the first
@@ -91,8 +93,9 @@ def quote_ticks(bid: SimBar, ask: SimBar, key: int, lot: float) -> list[Tick]:
     return out
 
 
-def midpoint_ticks(bar: SimBar, key: int) -> list[Tick]:
-    """The midpoints of one second: the MIDPOINT bar's open, extremes and close."""
+def path_ticks(bar: SimBar, key: int) -> list[Tick]:
+    """Sizeless ticks of one second (midpoints, index values): the bar's open, extremes and
+    close."""
     ohlc = (bar.open, bar.high, bar.low, bar.close)
     return [(bar.time, p, 0.0) for p in _dedupe([ohlc[i] for i in _route(bar, key)])]
 
@@ -166,7 +169,11 @@ def historical_ticks(
     for lo, hi in spans:
         if lo >= hi:
             continue
-        chunk = _ticks_between(market, inst, what, lo, hi, use_rth, key, lot, ignore_size)
+        chunk, in_session = _ticks_between(
+            market, inst, what, lo, hi, use_rth, key, lot, ignore_size
+        )
+        if in_session and not chunk:
+            break  # its 1-second bars carry no volume: it trades less than once a second
         by_second = _group(chunk)
         if not forward:
             by_second.reverse()
@@ -208,14 +215,14 @@ def _ticks_between(
     key: int,
     lot: float,
     ignore_size: bool,
-) -> list[Tick]:
-    if what == "TRADES":
-        return [
-            t for b in _seconds(market, inst, what, lo, hi, use_rth) for t in trade_ticks(b, key)
-        ]
-    if what == "MIDPOINT":
+) -> tuple[list[Tick], bool]:
+    """The ticks of the seconds in [lo, hi), and whether any session second lies there."""
+    if what in ("TRADES", "MIDPOINT"):
         bars = _seconds(market, inst, what, lo, hi, use_rth)
-        return [t for b in bars for t in midpoint_ticks(b, key)]
+        if what == "TRADES" and inst.sec_type != "IND":
+            return [t for b in bars for t in trade_ticks(b, key)], bool(bars)
+        # An index prints values, not trades: its TRADES ticks have no size, like midpoints.
+        return [t for b in bars for t in path_ticks(b, key)], bool(bars)
     bids = _seconds(market, inst, "BID", lo, hi, use_rth)
     asks = _seconds(market, inst, "ASK", lo, hi, use_rth)
     quotes: list[Tick] = []
@@ -224,7 +231,7 @@ def _ticks_between(
             if ignore_size and quotes and quotes[-1][1:3] == q[1:3]:
                 continue
             quotes.append(q)
-    return quotes
+    return quotes, bool(bids)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -129,3 +129,31 @@ def test_nothing_comes_from_the_future() -> None:
     )
     assert ticks
     assert all(t[0] < NOW for t in ticks)
+
+
+def test_an_index_prints_its_values_without_sizes() -> None:
+    market, inst = setup("SPX")
+    ticks = historical_ticks(
+        market, inst, "TRADES", start=START, end=None, count=100, use_rth=True, now=NOW, seed=0
+    )
+    assert len(ticks) >= 100
+    assert all(t[2] == 0.0 for t in ticks)
+    seconds = by_second(ticks)
+    reference = bars(market, inst, "TRADES", max(seconds) + 1)
+    for second, group in seconds.items():
+        bar = reference[second]
+        assert ohlc([t[1] for t in group]) == (bar.open, bar.high, bar.low, bar.close)
+
+
+def test_options_trading_less_than_once_a_second_have_no_trade_ticks() -> None:
+    sc = Scenario.default()
+    option = next(i for i in sc.instruments if i.sec_type == "OPT")
+    market = Market(sc.instruments, seed=0, clock=lambda: NOW)
+    found = historical_ticks(
+        market, option, "TRADES", start=None, end=NOW, count=100, use_rth=True, now=NOW, seed=0
+    )
+    assert found == []
+    quotes = historical_ticks(
+        market, option, "BID_ASK", start=None, end=NOW, count=100, use_rth=True, now=NOW, seed=0
+    )
+    assert len(quotes) >= 100
