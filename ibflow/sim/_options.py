@@ -5,9 +5,10 @@ here derives from one model: Black-Scholes with zero rates and no dividends (put
 exactly ``C - P = S - K``) on the underlying's live mid, with an implied-volatility smile built
 from the underlying's volatility. The market prices its live option quotes with
 :func:`option_value`; quotes on an option carry tickOptionComputation messages (bid, ask, last and
-model) whose implied volatilities are solved from those very prices; ``calculateImpliedVolatility``
-and ``calculateOptionPrice`` use the same formulas; ``reqSecDefOptParams`` lists exactly the
-options of the universe that have not expired.
+model) whose implied volatilities are solved from those very prices; historical bars of an
+option are the model on its underlying's bars; ``calculateImpliedVolatility`` and
+``calculateOptionPrice`` use the same formulas; ``reqSecDefOptParams`` lists exactly the options
+of the universe that have not expired.
 
 Conventions as IB reports them: vega per volatility point (0.01), theta per calendar day, an
 option expires at 16:00 in its time zone on its last trade date. IB's "not computed" sentinels
@@ -19,14 +20,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from ._codec import Fields
 from ._history import zone
 from ._ids import Msg
-from ._model import ContractQuery, Instrument, SimError
+from ._model import ContractQuery, Instrument, SimBar, SimError
+from ._rules import Increments, increment_at, increments
 
 if TYPE_CHECKING:
     from ._scenario import Universe
@@ -143,6 +145,76 @@ def option_greeks(inst: Instrument, under: Instrument, spot: float, now: float) 
 def option_value(inst: Instrument, under: Instrument, spot: float, now: float) -> float:
     """The model price the market quotes ``inst`` around."""
     return option_greeks(inst, under, spot, now).price
+
+
+def priced_bars(
+    own: list[SimBar], under_bars: list[SimBar], inst: Instrument, under: Instrument, what: str
+) -> list[SimBar]:
+    """An option's historical bars priced by the model on its underlying's bars.
+
+    Each bar takes the model value of the underlying's open, high, low and close at the bar's
+    start (the option's high comes from the underlying's high for a call, its low for a put),
+    on the option's price grid; BID and ASK sit half an increment below and above, rounded
+    outwards. Volumes and counts stay the option's own; a bar whose time the underlying lacks
+    keeps its own prices.
+    """
+    grid = increments(inst)
+    by_time = {b.time: b for b in under_bars}
+    out: list[SimBar] = []
+    for bar in own:
+        u = by_time.get(bar.time)
+        if u is None:
+            out.append(bar)
+            continue
+        years = years_left(inst, float(bar.time))
+        vol_at = {s: model_vol(under, inst.strike, s) for s in (u.open, u.high, u.low, u.close)}
+        value = {
+            s: black_scholes(s, inst.strike, years, v, inst.right).price for s, v in vol_at.items()
+        }
+        o, c = value[u.open], value[u.close]
+        hi, lo = max(value[u.high], value[u.low]), min(value[u.high], value[u.low])
+        out.append(_on_grid(bar, grid, what, o, max(hi, o, c), min(lo, o, c), c))
+    return out
+
+
+def _snap(grid: Increments, value: float, mode: str = "nearest", fine: float = 1.0) -> float:
+    """``value`` on the grid ("down", "up" or "nearest"), at least one step."""
+    step = increment_at(grid, value) * fine
+    k = value / step
+    n = (
+        math.floor(k + 1e-9)
+        if mode == "down"
+        else math.ceil(k - 1e-9)
+        if mode == "up"
+        else round(k)
+    )
+    return round(max(n, 1) * step, 6)
+
+
+def _on_grid(
+    bar: SimBar, grid: Increments, what: str, o: float, hi: float, lo: float, c: float
+) -> SimBar:
+    values = (o, hi, lo, c)
+    if what == "MIDPOINT":
+        o, hi, lo, c = (_snap(grid, v, fine=0.5) for v in values)
+        return replace(bar, open=o, high=hi, low=lo, close=c)
+    if what in ("BID", "ASK", "BID_ASK"):
+        bid = [_snap(grid, v - increment_at(grid, v) / 2, "down") for v in values]
+        ask = [_snap(grid, v + increment_at(grid, v) / 2, "up") for v in values]
+        if what == "BID":
+            return replace(bar, open=bid[0], high=bid[1], low=bid[2], close=bid[3])
+        if what == "ASK":
+            return replace(bar, open=ask[0], high=ask[1], low=ask[2], close=ask[3])
+        return replace(  # time-average bid, highest ask, lowest bid, time-average ask
+            bar,
+            open=round((bid[0] + bid[3]) / 2, 6),
+            high=ask[1],
+            low=bid[2],
+            close=round((ask[0] + ask[3]) / 2, 6),
+        )
+    o, hi, lo, c = (_snap(grid, v) for v in values)
+    wap = round((o + hi + lo + c) / 4, 6) if bar.volume > 0 else bar.wap
+    return replace(bar, open=o, high=hi, low=lo, close=c, wap=wap)
 
 
 def with_underlyings(universe: Universe, moving: Mapping[int, Instrument]) -> dict[int, Instrument]:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from ibflow.sim import Scenario
+from ibflow.sim._market import Market
 from ibflow.sim._options import (
     black_scholes,
     expiry_time,
@@ -99,3 +100,45 @@ def test_expiry_is_four_pm_new_york() -> None:
     when = datetime.fromtimestamp(expiry_time(opt), UTC)
     assert (when.hour, when.minute) == (21, 0)  # 16:00 EST in January
     assert math.isfinite(expiry_time(opt))
+
+
+@pytest.mark.parametrize("right", ["C", "P"])
+def test_option_history_is_the_model_on_the_underlying_bars(right: str) -> None:
+    sc = Scenario.default()
+    market = Market(sc.instruments, seed=0, clock=lambda: NOW, live_from_history=True)
+    option = next(i for i in sc.instruments if i.sec_type == "OPT" and i.right == right)
+    under = sc.universe().by_con_id(option.under_con_id)
+    assert under is not None
+    kw = {"end": None, "duration": "2 D", "bar_size": "30 mins", "use_rth": True}
+    bars = market.history(option, what="MIDPOINT", **kw)  # type: ignore[arg-type]
+    under_bars = {b.time: b for b in market.history(under, what="MIDPOINT", **kw)}  # type: ignore[arg-type]
+    assert len(bars) > 10
+    for bar in bars:
+        u = under_bars[bar.time]
+        years = (expiry_time(option) - bar.time) / (365 * 86400)
+
+        def value(spot: float, years: float = years) -> float:
+            vol = model_vol(under, option.strike, spot)
+            return black_scholes(spot, option.strike, years, vol, right).price
+
+        step = 0.005 if value(u.open) < 3 else 0.025  # half the rule's increment
+        assert bar.open == pytest.approx(value(u.open), abs=step + 1e-9)
+        assert bar.close == pytest.approx(value(u.close), abs=step + 1e-9)
+        rich = u.high if right == "C" else u.low
+        assert bar.high == pytest.approx(value(rich), abs=step + 1e-9)
+    trades = market.history(option, what="TRADES", **kw)  # type: ignore[arg-type]
+    assert all(b.low <= b.open <= b.high and b.low <= b.close <= b.high for b in trades)
+    bids = market.history(option, what="BID", **kw)  # type: ignore[arg-type]
+    asks = market.history(option, what="ASK", **kw)  # type: ignore[arg-type]
+    assert all(b.close < a.close for b, a in zip(bids, asks, strict=True))
+
+
+def test_option_chart_joins_the_live_quote() -> None:
+    sc = Scenario.default()
+    market = Market(sc.instruments, seed=0, clock=lambda: NOW, live_from_history=True)
+    option = next(i for i in sc.instruments if i.sec_type == "OPT" and i.strike == 230.0)
+    [last] = market.history(
+        option, end=None, duration="60 S", bar_size="1 min", what="MIDPOINT", use_rth=True
+    )[-1:]
+    q = market.quote(option.con_id)
+    assert q.bid <= last.close <= q.ask
