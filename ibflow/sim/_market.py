@@ -33,7 +33,6 @@ from ._history import (
     Duration,
     check_available,
     check_combination,
-    is_available,
     no_data_error,
     parse_bar_size,
     parse_duration,
@@ -43,7 +42,7 @@ from ._history import (
     zone,
 )
 from ._model import Instrument, QuoteState, SimBar, SimError
-from ._options import option_value, priced_bars
+from ._options import option_history, option_value
 from ._rules import increment_at, increments
 
 _M64 = (1 << 64) - 1
@@ -776,40 +775,10 @@ class Market:
             raise no_data_error(instrument, what_norm)
         under = self._instruments.get(instrument.under_con_id)
         if instrument.sec_type == "OPT" and under is not None:
-            bars = self._on_underlying(
-                instrument, under, bars, end, duration, bar_size, what_norm, use_rth
-            )
+            # The underlying's bars of the same request, re-priced by the option model.
+            request = (end, duration, bar_size, what_norm, use_rth)
+            bars = option_history(self.history, instrument, under, bars, *request)
         return bars
-
-    def _on_underlying(
-        self,
-        inst: Instrument,
-        under: Instrument,
-        bars: list[SimBar],
-        end: datetime | None,
-        duration: str,
-        bar_size: str,
-        what: str,
-        use_rth: bool,
-    ) -> list[SimBar]:
-        """An option's bars re-priced on its underlying's bars over the option's sessions."""
-        series = (
-            "TRADES"
-            if what == "TRADES" or not is_available("MIDPOINT", under.sec_type)
-            else "MIDPOINT"
-        )
-        try:
-            under_bars = self.history(
-                under,
-                end=end,
-                duration=duration,
-                bar_size=bar_size,
-                what=series,
-                use_rth=use_rth or inst.eth == inst.rth,
-            )
-        except SimError:
-            return bars
-        return priced_bars(bars, under_bars, inst, under, what)
 
     def _window_start(self, inst: Instrument, use_rth: bool, dur: Duration, end_ts: float) -> float:
         if dur.unit == "D":

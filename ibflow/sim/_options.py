@@ -19,13 +19,13 @@ vega, theta).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from ._codec import Fields
-from ._history import zone
+from ._history import is_available, zone
 from ._ids import Msg
 from ._model import ContractQuery, Instrument, SimBar, SimError
 from ._rules import Increments, increment_at, increments
@@ -145,6 +145,35 @@ def option_greeks(inst: Instrument, under: Instrument, spot: float, now: float) 
 def option_value(inst: Instrument, under: Instrument, spot: float, now: float) -> float:
     """The model price the market quotes ``inst`` around."""
     return option_greeks(inst, under, spot, now).price
+
+
+def option_history(
+    history: Callable[..., list[SimBar]],
+    inst: Instrument,
+    under: Instrument,
+    bars: list[SimBar],
+    end: datetime | None,
+    duration: str,
+    bar_size: str,
+    what: str,
+    use_rth: bool,
+) -> list[SimBar]:
+    """An option's bars re-priced on its underlying's bars of the same request (``history`` is
+    the market's), over the option's sessions; its own bars where the underlying has none."""
+    has_mid = is_available("MIDPOINT", under.sec_type)
+    series = "TRADES" if what == "TRADES" or not has_mid else "MIDPOINT"
+    try:
+        under_bars = history(
+            under,
+            end=end,
+            duration=duration,
+            bar_size=bar_size,
+            what=series,
+            use_rth=use_rth or inst.eth == inst.rth,
+        )
+    except SimError:
+        return bars
+    return priced_bars(bars, under_bars, inst, under, what)
 
 
 def priced_bars(
