@@ -33,8 +33,6 @@ TickHook = Callable[["Simulator", "_Connection", "_Sub", float], None]
 class FeatureState:
     """What these requests remember across requests, per simulator."""
 
-    speed: float = 1.0
-    pacing: bool = True
     # Client id → monotonic time of its last reqMatchingSymbols (IB allows one a second).
     symbol_lookups: dict[int, float] = field(default_factory=dict)
     # (conId, minute) → (session volume so far, average session volume) for the scanners.

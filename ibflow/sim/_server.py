@@ -787,7 +787,7 @@ class Simulator:
         )
         self.hist_pacing = HistoricalPacing(speed=speed) if pacing else None
         self.tbt_pacing = TickByTickPacing(speed=speed) if pacing else None
-        self.features = features.FeatureState(speed=speed, pacing=pacing)
+        self.features = features.FeatureState()
         self._server: asyncio.Server | None = None
         self._ticker: asyncio.Task[None] | None = None
         self._clients: dict[int, _Connection] = {}

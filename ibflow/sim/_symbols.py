@@ -78,18 +78,19 @@ def symbol_samples(req_id: int, found: list[tuple[Instrument, list[str]]]) -> li
 def _h_matching_symbols(c: _Connection, f: Fields) -> None:
     req_id = f.int()
     pattern = f.str()
-    state = c.sim.features
-    if state.pacing and c.client_id is not None:
+    sim = c.sim
+    if sim.pacing and c.client_id is not None:
+        lookups = sim.features.symbol_lookups
         now = time.monotonic()
-        last = state.symbol_lookups.get(c.client_id)
-        if last is not None and now - last < LOOKUP_INTERVAL / state.speed:
+        last = lookups.get(c.client_id)
+        if last is not None and now - last < LOOKUP_INTERVAL / sim.speed:
             raise SimError(
                 321,
                 "Error validating request.-'bW' : cause - "
                 "only one matching symbols request per second is allowed",
             )
-        state.symbol_lookups[c.client_id] = now
-    c.send(symbol_samples(req_id, matching_symbols(c.sim.universe, pattern)))
+        lookups[c.client_id] = now
+    c.send(symbol_samples(req_id, matching_symbols(sim.universe, pattern)))
 
 
 def _h_market_rule(c: _Connection, f: Fields) -> None:
