@@ -157,6 +157,8 @@ def historical_ticks(
     last_second = math.floor(now)  # the second in progress is not history yet
     if start is not None:
         first = math.ceil(start)
+        if first >= last_second:
+            return []  # nothing has happened after that start yet
         spans = _windows(first, min(first + SEARCH_SECONDS, last_second))
         forward = True
     else:

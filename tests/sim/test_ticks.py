@@ -129,6 +129,10 @@ def test_nothing_comes_from_the_future() -> None:
     )
     assert ticks
     assert all(t[0] < NOW for t in ticks)
+    later = historical_ticks(
+        market, inst, "TRADES", start=NOW + 60, end=None, count=10, use_rth=True, now=NOW, seed=0
+    )
+    assert later == []
 
 
 def test_an_index_prints_its_values_without_sizes() -> None:
