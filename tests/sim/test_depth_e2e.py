@@ -133,3 +133,16 @@ async def test_depth_stops_after_a_1101(ib: ib_async.IB, ib_sim: Simulator) -> N
     ib_sim.notice(1100, "Connectivity between IB and Trader Workstation has been lost.")
     ib_sim.notice(1101, "Connectivity between IB and TWS has been restored- data lost.")
     assert "mkt_depth" not in ib_sim.subscriptions()
+
+
+async def test_fail_next_addresses_a_depth_request_by_its_id(
+    ib: ib_async.IB, ib_sim: Simulator
+) -> None:
+    errors: list[tuple[int, int]] = []
+    ib.errorEvent += lambda req_id, code, *_: errors.append((req_id, code))
+    ib_sim.fail_next("mkt_depth", 354, "Requested market data is not subscribed.")
+    ticker = ib.reqMktDepth(AAPL, 5, True)
+    await eventually(lambda: errors)
+    req_id = next(k for k, t in ib.wrapper.reqId2Ticker.items() if t is ticker)
+    assert errors == [(req_id, 354)]
+    assert "mkt_depth" not in ib_sim.subscriptions()
