@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
 
+from . import _features as features
 from . import _layouts as layouts
 from ._broker import (
     INACTIVE_CODE,
@@ -51,6 +52,7 @@ from ._history import (
 from ._ids import Msg, Req
 from ._market import Market
 from ._model import ContractQuery, Instrument, SimError, SimExecution, SimOrder
+from ._options import send_option_ticks, with_underlyings
 from ._pacing import HistoricalPacing, MessageRate, TickByTickPacing
 from ._scenario import Scenario, Universe
 
@@ -70,7 +72,10 @@ FARM_NOTICES = (
 )
 REQUEST_KINDS = frozenset(r.name.lower() for r in Req)
 # Subscriptions that carry market data: they stop during an 1100 and die with an 1101.
-_MARKET_KINDS = frozenset({"mkt_data", "tick_by_tick", "real_time_bars", "historical_data"})
+_MARKET_KINDS = (
+    frozenset({"mkt_data", "tick_by_tick", "real_time_bars", "historical_data"})
+    | features.MARKET_KINDS
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -345,6 +350,7 @@ _REQ_ID_POS = {
     Req.CANCEL_PNL_SINGLE: 1,
     Req.TICK_BY_TICK: 1,
     Req.CANCEL_TICK_BY_TICK: 1,
+    **features.REQ_ID_POS,
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -706,6 +712,7 @@ _HANDLERS: dict[Req, Callable[[_Connection, Fields], None]] = {
     Req.AUTO_OPEN_ORDERS: _h_auto_open_orders,
     Req.COMPLETED_ORDERS: _h_completed_orders,
     Req.EXECUTIONS: _h_executions,
+    **features.HANDLERS,
 }
 
 
@@ -780,6 +787,7 @@ class Simulator:
         )
         self.hist_pacing = HistoricalPacing(speed=speed) if pacing else None
         self.tbt_pacing = TickByTickPacing(speed=speed) if pacing else None
+        self.features = features.FeatureState()
         self._server: asyncio.Server | None = None
         self._ticker: asyncio.Task[None] | None = None
         self._clients: dict[int, _Connection] = {}
@@ -1291,6 +1299,8 @@ class Simulator:
         conn.send([Msg.TICK_STRING, 6, req_id, _LAST_TIMESTAMP[d], str(int(q.time))])
         if q.halted:
             conn.send([Msg.TICK_GENERIC, 6, req_id, _HALTED, 1])
+        if inst.sec_type == "OPT":
+            send_option_ticks(conn, req_id, inst)
 
     def _send_quote_update(self, conn: _Connection, sub: _Sub, inst: Instrument) -> None:
         q = self.market.quote(inst.con_id)
@@ -1304,6 +1314,8 @@ class Simulator:
         if q.halted != sub.params.get("halted", False):
             sub.params["halted"] = q.halted
             conn.send([Msg.TICK_GENERIC, 6, req_id, _HALTED, 1 if q.halted else 0])
+        if inst.sec_type == "OPT":
+            send_option_ticks(conn, req_id, inst)
 
     def _send_tick_by_tick(self, conn: _Connection, sub: _Sub, inst: Instrument) -> None:
         q = self.market.quote(inst.con_id)
@@ -1418,6 +1430,8 @@ class Simulator:
                     self._send_quote_update(conn, sub, inst)
                 elif sub.kind == "tick_by_tick":
                     self._send_tick_by_tick(conn, sub, inst)
+                elif sub.kind in features.MOVE_HOOKS:
+                    features.MOVE_HOOKS[sub.kind](self, conn, sub, inst)
 
     async def _run_market(self) -> None:
         # Faster time makes the market move more often, but never beyond 100 steps a second:
@@ -1439,7 +1453,7 @@ class Simulator:
                     moving[sub.instrument.con_id] = sub.instrument
         for order in self.broker.open_orders(None):
             moving.setdefault(order.instrument.con_id, order.instrument)
-        for con_id, inst in moving.items():
+        for con_id, inst in with_underlyings(self.universe, moving).items():
             self.market.step(con_id)
             self._after_move(inst)
         now = self.clock()
@@ -1454,6 +1468,8 @@ class Simulator:
                     self._send_bar_update(conn, sub, now)
                 elif periodic and sub.kind in ("pnl", "pnl_single"):
                     self._send_pnl(conn, sub)
+                elif sub.kind in features.TICK_HOOKS:
+                    features.TICK_HOOKS[sub.kind](self, conn, sub, now)
 
     def _maybe_realtime_bar(self, conn: _Connection, sub: _Sub, now: float) -> None:
         assert sub.instrument is not None
