@@ -68,6 +68,7 @@ from ._records.market import (
     TickKind,
     TradeTick,
 )
+from ._records.options import Greeks, OptionChain
 from ._records.orders import (
     Bracket,
     Commission,
@@ -131,6 +132,7 @@ __all__ = [
     "FormingBar",
     "Future",
     "Gap",
+    "Greeks",
     "HandshakeTimeout",
     "HistoryCache",
     "IBFlowError",
@@ -145,6 +147,7 @@ __all__ = [
     "OcaGroup",
     "OcaType",
     "Option",
+    "OptionChain",
     "Order",
     "OrderCancelled",
     "OrderEvent",

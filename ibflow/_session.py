@@ -13,10 +13,12 @@ from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Literal, ParamSpec, TypeVar, overload
 
+from . import _session_docs as docs
 from ._account import Account, Contracts
 from ._core import SessionCore
 from ._history import History, HistoryCache
 from ._market import Market
+from ._market._options import Options
 from ._orders import (
     Bracket,
     BracketTrade,
@@ -52,6 +54,7 @@ from ._records.market import (
     TickKind,
     TradeTick,
 )
+from ._records.options import Greeks, OptionChain
 from ._records.session import (
     DEFAULT_RECONNECT,
     ConnectionState,
@@ -61,6 +64,7 @@ from ._records.session import (
     StateChange,
 )
 from ._schedule import TradingSession
+from ._session_docs import documented
 from ._stream import Overflow, Stream
 from ._timeouts import SESSION_DEFAULT
 
@@ -144,6 +148,7 @@ class Session:
         self._orders = Orders(self._core, self._contracts)
         self._market = Market(self._core, self._contracts)
         self._history = History(self._core, self._contracts)
+        self._options = Options(self._core, self._contracts)
 
     # -- the link ------------------------------------------------------------------------------
 
@@ -631,6 +636,7 @@ class Session:
 
     # -- market ----------------------------------------------------------------------------------
 
+    @documented(docs.QUOTES)
     def quotes(
         self,
         contract: Contract,
@@ -638,35 +644,10 @@ class Session:
         buffer: int = 256,
         overflow: Overflow | str = Overflow.LATEST,
     ) -> Stream[Quote | Gap]:
-        """Live quotes of ``contract`` as immutable :class:`Quote` snapshots.
-
-        ``async with session.quotes(contract) as quotes: async for quote in quotes: ...``.
-        One market-data line per contract however many consumers; a :class:`Gap` item marks a
-        reconnect. Default policy ``"latest"``: a slow reader skips to the newest quote.
-
-        Args:
-            contract: what to quote; qualified (``con_id`` looked up) on entering the block.
-            buffer: how many quotes may wait for this consumer.
-            overflow: what a full buffer does: ``"latest"``, ``"drop_oldest"`` or ``"error"``.
-
-        Raises:
-            InvalidRequest: a bad argument (at once, nothing sent).
-            ContractNotFound / AmbiguousContract: on entering the block.
-            MarketDataError: from the iterator, when IB refuses the data (354, 10089, 101…).
-            ConnectionLost: from the iterator, when the link drops and reconnect is off.
-        """
         return self._market.quotes(contract, buffer=buffer, overflow=overflow)
 
+    @documented(docs.QUOTE)
     async def quote(self, contract: Contract, *, timeout: float | None = _DEFAULT) -> Quote:
-        """One snapshot quote of ``contract`` (``reqMktData`` with ``snapshot=True``).
-
-        Raises:
-            InvalidRequest: a bad argument (nothing sent).
-            ContractNotFound / AmbiguousContract: the contract is unknown or ambiguous.
-            MarketDataError: IB refused the data (354, 10089, 10168…).
-            RequestTimeout: no complete snapshot within ``timeout``.
-            ConnectionLost: the link dropped before the answer.
-        """
         return await self._market.quote(contract, timeout=timeout)
 
     @overload
@@ -699,6 +680,7 @@ class Session:
         overflow: Overflow | str = ...,
     ) -> Stream[MidpointTick | Gap]: ...
 
+    @documented(docs.TICKS)
     def ticks(
         self,
         contract: Contract,
@@ -707,17 +689,9 @@ class Session:
         buffer: int = 1024,
         overflow: Overflow | str = Overflow.DROP_OLDEST,
     ) -> Stream[Any]:
-        """Tick-by-tick data: trades (``"last"``, ``"all_last"``), ``"bid_ask"`` or
-        ``"midpoint"``, one item per tick, shared per contract and kind.
-
-        Raises:
-            InvalidRequest: a bad argument (at once, nothing sent).
-            ContractNotFound / AmbiguousContract: on entering the block.
-            MarketDataError / RequestError: from the iterator, when IB refuses the request.
-            ConnectionLost: from the iterator, when the link drops and reconnect is off.
-        """
         return self._market.ticks(contract, kind, buffer=buffer, overflow=overflow)
 
+    @documented(docs.REALTIME_BARS)
     def realtime_bars(
         self,
         contract: Contract,
@@ -727,17 +701,9 @@ class Session:
         buffer: int = 256,
         overflow: Overflow | str = Overflow.ERROR,
     ) -> Stream[Bar | Gap]:
-        """IB's 5-second real-time bars; after a reconnect the missed bars are backfilled.
-
-        Raises:
-            InvalidRequest: a bad argument (at once, nothing sent).
-            ContractNotFound / AmbiguousContract: on entering the block.
-            RequestError: from the iterator, when IB refuses the request.
-            SlowConsumer: from the iterator, when the reader fell ``buffer`` bars behind.
-            ConnectionLost: from the iterator, when the link drops and reconnect is off.
-        """
         return self._market.realtime_bars(contract, what, rth=rth, buffer=buffer, overflow=overflow)
 
+    @documented(docs.LIVE_BARS)
     def live_bars(
         self,
         contract: Contract,
@@ -750,35 +716,6 @@ class Session:
         buffer: int = 256,
         overflow: Overflow | str = Overflow.ERROR,
     ) -> Stream[Bar | Gap]:
-        """Bars of ``period`` that keep coming (history with keepUpToDate).
-
-        First the ``lookback`` history's completed bars, then each bar as it completes. With
-        ``include_forming=True`` the bar in progress is also yielded, as a :class:`FormingBar`,
-        on every update. After a reconnect the bars of the gap come from the new history.
-        The buffer grows to hold the initial history. IB counts the request as a historical
-        one, open until the stream closes: entering the block waits for a slot under the
-        session's historical pacing, as ``history()`` and ``download()`` do.
-
-        Args:
-            contract: the instrument.
-            period: the bar length, spelled as for :meth:`history` (``"5s"`` … ``"1m"``,
-                ``"5m"``, ``"1h"``, ``"1d"``, ``"1w"``, ``"1M"`` for a month, or IB's
-                ``"5 mins"``); at least 5 seconds.
-            lookback: how much history comes first, as an IB duration (``"1 D"``, ``"3600 S"``).
-            include_forming: also yield the bar in progress, as :class:`FormingBar` items.
-            what: ``"TRADES"``, ``"MIDPOINT"``, ``"BID"`` or ``"ASK"``.
-            rth: regular trading hours only.
-            buffer: how many bars may wait for this consumer (after the history).
-            overflow: what a full buffer does (default ``"error"``: bars are never dropped).
-
-        Raises:
-            InvalidRequest: a bad argument (at once, nothing sent).
-            ContractNotFound / AmbiguousContract: on entering the block.
-            RequestError / PacingViolation: from the iterator, when IB refuses the request.
-            RequestTimeout: from the iterator, when the history does not come in time.
-            SlowConsumer: from the iterator, when the reader fell ``buffer`` bars behind.
-            ConnectionLost: from the iterator, when the link drops and reconnect is off.
-        """
         return self._market.live_bars(
             contract,
             period,
@@ -790,6 +727,7 @@ class Session:
             overflow=overflow,
         )
 
+    @documented(docs.PNL_UPDATES)
     def pnl_updates(
         self,
         account: str | None = None,
@@ -797,17 +735,9 @@ class Session:
         buffer: int = 256,
         overflow: Overflow | str = Overflow.LATEST,
     ) -> Stream[PnL | Gap]:
-        """The account's daily, unrealized and realized PnL, as TWS updates it (``reqPnL``).
-
-        ``account`` defaults to the session's account, or its only one.
-
-        Raises:
-            InvalidRequest: a bad argument, or several accounts and no ``account``.
-            RequestError: from the iterator, when IB refuses the request (unknown account).
-            ConnectionLost: from the iterator, when the link drops and reconnect is off.
-        """
         return self._market.pnl_updates(account, buffer=buffer, overflow=overflow)
 
+    @documented(docs.POSITION_PNL_UPDATES)
     def position_pnl_updates(
         self,
         contract: Contract,
@@ -816,18 +746,11 @@ class Session:
         buffer: int = 256,
         overflow: Overflow | str = Overflow.LATEST,
     ) -> Stream[PositionPnL | Gap]:
-        """One position's PnL as TWS updates it (``reqPnLSingle``).
-
-        Raises:
-            InvalidRequest: a bad argument, or several accounts and no ``account``.
-            ContractNotFound / AmbiguousContract: on entering the block.
-            RequestError: from the iterator, when IB refuses the request.
-            ConnectionLost: from the iterator, when the link drops and reconnect is off.
-        """
         return self._market.position_pnl_updates(
             contract, account, buffer=buffer, overflow=overflow
         )
 
+    @documented(docs.ACCOUNT_UPDATES)
     def account_updates(
         self,
         account: str | None = None,
@@ -835,18 +758,9 @@ class Session:
         buffer: int = 1024,
         overflow: Overflow | str = Overflow.ERROR,
     ) -> Stream[AccountValue | Gap]:
-        """Account values as they change (every account, or only ``account``).
-
-        Rides on the account subscriptions the session keeps anyway, so it sends nothing. A
-        value is yielded when it changes; after a :class:`Gap`, every value TWS re-sends.
-
-        Raises:
-            InvalidRequest: a bad argument.
-            SlowConsumer: from the iterator, when the reader fell ``buffer`` values behind.
-            ConnectionLost: from the iterator, when the link drops and reconnect is off.
-        """
         return self._market.account_updates(account, buffer=buffer, overflow=overflow)
 
+    @documented(docs.POSITION_UPDATES)
     def position_updates(
         self,
         account: str | None = None,
@@ -854,29 +768,47 @@ class Session:
         buffer: int = 1024,
         overflow: Overflow | str = Overflow.ERROR,
     ) -> Stream[Position | Gap]:
-        """Positions as they change (every account, or only ``account``); a closed position
-        arrives with ``quantity`` 0. Rides on the session's own ``reqPositions``.
-
-        Raises:
-            InvalidRequest: a bad argument.
-            SlowConsumer: from the iterator, when the reader fell ``buffer`` positions behind.
-            ConnectionLost: from the iterator, when the link drops and reconnect is off.
-        """
         return self._market.position_updates(account, buffer=buffer, overflow=overflow)
 
+    @documented(docs.SET_MARKET_DATA_TYPE)
     async def set_market_data_type(
         self, kind: MarketDataType | str, *, timeout: float | None = _DEFAULT
     ) -> None:
-        """Choose live, frozen, delayed or delayed-frozen data for quotes requested from now on.
-
-        Each :class:`Quote` says which type it carries. The choice survives reconnects. TWS
-        does not answer this request, so it returns once it is sent.
-
-        Raises:
-            InvalidRequest: an unknown ``kind`` (nothing sent).
-            ConnectionLost / SessionClosedError: the session is not connected.
-        """
         return await self._market.set_market_data_type(kind, timeout=timeout)
+
+    # -- options ---------------------------------------------------------------------------------
+
+    @documented(docs.OPTION_CHAIN)
+    async def option_chain(
+        self, underlying: Contract, *, timeout: float | None = _DEFAULT
+    ) -> OptionChain:
+        return await self._options.option_chain(underlying, timeout=timeout)
+
+    @documented(docs.IMPLIED_VOLATILITY)
+    async def implied_volatility(
+        self,
+        option: Contract,
+        price: float,
+        underlying_price: float,
+        *,
+        timeout: float | None = _DEFAULT,
+    ) -> Greeks:
+        return await self._options.implied_volatility(
+            option, price, underlying_price, timeout=timeout
+        )
+
+    @documented(docs.OPTION_PRICE)
+    async def option_price(
+        self,
+        option: Contract,
+        volatility: float,
+        underlying_price: float,
+        *,
+        timeout: float | None = _DEFAULT,
+    ) -> Greeks:
+        return await self._options.option_price(
+            option, volatility, underlying_price, timeout=timeout
+        )
 
     # -- history ---------------------------------------------------------------------------------
 

@@ -44,6 +44,7 @@ from ._errors import map_ib_errors
 from ._fastpath import install_fast_receive
 from ._history import HistoryPort
 from ._market import MarketPort
+from ._options import OptionsPort
 from ._orders import OrdersPort
 
 __all__ = ["IBAdapter", "LinkInfo", "QuoteProbe", "Traffic"]
@@ -176,6 +177,7 @@ class IBAdapter:
         self.market = MarketPort(ib, connected)
         self.orders = OrdersPort(ib, connected)
         self.history = HistoryPort(ib, connected)
+        self.options = OptionsPort(ib, connected)
         # ibflow re-issues subscriptions itself after 1101/reconnect; ib_async's own
         # fire-and-forget account-summary request on 1102 is not cancellation-safe.
         ib.errorEvent.disconnect(ib._onError)

@@ -42,6 +42,7 @@ from ._contracts import contract_to_ib
 from ._errors import map_ib_errors
 from ._errors import undo_on_error as _undo_on_error
 from ._fastpath import track_ticker, untrack_ticker
+from ._options import greeks_from
 
 __all__ = [
     "Link",
@@ -133,6 +134,7 @@ def quote_from_ticker(ticker: ib_async.Ticker, contract: Contract) -> Quote:
     high = t.high
     low = t.low
     close = t.close
+    model, bid_g, ask_g, last_g = t.modelGreeks, t.bidGreeks, t.askGreeks, t.lastGreeks
     return new_quote(
         contract,
         t.time or datetime.now(UTC),
@@ -149,6 +151,10 @@ def quote_from_ticker(ticker: ib_async.Ticker, contract: Contract) -> Quote:
         None if close != close or close == -1.0 else close,
         _MARKET_DATA_TYPES.get(t.marketDataType, _LIVE),
         halted == halted and halted > 0,
+        None if model is None else greeks_from(model),
+        None if bid_g is None else greeks_from(bid_g),
+        None if ask_g is None else greeks_from(ask_g),
+        None if last_g is None else greeks_from(last_g),
     )
 
 

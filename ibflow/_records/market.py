@@ -9,6 +9,7 @@ from enum import StrEnum
 from typing import Final
 
 from .contracts import Bar, Contract
+from .options import Greeks
 
 __all__ = [
     "BidAskTick",
@@ -50,6 +51,9 @@ class Quote:
     A field is ``None`` until TWS has sent it (or when IB says there is none, e.g. no bid).
     ``time`` is when the update arrived (aware, UTC). ``market_data_type`` says whether the
     values are live, frozen or delayed; ``halted`` is True while TWS reports a trading halt.
+    On an option, ``greeks`` is IB's model computation and ``bid_greeks``, ``ask_greeks`` and
+    ``last_greeks`` those at the bid, ask and last price (``None`` until sent, and on other
+    instruments).
     """
 
     contract: Contract
@@ -67,6 +71,10 @@ class Quote:
     close: float | None = None
     market_data_type: MarketDataType = MarketDataType.LIVE
     halted: bool = False
+    greeks: Greeks | None = None
+    bid_greeks: Greeks | None = None
+    ask_greeks: Greeks | None = None
+    last_greeks: Greeks | None = None
 
     @property
     def midpoint(self) -> float | None:
@@ -92,6 +100,10 @@ _QUOTE_FIELDS: Final = (
     "close",
     "market_data_type",
     "halted",
+    "greeks",
+    "bid_greeks",
+    "ask_greeks",
+    "last_greeks",
 )
 if tuple(f.name for f in dataclasses.fields(Quote)) != _QUOTE_FIELDS:  # pragma: no cover
     raise RuntimeError("Quote's fields changed: update _QUOTE_FIELDS and new_quote")
@@ -116,6 +128,10 @@ def new_quote(
     close: float | None,
     market_data_type: MarketDataType,
     halted: bool,
+    greeks: Greeks | None = None,
+    bid_greeks: Greeks | None = None,
+    ask_greeks: Greeks | None = None,
+    last_greeks: Greeks | None = None,
 ) -> Quote:
     """``Quote(...)`` for the hot path: positional, without the frozen dataclass's per-field
     checks (about half the cost). Only for already-clean values (ibflow._ib._market)."""
@@ -135,6 +151,10 @@ def new_quote(
     _set(q, "close", close)
     _set(q, "market_data_type", market_data_type)
     _set(q, "halted", halted)
+    _set(q, "greeks", greeks)
+    _set(q, "bid_greeks", bid_greeks)
+    _set(q, "ask_greeks", ask_greeks)
+    _set(q, "last_greeks", last_greeks)
     return q
 
 
