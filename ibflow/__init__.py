@@ -56,6 +56,7 @@ from ._records.account import (
     PositionPnL,
 )
 from ._records.contracts import Bar, Contract, Forex, Future, Index, Option, Right, SecType, Stock
+from ._records.depth import DepthExchange, Level, OrderBook
 from ._records.history import DownloadProgress
 from ._records.market import (
     BidAskTick,
@@ -125,6 +126,7 @@ __all__ = [
     "Contract",
     "ContractDetails",
     "ContractNotFound",
+    "DepthExchange",
     "DownloadProgress",
     "EndOfStream",
     "Fill",
@@ -138,6 +140,7 @@ __all__ = [
     "IBFlowError",
     "Index",
     "InvalidRequest",
+    "Level",
     "LimitOrder",
     "MarketDataError",
     "MarketDataType",
@@ -149,6 +152,7 @@ __all__ = [
     "Option",
     "OptionChain",
     "Order",
+    "OrderBook",
     "OrderCancelled",
     "OrderEvent",
     "OrderEventKind",

@@ -206,6 +206,7 @@ _ROWS: tuple[CodeInfo, ...] = (
     ),
     CodeInfo(10090, MarketDataError, _W, "part of the requested market data is not subscribed"),
     CodeInfo(10091, MarketDataError, _W, "part of the market data needs an API subscription"),
+    CodeInfo(10092, MarketDataError, _E, "deep market data not supported for this venue"),
     CodeInfo(10147, OrderRejected, _E, "order to cancel not found"),
     CodeInfo(10148, OrderRejected, _E, "order cannot be cancelled in its current state"),
     CodeInfo(10149, OrderRejected, _E, "invalid order id"),

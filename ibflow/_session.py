@@ -18,6 +18,7 @@ from ._account import Account, Contracts
 from ._core import SessionCore
 from ._history import History, HistoryCache
 from ._market import Market
+from ._market._depth import MarketDepth
 from ._market._options import Options
 from ._orders import (
     Bracket,
@@ -44,6 +45,7 @@ from ._records.account import (
     PositionPnL,
 )
 from ._records.contracts import Bar, Contract
+from ._records.depth import DepthExchange, OrderBook
 from ._records.history import DownloadProgress
 from ._records.market import (
     BidAskTick,
@@ -149,6 +151,7 @@ class Session:
         self._market = Market(self._core, self._contracts)
         self._history = History(self._core, self._contracts)
         self._options = Options(self._core, self._contracts)
+        self._depth = MarketDepth(self._core, self._contracts)
 
     # -- the link ------------------------------------------------------------------------------
 
@@ -809,6 +812,24 @@ class Session:
         return await self._options.option_price(
             option, volatility, underlying_price, timeout=timeout
         )
+
+    # -- depth ---------------------------------------------------------------------------------
+
+    @documented(docs.DEPTH)
+    def depth(
+        self,
+        contract: Contract,
+        rows: int = 10,
+        smart: bool = False,
+        *,
+        buffer: int = 16,
+        overflow: Overflow | str = Overflow.LATEST,
+    ) -> Stream[OrderBook | Gap]:
+        return self._depth.depth(contract, rows, smart, buffer=buffer, overflow=overflow)
+
+    @documented(docs.DEPTH_EXCHANGES)
+    async def depth_exchanges(self, *, timeout: float | None = _DEFAULT) -> list[DepthExchange]:
+        return await self._depth.depth_exchanges(timeout=timeout)
 
     # -- history ---------------------------------------------------------------------------------
 

@@ -178,6 +178,39 @@ Raises:
     RequestTimeout / ConnectionLost / SessionClosedError: as for every request.
 """
 
+DEPTH = """\
+The order book of ``contract`` (level 2) as immutable :class:`OrderBook` snapshots.
+
+``async with session.depth(contract, rows=10) as books: async for book in books: ...``. Each
+snapshot holds up to ``rows`` :class:`Level` rows per side, best first, built from TWS's
+insert/update/delete operations; a batch of operations gives one snapshot. One subscription
+per book however many consumers; default policy ``"latest"``: a slow reader skips to the newest
+book. After a reconnect a :class:`Gap` comes first, then the book as TWS sends it afresh.
+
+Args:
+    contract: the instrument; qualified on entering the block.
+    rows: rows per side (1 to 50).
+    smart: SMART depth, aggregated over venues (each row names its venue as
+        ``market_maker``); ``False`` asks the contract's own exchange.
+    buffer: how many books may wait for this consumer.
+    overflow: what a full buffer does: ``"latest"``, ``"drop_oldest"`` or ``"error"``.
+
+Raises:
+    InvalidRequest: a bad argument (at once, nothing sent).
+    ContractNotFound / AmbiguousContract: on entering the block.
+    MarketDataError: from the iterator, when IB refuses the book: 309 (at most 3 depth
+        subscriptions at once for the login), 10092 (no depth for this venue: try
+        ``smart=True`` or an exchange from :meth:`depth_exchanges`), 354 (no subscription).
+    ConnectionLost: from the iterator, when the link drops and reconnect is off.
+"""
+
+DEPTH_EXCHANGES = """\
+The venues that offer market depth, with IB's service type (``reqMktDepthExchanges``).
+
+Raises:
+    RequestTimeout / ConnectionLost / SessionClosedError: as for every request.
+"""
+
 
 def documented(text: str) -> Callable[[F], F]:
     """Give the decorated Session method its public docstring."""

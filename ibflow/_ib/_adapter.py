@@ -40,6 +40,7 @@ from .._errors import (
 )
 from .._log import get_logger, mask_account
 from ._account import AccountPort
+from ._depth import DepthPort
 from ._errors import map_ib_errors
 from ._fastpath import install_fast_receive
 from ._history import HistoryPort
@@ -178,6 +179,7 @@ class IBAdapter:
         self.orders = OrdersPort(ib, connected)
         self.history = HistoryPort(ib, connected)
         self.options = OptionsPort(ib, connected)
+        self.depth = DepthPort(ib, connected)
         # ibflow re-issues subscriptions itself after 1101/reconnect; ib_async's own
         # fire-and-forget account-summary request on 1102 is not cancellation-safe.
         ib.errorEvent.disconnect(ib._onError)
