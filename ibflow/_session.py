@@ -17,6 +17,7 @@ from . import _session_docs as docs
 from ._account import Account, Contracts
 from ._core import SessionCore
 from ._history import History, HistoryCache
+from ._history._ticks import HistoricalTicks
 from ._market import Market
 from ._market._depth import MarketDepth
 from ._market._options import Options
@@ -53,6 +54,7 @@ from ._records.market import (
     MarketDataType,
     MidpointTick,
     Quote,
+    Tick,
     TickKind,
     TradeTick,
 )
@@ -152,6 +154,7 @@ class Session:
         self._history = History(self._core, self._contracts)
         self._options = Options(self._core, self._contracts)
         self._depth = MarketDepth(self._core, self._contracts)
+        self._ticks = HistoricalTicks(self._core, self._contracts)
 
     # -- the link ------------------------------------------------------------------------------
 
@@ -385,56 +388,19 @@ class Session:
 
     # -- contracts -------------------------------------------------------------------------------
 
+    @documented(docs.CONTRACT_DETAILS)
     async def contract_details(
         self, contract: Contract, *, timeout: float | None = _DEFAULT
     ) -> list[ContractDetails]:
-        """Everything IB knows about the contracts matching ``contract``.
-
-        Lookups are sent one at a time per session: concurrent contract-details requests can
-        stall IB's security-definition service.
-
-        Args:
-            contract: a full or partial description (``Stock("AAPL")``, a bare option…).
-            timeout: seconds to wait (queueing included); the session's timeout by default.
-
-        Returns:
-            One :class:`ContractDetails` per match (at least one).
-
-        Raises:
-            InvalidRequest: ``contract`` is not an ibflow ``Contract``; a bad ``timeout``.
-            ContractNotFound: IB has no contract matching the description.
-            RequestTimeout: TWS did not answer in time.
-            ConnectionLost: the link dropped before the answer.
-            SessionClosedError: the session is not open.
-        """
         return await self._contracts.contract_details(contract, timeout=timeout)
 
+    @documented(docs.QUALIFY)
     async def qualify(
         self, *contracts: Contract, timeout: float | None = _DEFAULT
     ) -> list[Contract]:
-        """The fully described, ``con_id``-carrying contract for each description.
-
-        Answers are cached for the session, so qualifying the same contract again costs no
-        request. Lookups are sent one at a time.
-
-        Args:
-            contracts: one or more descriptions (``Stock("AAPL")``, ``Future("ES", …)``…).
-            timeout: seconds for the whole call; the session's timeout by default.
-
-        Returns:
-            The qualified contracts, in the order given.
-
-        Raises:
-            InvalidRequest: no contracts, or one is not an ibflow ``Contract``; a bad timeout.
-            ContractNotFound: IB has no contract matching a description.
-            AmbiguousContract: a description matches several contracts; the message lists
-                them and ``candidates`` holds them.
-            RequestTimeout: TWS did not answer in time.
-            ConnectionLost: the link dropped before the answer.
-            SessionClosedError: the session is not open.
-        """
         return await self._contracts.qualify(*contracts, timeout=timeout)
 
+    @documented(docs.TRADING_SESSIONS)
     async def trading_sessions(
         self,
         contract: Contract,
@@ -444,29 +410,11 @@ class Session:
         rth: bool = True,
         timeout: float | None = _DEFAULT,
     ) -> list[TradingSession]:
-        """When ``contract`` trades, as TWS lists it (about a week ahead).
-
-        Parsed from the contract details' ``liquidHours`` (``rth=True``, regular hours) or
-        ``tradingHours`` (``rth=False``, all hours) in the contract's own time zone, so each
-        session's ``open`` and ``close`` are aware datetimes that stay right across a daylight
-        saving change. Days TWS lists as closed (holidays, weekends) have no session.
-
-        Args:
-            contract: the instrument (qualified on the way, once per session).
-            start, end: only sessions overlapping ``[start, end)`` (aware datetimes).
-            rth: regular trading hours (``liquidHours``) or all hours (``tradingHours``).
-            timeout: seconds for the lookup; the session's timeout by default.
-
-        Raises:
-            InvalidRequest: a bad argument (naive datetimes included).
-            ContractNotFound / AmbiguousContract: the contract is unknown or not unique.
-            RequestError: TWS sent no readable schedule for it.
-            RequestTimeout / ConnectionLost / SessionClosedError: as for every request.
-        """
         return await self._contracts.trading_sessions(
             contract, start, end, rth=rth, timeout=timeout
         )
 
+    @documented(docs.IS_OPEN)
     async def is_open(
         self,
         contract: Contract,
@@ -475,12 +423,9 @@ class Session:
         rth: bool = True,
         timeout: float | None = _DEFAULT,
     ) -> bool:
-        """True if ``contract`` trades at ``at`` (an aware datetime; now by default).
-
-        Reads the schedule as :meth:`trading_sessions` does; ``False`` beyond the days it lists.
-        """
         return await self._contracts.is_open(contract, at, rth=rth, timeout=timeout)
 
+    @documented(docs.NEXT_OPEN)
     async def next_open(
         self,
         contract: Contract,
@@ -489,10 +434,6 @@ class Session:
         rth: bool = True,
         timeout: float | None = _DEFAULT,
     ) -> datetime | None:
-        """When ``contract`` next opens at or after ``after`` (now by default).
-
-        Aware, in the contract's time zone; ``None`` when the listed schedule has no later open.
-        """
         return await self._contracts.next_open(contract, after, rth=rth, timeout=timeout)
 
     # -- orders ----------------------------------------------------------------------------------
@@ -833,6 +774,7 @@ class Session:
 
     # -- history ---------------------------------------------------------------------------------
 
+    @documented(docs.HISTORY)
     async def history(
         self,
         contract: Contract,
@@ -844,39 +786,11 @@ class Session:
         end: datetime | None = None,
         timeout: float | None = _DEFAULT,
     ) -> list[Bar]:
-        """Historical bars for ``contract``, oldest first.
-
-        Args:
-            contract: what to fetch, e.g. ``ibflow.Stock("AAPL")``.
-            period: the bar size: ``"1s"``, ``"5s"`` … ``"1m"``, ``"5m"``, ``"1h"``, ``"1d"``,
-                ``"1w"``, ``"1M"`` (month), or IB's spelling (``"5 mins"``, ``"1 hour"``).
-            duration: how far back from ``end``: ``"3600 S"``, ``"1 D"``, ``"2 W"``, ``"1 M"``,
-                ``"1 Y"``, or a ``timedelta``. IB's step table limits it per period.
-            what: ``TRADES``, ``MIDPOINT``, ``BID``, ``ASK``, ``BID_ASK`` … (:class:`WhatToShow`).
-            rth: regular trading hours only.
-            end: an aware datetime; ``None`` means now.
-            timeout: seconds for the whole call (session default if not given; ``None``
-                waits forever).
-
-        Returns:
-            Bars with aware times in the instrument's time zone (daily bars: midnight of the
-            session date). Empty only when IB answers that the window holds no data.
-
-        Raises:
-            InvalidRequest: a bad argument (nothing was sent); the message says what works.
-            PacingViolation: IB refused for pacing, or the pacer would hold the request
-                past the timeout (then ``req_id`` is -1: nothing was sent); ``retry_after``
-                says when to try again.
-            MarketDataError: IB has no such data (permissions, no data of this kind).
-            ContractNotFound, AmbiguousContract: the contract does not resolve to one.
-            RequestTimeout: no answer in time; the IB cancel has been sent.
-            ConnectionLost: the link dropped before the answer.
-            SessionClosedError: the session is not open.
-        """
         return await self._history.history(
             contract, period=period, duration=duration, what=what, rth=rth, end=end, timeout=timeout
         )
 
+    @documented(docs.DOWNLOAD)
     async def download(
         self,
         contract: Contract,
@@ -893,49 +807,6 @@ class Session:
         skip_closed: bool = True,
         timeout: float | None = _DEFAULT,
     ) -> list[Bar]:
-        """All bars of ``contract`` from ``start`` to ``end``, however many requests it takes.
-
-        The range is cut into the longest requests IB's step table allows, on the instrument's
-        bar grid; what the cache holds is not asked again; requests that would only cover
-        weekend days the instrument never trades are not sent; the rest runs under the
-        session's pacer with up to ``concurrency`` requests in flight, and a request refused
-        for pacing (or unanswered) is repeated with backoff. Bars fetched before a failure stay
-        cached, so running the same download again resumes it.
-
-        Args:
-            contract: what to fetch.
-            start: aware datetime, first bar time wanted (inclusive).
-            end: aware datetime, exclusive; ``None`` (or a future time) means now.
-            period: the bar size (see :meth:`history`).
-            what: the data type (see :meth:`history`; not ``ADJUSTED_LAST``).
-            rth: regular trading hours only.
-            progress: show a progress bar (rich) when stderr is a terminal.
-            on_progress: called with a :class:`DownloadProgress` at the start and after each
-                request.
-            cache: ``True``: the default on-disk cache (``IBFLOW_CACHE_DIR`` or the user cache
-                directory); ``False``: no cache; or a :class:`HistoryCache` / directory.
-            concurrency: requests in flight at once (1 to 16; the pacer still applies).
-            skip_closed: leave out requests for Saturdays and Sundays that the instrument's
-                schedule (IB's ``liquidHours`` with ``rth``, else ``tradingHours``) shows
-                closed with no session touching them: IB answers those with no bars but
-                counts them against its pacing limits. A session opening on Sunday evening
-                (futures, forex) keeps Sunday. ``False`` asks for every day, e.g. for a
-                market that held a special weekend session.
-            timeout: seconds for each request's answer (session default if not given). The
-                whole download has no time limit: pacing may make it long. Wrap it in
-                ``asyncio.timeout()`` to bound it.
-
-        Returns:
-            Bars with ``start <= time < end``, sorted by time, one per time.
-
-        Raises:
-            InvalidRequest: a bad argument (nothing was sent).
-            ConfigError: the cache directory cannot be used.
-            PacingViolation: IB kept refusing a request for pacing.
-            RequestTimeout: a request stayed unanswered after every retry.
-            MarketDataError, ContractNotFound, AmbiguousContract, RequestError: IB refused.
-            ConnectionLost, SessionClosedError: the session went away.
-        """
         return await self._history.download(
             contract,
             start=start,
@@ -951,6 +822,7 @@ class Session:
             timeout=timeout,
         )
 
+    @documented(docs.HEAD_TIMESTAMP)
     async def head_timestamp(
         self,
         contract: Contract,
@@ -959,16 +831,23 @@ class Session:
         rth: bool = True,
         timeout: float | None = _DEFAULT,
     ) -> datetime:
-        """The time of the earliest bar IB has for ``contract`` and ``what`` (aware, UTC).
-
-        Raises:
-            InvalidRequest: a bad argument (nothing was sent).
-            MarketDataError: IB has no such data.
-            ContractNotFound: IB does not know the contract.
-            RequestTimeout: no answer in time; the IB cancel has been sent.
-            ConnectionLost, SessionClosedError: the session went away.
-        """
         return await self._history.head_timestamp(contract, what=what, rth=rth, timeout=timeout)
+
+    @documented(docs.HISTORICAL_TICKS)
+    async def historical_ticks(
+        self,
+        contract: Contract,
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        count: int = 1000,
+        what: str = "TRADES",
+        rth: bool = True,
+        timeout: float | None = _DEFAULT,
+    ) -> list[Tick]:
+        return await self._ticks.historical_ticks(
+            contract, start=start, end=end, count=count, what=what, rth=rth, timeout=timeout
+        )
 
     def set_pacing(self, rules: PacingRules) -> None:
         """Replace this session's pacing rules (see :class:`PacingRules`).

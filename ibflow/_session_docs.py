@@ -1,4 +1,4 @@
-"""The public docstrings of the Session's market-data methods (quotes, options, depth…).
+"""The public docstrings of the Session's longer methods: contracts, market data, history.
 
 ``Session`` keeps one delegating line per method; these texts are what ``help()`` and the docs
 show for them, kept here so the class stays readable and within the size rule.
@@ -209,6 +209,197 @@ The venues that offer market depth, with IB's service type (``reqMktDepthExchang
 
 Raises:
     RequestTimeout / ConnectionLost / SessionClosedError: as for every request.
+"""
+
+HISTORICAL_TICKS = """\
+Historical ticks of ``contract``, oldest first: ``count`` of them from ``start`` on, or the
+``count`` before ``end`` (give one of the two).
+
+``what`` picks the kind: ``"TRADES"`` gives :class:`TradeTick` items, ``"BID_ASK"``
+:class:`BidAskTick`, ``"MIDPOINT"`` :class:`MidpointTick` (times aware, UTC). IB serves at
+most 1,000 per request; more are fetched in pages, one after the other, each under the
+session's pacer (IB counts them as historical requests), so none is refused for pacing.
+Fewer come back when the ticks reach the present.
+
+Args:
+    contract: the instrument (qualified on the way, once per session).
+    start, end: aware datetimes; exactly one of them.
+    count: how many ticks (any positive number; pages of 1,000).
+    what: ``"TRADES"``, ``"BID_ASK"`` or ``"MIDPOINT"``.
+    rth: regular trading hours only.
+    timeout: seconds for each page's answer (the session's timeout by default); the
+        pacer's waits are not counted: wrap the call in ``asyncio.timeout()`` to bound it.
+
+Raises:
+    InvalidRequest: a bad argument, or both or neither of ``start`` and ``end`` (nothing sent).
+    ContractNotFound / AmbiguousContract: the contract is unknown or not unique.
+    MarketDataError / RequestError: IB refused (no such data, 162/321).
+    PacingViolation: IB kept refusing a page for pacing.
+    RequestTimeout / ConnectionLost / SessionClosedError: as for every request.
+"""
+
+CONTRACT_DETAILS = """\
+Everything IB knows about the contracts matching ``contract``.
+
+Lookups are sent one at a time per session: concurrent contract-details requests can
+stall IB's security-definition service.
+
+Args:
+    contract: a full or partial description (``Stock("AAPL")``, a bare option…).
+    timeout: seconds to wait (queueing included); the session's timeout by default.
+
+Returns:
+    One :class:`ContractDetails` per match (at least one).
+
+Raises:
+    InvalidRequest: ``contract`` is not an ibflow ``Contract``; a bad ``timeout``.
+    ContractNotFound: IB has no contract matching the description.
+    RequestTimeout: TWS did not answer in time.
+    ConnectionLost: the link dropped before the answer.
+    SessionClosedError: the session is not open.
+"""
+
+QUALIFY = """\
+The fully described, ``con_id``-carrying contract for each description.
+
+Answers are cached for the session, so qualifying the same contract again costs no
+request. Lookups are sent one at a time.
+
+Args:
+    contracts: one or more descriptions (``Stock("AAPL")``, ``Future("ES", …)``…).
+    timeout: seconds for the whole call; the session's timeout by default.
+
+Returns:
+    The qualified contracts, in the order given.
+
+Raises:
+    InvalidRequest: no contracts, or one is not an ibflow ``Contract``; a bad timeout.
+    ContractNotFound: IB has no contract matching a description.
+    AmbiguousContract: a description matches several contracts; the message lists
+        them and ``candidates`` holds them.
+    RequestTimeout: TWS did not answer in time.
+    ConnectionLost: the link dropped before the answer.
+    SessionClosedError: the session is not open.
+"""
+
+TRADING_SESSIONS = """\
+When ``contract`` trades, as TWS lists it (about a week ahead).
+
+Parsed from the contract details' ``liquidHours`` (``rth=True``, regular hours) or
+``tradingHours`` (``rth=False``, all hours) in the contract's own time zone, so each
+session's ``open`` and ``close`` are aware datetimes that stay right across a daylight
+saving change. Days TWS lists as closed (holidays, weekends) have no session.
+
+Args:
+    contract: the instrument (qualified on the way, once per session).
+    start, end: only sessions overlapping ``[start, end)`` (aware datetimes).
+    rth: regular trading hours (``liquidHours``) or all hours (``tradingHours``).
+    timeout: seconds for the lookup; the session's timeout by default.
+
+Raises:
+    InvalidRequest: a bad argument (naive datetimes included).
+    ContractNotFound / AmbiguousContract: the contract is unknown or not unique.
+    RequestError: TWS sent no readable schedule for it.
+    RequestTimeout / ConnectionLost / SessionClosedError: as for every request.
+"""
+
+IS_OPEN = """\
+True if ``contract`` trades at ``at`` (an aware datetime; now by default).
+
+Reads the schedule as :meth:`trading_sessions` does; ``False`` beyond the days it lists.
+"""
+
+NEXT_OPEN = """\
+When ``contract`` next opens at or after ``after`` (now by default).
+
+Aware, in the contract's time zone; ``None`` when the listed schedule has no later open.
+"""
+
+HISTORY = """\
+Historical bars for ``contract``, oldest first.
+
+Args:
+    contract: what to fetch, e.g. ``ibflow.Stock("AAPL")``.
+    period: the bar size: ``"1s"``, ``"5s"`` … ``"1m"``, ``"5m"``, ``"1h"``, ``"1d"``,
+        ``"1w"``, ``"1M"`` (month), or IB's spelling (``"5 mins"``, ``"1 hour"``).
+    duration: how far back from ``end``: ``"3600 S"``, ``"1 D"``, ``"2 W"``, ``"1 M"``,
+        ``"1 Y"``, or a ``timedelta``. IB's step table limits it per period.
+    what: ``TRADES``, ``MIDPOINT``, ``BID``, ``ASK``, ``BID_ASK`` … (:class:`WhatToShow`).
+    rth: regular trading hours only.
+    end: an aware datetime; ``None`` means now.
+    timeout: seconds for the whole call (session default if not given; ``None``
+        waits forever).
+
+Returns:
+    Bars with aware times in the instrument's time zone (daily bars: midnight of the
+    session date). Empty only when IB answers that the window holds no data.
+
+Raises:
+    InvalidRequest: a bad argument (nothing was sent); the message says what works.
+    PacingViolation: IB refused for pacing, or the pacer would hold the request
+        past the timeout (then ``req_id`` is -1: nothing was sent); ``retry_after``
+        says when to try again.
+    MarketDataError: IB has no such data (permissions, no data of this kind).
+    ContractNotFound, AmbiguousContract: the contract does not resolve to one.
+    RequestTimeout: no answer in time; the IB cancel has been sent.
+    ConnectionLost: the link dropped before the answer.
+    SessionClosedError: the session is not open.
+"""
+
+DOWNLOAD = """\
+All bars of ``contract`` from ``start`` to ``end``, however many requests it takes.
+
+The range is cut into the longest requests IB's step table allows, on the instrument's
+bar grid; what the cache holds is not asked again; requests that would only cover
+weekend days the instrument never trades are not sent; the rest runs under the
+session's pacer with up to ``concurrency`` requests in flight, and a request refused
+for pacing (or unanswered) is repeated with backoff. Bars fetched before a failure stay
+cached, so running the same download again resumes it.
+
+Args:
+    contract: what to fetch.
+    start: aware datetime, first bar time wanted (inclusive).
+    end: aware datetime, exclusive; ``None`` (or a future time) means now.
+    period: the bar size (see :meth:`history`).
+    what: the data type (see :meth:`history`; not ``ADJUSTED_LAST``).
+    rth: regular trading hours only.
+    progress: show a progress bar (rich) when stderr is a terminal.
+    on_progress: called with a :class:`DownloadProgress` at the start and after each
+        request.
+    cache: ``True``: the default on-disk cache (``IBFLOW_CACHE_DIR`` or the user cache
+        directory); ``False``: no cache; or a :class:`HistoryCache` / directory.
+    concurrency: requests in flight at once (1 to 16; the pacer still applies).
+    skip_closed: leave out requests for Saturdays and Sundays that the instrument's
+        schedule (IB's ``liquidHours`` with ``rth``, else ``tradingHours``) shows
+        closed with no session touching them: IB answers those with no bars but
+        counts them against its pacing limits. A session opening on Sunday evening
+        (futures, forex) keeps Sunday. ``False`` asks for every day, e.g. for a
+        market that held a special weekend session.
+    timeout: seconds for each request's answer (session default if not given). The
+        whole download has no time limit: pacing may make it long. Wrap it in
+        ``asyncio.timeout()`` to bound it.
+
+Returns:
+    Bars with ``start <= time < end``, sorted by time, one per time.
+
+Raises:
+    InvalidRequest: a bad argument (nothing was sent).
+    ConfigError: the cache directory cannot be used.
+    PacingViolation: IB kept refusing a request for pacing.
+    RequestTimeout: a request stayed unanswered after every retry.
+    MarketDataError, ContractNotFound, AmbiguousContract, RequestError: IB refused.
+    ConnectionLost, SessionClosedError: the session went away.
+"""
+
+HEAD_TIMESTAMP = """\
+The time of the earliest bar IB has for ``contract`` and ``what`` (aware, UTC).
+
+Raises:
+    InvalidRequest: a bad argument (nothing was sent).
+    MarketDataError: IB has no such data.
+    ContractNotFound: IB does not know the contract.
+    RequestTimeout: no answer in time; the IB cancel has been sent.
+    ConnectionLost, SessionClosedError: the session went away.
 """
 
 
