@@ -99,6 +99,7 @@ from ._records.session import (
     SessionStatistics,
     StateChange,
 )
+from ._records.symbols import ContractDescription, MarketRule, PriceIncrement
 from ._resample import resample
 from ._schedule import TradingSession
 from ._session import Session, connect
@@ -124,6 +125,7 @@ __all__ = [
     "ConnectionLost",
     "ConnectionState",
     "Contract",
+    "ContractDescription",
     "ContractDetails",
     "ContractNotFound",
     "DepthExchange",
@@ -145,6 +147,7 @@ __all__ = [
     "MarketDataError",
     "MarketDataType",
     "MarketOrder",
+    "MarketRule",
     "MidpointTick",
     "Notice",
     "OcaGroup",
@@ -169,6 +172,7 @@ __all__ = [
     "PortfolioItem",
     "Position",
     "PositionPnL",
+    "PriceIncrement",
     "Quote",
     "ReconnectPolicy",
     "RequestError",

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import math
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -38,6 +39,7 @@ from ._records.account import (
     parse_float,
 )
 from ._records.contracts import Contract
+from ._records.symbols import ContractDescription, MarketRule
 from ._schedule import TradingSession, parse_schedule, zone_of
 from ._timeouts import SESSION_DEFAULT
 
@@ -53,6 +55,7 @@ def describe(contract: Contract) -> str:
 
 
 _DEFAULT = SESSION_DEFAULT
+_SEARCH_INTERVAL = 1.0  # IB: one reqMatchingSymbols a second
 _SETTLE_MAX = 5.0  # longest wait for an abandoned request's late answer (see _ib._account)
 _MAX_CANDIDATES = 10  # candidates listed in an AmbiguousContract message
 
@@ -221,6 +224,9 @@ class Contracts:
     def __init__(self, core: SessionCore) -> None:
         self._core = core
         self._qualified: dict[Contract, Contract] = {}
+        self._rules: dict[int, MarketRule] = {}
+        self._search_lock = asyncio.Lock()
+        self._last_search = -math.inf  # loop time of the last symbol search sent
 
     async def contract_details(
         self, contract: Contract, *, timeout: float | None = _DEFAULT
@@ -309,6 +315,53 @@ class Contracts:
         when = _aware_now(after, "after")
         sessions = await self.trading_sessions(contract, rth=rth, timeout=timeout)
         return next((s.open for s in sessions if s.open >= when), None)
+
+    async def search(
+        self, pattern: str, *, timeout: float | None = _DEFAULT
+    ) -> list[ContractDescription]:
+        """See :meth:`ibflow.Session.search`."""
+        core = self._core
+        if not isinstance(pattern, str) or not pattern.strip():
+            raise InvalidRequest(f"search needs a symbol or name to look for, got {pattern!r}")
+        core.require_ready()
+        budget = _Budget(core.limit(timeout), "symbol search")
+        loop = asyncio.get_running_loop()
+        async with budget.hold(self._search_lock):
+            # IB allows one search a second; a second one within it is refused (321).
+            wait = self._last_search + core.pacer.rules.window(_SEARCH_INTERVAL) - loop.time()
+            if wait > 0:
+                left = budget.left()
+                if left is not None and wait > left:
+                    raise RequestTimeout(
+                        f"symbol search: IB allows one a second; the next slot is in "
+                        f"{wait:.2f} s, after the timeout of {budget.limit} s"
+                    )
+                await asyncio.sleep(wait)
+            self._last_search = loop.time()
+            return await core.request(
+                "reqMatchingSymbols",
+                lambda: core.adapter.search.start_matching_symbols(pattern.strip()),
+                timeout=budget.left(),
+            )
+
+    async def market_rule(self, rule_id: int, *, timeout: float | None = _DEFAULT) -> MarketRule:
+        """See :meth:`ibflow.Session.market_rule`."""
+        core = self._core
+        if isinstance(rule_id, bool) or not isinstance(rule_id, int) or rule_id < 0:
+            raise InvalidRequest(
+                f"rule_id must be a market rule id (an integer from a contract's "
+                f"market_rule_ids), got {rule_id!r}"
+            )
+        known = self._rules.get(rule_id)
+        if known is not None:
+            return known
+        rule = await core.request(
+            "reqMarketRule",
+            lambda: core.adapter.search.start_market_rule(rule_id),
+            timeout=core.limit(timeout),
+        )
+        self._rules[rule_id] = rule
+        return rule
 
 
 def _aware_now(value: datetime | None, name: str) -> datetime:

@@ -67,6 +67,7 @@ from ._records.session import (
     SessionStatistics,
     StateChange,
 )
+from ._records.symbols import ContractDescription, MarketRule
 from ._schedule import TradingSession
 from ._session_docs import documented
 from ._stream import Overflow, Stream
@@ -435,6 +436,16 @@ class Session:
         timeout: float | None = _DEFAULT,
     ) -> datetime | None:
         return await self._contracts.next_open(contract, after, rth=rth, timeout=timeout)
+
+    @documented(docs.SEARCH)
+    async def search(
+        self, pattern: str, *, timeout: float | None = _DEFAULT
+    ) -> list[ContractDescription]:
+        return await self._contracts.search(pattern, timeout=timeout)
+
+    @documented(docs.MARKET_RULE)
+    async def market_rule(self, rule_id: int, *, timeout: float | None = _DEFAULT) -> MarketRule:
+        return await self._contracts.market_rule(rule_id, timeout=timeout)
 
     # -- orders ----------------------------------------------------------------------------------
 

@@ -402,6 +402,32 @@ Raises:
     ConnectionLost, SessionClosedError: the session went away.
 """
 
+SEARCH = """\
+Contracts whose symbol starts with ``pattern`` or whose name holds it (``reqMatchingSymbols``).
+
+``await session.search("appl")`` lists up to 16 :class:`ContractDescription` matches, each
+with the derivative types IB has on it. IB allows one search a second: a search within a
+second of the previous one waits its turn (the wait counts against ``timeout``).
+
+Raises:
+    InvalidRequest: an empty pattern.
+    RequestError: IB refused the search (321).
+    RequestTimeout / ConnectionLost / SessionClosedError: as for every request.
+"""
+
+MARKET_RULE = """\
+IB's market rule ``rule_id``: the price increment at each price level (``reqMarketRule``).
+
+A contract's rule ids are in ``(await session.contract_details(c))[0].market_rule_ids``;
+``rule.increment_at(price)`` is the tick that applies at a price. Rules are cached for the
+session.
+
+Raises:
+    InvalidRequest: ``rule_id`` is not a non-negative integer.
+    RequestError: IB does not know the rule (321).
+    RequestTimeout / ConnectionLost / SessionClosedError: as for every request.
+"""
+
 
 def documented(text: str) -> Callable[[F], F]:
     """Give the decorated Session method its public docstring."""
