@@ -92,6 +92,14 @@ from ._records.orders import (
     bracket,
     oca,
 )
+from ._records.scanner import (
+    ScanCode,
+    ScanInstrument,
+    ScanLocation,
+    ScannerParameters,
+    ScannerSubscription,
+    ScanResult,
+)
 from ._records.session import (
     ConnectionState,
     Notice,
@@ -179,6 +187,12 @@ __all__ = [
     "RequestTimeout",
     "Right",
     "SafetyError",
+    "ScanCode",
+    "ScanInstrument",
+    "ScanLocation",
+    "ScanResult",
+    "ScannerParameters",
+    "ScannerSubscription",
     "SecType",
     "Session",
     "SessionClosedError",

@@ -21,6 +21,7 @@ from ._history._ticks import HistoricalTicks
 from ._market import Market
 from ._market._depth import MarketDepth
 from ._market._options import Options
+from ._market._scanner import Scanners
 from ._orders import (
     Bracket,
     BracketTrade,
@@ -59,6 +60,7 @@ from ._records.market import (
     TradeTick,
 )
 from ._records.options import Greeks, OptionChain
+from ._records.scanner import ScannerParameters, ScannerSubscription, ScanResult
 from ._records.session import (
     DEFAULT_RECONNECT,
     ConnectionState,
@@ -156,6 +158,7 @@ class Session:
         self._options = Options(self._core, self._contracts)
         self._depth = MarketDepth(self._core, self._contracts)
         self._ticks = HistoricalTicks(self._core, self._contracts)
+        self._scanners = Scanners(self._core, self._contracts)
 
     # -- the link ------------------------------------------------------------------------------
 
@@ -782,6 +785,28 @@ class Session:
     @documented(docs.DEPTH_EXCHANGES)
     async def depth_exchanges(self, *, timeout: float | None = _DEFAULT) -> list[DepthExchange]:
         return await self._depth.depth_exchanges(timeout=timeout)
+
+    # -- scanners ------------------------------------------------------------------------------
+
+    @documented(docs.SCANNER_PARAMETERS)
+    async def scanner_parameters(self, *, timeout: float | None = _DEFAULT) -> ScannerParameters:
+        return await self._scanners.scanner_parameters(timeout=timeout)
+
+    @documented(docs.SCAN)
+    async def scan(
+        self, subscription: ScannerSubscription, *, timeout: float | None = _DEFAULT
+    ) -> list[ScanResult]:
+        return await self._scanners.scan(subscription, timeout=timeout)
+
+    @documented(docs.SCANNER)
+    def scanner(
+        self,
+        subscription: ScannerSubscription,
+        *,
+        buffer: int = 16,
+        overflow: Overflow | str = Overflow.LATEST,
+    ) -> Stream[list[ScanResult] | Gap]:
+        return self._scanners.scanner(subscription, buffer=buffer, overflow=overflow)
 
     # -- history ---------------------------------------------------------------------------------
 

@@ -428,6 +428,42 @@ Raises:
     RequestTimeout / ConnectionLost / SessionClosedError: as for every request.
 """
 
+SCANNER_PARAMETERS = """\
+What TWS can scan (``reqScannerParameters``): its scan codes, instruments, locations and
+filter codes, parsed into a :class:`ScannerParameters` (the XML itself is kept in ``xml``).
+
+Raises:
+    RequestError: TWS refused, or sent text that is not XML.
+    RequestTimeout / ConnectionLost / SessionClosedError: as for every request.
+"""
+
+SCAN = """\
+Run one scan and return its results, ranked (rank 0 first).
+
+``await session.scan(ibflow.ScannerSubscription(code="TOP_PERC_GAIN", rows=10,
+filters={"priceAbove": 5}))``. The subscription is cancelled once the results are in.
+
+Raises:
+    InvalidRequest: not a :class:`ScannerSubscription`.
+    RequestError: TWS refused the scan (321: an unknown code, location or filter; 162: too
+        many scanner subscriptions at once, IB allows 10).
+    RequestTimeout / ConnectionLost / SessionClosedError: as for every request.
+"""
+
+SCANNER = """\
+A scan that keeps running: each item is the full, ranked result list as TWS updates it.
+
+``async with session.scanner(sub) as scans: async for results in scans: ...``. One IB
+subscription per identical scan however many consumers; default policy ``"latest"``: a slow
+reader skips to the newest list. After a reconnect a :class:`Gap` comes first, then the
+re-subscribed scan's results.
+
+Raises:
+    InvalidRequest: not a :class:`ScannerSubscription` (at once, nothing sent).
+    RequestError: from the iterator, when TWS refuses the scan (321, 162).
+    ConnectionLost: from the iterator, when the link drops and reconnect is off.
+"""
+
 
 def documented(text: str) -> Callable[[F], F]:
     """Give the decorated Session method its public docstring."""

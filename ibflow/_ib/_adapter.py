@@ -47,6 +47,7 @@ from ._history import HistoryPort
 from ._market import MarketPort
 from ._options import OptionsPort
 from ._orders import OrdersPort
+from ._scanner import ScannerPort
 from ._search import SearchPort
 from ._ticks import TicksPort
 
@@ -184,6 +185,7 @@ class IBAdapter:
         self.depth = DepthPort(ib, connected)
         self.ticks = TicksPort(ib, connected)
         self.search = SearchPort(ib, connected)
+        self.scanner = ScannerPort(ib, connected)
         # ibflow re-issues subscriptions itself after 1101/reconnect; ib_async's own
         # fire-and-forget account-summary request on 1102 is not cancellation-safe.
         ib.errorEvent.disconnect(ib._onError)
