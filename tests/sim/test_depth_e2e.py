@@ -8,8 +8,7 @@ import ib_async
 from ib_async import Contract, Future, Index, Stock
 
 from ibflow.sim import Simulator
-
-from .conftest import eventually
+from ibflow.testing import eventually
 
 AAPL = Stock("AAPL", "SMART", "USD", conId=265598)
 

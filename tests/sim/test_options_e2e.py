@@ -12,8 +12,7 @@ from ib_async import Option, Stock
 
 from ibflow.sim import Simulator
 from ibflow.sim._scenario import AAPL_OPTION_EXPIRIES, AAPL_OPTION_STRIKES
-
-from .conftest import eventually
+from ibflow.testing import eventually
 
 AAPL = Stock("AAPL", "SMART", "USD", conId=265598)
 

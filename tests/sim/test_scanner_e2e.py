@@ -10,8 +10,7 @@ import ib_async
 from ib_async import ScannerSubscription, TagValue
 
 from ibflow.sim import Simulator
-
-from .conftest import eventually
+from ibflow.testing import eventually
 
 
 def sub(code: str, **kw: object) -> ScannerSubscription:

@@ -10,8 +10,7 @@ from ib_async import Option, Stock
 from ibflow.sim import Scenario, Simulator
 from ibflow.sim._rules import increment_at, increments
 from ibflow.sim._symbols import MAX_MATCHES, matching_symbols
-
-from .conftest import eventually
+from ibflow.testing import eventually
 
 
 async def test_search_finds_symbols_and_names(ib: ib_async.IB) -> None:

@@ -10,8 +10,7 @@ import ib_async
 from ib_async import Forex, Stock
 
 from ibflow.sim import Simulator
-
-from .conftest import eventually
+from ibflow.testing import eventually
 
 AAPL = Stock("AAPL", "SMART", "USD", conId=265598)
 START = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)  # a Tuesday, 10:00 New York
