@@ -189,6 +189,16 @@ class ContractDetails(_Mirror):
     real_expiration_date: str | None
 
 
+class Greeks(_Mirror):
+    implied_vol: float | None
+    delta: float | None
+    gamma: float | None
+    vega: float | None
+    theta: float | None
+    option_price: float | None
+    underlying_price: float | None
+
+
 class Quote(_Mirror):
     contract: Contract
     time: datetime
@@ -205,6 +215,10 @@ class Quote(_Mirror):
     close: float | None
     market_data_type: MarketDataType
     halted: bool
+    greeks: Greeks | None = Field(default=None, description="An option's model greeks.")
+    bid_greeks: Greeks | None = None
+    ask_greeks: Greeks | None = None
+    last_greeks: Greeks | None = None
     midpoint: float | None
 
 

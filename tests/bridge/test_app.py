@@ -134,6 +134,7 @@ def test_the_openapi_document_names_every_endpoint() -> None:
         (ibflow.PnL, _schemas.PnL),
         (ibflow.ContractDetails, _schemas.ContractDetails),
         (ibflow.Quote, _schemas.Quote),
+        (ibflow.Greeks, _schemas.Greeks),
         (ibflow.Bar, _schemas.Bar),
         (ibflow.Commission, _schemas.Commission),
         (ibflow.Fill, _schemas.Fill),
