@@ -6,12 +6,13 @@ the requests that are about options as such.
 
 from __future__ import annotations
 
+import asyncio
 import math
 from datetime import date
 
 from .._account import Contracts
 from .._core import SessionCore
-from .._errors import InvalidRequest
+from .._errors import InvalidRequest, RequestTimeout
 from .._records.contracts import Contract, SecType
 from .._records.options import Greeks, OptionChain
 from .._timeouts import SESSION_DEFAULT
@@ -62,11 +63,21 @@ class Options:
         self._core = core
         self._contracts = contracts
 
-    async def _qualified(self, contract: Contract, timeout: float | None) -> Contract:
+    async def _qualified(
+        self, contract: Contract, limit: float | None
+    ) -> tuple[Contract, float | None]:
+        """The contract with its con_id, and what is left of ``limit`` for the request."""
         if contract.con_id is not None:
-            return contract
-        [found] = await self._contracts.qualify(contract, timeout=timeout)
-        return found
+            return contract, limit
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        [found] = await self._contracts.qualify(contract, timeout=limit)
+        if limit is None:
+            return found, None
+        left = limit - (loop.time() - started)
+        if left <= 0:
+            raise RequestTimeout(f"{contract.display_name}: no answer within {limit} s")
+        return found, left
 
     async def option_chain(
         self, underlying: Contract, *, timeout: float | None = _DEFAULT
@@ -79,12 +90,11 @@ class Options:
                 f"option_chain needs the underlying (a stock, index or future), got the option "
                 f"{underlying.display_name}"
             )
-        limit = core.limit(timeout)
-        resolved = await self._qualified(underlying, limit)
+        resolved, left = await self._qualified(underlying, core.limit(timeout))
         rows = await core.request(
             "reqSecDefOptParams",
             lambda: core.adapter.options.start_chain(resolved),
-            timeout=limit,
+            timeout=left,
         )
         expirations = sorted({d for r in rows for e in r[3] if (d := _day(e)) is not None})
         return OptionChain(
@@ -146,13 +156,12 @@ class Options:
                 f"the option calculator takes an option, got {option.sec_type.value} "
                 f"{option.display_name}; build one with ibflow.Option(...) or chain.contracts()"
             )
-        limit = core.limit(timeout)
-        resolved = await self._qualified(option, limit)
+        resolved, left = await self._qualified(option, core.limit(timeout))
         name = "calculateOptionPrice" if volatility is not None else "calculateImpliedVolatility"
         return await core.request(
             name,
             lambda: core.adapter.options.start_calculation(
                 resolved, volatility=volatility, price=price, underlying=underlying
             ),
-            timeout=limit,
+            timeout=left,
         )

@@ -105,6 +105,13 @@ async def test_option_quotes_carry_greeks_in_range_that_hold_parity(
     assert c.option_price - p.option_price == pytest.approx(spot - 230.0, abs=1.0)
 
 
+async def test_an_option_snapshot_has_its_model_greeks(session: ibflow.Session) -> None:
+    quote = await session.quote(ibflow.Option("AAPL", "20270115", 250, "C"))
+    assert quote.greeks is not None
+    assert quote.greeks.implied_vol is not None
+    assert quote.greeks.implied_vol > 0
+
+
 async def test_a_stock_quote_has_no_greeks(session: ibflow.Session) -> None:
     quote = await session.quote(AAPL)
     assert quote.greeks is None

@@ -85,3 +85,19 @@ async def test_what_tws_cannot_scan_is_refused(session: ibflow.Session) -> None:
         ibflow.ScannerSubscription(code="MOST_ACTIVE", rows=0)
     with pytest.raises(ibflow.InvalidRequest, match="filter"):
         ibflow.ScannerSubscription(code="MOST_ACTIVE", filters={"priceAbove": None})
+
+
+async def test_a_scanner_stream_is_resubscribed_after_a_restart(
+    session: ibflow.Session, sim: Simulator
+) -> None:
+    sub = ibflow.ScannerSubscription(code="MOST_ACTIVE", rows=5)
+    async with session.scanner(sub) as scans:
+        async with asyncio.timeout(5):
+            assert isinstance(await anext(scans), list)
+            await sim.restart(down_for=0.2)
+            while not isinstance(await anext(scans), ibflow.Gap):
+                pass  # lists from before the outage
+            again = await anext(scans)
+            assert isinstance(again, list)
+            assert again
+        assert sim.subscriptions()["scanner_subscription"] == 1
