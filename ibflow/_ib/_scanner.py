@@ -24,7 +24,7 @@ def _to_ib(sub: ScannerSubscription) -> tuple[ib_async.ScannerSubscription, list
         locationCode=sub.location,
         scanCode=sub.code,
     )
-    return ib_sub, [ib_async.TagValue(k, v) for k, v in sub.filters.items()]
+    return ib_sub, [ib_async.TagValue(k, str(v)) for k, v in sub.filters.items()]
 
 
 def _results(rows: list[Any]) -> list[ScanResult]:

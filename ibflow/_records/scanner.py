@@ -46,7 +46,7 @@ class ScannerSubscription:
     instrument: str = "STK"
     location: str = "STK.US.MAJOR"
     rows: int = MAX_ROWS
-    filters: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
+    filters: Mapping[str, str | float] = field(default_factory=lambda: _EMPTY)
 
     def __post_init__(self) -> None:
         for name in ("code", "instrument", "location"):
