@@ -60,7 +60,7 @@ async def test_bridge_sim_serves_until_interrupted() -> None:
                 assert line, "the bridge exited before serving"
                 found = re.search(r"Uvicorn running on (http://127\.0\.0\.1:\d+)", line)
                 url = found.group(1) if found else None
-        async with httpx.AsyncClient(base_url=url) as client:
+        async with httpx.AsyncClient(base_url=url + "/api/v1") as client:
             health = (await client.get("/health")).json()
             assert (health["state"], health["accounts"]) == ("ready", ["DU1234567"])
         proc.send_signal(signal.SIGINT)
