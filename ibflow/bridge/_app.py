@@ -25,12 +25,10 @@ from ._idempotency import IdempotencyStore
 from ._legacy import redirect_old_paths
 from ._metrics import Metrics, Timing
 from ._security import BodyLimit
-from ._settings import BridgeSettings, resolve_target
+from ._settings import API_PREFIX, BridgeSettings, resolve_target
 from ._state import Bridge
 
-__all__ = ["API_PREFIX", "create_app"]
-
-API_PREFIX = "/api/v1"
+__all__ = ["create_app"]
 
 _DESCRIPTION = """\
 Interactive Brokers over HTTP and WebSockets, through one
@@ -136,9 +134,9 @@ def create_app(
     )
     bridge.attach(app.state)
     install(app)
-    app.include_router(_contract.router, prefix=API_PREFIX)
-    app.include_router(_contract.bars_router, prefix=API_PREFIX)
-    app.include_router(_routes.router, prefix=API_PREFIX)
+    app.include_router(_contract.router)
+    app.include_router(_contract.bars_router)
+    app.include_router(_routes.router)
     app.include_router(_sockets.router)
     app.add_api_route("/metrics", _contract.metrics, methods=["GET"], tags=["operations"])
     moved = [r for r in _contract.router.routes if getattr(r, "name", None) == "health"]

@@ -30,11 +30,12 @@ from ibflow import ConnectionState, SecType
 from . import _schemas as schemas
 from ._errors import describe, validation_message
 from ._security import require_token
+from ._settings import API_PREFIX
 from ._state import Bridge, bridge_of, session_of
 
 __all__ = ["bars_router", "router"]
 
-router = APIRouter()
+router = APIRouter(prefix=API_PREFIX)
 
 
 def _lower(value: object) -> object:
@@ -222,7 +223,7 @@ class _BarsRoute(APIRoute):
         return guarded
 
 
-bars_router = APIRouter(route_class=_BarsRoute)
+bars_router = APIRouter(prefix=API_PREFIX, route_class=_BarsRoute)
 
 
 @bars_router.post(
@@ -256,6 +257,8 @@ async def fetch_bars(request: Request, body: BarsRequest) -> Response:
             rth=body.session == "rth",
             end=end,
         )
+        # TWS's clock, not ours, says whether the last bar's period has ended.
+        reference = end if end is not None else await session.current_time()
     except ibflow.IBFlowError as exc:
         status, error, headers = describe(exc)
         return _bars_answer(
@@ -268,7 +271,7 @@ async def fetch_bars(request: Request, body: BarsRequest) -> Response:
             headers=headers,
         )
     length = _period(body.period)
-    if bars and length(bars[-1].time) > (end or datetime.now(UTC)) and not body.include_forming:
+    if bars and length(bars[-1].time) > reference and not body.include_forming:
         bars = bars[:-1]  # the bar in progress: only on request
     daily = length(bars[0].time) - bars[0].time >= timedelta(days=1) if bars else False
     rows = [_bar(bar, daily) for bar in bars]

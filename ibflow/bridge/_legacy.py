@@ -19,21 +19,22 @@ __all__ = ["redirect_old_paths"]
 
 
 def redirect_old_paths(app: FastAPI, routes: Iterable[BaseRoute], prefix: str) -> None:
-    """Add a 308 redirect from each route's path to the same path under ``prefix``."""
+    """Add a 308 redirect to each route (under ``prefix``) from its path without it."""
     for route in routes:
         if not isinstance(route, APIRoute):
             continue
+        old = route.path.removeprefix(prefix)
         app.add_api_route(
-            route.path,
-            _moved(route.path_format, prefix),
+            old,
+            _moved(route.path_format.removeprefix(prefix), prefix),
             methods=sorted(route.methods or ()),
             name=f"moved_{route.name}",
-            summary=f"Moved to {prefix}{route.path}",
-            description=f"Answers 308 to `{prefix}{route.path}`, keeping the method and body.",
+            summary=f"Moved to {route.path}",
+            description=f"Answers 308 to `{route.path}`, keeping the method and body.",
             deprecated=True,
             tags=route.tags,
             status_code=308,
-            responses={308: {"description": f"now at {prefix}{route.path}"}},
+            responses={308: {"description": f"now at {route.path}"}},
         )
 
 

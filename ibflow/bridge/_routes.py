@@ -26,13 +26,14 @@ from ._errors import BridgeError, describe, error_content
 from ._idempotency import Answer, check_key
 from ._metrics import Metrics
 from ._security import require_token
+from ._settings import API_PREFIX
 from ._state import ContractDep, SessionDep, bridge_of
 
 __all__ = ["router"]
 
 log = logging.getLogger("ibflow.bridge")
 
-router = APIRouter()
+router = APIRouter(prefix=API_PREFIX)
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": schemas.ErrorBody, "description": text}

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import ibflow
 
 __all__ = [
+    "API_PREFIX",
     "LOCAL_HOSTS",
     "BridgeSettings",
     "Target",
@@ -26,6 +27,9 @@ __all__ = [
     "log_level",
     "resolve_target",
 ]
+
+API_PREFIX = "/api/v1"
+"""Where the routes live (the TWS Bridge Server's prefix)."""
 
 LOCAL_HOSTS: tuple[str, ...] = ("localhost", "127.0.0.1", "::1")
 """The host names a bridge answers to unless told otherwise (DNS rebinding stops here)."""

@@ -164,3 +164,22 @@ async def test_a_bug_answers_500_in_the_same_shape(session: ibflow.Session) -> N
     async with serving(app) as url, httpx.AsyncClient(base_url=url + API) as client:
         response = await client.get("/broken")
     assert_error(response, 500, "ZeroDivisionError", None)
+
+
+async def test_every_422_has_one_shape(client: httpx.AsyncClient) -> None:
+    key = {"Idempotency-Key": "shape"}
+    answers = [
+        await client.get("/history", params={"symbol": "AAPL", "period": "7x"}),  # ibflow
+        await client.get("/contracts", params={"symbol": "AAPL", "con_id": "abc"}),  # FastAPI
+        await client.post("/orders", json={"contract": {}, "order": {}}, headers=key),
+        await client.post("/orders", content=b"{not json", headers=key),
+        await client.post("/orders", json=MARKET_BUY, headers=key, params={"wait": 99}),
+        await client.get("/positions", params={"account": "DU0000000"}),
+        await client.put("/orders/1", json={"quantity": "many"}),
+    ]
+    for response in answers:
+        assert response.status_code == 422, response.request.url
+        body = response.json()
+        assert set(body) == {"error", "code", "message"}, body
+        assert body["error"] == "InvalidRequest"
+        assert body["code"] is None
