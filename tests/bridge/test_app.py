@@ -182,3 +182,10 @@ def test_the_bridge_uses_only_ibflows_public_api() -> None:
                 imported.add(node.module)
     assert not {m for m in imported if m.startswith(("ib_async", "ibflow._"))}
     assert {m for m in imported if m.startswith("ibflow")} == {"ibflow", "ibflow.sim"}
+
+
+def test_the_bridge_reports_tws_settings_from_the_sessions_own_variables() -> None:
+    from ibflow._config import ENV_NAMES
+    from ibflow.bridge._settings import _TWS_ENV
+
+    assert {name: ENV_NAMES[name] for name in _TWS_ENV} == dict(_TWS_ENV)
