@@ -82,7 +82,13 @@ async def serve(
             "API under /api/v1, OpenAPI docs at /docs. Ctrl-C stops it.",
             flush=True,
         )
-        config = uvicorn.Config(app, host=host, port=port, log_level=(level or "INFO").lower())
+        config = uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_level=(level or "INFO").lower(),
+            ws_max_size=settings.max_body_bytes,  # a WebSocket message is capped like a body
+        )
         await uvicorn.Server(config).serve()
 
 

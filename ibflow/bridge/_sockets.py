@@ -102,7 +102,7 @@ class _Connection:
         async with self._lock:
             await self._websocket.send_text(text)
 
-    async def add(self, key: Hashable, stream: ibflow.Stream[Any], pump: Pump) -> None:
+    def add(self, key: Hashable, stream: ibflow.Stream[Any], pump: Pump) -> None:
         """Own an opened stream; its pump runs from :meth:`run` on (at once when running)."""
         self._metrics.watch(stream)
         self._streams[key] = (stream, pump)
@@ -177,7 +177,9 @@ Opener = Callable[[ibflow.Session, _Connection], Awaitable[None]]
 
 
 async def _serve(
-    websocket: WebSocket, open_streams: Opener, on_message: Callable[..., OnMessage] | None = None
+    websocket: WebSocket,
+    open_streams: Opener,
+    on_message: Callable[[ibflow.Session, _Connection], OnMessage] | None = None,
 ) -> None:
     """Admit, open the streams, accept, relay until someone leaves, then close everything."""
     if not await admit_socket(websocket):
@@ -250,7 +252,7 @@ async def quotes_socket(
             ).to_contract()
             stream = session.quotes(contract, buffer=_QUOTE_BUFFER, overflow="latest")
             await stream.__aenter__()  # a failed open releases the stream itself
-            await connection.add(symbol, stream, _quote_pump(stream, symbol, connection))
+            connection.add(symbol, stream, _quote_pump(stream, symbol, connection))
             added.append(symbol)
         return added
 
@@ -354,7 +356,7 @@ async def orders_socket(websocket: WebSocket) -> None:
             async for event in events:
                 await connection.send(schemas.OrderEventMessage.model_validate(event))
 
-        await connection.add("orders", events, pump)
+        connection.add("orders", events, pump)
 
     await _serve(websocket, open_streams)
 
@@ -395,6 +397,6 @@ async def bars_socket(
                 )
                 await connection.send(message)
 
-        await connection.add("bars", bars, pump)
+        connection.add("bars", bars, pump)
 
     await _serve(websocket, open_streams)
