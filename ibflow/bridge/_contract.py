@@ -143,7 +143,10 @@ _CONNECT_ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": schemas.ErrorBody, "description": "a token is configured and missing"},
     403: {"model": schemas.ErrorBody, "description": "the token is wrong"},
     409: {"model": schemas.ErrorBody, "description": "the session belongs to the host app"},
-    503: {"model": schemas.ErrorBody, "description": "TWS cannot be reached; `message` says why"},
+    503: {
+        "model": schemas.ErrorBody,
+        "description": "TWS cannot be reached, or the session is reconnecting: `message` says",
+    },
     504: {"model": schemas.ErrorBody, "description": "TWS did not answer in time"},
 }
 
@@ -155,14 +158,22 @@ _CONNECT_ERRORS: dict[int | str, dict[str, Any]] = {
     tags=["session"],
 )
 async def connect(request: Request) -> ConnectionAnswer:
-    """Connect to TWS now (a new session after a disconnect); at once if already connected."""
+    """Connect to TWS now (a new session after a disconnect); at once if already connected.
+
+    A session that lost its link and is reconnecting on its own answers 503 ``ConnectionLost``.
+    """
     bridge = bridge_of(request)
     already = _ready(bridge)
     session = await bridge.connect()
+    if session.state is not ConnectionState.READY:
+        raise ibflow.ConnectionLost(
+            f"the link to TWS is down and the session is {session.state.value} on its own; "
+            "retry later"
+        )
     return ConnectionAnswer(
         success=True,
         message="Already connected to TWS" if already else "Connected to TWS",
-        connected=session.state is ConnectionState.READY,
+        connected=True,
         state=session.state,
     )
 

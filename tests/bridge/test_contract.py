@@ -292,3 +292,14 @@ def test_a_bad_variable_is_a_config_error_naming_it(
     with pytest.raises(ibflow.ConfigError, match=variable) as refused:
         create_app()
     assert refused.value.variable == variable
+
+
+async def test_connect_while_reconnecting_answers_503_saying_so(
+    client: httpx.AsyncClient, session: ibflow.Session, sim: Simulator
+) -> None:
+    await sim.aclose()
+    await eventually(lambda: session.state is ibflow.ConnectionState.RECONNECTING)
+    response = await client.post("/connect")
+    assert response.status_code == 503
+    assert response.json()["error"] == "ConnectionLost"
+    assert "reconnecting" in response.json()["message"]
