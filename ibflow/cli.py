@@ -196,20 +196,18 @@ if click is not None:
     @app.command()
     @click.option(
         "--host",
-        default="127.0.0.1",
-        show_default=True,
-        help="Address to bind. It has no authentication and can place orders: keep loopback.",
+        default=None,
+        help="Address to bind (default: HOST, else 127.0.0.1; beyond loopback needs a token).",
     )
     @click.option(
         "--port",
         type=click.IntRange(0, 65535),
-        default=8000,
-        show_default=True,
-        help="HTTP port (0 = any free port).",
+        default=None,
+        help="HTTP port (default: PORT, else 8000; 0 = any free port).",
     )
     @click.option("--sim", is_flag=True, help="Serve the embedded simulator instead of a TWS.")
-    def bridge(host: str, port: int, sim: bool) -> None:
-        """Serve one session over HTTP and WebSockets (TWS settings from IBFLOW_* variables)."""
+    def bridge(host: str | None, port: int | None, sim: bool) -> None:
+        """Serve one session over HTTP and WebSockets (TWS settings from TWS_*/IBFLOW_*)."""
         try:
             from .bridge import serve
         except ImportError as exc:
