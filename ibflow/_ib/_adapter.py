@@ -41,6 +41,7 @@ from .._errors import (
 from .._log import get_logger, mask_account
 from ._errors import map_ib_errors
 from ._fastpath import install_fast_receive
+from ._inbound import install_inbound_guard
 
 __all__ = ["IBAdapter", "LinkInfo", "QuoteProbe", "Traffic"]
 
@@ -171,6 +172,8 @@ class IBAdapter:
         # ib_async's receive path re-slices its buffer per frame (quadratic under a flood);
         # swap in the linear one first, so that _on_data still runs after the parse.
         install_fast_receive(client)
+        # A frame length over TWS's limit (a corrupt stream) drops the link at once.
+        install_inbound_guard(client, self.abort)
         client.conn.hasData.connect(self._on_data)  # runs after the client parsed the bytes
         # Our close handler must run before the client's, which resets its counters.
         client.conn.disconnected.disconnect(client._onSocketDisconnected)
