@@ -42,6 +42,7 @@ from .._log import get_logger, mask_account
 from ._errors import map_ib_errors
 from ._fastpath import install_fast_receive
 from ._inbound import install_inbound_guard
+from ._outbound import install_order_priority
 
 __all__ = ["IBAdapter", "LinkInfo", "QuoteProbe", "Traffic"]
 
@@ -174,6 +175,8 @@ class IBAdapter:
         install_fast_receive(client)
         # A frame length over TWS's limit (a corrupt stream) drops the link at once.
         install_inbound_guard(client, self.abort)
+        # Orders go ahead of queued requests in the 45 messages/s send throttle.
+        install_order_priority(client)
         client.conn.hasData.connect(self._on_data)  # runs after the client parsed the bytes
         # Our close handler must run before the client's, which resets its counters.
         client.conn.disconnected.disconnect(client._onSocketDisconnected)
