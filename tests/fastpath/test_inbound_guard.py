@@ -67,11 +67,12 @@ class Link:
 
 
 @pytest.fixture(params=[True, False], ids=["fast", "ib_async"])
-def link(request: pytest.FixtureRequest) -> Link:
+async def link(request: pytest.FixtureRequest) -> Link:
+    # Built inside the test's event loop: ib_async would otherwise make (and leak) one.
     return Link(fast=bool(request.param))
 
 
-def test_an_oversized_length_is_reported_after_the_frames_before_it(link: Link) -> None:
+async def test_an_oversized_length_is_reported_after_the_frames_before_it(link: Link) -> None:
     huge = struct.pack(">I", 2**31 - 1)
     link.feed(bid("10.00") + bid("10.01") + huge + b"1\x00" + b"x" * 1000)
     assert link.ticker.bid == 10.01
@@ -82,19 +83,19 @@ def test_an_oversized_length_is_reported_after_the_frames_before_it(link: Link) 
     assert len(link.ib.client._data) == 4 + 2 + 1000
 
 
-def test_an_oversized_length_alone_in_a_read_is_reported(link: Link) -> None:
+async def test_an_oversized_length_alone_in_a_read_is_reported(link: Link) -> None:
     link.feed(bid("10.00"), struct.pack(">I", MAX_FRAME + 1))
     assert len(link.reasons) == 1
     assert link.ticker.bid == 10.00
 
 
-def test_a_frame_that_does_not_start_with_a_message_id_is_reported(link: Link) -> None:
+async def test_a_frame_that_does_not_start_with_a_message_id_is_reported(link: Link) -> None:
     link.feed(bid("10.00") + struct.pack(">I", 300) + b"\xff\xfejunk")
     [reason] = link.reasons
     assert "not a message id" in reason
 
 
-def test_long_frames_across_many_reads_are_not_reported(link: Link) -> None:
+async def test_long_frames_across_many_reads_are_not_reported(link: Link) -> None:
     # A year of bars or a long contract-details list: one frame far larger than any read.
     long_text = frame(46, 6, REQ_ID, 45, "1" * 3_000_000)
     data = bid("10.00") + long_text + bid("10.02")

@@ -109,7 +109,7 @@ async def test_without_a_budget_everything_goes_at_once() -> None:
     assert not client._msgQ
 
 
-def test_another_send_throttle_is_left_alone() -> None:
+async def test_another_send_throttle_is_left_alone() -> None:
     class Reworked(Client):
         def sendMsg(self, msg: str) -> None:
             super().sendMsg(msg)
