@@ -51,7 +51,8 @@ class HostileProxy:
         self.connections = 0
         self._server: asyncio.Server | None = None
         self._writer: asyncio.StreamWriter | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._handlers: set[asyncio.Task[None]] = set()
+        self._pumps: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._on_client, self.host, 0)
@@ -60,9 +61,11 @@ class HostileProxy:
     async def aclose(self) -> None:
         if self._server is not None:
             self._server.close()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        # Stopping the pumps ends each connection's handler; asyncio's own callback on a
+        # handler does not expect it to be cancelled.
+        for pump in list(self._pumps):
+            pump.cancel()
+        await asyncio.gather(*self._handlers, return_exceptions=True)
         if self._server is not None:
             await self._server.wait_closed()
 
@@ -88,23 +91,27 @@ class HostileProxy:
     async def _on_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         handler = asyncio.current_task()
         assert handler is not None
-        self._tasks.add(handler)
-        up_reader, up_writer = await asyncio.open_connection(self.sim.host, self.sim.port)
+        self._handlers.add(handler)
+        try:
+            up_reader, up_writer = await asyncio.open_connection(self.sim.host, self.sim.port)
+        except OSError:
+            writer.close()
+            self._handlers.discard(handler)
+            return
         self.connections += 1
         self._writer = writer
         pumps = [
             asyncio.create_task(self._bytes(reader, up_writer)),
             asyncio.create_task(self._frames(up_reader, writer)),
         ]
-        self._tasks.update(pumps)
-        try:
-            await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for pump in pumps:
-                pump.cancel()
-            for w in (writer, up_writer):
-                w.close()
-            self._tasks.difference_update([*pumps, handler])
+        self._pumps.update(pumps)
+        await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
+        for pump in pumps:
+            pump.cancel()
+        for w in (writer, up_writer):
+            w.close()
+        self._pumps.difference_update(pumps)
+        self._handlers.discard(handler)
 
     @staticmethod
     async def _bytes(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
