@@ -42,14 +42,10 @@ def corrupt_reason(pending: bytes | bytearray) -> str:
         return ""
     size: int = _unpack_from(pending, 0)[0]
     if size > MAX_FRAME:
-        return (
-            f"corrupt stream from TWS: a frame length of {size} bytes, over the "
-            f"{MAX_FRAME}-byte limit"
-        )
+        return f"corrupt stream: a frame length of {size} bytes, over the {MAX_FRAME}-byte limit"
     if len(pending) > 4 and pending[4] not in _DIGITS:
         return (
-            f"corrupt stream from TWS: a frame that starts with {bytes(pending[4:12])!r}, "
-            "not a message id"
+            f"corrupt stream: a frame that starts with {bytes(pending[4:12])!r}, not a message id"
         )
     return ""
 

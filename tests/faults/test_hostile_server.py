@@ -180,3 +180,30 @@ async def test_impossible_numbers_do_not_stop_the_stream(
             await quote_with_bid(quotes, 191.30)
         assert session.state is ConnectionState.READY
         assert session.statistics().reconnects == 0
+
+
+async def test_a_port_that_answers_with_something_else_fails_the_connect_at_once(
+    fast_receive: bool,
+) -> None:
+    """A web server (or anything not TWS) on the port: a clear ConnectError, not a timeout."""
+
+    async def web_server(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(1024)  # the API greeting
+        writer.write(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+        await reader.read()  # until the client hangs up
+        writer.close()
+
+    server = await asyncio.start_server(web_server, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        session = Session("127.0.0.1", port, client_id=1, timeout=60, reconnect=None)
+        async with asyncio.timeout(10):
+            with pytest.raises(ibflow.ConnectError) as caught:
+                await session.connect()
+        assert type(caught.value) is ibflow.ConnectError
+        assert f"127.0.0.1:{port} did not answer as TWS/IB Gateway" in str(caught.value)
+        assert "corrupt stream" in str(caught.value)
+        assert session.state is not ConnectionState.READY
+    finally:
+        server.close()
+        await server.wait_closed()
