@@ -7,6 +7,7 @@ error instead.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import IntEnum
 
 
@@ -91,3 +92,41 @@ class Msg(IntEnum):
     TICK_BY_TICK = 99
     COMPLETED_ORDER = 101
     COMPLETED_ORDERS_END = 102
+
+
+# Where a request carries its request (or order) id: the field index, message id at 0.
+REQ_ID_FIELD: dict[Req, int] = {
+    Req.MKT_DATA: 2,
+    Req.CANCEL_MKT_DATA: 2,
+    Req.PLACE_ORDER: 1,
+    Req.CANCEL_ORDER: 2,
+    Req.EXECUTIONS: 2,
+    Req.CONTRACT_DATA: 2,
+    Req.HISTORICAL_DATA: 1,
+    Req.CANCEL_HISTORICAL_DATA: 2,
+    Req.REAL_TIME_BARS: 2,
+    Req.CANCEL_REAL_TIME_BARS: 2,
+    Req.ACCOUNT_SUMMARY: 2,
+    Req.CANCEL_ACCOUNT_SUMMARY: 2,
+    Req.ACCOUNT_UPDATES_MULTI: 2,
+    Req.CANCEL_ACCOUNT_UPDATES_MULTI: 2,
+    Req.HEAD_TIMESTAMP: 1,
+    Req.CANCEL_HEAD_TIMESTAMP: 1,
+    Req.PNL: 1,
+    Req.CANCEL_PNL: 1,
+    Req.PNL_SINGLE: 1,
+    Req.CANCEL_PNL_SINGLE: 1,
+    Req.TICK_BY_TICK: 1,
+    Req.CANCEL_TICK_BY_TICK: 1,
+}
+
+
+def req_id_of(req: Req, fields: Sequence[str]) -> int:
+    """The request (or order) id ``fields`` carries, for addressing an error to it; else -1."""
+    pos = REQ_ID_FIELD.get(req)
+    if pos is None or pos >= len(fields):
+        return -1
+    try:
+        return int(fields[pos])
+    except ValueError:
+        return -1
