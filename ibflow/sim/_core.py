@@ -15,7 +15,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 from ._broker import Broker
 from ._codec import (
@@ -50,6 +50,8 @@ MARKET_KINDS = frozenset({"mkt_data", "tick_by_tick", "real_time_bars", "histori
 LINE_KINDS = frozenset({"mkt_data", "tick_by_tick", "real_time_bars"})
 
 Handler = Callable[["Connection", Fields], None]
+PacingMode = Literal["ib", "strict", "off"]
+PACING_MODES: tuple[PacingMode, ...] = ("ib", "strict", "off")
 
 
 @dataclass(slots=True)
@@ -82,7 +84,7 @@ class SimCore:
         seed: int,
         readonly: bool,
         speed: float,
-        pacing: bool,
+        pacing: PacingMode,
         max_clients: int,
         clock: Callable[[], float],
         handlers: Mapping[Req, Handler],
@@ -132,8 +134,11 @@ class SimCore:
             partial_fill_clip=sc.fill_clip or None,
             enforce_market_hours=sc.enforce_market_hours,
         )
-        self.hist_pacing = HistoricalPacing(speed=speed) if pacing else None
-        self.tbt_pacing = TickByTickPacing(speed=speed) if pacing else None
+        paced = pacing != "off"
+        self.hist_pacing = (
+            HistoricalPacing(speed=speed, small_bars_only=pacing == "ib") if paced else None
+        )
+        self.tbt_pacing = TickByTickPacing(speed=speed) if paced else None
         self._clients: dict[int, Connection] = {}
         self._pending: set[Connection] = set()
         self._order_ids: dict[int, int] = {}
@@ -197,6 +202,7 @@ class Connection(asyncio.Protocol):
         self.sim = sim
         self.transport: asyncio.Transport | None = None
         self.hello: ClientHello | None = None
+        self.bad_hello = False  # the handshake was not the API's: ignore everything after it
         self.handshake = HandshakeDecoder()
         self.frames = FrameDecoder()
         self.version = 0
@@ -206,7 +212,7 @@ class Connection(asyncio.Protocol):
         self.subs: dict[tuple[str, int], Sub] = {}
         self.market_data_type = 1
         self.auto_open_orders = False
-        self.rate = MessageRate(speed=sim.speed) if sim.pacing else None
+        self.rate = MessageRate(speed=sim.speed) if sim.pacing != "off" else None
         self.closed = False
         self.writable = asyncio.Event()
         self.writable.set()
@@ -225,9 +231,18 @@ class Connection(asyncio.Protocol):
             self.close()
 
     def data_received(self, data: bytes) -> None:
+        if self.bad_hello:
+            return
         try:
             if self.hello is None:
-                hello, rest = self.handshake.feed(data)
+                try:
+                    hello, rest = self.handshake.feed(data)
+                except ProtocolError as exc:
+                    # TWS neither answers nor closes a socket that did not say "API\0" with a
+                    # version range: the client hears nothing until its own timeout.
+                    log.warning("client %s sent a bad handshake (%s); ignoring it", self.peer, exc)
+                    self.bad_hello = True
+                    return
                 if hello is None:
                     return
                 self.hello = hello

@@ -186,7 +186,7 @@ class HistKey:
     duration: str = ""
     bar_size: str = ""
     use_rth: bool = True
-    bar_seconds: int = 0  # lets pacing exempt one-minute-and-longer bars; 0 counts as small
+    bar_seconds: int = 0  # lets pacing spare bars over 30 s some rules; 0 counts as small
 
 
 @dataclass(frozen=True, slots=True)

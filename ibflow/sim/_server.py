@@ -14,7 +14,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ._codec import SERVER_VERSION, encode_fields, encode_raw
-from ._core import MARKET_KINDS, REQUEST_KINDS, Connection, Fault, SimCore, log
+from ._core import (
+    MARKET_KINDS,
+    PACING_MODES,
+    REQUEST_KINDS,
+    Connection,
+    Fault,
+    PacingMode,
+    SimCore,
+    log,
+)
 from ._handlers import HANDLERS
 from ._handlers.account import send_pnl
 from ._handlers.history import send_bar_update
@@ -41,6 +50,13 @@ class Simulator(SimCore):
 
     ``async with Simulator(port=0) as sim:`` starts it on a free port (``sim.port``); it speaks
     the text protocol at server version 178 and enforces IB's limits, time-scaled by ``speed``.
+
+    ``pacing`` chooses the request limits: ``"ib"`` (the default; also ``True``) as IB applies
+    them: 50 messages a second, one tick-by-tick request per instrument per 15 s, and for
+    history the 15 s identical-request and six-in-2 s rules on bars of 30 s and smaller while
+    larger bars keep the softer limits (60 requests in 10 minutes, 50 open); ``"strict"`` the
+    same with the identical-request and six-in-2 s rules on every bar size; ``"off"`` (also
+    ``False``) no limits.
     """
 
     def __init__(
@@ -52,16 +68,22 @@ class Simulator(SimCore):
         readonly: bool = False,
         speed: float = 1.0,
         *,
-        pacing: bool = True,
+        pacing: PacingMode | bool = True,
         max_clients: int = 32,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        if isinstance(pacing, bool):
+            mode: PacingMode = "ib" if pacing else "off"
+        elif pacing in PACING_MODES:
+            mode = pacing
+        else:
+            raise ValueError(f"pacing must be one of {', '.join(PACING_MODES)}, got {pacing!r}")
         super().__init__(
             scenario=scenario,
             seed=seed,
             readonly=readonly,
             speed=speed,
-            pacing=pacing,
+            pacing=mode,
             max_clients=max_clients,
             clock=clock,
             handlers=HANDLERS,
