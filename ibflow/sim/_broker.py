@@ -33,6 +33,7 @@ import random
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 
 from ._events import (
     AccountChanged,
@@ -45,7 +46,7 @@ from ._events import (
 )
 from ._layouts import PlaceOrderRequest, PortfolioItem, format_exec_time
 from ._ledger import EPS as _EPS
-from ._ledger import CommissionModel, Ledger, MarketLike, Trade
+from ._ledger import CommissionModel, Ledger, MarketLike, Trade, dec, tidy
 from ._model import (
     Instrument,
     SimAccount,
@@ -60,8 +61,11 @@ from ._order_rules import (
     INACTIVE_CODE,
     INACTIVE_TEXT,
     READONLY_TEXT,
+    average_fill,
     check_request,
+    exec_base,
     fill_price,
+    next_revision,
     normalize_side,
     order_from,
     parse_ib_time,
@@ -107,22 +111,7 @@ class _Working:
     held: bool = False
     commission_charged: float = 0.0
     value_filled: float = 0.0
-
-
-def _exec_base(exec_id: str) -> str:
-    return exec_id.rpartition(".")[0] or exec_id
-
-
-def _next_revision(exec_id: str) -> str:
-    """The id TWS gives a correction of ``exec_id``: its last dot-separated part raised by one."""
-    head, dot, tail = exec_id.rpartition(".")
-    if not dot or not tail.isdigit():
-        raise ValueError(f"execution id {exec_id!r} has no correction number to raise")
-    return f"{head}.{int(tail) + 1:0{len(tail)}d}"
-
-
-# ---------------------------------------------------------------------------------------------
-# The broker
+    notional: Decimal = Decimal(0)  # sum of quantity × price of the fills
 
 
 class Broker:
@@ -535,9 +524,11 @@ class Broker:
         work = self._working[key]
         inst = order.instrument
         mult = inst.multiplier_value
-        prev = order.filled
-        order.filled = prev + qty
-        order.avg_fill_price = (order.avg_fill_price * prev + price * qty) / order.filled
+        # Decimal sums on the price grid: an average of 192.05 and 192.07 is 192.06, not
+        # 192.05999999999997.
+        work.notional += dec(qty) * dec(price)
+        order.filled = tidy(dec(order.filled) + dec(qty))
+        order.avg_fill_price = tidy(work.notional / dec(order.filled))
         order.last_fill_price = price
         work.value_filled += abs(qty * price * mult)
         total = self.commission.order_total(inst, order.filled, work.value_filled)
@@ -645,7 +636,7 @@ class Broker:
         """
         index = next((i for i, ex in enumerate(self._executions) if ex.exec_id == exec_id), None)
         if index is None:
-            superseded = _exec_base(exec_id) in {_exec_base(ex.exec_id) for ex in self._executions}
+            superseded = exec_base(exec_id) in {exec_base(ex.exec_id) for ex in self._executions}
             why = "it was already replaced by a correction" if superseded else "no such execution"
             raise ValueError(f"cannot correct execution {exec_id!r}: {why}")
         old = self._executions[index]
@@ -675,16 +666,19 @@ class Broker:
             for i, ex in enumerate(self._executions)
             if (ex.client_id, ex.order_id) == key and i != index
         ]
-        earlier = [self._executions[i] for i in same_order if i < index]
-        cum_qty = sum(ex.shares for ex in earlier) + new_qty
-        cum_value = sum(ex.shares * ex.price for ex in earlier) + new_qty * new_price
+        earlier = [
+            (ex.shares, ex.price)
+            for ex in self._executions[:index]
+            if (ex.client_id, ex.order_id) == key
+        ]
+        cum_qty, cum_avg = average_fill([*earlier, (new_qty, new_price)])
         corrected = dataclasses.replace(
             old,
-            exec_id=_next_revision(old.exec_id),
+            exec_id=next_revision(old.exec_id),
             shares=new_qty,
             price=new_price,
             cum_qty=cum_qty,
-            avg_price=cum_value / cum_qty,
+            avg_price=cum_avg,
             commission=commission,
         )
         self._executions[index] = corrected
@@ -693,8 +687,8 @@ class Broker:
         self._executions[index] = corrected
 
         mine = [self._executions[i] for i in sorted([*same_order, index])]
-        order.filled = sum(ex.shares for ex in mine)
-        order.avg_fill_price = sum(ex.shares * ex.price for ex in mine) / order.filled
+        order.filled, order.avg_fill_price = average_fill((ex.shares, ex.price) for ex in mine)
+        work.notional = sum((dec(ex.shares) * dec(ex.price) for ex in mine), Decimal(0))
         order.last_fill_price = mine[-1].price
         pos = self.ledger.position(old.account, inst.con_id)
         events: list[Event] = [

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Protocol
 
 from ._codec import UNSET_DOUBLE
@@ -40,6 +41,7 @@ __all__ = [
 ]
 
 EPS = 1e-9
+_PLACES = Decimal("1e-8")
 
 # A hypothetical fill for margin previews: (instrument, signed quantity, price, commission).
 Trade = tuple[Instrument, float, float, float]
@@ -219,40 +221,56 @@ def _rate_text(value: float) -> str:
     return "1.00" if value == 1.0 else f"{value:.8g}"
 
 
-def _same_sign(a: float, b: float) -> bool:
+def _same_sign(a: float | Decimal, b: float | Decimal) -> bool:
     return (a > 0 and b > 0) or (a < 0 and b < 0)
 
 
-def _apply_fill(pos: SimPosition, signed: float, unit: float, commission: float) -> float | None:
-    """Move ``pos`` by one fill of ``signed`` at ``unit`` (price × multiplier).
+def dec(x: float) -> Decimal:
+    """``x`` as the decimal it was written as (``192.06``, not its binary neighbour)."""
+    return Decimal(repr(x))
+
+
+def tidy(x: Decimal | float) -> float:
+    """``x`` to 8 decimal places, so no binary-float drift (``192.05999999999997``) reaches the
+    wire."""
+    d = x if isinstance(x, Decimal) else Decimal(repr(x))
+    return float(d.quantize(_PLACES)) if d.is_finite() else float(d)
+
+
+def _apply_fill(pos: SimPosition, signed: float, unit: Decimal, commission: float) -> float | None:
+    """Move ``pos`` by one fill of ``signed`` at ``unit`` (price × multiplier), in decimals.
 
     Returns the realized PnL, or None when the fill only opens or adds. Average cost includes
     the commission, as IB reports it.
     """
-    old = pos.quantity
-    new = old + signed
+    old, qty, fee, avg = dec(pos.quantity), dec(signed), dec(commission), dec(pos.avg_cost)
+    new = old + qty
     realized: float | None = None
-    if old == 0 or _same_sign(old, signed):
-        cost = abs(old) * pos.avg_cost + abs(signed) * unit
+    if old == 0 or _same_sign(old, qty):
         # Commission raises a long's cost and lowers a short's proceeds.
-        cost += commission if new > 0 else -commission
-        pos.avg_cost = cost / abs(new)
+        cost = abs(old) * avg + abs(qty) * unit + (fee if new > 0 else -fee)
+        pos.avg_cost = tidy(cost / abs(new))
     else:
-        closing = min(abs(signed), abs(old))
-        opening = abs(signed) - closing
-        close_commission = commission * closing / abs(signed)
-        open_commission = commission - close_commission
-        direction = 1.0 if old > 0 else -1.0
-        realized = direction * (unit - pos.avg_cost) * closing - close_commission
-        pos.realized_pnl += realized
+        closing = min(abs(qty), abs(old))
+        opening = abs(qty) - closing
+        close_fee = fee * closing / abs(qty)
+        open_fee = fee - close_fee
+        direction = 1 if old > 0 else -1
+        booked = direction * (unit - avg) * closing - close_fee
+        realized = tidy(booked)
+        pos.realized_pnl = tidy(dec(pos.realized_pnl) + booked)
         if opening > EPS:
-            cost = opening * unit + (open_commission if new > 0 else -open_commission)
-            pos.avg_cost = cost / opening
+            pos.avg_cost = tidy((opening * unit + (open_fee if new > 0 else -open_fee)) / opening)
         elif abs(new) <= EPS:
             pos.avg_cost = 0.0
-            new = 0.0
-    pos.quantity = new
+            new = Decimal(0)
+    pos.quantity = tidy(new)
     return realized
+
+
+def unit_value(price: float, inst: Instrument) -> Decimal:
+    """What one unit of ``inst`` at ``price`` is worth: price × multiplier, exactly."""
+    return dec(price) * Decimal(inst.multiplier or "1")
 
 
 def _signed(ex: SimExecution) -> float:
@@ -354,9 +372,9 @@ class Ledger:
                     instrument=inst,
                     position=p.quantity,
                     market_price=mark,
-                    market_value=value,
+                    market_value=tidy(value),
                     avg_cost=p.avg_cost,
-                    unrealized_pnl=value - p.quantity * p.avg_cost,
+                    unrealized_pnl=tidy(value - p.quantity * p.avg_cost),
                     realized_pnl=p.realized_pnl,
                 )
             )
@@ -436,7 +454,7 @@ class Ledger:
             daily += d * rate
             unrealized += u * rate
             realized += r * rate
-        return daily, unrealized, realized
+        return tidy(daily), tidy(unrealized), tidy(realized)
 
     def pnl_single(
         self, account: str, con_id: int
@@ -460,22 +478,26 @@ class Ledger:
             pos = SimPosition(account, inst, 0.0, 0.0)
             self._positions[key] = pos
             self._start_qty.setdefault(key, 0.0)
-        unit = price * inst.multiplier_value
+        unit = unit_value(price, inst)
         realized = _apply_fill(pos, signed, unit, commission)
 
         cash = self._cash[account]
-        comm_ccy = self.commission.currency(inst)
+
+        def move(ccy: str, amount: Decimal) -> None:
+            cash[ccy] = tidy(dec(cash.get(ccy, 0.0)) + amount)
+
         if inst.sec_type in ("FUT", "FOP"):
             # Futures settle variation margin, not the contract value: only PnL moves cash, and
             # an opening commission sits in the average cost until the position closes.
             if realized is not None:
-                cash[inst.currency] = cash.get(inst.currency, 0.0) + realized
+                move(inst.currency, dec(realized))
         else:
             if inst.sec_type == "CASH":
-                cash[inst.symbol] = cash.get(inst.symbol, 0.0) + signed
-            cash[inst.currency] = cash.get(inst.currency, 0.0) - signed * unit
-            cash[comm_ccy] = cash.get(comm_ccy, 0.0) - commission
-        self._day_flow[key] = self._day_flow.get(key, 0.0) + signed * unit + commission
+                move(inst.symbol, dec(signed))
+            move(inst.currency, -dec(signed) * unit)
+            move(self.commission.currency(inst), -dec(commission))
+        flow = dec(self._day_flow.get(key, 0.0)) + dec(signed) * unit + dec(commission)
+        self._day_flow[key] = tidy(flow)
 
         acct = self._accounts[account]
         acct.cash = cash.get(acct.base_currency, 0.0)
@@ -500,7 +522,7 @@ class Ledger:
         for ex in executions:
             if ex.account != account or ex.instrument.con_id != inst.con_id:
                 continue
-            unit = ex.price * ex.instrument.multiplier_value
+            unit = unit_value(ex.price, ex.instrument)
             booked = _apply_fill(replay, _signed(ex), unit, ex.commission)
             if ex is new:
                 realized = booked
@@ -609,7 +631,7 @@ class Ledger:
         start_value = self._start_qty.get(key, 0.0) * close * mult
         daily = value - start_value - self._day_flow.get(key, 0.0)
         unrealized = value - p.quantity * p.avg_cost
-        return daily, unrealized, p.realized_pnl, value
+        return tidy(daily), tidy(unrealized), p.realized_pnl, tidy(value)
 
     def figures(
         self,

@@ -9,10 +9,11 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from ._layouts import PlaceOrderRequest
-from ._ledger import EPS
+from ._ledger import EPS, dec, tidy
 from ._model import Instrument, QuoteState, SimError, SimExecution, SimOrder
 
 READONLY_TEXT = (
@@ -217,3 +218,28 @@ def select_executions(
             continue
         out.append(ex)
     return out
+
+
+def exec_base(exec_id: str) -> str:
+    return exec_id.rpartition(".")[0] or exec_id
+
+
+def average_fill(fills: Iterable[tuple[float, float]]) -> tuple[float, float]:
+    """``(quantity, average price)`` of ``(quantity, price)`` fills, summed as decimals."""
+    qty = value = Decimal(0)
+    for shares, price in fills:
+        qty += dec(shares)
+        value += dec(shares) * dec(price)
+    return tidy(qty), tidy(value / qty) if qty else 0.0
+
+
+def next_revision(exec_id: str) -> str:
+    """The id TWS gives a correction of ``exec_id``: its last dot-separated part raised by one."""
+    head, dot, tail = exec_id.rpartition(".")
+    if not dot or not tail.isdigit():
+        raise ValueError(f"execution id {exec_id!r} has no correction number to raise")
+    return f"{head}.{int(tail) + 1:0{len(tail)}d}"
+
+
+# ---------------------------------------------------------------------------------------------
+# The broker
