@@ -198,6 +198,11 @@ class Fields:
         self._i = start
 
     @property
+    def raw(self) -> Sequence[str]:
+        """Every field of the message, the message id first."""
+        return self._fields
+
+    @property
     def remaining(self) -> int:
         return len(self._fields) - self._i
 

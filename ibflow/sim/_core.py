@@ -50,6 +50,7 @@ MARKET_KINDS = frozenset({"mkt_data", "tick_by_tick", "real_time_bars", "histori
 LINE_KINDS = frozenset({"mkt_data", "tick_by_tick", "real_time_bars"})
 
 Handler = Callable[["Connection", Fields], None]
+NOT_SUPPORTED_CODE = 322  # TWS's "Error processing request": every client ends the request
 PacingMode = Literal["ib", "strict", "off"]
 PACING_MODES: tuple[PacingMode, ...] = ("ib", "strict", "off")
 
@@ -296,6 +297,12 @@ class Connection(asyncio.Protocol):
     def error(self, req_id: int, code: int, text: str) -> None:
         self.send([Msg.ERR_MSG, 2, req_id, code, text, ""])
 
+    def not_supported(self, req_id: int, what: str) -> None:
+        """Answer a request the simulator cannot serve: error 322 to ``req_id``, and a warning."""
+        log.warning("client %s: %s is not supported by the simulator", self.client_id, what)
+        text = f"Error processing request: {what} is not supported by the simulator"
+        self.error(req_id, NOT_SUPPORTED_CODE, text)
+
     def close(self) -> None:
         if self.transport is not None and not self.closed:
             self.closed = True
@@ -385,7 +392,8 @@ class Connection(asyncio.Protocol):
         try:
             req = Req(msg_id)
         except ValueError:
-            log.info("client %d: request id %d is not simulated", self.client_id, msg_id)
+            # Not a request of the API at this version: say so rather than leave it unanswered.
+            self.not_supported(-1, f"message id {msg_id}")
             return
         kind = req.name.lower()
         self.sim.record(self.client_id, kind, fields)
@@ -403,6 +411,10 @@ class Connection(asyncio.Protocol):
                 return
         handler = self.sim.handlers.get(req)
         if handler is None:
+            log.warning("client %d: no handler for %s", self.client_id, kind)
+            self.error(
+                req_id_of(req, fields), 322, f"Error processing request: {kind} is not handled"
+            )
             return
         try:
             handler(self, Fields(fields))

@@ -1,17 +1,23 @@
-"""The simulator's request handlers, one module per concept, and the table the server uses."""
+"""The simulator's request handlers, one module per concept, and the table the server uses.
+
+Every request id of the API has an entry: a simulated handler, or the refusal of
+:mod:`.unsupported` (which a simulated handler overrides).
+"""
 
 from __future__ import annotations
 
 from .._core import Handler
 from .._ids import Req
-from . import account, history, market, orders
+from . import account, history, market, orders, unsupported
 
 __all__ = ["HANDLERS"]
 
 HANDLERS: dict[Req, Handler] = {
+    **{req: unsupported.refuse(req, name) for req, name in unsupported.UNSUPPORTED.items()},
     Req.IDS: account.h_ids,
     Req.CURRENT_TIME: account.h_current_time,
     Req.MANAGED_ACCTS: account.h_managed_accts,
+    Req.SET_SERVER_LOGLEVEL: account.h_set_server_log_level,
     Req.POSITIONS: account.h_positions,
     Req.CANCEL_POSITIONS: account.h_cancel_positions,
     Req.ACCOUNT_UPDATES: account.h_account_updates,
@@ -34,6 +40,7 @@ HANDLERS: dict[Req, Handler] = {
     Req.HISTORICAL_DATA: history.h_historical_data,
     Req.CANCEL_HISTORICAL_DATA: history.h_cancel_historical_data,
     Req.HEAD_TIMESTAMP: history.h_head_timestamp,
+    Req.CANCEL_HEAD_TIMESTAMP: history.h_cancel_head_timestamp,
     Req.PLACE_ORDER: orders.h_place_order,
     Req.CANCEL_ORDER: orders.h_cancel_order,
     Req.GLOBAL_CANCEL: orders.h_global_cancel,

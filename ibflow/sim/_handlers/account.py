@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from .._codec import Fields
-from .._core import Connection, SimCore, Sub
+from .._core import Connection, SimCore, Sub, log
 from .._ids import Msg
 from .._layouts import portfolio_value, position
 from .._model import Instrument, SimError
@@ -26,6 +26,15 @@ def h_current_time(c: Connection, f: Fields) -> None:
 
 def h_managed_accts(c: Connection, f: Fields) -> None:
     c.send([Msg.MANAGED_ACCTS, 1, ",".join(c.sim.broker.accounts)])
+
+
+def h_set_server_log_level(c: Connection, f: Fields) -> None:
+    """TWS's own log level (1 system … 5 detail): accepted without an answer, as TWS does."""
+    f.skip()
+    level = f.int()
+    if not 1 <= level <= 5:
+        raise SimError(321, f"Error validating request.-'bL' : cause - invalid log level {level}")
+    log.info("client %s set the server log level to %d", c.client_id, level)
 
 
 def h_positions(c: Connection, f: Fields) -> None:

@@ -106,6 +106,10 @@ def h_head_timestamp(c: Connection, f: Fields) -> None:
     c.send([Msg.HEAD_TIMESTAMP, req_id, text])
 
 
+def h_cancel_head_timestamp(c: Connection, f: Fields) -> None:
+    """Nothing to stop: the head timestamp was answered at once, and TWS ignores the cancel."""
+
+
 def send_bar_update(c: Connection, sub: Sub, now: float) -> None:
     """historicalDataUpdate of a keepUpToDate subscription: the bar forming at ``now``."""
     assert sub.instrument is not None
