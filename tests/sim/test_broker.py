@@ -1,7 +1,7 @@
 """The simulated broker: order lifecycles, matching, brackets, OCA, bookkeeping and PnL.
 
 The broker is pure, so these tests drive it directly with a hand-set market and a fake clock and
-check the events it emits (in wire order, §7.6) and the state it keeps.
+check the events it emits (in wire order) and the state it keeps.
 """
 
 from __future__ import annotations
