@@ -13,9 +13,8 @@ import ib_async
 from ib_async import MarketOrder, Stock
 
 from ibflow.sim import Scenario, Simulator
-from ibflow.testing import SimFactory
+from ibflow.testing import SimFactory, eventually
 
-from .conftest import eventually
 from .test_broker import AAPL, ACCOUNT, make_broker, req
 
 
