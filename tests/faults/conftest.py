@@ -1,43 +1,22 @@
-"""Fixtures for the fault tests: a clean environment, the receive path either way, a quiet
-simulator, and a proxy in front of it that can slip hostile bytes between two TWS frames."""
+"""Fixtures for the fault tests: the receive path either way, a quiet simulator, and a proxy in
+front of it that can slip hostile bytes between two TWS frames."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import struct
 from collections.abc import AsyncIterator
 
 import pytest
 
-from ibflow._config import ENV_NAMES
-from ibflow._ib._fastpath import ENV_VAR
-from ibflow.sim import Scenario, Simulator
+from ibflow.sim import Simulator
+from tests.fastpath import conftest as _fastpath
 
-
-@pytest.fixture(autouse=True)
-def _clean_ib_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for names in ENV_NAMES.values():
-        for name in names:
-            monkeypatch.delenv(name, raising=False)
-    monkeypatch.delenv(ENV_VAR, raising=False)
-
-
-@pytest.fixture(params=[True, False], ids=["fast", "ib_async"])
-def fast_receive(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
-    on = bool(request.param)
-    monkeypatch.setenv(ENV_VAR, "1" if on else "0")
-    return on
-
-
-@pytest.fixture
-async def sim() -> AsyncIterator[Simulator]:
-    # A still market: only what a test pushes flows, so nothing arrives unbidden.
-    quiet = dataclasses.replace(Scenario.default(), tick_interval=1e6)
-    async with Simulator(port=0, speed=100, scenario=quiet) as simulator:
-        simulator.push_quote("AAPL", bid=190.00, ask=190.02, last=190.01)
-        yield simulator
+# The receive path either way, and a quiet simulator: the same fixtures as the fast-path tests.
+_default_receive_path = _fastpath._default_receive_path
+fast_receive = _fastpath.fast_receive
+sim = _fastpath.sim
 
 
 class HostileProxy:
