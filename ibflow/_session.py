@@ -32,6 +32,7 @@ from types import TracebackType
 from typing import Any, Generic, Protocol, TypeVar
 
 from ._account import AccountAPI
+from ._cancels import CancelsAPI
 from ._client_ids import new_client_id
 from ._config import LIVE_PORTS, ResolvedConfig, resolve_config
 from ._error_codes import Severity, error_for, lookup
@@ -423,7 +424,7 @@ def _detect_paper(accounts: tuple[str, ...], port: int) -> bool:
     return port not in LIVE_PORTS
 
 
-class Session(AccountAPI, OrdersAPI, StreamsAPI, HistoryAPI):
+class Session(AccountAPI, OrdersAPI, CancelsAPI, StreamsAPI, HistoryAPI):
     """An asyncio session with TWS or IB Gateway.
 
     ``Session(...)`` does no I/O. Connect with ``async with Session(...) as session`` or

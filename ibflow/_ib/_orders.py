@@ -548,6 +548,11 @@ def send_cancel(adapter: IBAdapter, order_id: int) -> None:
     adapter._ib.client.cancelOrder(order_id, "")
 
 
+def send_global_cancel(adapter: IBAdapter) -> None:
+    """Send one reqGlobalCancel: TWS cancels every open order of every client id."""
+    adapter._ib.client.reqGlobalCancel()
+
+
 # -- reads ---------------------------------------------------------------------------------------
 
 

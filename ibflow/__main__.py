@@ -1,0 +1,5 @@
+"""``python -m ibflow``: the ``ibflow`` command line, for when the script is not on ``PATH``."""
+
+from .cli import main
+
+main()
