@@ -38,7 +38,8 @@ _SUMMARY_ROWS = (
 @click.pass_context
 def positions(ctx: click.Context) -> None:
     """Every position of every account of the login."""
-    run(_positions(settings(ctx)))
+    where = settings(ctx)
+    run(_positions(where), where.verbose)
 
 
 async def _positions(where: Settings) -> None:
@@ -76,7 +77,8 @@ async def _positions(where: Settings) -> None:
 @click.pass_context
 def account(ctx: click.Context, account_id: str | None) -> None:
     """The headline numbers of each account: net liquidation, cash, buying power, margin."""
-    run(_account(settings(ctx), account_id))
+    where = settings(ctx)
+    run(_account(where, account_id), where.verbose)
 
 
 async def _account(where: Settings, account_id: str | None) -> None:

@@ -57,11 +57,11 @@ def run(args: list[str] | None = None) -> None:
         print(exc.ctx.get_help() if exc.ctx else exc.format_message())
         raise SystemExit(0) from None
     except click.ClickException as exc:
-        print(f"ibflow: error: {exc.format_message()}", file=sys.stderr)
+        print(f"ibflow: error: {exc.format_message()}", file=sys.stderr, flush=True)
         raise SystemExit(exc.exit_code if exc.exit_code else EXIT_USAGE) from None
     except click.exceptions.Exit as exc:
         raise SystemExit(exc.exit_code) from None
     except click.Abort:
-        print("ibflow: interrupted", file=sys.stderr)
+        print("ibflow: interrupted", file=sys.stderr, flush=True)
         raise SystemExit(EXIT_INTERRUPTED) from None
     raise SystemExit(code if isinstance(code, int) else 0)

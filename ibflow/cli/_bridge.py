@@ -40,4 +40,4 @@ def bridge(ctx: click.Context, host: str, port: int, sim: bool) -> None:
         fail(str(exc), EXIT_MISSING_EXTRA)
     # An unreachable TWS is not a usage error: one line, exit 1 (as doctor's failures).
     with contextlib.suppress(KeyboardInterrupt):
-        run(serve(host=host, port=port, sim=sim or where.sim))
+        run(serve(host=host, port=port, sim=sim or where.sim), verbose=None)

@@ -23,9 +23,10 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+import logging
 import re
 import sys
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator, Mapping
 from datetime import date, datetime
 from enum import Enum
 from typing import Any, NoReturn, TypeVar
@@ -67,6 +68,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 _SESSION_TIMEOUT = 15.0
 _PIPE_WIDTH = 200
+_LOG_LEVELS = (logging.CRITICAL, logging.INFO, logging.DEBUG)
 _FOREX = re.compile(r"^[A-Za-z]{3}[./][A-Za-z]{3}$")
 
 
@@ -91,6 +93,7 @@ class Settings:
     client_id: int | None = None
     sim: bool = False
     json: bool = False
+    verbose: int = 0
 
     def check(self) -> None:
         if self.sim and (self.host is not None or self.port is not None):
@@ -106,8 +109,8 @@ def settings(ctx: click.Context) -> Settings:
 
 
 def _store(name: str) -> Callable[[click.Context, click.Parameter, Any], None]:
-    def callback(ctx: click.Context, _param: click.Parameter, value: Any) -> None:
-        if value is not None and value is not False:
+    def callback(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+        if value != param.default:  # given: a command's unset flag keeps the group's value
             setattr(settings(ctx), name, value)
 
     return callback
@@ -151,6 +154,17 @@ def connection_options(*, json_flag: bool = True, sim_flag: bool = True) -> Call
                 help="Run against an embedded TWS simulator instead of a TWS.",
             )
         )
+    options.append(
+        click.option(
+            "--verbose",
+            "-v",
+            count=True,
+            default=0,
+            expose_value=False,
+            callback=_store("verbose"),
+            help="Show ibflow's log on stderr: -v its steps and warnings, -vv everything.",
+        )
+    )
     if json_flag:
         options.append(
             click.option(
@@ -215,12 +229,34 @@ def exit_code_for(error: ibflow.IBFlowError) -> int:
     return EXIT_FAILED
 
 
-def run(main: Coroutine[Any, Any, T]) -> T:
-    """Run a command's coroutine; an ibflow error becomes one line and its exit code."""
+def run(main: Coroutine[Any, Any, T], verbose: int | None) -> T:
+    """Run a command's coroutine; an ibflow error becomes one line and its exit code.
+
+    ibflow's log goes to stderr at ``verbose``'s level for the run: nothing by default (a
+    failure is the command's one error line, said once), steps and warnings with ``-v``,
+    everything with ``-vv``; ``None`` leaves logging alone.
+    """
+    with _logging(verbose) if verbose is not None else contextlib.nullcontext():
+        try:
+            return asyncio.run(main)
+        except ibflow.IBFlowError as exc:
+            raise Failure(str(exc), exit_code_for(exc)) from None
+
+
+@contextlib.contextmanager
+def _logging(verbose: int) -> Iterator[None]:
+    logger = logging.getLogger("ibflow")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(name)s: %(levelname)s: %(message)s"))
+    level = _LOG_LEVELS[min(verbose, len(_LOG_LEVELS) - 1)]
+    before = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(level)
     try:
-        return asyncio.run(main)
-    except ibflow.IBFlowError as exc:
-        raise Failure(str(exc), exit_code_for(exc)) from None
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(before)
 
 
 def contract_for(symbol: str) -> ibflow.Contract:

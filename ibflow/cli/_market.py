@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.util
+import importlib
 import re
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -53,10 +53,10 @@ def quote(ctx: click.Context, symbols: tuple[str, ...], once: bool) -> None:
     where = settings(ctx)
     contracts = [contract_for(s) for s in symbols]
     if once:
-        run(_snapshot(where, contracts))
+        run(_snapshot(where, contracts), where.verbose)
         return
     try:
-        run(_live(where, contracts))
+        run(_live(where, contracts), where.verbose)
     except KeyboardInterrupt:
         pass  # Ctrl-C is how a live quote ends: exit 0
 
@@ -198,7 +198,7 @@ def bars(
     back = _parse_duration(duration)
     if out is not None:
         _check_writable(out)
-    tick, got = run(_fetch(where, contract, period, duration, back, what, rth))
+    tick, got = run(_fetch(where, contract, period, duration, back, what, rth), where.verbose)
     if out is not None:
         _write(got, out)
         if where.json:
@@ -224,13 +224,13 @@ def _parse_duration(text: str) -> timedelta:
 def _check_writable(out: Path) -> None:
     if out.suffix.lower() not in _FILE_TYPES:
         raise Failure(f"--out must end in .csv or .parquet, got {out.name!r}", EXIT_USAGE)
-    if importlib.util.find_spec("pandas") is None:
+    if not _importable("pandas"):
         raise Failure(
             "--out needs pandas: pip install 'ibflow[pandas]' (or print the bars without --out)",
             EXIT_MISSING_EXTRA,
         )
     if out.suffix.lower() == ".parquet" and not any(
-        importlib.util.find_spec(engine) for engine in ("pyarrow", "fastparquet")
+        _importable(engine) for engine in ("pyarrow", "fastparquet")
     ):
         raise Failure(
             "writing parquet needs pyarrow: pip install 'ibflow[parquet]' (or use FILE.csv)",
@@ -238,6 +238,14 @@ def _check_writable(out: Path) -> None:
         )
     if not out.parent.is_dir():
         raise Failure(f"--out: the directory {str(out.parent)!r} does not exist", EXIT_USAGE)
+
+
+def _importable(module: str) -> bool:
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return False
+    return True
 
 
 async def _fetch(

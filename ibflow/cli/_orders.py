@@ -39,7 +39,8 @@ __all__ = ["cancel", "orders"]
 @click.pass_context
 def orders(ctx: click.Context, everything: bool) -> None:
     """Open orders of every client id (with --all, today's completed ones too)."""
-    run(_orders(settings(ctx), everything))
+    where = settings(ctx)
+    run(_orders(where, everything), where.verbose)
 
 
 async def _orders(where: Settings, everything: bool) -> None:
@@ -99,10 +100,10 @@ def cancel(ctx: click.Context, order_id: int | None, everything: bool, yes: bool
         raise click.UsageError("give an ORDER_ID or --all (not both)")
     where = settings(ctx)
     if everything:
-        run(_cancel_all(where, yes))
+        run(_cancel_all(where, yes), where.verbose)
     else:
         assert order_id is not None
-        run(_cancel_one(where, order_id, yes))
+        run(_cancel_one(where, order_id, yes), where.verbose)
 
 
 async def _cancel_one(where: Settings, order_id: int, yes: bool) -> None:

@@ -51,7 +51,8 @@ def demo(ctx: click.Context, trade: bool, seconds: float) -> None:
             where.client_id,
             trade=trade,
             seconds=seconds,
-        )
+        ),
+        where.verbose,
     )
 
 
