@@ -265,14 +265,20 @@ async def _fetch(
                 qualified, period=period, duration=duration, what=what, rth=rth
             )
         except ibflow.InvalidRequest as refused:
-            # Longer than one request may be: download it in IB-legal, paced pieces instead.
+            if "download()" not in str(refused):
+                raise
+            # Longer than one request may be (the error says so, pointing at download()):
+            # download it in IB-legal, paced pieces instead.
             end = datetime.now(UTC)
-            try:
-                got = await session.download(
-                    qualified, start=end - back, end=end, period=period, what=what, rth=rth
-                )
-            except ibflow.InvalidRequest:
-                raise refused from None
+            got = await session.download(
+                qualified,
+                start=end - back,
+                end=end,
+                period=period,
+                what=what,
+                rth=rth,
+                cache=not where.sim,  # simulated bars must not land in the real cache
+            )
         ticks = {} if where.json else await min_ticks(session, [qualified])
     return ticks.get(qualified.con_id or 0), got
 

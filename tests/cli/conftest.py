@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -54,7 +55,8 @@ def invoke(*args: str, input: str | None = None) -> Result:
 
 
 @pytest.fixture(autouse=True)
-def _clean_ib_env(monkeypatch: pytest.MonkeyPatch) -> None:
+def _clean_ib_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("IBFLOW_CACHE_DIR", str(tmp_path / "cache"))
     for names in ENV_NAMES.values():
         for name in names:
             monkeypatch.delenv(name, raising=False)

@@ -76,15 +76,17 @@ def test_bars_table_and_json() -> None:
 
 
 def test_bars_longer_than_one_request_are_downloaded_in_pieces() -> None:
-    # 1-minute bars for two weeks exceed one IB request: ibflow downloads them in pieces.
-    result = invoke(
-        "--sim", "--json", "bars", "AAPL", "--period", "1m", "--duration", "2 W", "--all"
-    )
+    # 30-minute bars for two months exceed one IB request: ibflow downloads them in pieces.
+    result = invoke("--sim", "--json", "bars", "AAPL", "--period", "30m", "--duration", "2 M")
     assert result.code == 0, result.err
     bars = result.json()
     days = {b["time"][:10] for b in bars}
-    assert len(days) >= 8
+    assert len(days) >= 35
     assert len(bars) == len({b["time"] for b in bars})
+    # A period too long for the duration is refused, not downloaded.
+    refused = invoke("--sim", "bars", "AAPL", "--period", "1M", "--duration", "1 D")
+    assert refused.code == 2
+    assert "allows periods from" in refused.error_line
 
 
 def test_bars_to_csv(tmp_path: Path) -> None:
