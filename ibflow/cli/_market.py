@@ -98,22 +98,25 @@ async def _live(where: Settings, contracts: Sequence[ibflow.Contract]) -> None:
             for stream in streams:
                 group.create_task(follow(stream))
             if table:
-                group.create_task(_redraw(screen, latest, ticks, changed))
+                group.create_task(_redraw(screen, qualified, latest, ticks, changed))
 
 
 async def _redraw(
     console: Any,
+    order: Sequence[ibflow.Contract],
     latest: dict[ibflow.Contract, ibflow.Quote],
     ticks: dict[int, float | None],
     changed: asyncio.Event,
 ) -> None:
+    """Redraw the table in the order the symbols were given, at most every ``_REFRESH`` s."""
     from rich.live import Live
 
     with Live(_quote_table([], ticks), console=console, auto_refresh=False) as live:
         while True:
             await changed.wait()
             changed.clear()
-            live.update(_quote_table(list(latest.values()), ticks), refresh=True)
+            rows = [latest[c] for c in order if c in latest]
+            live.update(_quote_table(rows, ticks), refresh=True)
             await asyncio.sleep(_REFRESH)
 
 
