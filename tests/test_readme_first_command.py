@@ -55,6 +55,7 @@ def test_the_first_command_works_in_a_new_venv(tmp_path: Path) -> None:
         PATH=f"{bin_dir}{os.pathsep}{env.get('PATH', '')}",
         COLUMNS="120",
         IBFLOW_CACHE_DIR=str(tmp_path / "cache"),
+        PIP_NO_COMPILE="1",  # speed only: modules compile when the demo imports them
     )
     result = subprocess.run(
         ["bash", "-c", first_command()],
