@@ -14,7 +14,8 @@ from ._bridge import bridge
 from ._common import EXIT_INTERRUPTED, EXIT_USAGE, Settings, connection_options
 from ._market import bars, quote
 from ._orders import cancel, orders
-from ._tools import demo, doctor, sim
+from ._sim import sim
+from ._tools import demo, doctor
 
 __all__ = ["COMMANDS", "app", "run"]
 

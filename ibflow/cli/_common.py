@@ -1,16 +1,6 @@
 """What every ``ibflow`` command shares: exit codes, connection options, the session, output.
 
-Exit codes (``docs/cli.md`` documents them for users):
-
-====  ==========================================================================================
-0     done
-1     TWS could not be reached, or it refused or did not answer the request; or a confirmation
-      was declined
-2     bad input: an unknown flag or command, a bad value, a request ibflow refuses to send
-3     not found: an unknown symbol, or no open order with that id
-4     an optional dependency is missing (pandas for ``--out``, a parquet engine)
-130   interrupted (Ctrl-C), except where Ctrl-C is the normal way to stop (``ibflow quote``)
-====  ==========================================================================================
+Exit codes are the ``EXIT_*`` constants below (``docs/cli.md`` explains them to users).
 
 Connection options work before the command (``ibflow --sim positions``) and after it
 (``ibflow positions --sim``); the command's own value wins. Unset ones come from the environment
@@ -57,11 +47,11 @@ __all__ = [
 ]
 
 EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_NOT_FOUND = 3
-EXIT_MISSING_EXTRA = 4
-EXIT_INTERRUPTED = 130
+EXIT_FAILED = 1  # TWS unreachable, or it refused or did not answer; a confirmation declined
+EXIT_USAGE = 2  # bad input: flag, value, or a request ibflow will not send
+EXIT_NOT_FOUND = 3  # an unknown symbol, no such open order
+EXIT_MISSING_EXTRA = 4  # pandas or a parquet engine is not installed
+EXIT_INTERRUPTED = 130  # Ctrl-C, where it is not the normal end of the command
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
