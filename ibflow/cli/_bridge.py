@@ -6,8 +6,7 @@ import contextlib
 
 import click
 
-from ._common import EXIT_MISSING_EXTRA, fail, run, settings
-from ._tools import reject_connection_options
+from ._common import EXIT_MISSING_EXTRA, fail, reject_connection_options, run, settings
 
 __all__ = ["bridge"]
 

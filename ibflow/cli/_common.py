@@ -42,6 +42,7 @@ __all__ = [
     "jsonable",
     "min_ticks",
     "open_session",
+    "reject_connection_options",
     "run",
     "settings",
 ]
@@ -90,6 +91,14 @@ class Settings:
             raise click.UsageError(
                 "--sim runs against the embedded simulator: leave out --host and --port"
             )
+
+
+def reject_connection_options(where: Settings, command: str, hint: str) -> None:
+    """Refuse the group's connection flags for a command they do not apply to."""
+    if where.host is not None or where.port is not None or where.client_id is not None:
+        raise click.UsageError(f"--host/--port/--client-id do not apply to {command}: {hint}")
+    if where.json:
+        raise click.UsageError(f"{command} has no --json output")
 
 
 def settings(ctx: click.Context) -> Settings:

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import click
 
-from ._common import EXIT_USAGE, Failure, fail, settings
-from ._tools import reject_connection_options
+from ._common import EXIT_USAGE, Failure, fail, reject_connection_options, settings
 
 __all__ = ["sim"]
 

@@ -4,17 +4,9 @@ from __future__ import annotations
 
 import click
 
-from ._common import Settings, connection_options, run, settings
+from ._common import connection_options, run, settings
 
-__all__ = ["demo", "doctor", "reject_connection_options"]
-
-
-def reject_connection_options(where: Settings, command: str, hint: str) -> None:
-    """Refuse the group's connection flags for a command they do not apply to."""
-    if where.host is not None or where.port is not None or where.client_id is not None:
-        raise click.UsageError(f"--host/--port/--client-id do not apply to {command}: {hint}")
-    if where.json:
-        raise click.UsageError(f"{command} has no --json output")
+__all__ = ["demo", "doctor"]
 
 
 @click.command()
