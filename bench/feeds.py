@@ -294,7 +294,7 @@ class IbflowQuotes(Consumer):
         )
         await self.session.connect()
         # Bench-only peeking: the frame counter and a chunk log, to identify quotes later.
-        self.client = self.session._adapter._ib.client
+        self.client = self.session._core.adapter._ib.client
         self.client.conn.hasData.connect(self._on_chunk)
         self.stream = self.session.quotes(ibflow.Stock("AAPL"))
         await self.stream.__aenter__()
@@ -674,7 +674,7 @@ def sections(results: dict[str, Any], plan: FeedPlan) -> list[Section]:
             f"~{med['decoder']:,.0f} msg/s, {med['decoder'] / med['ib_async']:.2f}× ib_async's "
             "own path in process (the fast path alone reaches "
             f"{med['fast'] / med['ib_async']:.2f}×). The quadratic re-slicing that "
-            "ib-limits.md measured at ~55k msg/s under a flood costs far less on this CPU. "
+            "reported at ~55k msg/s under a flood elsewhere costs far less on this CPU. "
             "Applying the bid/ask/last/size/volume ticks of its own streams' tickers directly "
             f"(field for field as ib_async would) costs {1e6 / med['tracked']:.2f} µs a tick: "
             f"{med['tracked'] / med['ib_async']:.2f}× ib_async's path in process."

@@ -75,7 +75,7 @@ async def _child(
             host=host, port=port, client_id=client_id, timeout=10, heartbeat_interval=None
         )
         await session.connect()
-        client = session._adapter._ib.client
+        client = session._core.adapter._ib.client
         stream = session.quotes(ibflow.Stock("AAPL"))
         await stream.__aenter__()
         source = stream

@@ -1,14 +1,11 @@
-"""Account, portfolio and contract reads on the Session (issue 4).
+"""Account, portfolio and contract reads: fresh, routed requests with typed answers.
 
 ib_async keeps positions, account values and the portfolio in caches that it fills from
 subscriptions; users of the peers read those caches and get stale data, or ``[]`` when the
-account they asked for is not the one subscribed (ib-limits pains 11 and 12). Here every read is
-a fresh, routed request that ends in a typed, immutable answer or a typed error — never an empty
-list that merely looks like "nothing there".
-
-The records below are what those coroutines return. Their conversion from ib_async lives in
-``ibflow/_ib/_account.py``; the coroutines are methods of :class:`AccountAPI`, which ``Session``
-inherits.
+account they asked for is not the one subscribed. Here every read is a fresh, routed request
+that ends in a typed, immutable answer or a typed error — never an empty list that merely looks
+like "nothing there". Contract lookups are shared by every feature (they qualify through
+:class:`Contracts`, one lookup at a time per session).
 """
 
 from __future__ import annotations
@@ -16,200 +13,38 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass, field, replace
-from datetime import datetime
-from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
 
-from ._errors import AmbiguousContract, ContractNotFound, InvalidRequest, RequestTimeout
-from ._frames import to_frame
-from ._log import mask_account, masking_enabled
-from ._models import Contract
-from ._pacer import pacer_for
-from ._per_session import per_session
-from ._timeouts import SESSION_DEFAULT, resolve_timeout
-
-if TYPE_CHECKING:
-    from ._session import Session
-
-__all__ = [
-    "AccountSummary",
-    "AccountValue",
-    "ContractDetails",
-    "PnL",
-    "PortfolioItem",
-    "Position",
-    "PositionPnL",
-    "to_frame",
-]
-
-_EMPTY: Mapping[str, str] = MappingProxyType({})
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Position:
-    """One position as TWS reports it right now (``reqPositions``).
-
-    ``quantity`` is signed (negative = short); ``avg_cost`` includes the multiplier, as IB
-    reports it (an option bought at 2.50 has ``avg_cost`` 250).
-    """
-
-    account: str
-    contract: Contract
-    quantity: float
-    avg_cost: float | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class AccountValue:
-    """One account value (``NetLiquidation``, ``CashBalance``…), as IB's text.
-
-    IB sends numbers, currencies and words alike as text, so ``value`` stays a string;
-    :attr:`number` is the float reading, or ``None`` when the value is not numeric.
-    """
-
-    account: str
-    tag: str
-    value: str
-    currency: str | None = None
-    model_code: str | None = None
-
-    @property
-    def number(self) -> float | None:
-        """``value`` as a float, or ``None`` when it is not a (finite) number."""
-        return _parse_float(self.value)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PortfolioItem:
-    """One portfolio line: a position with its market price, value and PnL."""
-
-    account: str
-    contract: Contract
-    quantity: float
-    market_price: float | None = None
-    market_value: float | None = None
-    avg_cost: float | None = None
-    unrealized_pnl: float | None = None
-    realized_pnl: float | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PnL:
-    """An account's profit and loss; a field is ``None`` when IB leaves it unset."""
-
-    account: str
-    daily: float | None = None
-    unrealized: float | None = None
-    realized: float | None = None
-    model_code: str | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PositionPnL:
-    """The profit and loss of one position (``reqPnLSingle``)."""
-
-    account: str
-    con_id: int
-    position: float | None = None
-    daily: float | None = None
-    unrealized: float | None = None
-    realized: float | None = None
-    value: float | None = None
-    model_code: str | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class AccountSummary:
-    """The headline numbers of one account, typed, plus every tag IB sent as text.
-
-    Typed fields are ``None`` when IB did not report the tag. ``currency`` is the account's base
-    currency as the summary reports it. ``tags`` maps IB's tag names (``"NetLiquidation"``…) to
-    their raw text, so tags without a field here are still at hand.
-    """
-
-    account: str
-    net_liquidation: float | None = None
-    total_cash: float | None = None
-    buying_power: float | None = None
-    available_funds: float | None = None
-    excess_liquidity: float | None = None
-    init_margin: float | None = None
-    maint_margin: float | None = None
-    gross_position_value: float | None = None
-    equity_with_loan: float | None = None
-    currency: str | None = None
-    tags: Mapping[str, str] = field(default_factory=lambda: _EMPTY, hash=False)
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.tags, MappingProxyType):
-            object.__setattr__(self, "tags", MappingProxyType(dict(self.tags)))
-
-
-# Tag in IB's account summary → field of AccountSummary.
-SUMMARY_FIELDS: Mapping[str, str] = MappingProxyType(
-    {
-        "NetLiquidation": "net_liquidation",
-        "TotalCashValue": "total_cash",
-        "BuyingPower": "buying_power",
-        "AvailableFunds": "available_funds",
-        "ExcessLiquidity": "excess_liquidity",
-        "InitMarginReq": "init_margin",
-        "MaintMarginReq": "maint_margin",
-        "GrossPositionValue": "gross_position_value",
-        "EquityWithLoanValue": "equity_with_loan",
-    }
+from ._core import SessionCore
+from ._errors import (
+    AmbiguousContract,
+    ContractNotFound,
+    InvalidRequest,
+    RequestError,
+    RequestTimeout,
 )
+from ._log import mask_account, masking_enabled
+from ._records.account import (
+    SUMMARY_FIELDS,
+    AccountSummary,
+    AccountValue,
+    ContractDetails,
+    PnL,
+    PortfolioItem,
+    Position,
+    parse_float,
+)
+from ._records.contracts import Contract
+from ._schedule import TradingSession, parse_schedule, zone_of
+from ._timeouts import SESSION_DEFAULT
+
+__all__ = ["Account", "Contracts", "describe"]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ContractDetails:
-    """What IB knows about one contract (``reqContractDetails``), ``None`` where it says nothing.
-
-    ``trading_hours`` and ``liquid_hours`` are IB's schedule text
-    (``"20270111:0400-20270111:2000;20270112:CLOSED;…"``) in the zone ``time_zone``.
-    """
-
-    contract: Contract
-    long_name: str | None = None
-    market_name: str | None = None
-    min_tick: float | None = None
-    price_magnifier: int | None = None
-    valid_exchanges: tuple[str, ...] = ()
-    order_types: tuple[str, ...] = ()
-    time_zone: str | None = None
-    trading_hours: str | None = None
-    liquid_hours: str | None = None
-    industry: str | None = None
-    category: str | None = None
-    subcategory: str | None = None
-    contract_month: str | None = None
-    under_con_id: int | None = None
-    under_symbol: str | None = None
-    under_sec_type: str | None = None
-    market_rule_ids: tuple[int, ...] = ()
-    min_size: float | None = None
-    size_increment: float | None = None
-    stock_type: str | None = None
-    last_trade_time: str | None = None
-    real_expiration_date: str | None = None
-
-    @property
-    def multiplier(self) -> float | None:
-        """The contract's multiplier (also on :attr:`contract`)."""
-        return self.contract.multiplier
-
-
-def _parse_float(text: str) -> float | None:
-    try:
-        number = float(text)
-    except (TypeError, ValueError):
-        return None
-    return number if number == number and abs(number) != float("inf") else None
-
-
-def _describe(contract: Contract) -> str:
+def describe(contract: Contract) -> str:
     text = f"{contract.sec_type.value} {contract.display_name} on {contract.exchange}"
     text += f" in {contract.currency}"
     if contract.con_id is not None:
@@ -220,19 +55,6 @@ def _describe(contract: Contract) -> str:
 _DEFAULT = SESSION_DEFAULT
 _SETTLE_MAX = 5.0  # longest wait for an abandoned request's late answer (see _ib._account)
 _MAX_CANDIDATES = 10  # candidates listed in an AmbiguousContract message
-
-
-@dataclass(slots=True)
-class _State:
-    """Per-session state of this feature, kept beside the session (see ``_state``)."""
-
-    positions_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    updates_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    qualified: dict[Contract, Contract] = field(default_factory=dict)
-
-
-def _state(session: object) -> _State:
-    return per_session(session, "account", _State)
 
 
 class _Budget:
@@ -272,8 +94,8 @@ class _Budget:
             lock.release()
 
 
-class AccountAPI:
-    """Account, portfolio and contract reads; ``Session`` inherits these methods.
+class Account:
+    """Account and portfolio reads.
 
     Which account a call reads when ``account`` is not given: the session's ``account`` if it
     was set, else the login's only account. Calls returning a list (``positions``,
@@ -281,33 +103,22 @@ class AccountAPI:
     calls returning one record (``account_summary``, ``pnl``) then ask for ``account=``.
     """
 
-    # -- positions and account values ----------------------------------------------------------
+    def __init__(self, core: SessionCore) -> None:
+        self._core = core
+        self._positions_lock = asyncio.Lock()
+        self._updates_lock = asyncio.Lock()
 
     async def positions(
         self, account: str | None = None, *, timeout: float | None = _DEFAULT
     ) -> list[Position]:
-        """The positions TWS reports right now (a fresh ``reqPositions``, not a cache).
-
-        Args:
-            account: one managed account; default: the session's account, or every account.
-            timeout: seconds to wait; the session's timeout by default, ``None`` for no limit.
-
-        Returns:
-            One :class:`Position` per non-zero position, in TWS's order.
-
-        Raises:
-            InvalidRequest: ``account`` is not managed by this login, or a bad ``timeout``.
-            RequestTimeout: TWS did not answer in time.
-            ConnectionLost: the link dropped before the answer.
-            SessionClosedError: the session is not open.
-        """
-        session = _session(self)
-        accounts = _some_accounts(session, account)
-        budget = _Budget(_limit(session, timeout), "positions")
-        async with budget.hold(_state(self).positions_lock):
-            rows = await session._request(
+        """See :meth:`ibflow.Session.positions`."""
+        core = self._core
+        accounts = _some_accounts(core, account)
+        budget = _Budget(core.limit(timeout), "positions")
+        async with budget.hold(self._positions_lock):
+            rows = await core.request(
                 "positions",
-                lambda: _ib.start_positions(session._adapter, budget.settle()),
+                lambda: core.adapter.account.start_positions(budget.settle()),
                 timeout=budget.left(),
             )
         return [p for p in rows if p.account in accounts]
@@ -315,35 +126,21 @@ class AccountAPI:
     async def account_values(
         self, account: str | None = None, *, timeout: float | None = _DEFAULT
     ) -> list[AccountValue]:
-        """Every account value (``NetLiquidation``, ``CashBalance`` per currency…), fresh.
-
-        Args:
-            account: one managed account; default: the session's account, or every account.
-            timeout: seconds for the whole call; the session's timeout by default.
-
-        Returns:
-            The values as IB's text (see :attr:`AccountValue.number`), account by account.
-
-        Raises:
-            InvalidRequest: ``account`` is not managed by this login, or a bad ``timeout``.
-            RequestTimeout: TWS did not answer in time.
-            ConnectionLost: the link dropped before the answer.
-            SessionClosedError: the session is not open.
-        """
-        session = _session(self)
-        accounts = _some_accounts(session, account)
-        budget = _Budget(_limit(session, timeout), "account values")
+        """See :meth:`ibflow.Session.account_values`."""
+        core = self._core
+        accounts = _some_accounts(core, account)
+        budget = _Budget(core.limit(timeout), "account values")
         values: list[AccountValue] = []
         for acct in accounts:
             stop: list[Callable[[], None]] = []
 
             def start(acct: str = acct, stop: list[Callable[[], None]] = stop) -> Any:
-                req_id, answer, cancel = _ib.start_account_values(session._adapter, acct)
+                req_id, answer, cancel = core.adapter.account.start_account_values(acct)
                 stop.append(cancel)
                 return req_id, answer
 
             try:
-                values += await session._request("account values", start, timeout=budget.left())
+                values += await core.request("account values", start, timeout=budget.left())
             finally:
                 for cancel in stop:
                     cancel()
@@ -352,34 +149,19 @@ class AccountAPI:
     async def account_summary(
         self, account: str | None = None, *, timeout: float | None = _DEFAULT
     ) -> AccountSummary:
-        """The headline numbers of one account: net liquidation, cash, buying power, margin.
-
-        Args:
-            account: a managed account; default: the session's account or the login's only
-                one (with several and none set, pass it).
-            timeout: seconds to wait; the session's timeout by default.
-
-        Returns:
-            An :class:`AccountSummary` with typed fields and every tag as text.
-
-        Raises:
-            InvalidRequest: ``account`` is unknown, or needed and not given; a bad ``timeout``.
-            RequestTimeout: TWS did not answer in time.
-            ConnectionLost: the link dropped before the answer.
-            SessionClosedError: the session is not open.
-        """
-        session = _session(self)
-        acct = _one_account(session, account, "account_summary")
-        limit = _limit(session, timeout)
+        """See :meth:`ibflow.Session.account_summary`."""
+        core = self._core
+        acct = _one_account(core, account, "account_summary")
+        limit = core.limit(timeout)
         stop: list[Callable[[], None]] = []
 
         def start() -> Any:
-            req_id, answer, cancel = _ib.start_account_summary(session._adapter)
+            req_id, answer, cancel = core.adapter.account.start_account_summary()
             stop.append(cancel)
             return req_id, answer
 
         try:
-            rows = await session._request("account summary", start, timeout=limit)
+            rows = await core.request("account summary", start, timeout=limit)
         finally:
             for cancel in stop:
                 cancel()
@@ -388,169 +170,164 @@ class AccountAPI:
     async def portfolio(
         self, account: str | None = None, *, timeout: float | None = _DEFAULT
     ) -> list[PortfolioItem]:
-        """The portfolio: each position with its market price, value and PnL, fresh.
-
-        TWS streams the portfolio of one account at a time; reading another account switches
-        that stream there and back again.
-
-        Args:
-            account: one managed account; default: the session's account, or every account.
-            timeout: seconds for the whole call; the session's timeout by default.
-
-        Raises:
-            InvalidRequest: ``account`` is not managed by this login, or a bad ``timeout``.
-            RequestTimeout: TWS did not answer in time.
-            ConnectionLost: the link dropped before the answer.
-            SessionClosedError: the session is not open.
-        """
-        session = _session(self)
-        accounts = _some_accounts(session, account)
-        restore = _account_default(session)
-        budget = _Budget(_limit(session, timeout), "portfolio")
+        """See :meth:`ibflow.Session.portfolio`."""
+        core = self._core
+        accounts = _some_accounts(core, account)
+        restore = _account_default(core)
+        budget = _Budget(core.limit(timeout), "portfolio")
         items: list[PortfolioItem] = []
-        async with budget.hold(_state(self).updates_lock):
+        async with budget.hold(self._updates_lock):
             for acct in accounts:
-                items += await session._request(
+                items += await core.request(
                     "portfolio",
                     functools.partial(
-                        _ib.start_portfolio, session._adapter, acct, restore, budget.settle()
+                        core.adapter.account.start_portfolio, acct, restore, budget.settle()
                     ),
                     timeout=budget.left(),
                 )
         return items
 
     async def pnl(self, account: str | None = None, *, timeout: float | None = _DEFAULT) -> PnL:
-        """The account's profit and loss now (subscribes, takes the first update, cancels).
-
-        Args:
-            account: a managed account; default: the session's account or the login's only
-                one (with several and none set, pass it).
-            timeout: seconds to wait; the session's timeout by default.
-
-        Returns:
-            A :class:`PnL`; a figure IB leaves unset is ``None``.
-
-        Raises:
-            InvalidRequest: ``account`` is unknown, or needed and not given; a bad ``timeout``.
-            RequestError: IB refused the request.
-            RequestTimeout: TWS did not answer in time.
-            ConnectionLost: the link dropped before the answer.
-            SessionClosedError: the session is not open.
-        """
-        session = _session(self)
-        acct = _one_account(session, account, "pnl")
-        limit = _limit(session, timeout)
+        """See :meth:`ibflow.Session.pnl`."""
+        core = self._core
+        acct = _one_account(core, account, "pnl")
+        limit = core.limit(timeout)
         stop: list[Callable[[], None]] = []
 
         def start() -> Any:
-            req_id, answer, cancel = _ib.start_pnl(session._adapter, acct)
+            req_id, answer, cancel = core.adapter.account.start_pnl(acct)
             stop.append(cancel)
             return req_id, answer
 
         try:
-            result: PnL = await session._request("pnl", start, timeout=limit)
+            result: PnL = await core.request("pnl", start, timeout=limit)
         finally:
             for cancel in stop:
                 cancel()
         return result
 
-    # -- contracts -----------------------------------------------------------------------------
+    async def current_time(self, *, timeout: float | None = _DEFAULT) -> datetime:
+        """See :meth:`ibflow.Session.current_time`."""
+        core = self._core
+        limit = core.limit(timeout)
+        return await core.request(
+            "current time", lambda: core.adapter.account.start_current_time(), timeout=limit
+        )
+
+
+class Contracts:
+    """Contract details and qualification, shared by every feature that takes a contract."""
+
+    def __init__(self, core: SessionCore) -> None:
+        self._core = core
+        self._qualified: dict[Contract, Contract] = {}
 
     async def contract_details(
         self, contract: Contract, *, timeout: float | None = _DEFAULT
     ) -> list[ContractDetails]:
-        """Everything IB knows about the contracts matching ``contract``.
-
-        Lookups are sent one at a time per session: concurrent contract-details requests can
-        stall IB's security-definition service.
-
-        Args:
-            contract: a full or partial description (``Stock("AAPL")``, a bare option…).
-            timeout: seconds to wait (queueing included); the session's timeout by default.
-
-        Returns:
-            One :class:`ContractDetails` per match (at least one).
-
-        Raises:
-            InvalidRequest: ``contract`` is not an ibflow ``Contract``; a bad ``timeout``.
-            ContractNotFound: IB has no contract matching the description.
-            RequestTimeout: TWS did not answer in time.
-            ConnectionLost: the link dropped before the answer.
-            SessionClosedError: the session is not open.
-        """
-        session = _session(self)
+        """See :meth:`ibflow.Session.contract_details`."""
+        core = self._core
         _check_contract(contract)
-        session._require_ready()
-        budget = _Budget(_limit(session, timeout), "contract details")
-        return await _details(session, contract, budget)
+        core.require_ready()
+        budget = _Budget(core.limit(timeout), "contract details")
+        return await _details(core, contract, budget)
 
     async def qualify(
         self, *contracts: Contract, timeout: float | None = _DEFAULT
     ) -> list[Contract]:
-        """The fully described, ``con_id``-carrying contract for each description.
-
-        Answers are cached for the session, so qualifying the same contract again costs no
-        request. Lookups are sent one at a time.
-
-        Args:
-            contracts: one or more descriptions (``Stock("AAPL")``, ``Future("ES", …)``…).
-            timeout: seconds for the whole call; the session's timeout by default.
-
-        Returns:
-            The qualified contracts, in the order given.
-
-        Raises:
-            InvalidRequest: no contracts, or one is not an ibflow ``Contract``; a bad timeout.
-            ContractNotFound: IB has no contract matching a description.
-            AmbiguousContract: a description matches several contracts; the message lists
-                them and ``candidates`` holds them.
-            RequestTimeout: TWS did not answer in time.
-            ConnectionLost: the link dropped before the answer.
-            SessionClosedError: the session is not open.
-        """
-        session = _session(self)
+        """See :meth:`ibflow.Session.qualify`."""
+        core = self._core
         if not contracts:
             raise InvalidRequest("qualify needs at least one contract: qualify(Stock('AAPL'))")
         for contract in contracts:
             _check_contract(contract)
-        session._require_ready()
-        budget = _Budget(_limit(session, timeout), "qualify")
-        cache = _state(self).qualified
+        core.require_ready()
+        budget = _Budget(core.limit(timeout), "qualify")
+        cache = self._qualified
         out: list[Contract] = []
         for contract in contracts:
             known = cache.get(contract)
             if known is None:
-                known = _pick(contract, await _details(session, contract, budget))
+                known = _pick(contract, await _details(core, contract, budget))
                 cache[contract] = known
                 cache.setdefault(known, known)
             out.append(known)
         return out
 
-    async def current_time(self, *, timeout: float | None = _DEFAULT) -> datetime:
-        """TWS's clock (``reqCurrentTime``), as an aware UTC datetime.
+    async def trading_sessions(
+        self,
+        contract: Contract,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        *,
+        rth: bool = True,
+        timeout: float | None = _DEFAULT,
+    ) -> list[TradingSession]:
+        """See :meth:`ibflow.Session.trading_sessions`."""
+        for name, value in (("start", start), ("end", end)):
+            if value is not None and (not isinstance(value, datetime) or value.tzinfo is None):
+                raise InvalidRequest(f"{name} must be an aware datetime or None, got {value!r}")
+        if not isinstance(rth, bool):
+            raise InvalidRequest(f"rth must be True or False, got {rth!r}")
+        [details] = (await self.contract_details(contract, timeout=timeout))[:1]
+        text = details.liquid_hours if rth else details.trading_hours
+        zone = zone_of(details.time_zone)
+        if not text or zone is None:
+            raise RequestError(
+                0,
+                f"TWS sent no readable schedule for {describe(details.contract)} "
+                f"(time zone {details.time_zone!r})",
+            )
+        return [
+            s
+            for s in parse_schedule(text, zone).sessions
+            if (start is None or s.close > start) and (end is None or s.open < end)
+        ]
 
-        Raises:
-            InvalidRequest: a bad ``timeout``.
-            RequestTimeout: TWS did not answer in time.
-            ConnectionLost: the link dropped before the answer.
-            SessionClosedError: the session is not open.
-        """
-        session = _session(self)
-        limit = _limit(session, timeout)
-        return await session._request(
-            "current time", lambda: _ib.start_current_time(session._adapter), timeout=limit
-        )
+    async def is_open(
+        self,
+        contract: Contract,
+        at: datetime | None = None,
+        *,
+        rth: bool = True,
+        timeout: float | None = _DEFAULT,
+    ) -> bool:
+        """See :meth:`ibflow.Session.is_open`."""
+        when = _aware_now(at, "at")
+        sessions = await self.trading_sessions(contract, rth=rth, timeout=timeout)
+        return any(s.contains(when) for s in sessions)
+
+    async def next_open(
+        self,
+        contract: Contract,
+        after: datetime | None = None,
+        *,
+        rth: bool = True,
+        timeout: float | None = _DEFAULT,
+    ) -> datetime | None:
+        """See :meth:`ibflow.Session.next_open`."""
+        when = _aware_now(after, "after")
+        sessions = await self.trading_sessions(contract, rth=rth, timeout=timeout)
+        return next((s.open for s in sessions if s.open >= when), None)
 
 
-def _account_default(session: Session) -> str | None:
-    if session._config.account is not None:
-        return session._config.account
-    accounts = session.accounts
+def _aware_now(value: datetime | None, name: str) -> datetime:
+    if value is None:
+        return datetime.now(UTC)
+    if not isinstance(value, datetime) or value.tzinfo is None:
+        raise InvalidRequest(f"{name} must be an aware datetime or None (now), got {value!r}")
+    return value
+
+
+def _account_default(core: SessionCore) -> str | None:
+    if core.config.account is not None:
+        return core.config.account
+    accounts = core.accounts
     return accounts[0] if len(accounts) == 1 else None
 
 
-def _check_account(session: Session, account: object) -> str:
-    accounts = session.accounts
+def _check_account(core: SessionCore, account: object) -> str:
+    accounts = core.accounts
     if not isinstance(account, str) or account not in accounts:
         shown = ", ".join(_shown(a) for a in accounts)
         given = _shown(account) if isinstance(account, str) else repr(account)
@@ -558,13 +335,13 @@ def _check_account(session: Session, account: object) -> str:
     return account
 
 
-def _one_account(session: Session, account: str | None, what: str) -> str:
-    session._require_ready()
+def _one_account(core: SessionCore, account: str | None, what: str) -> str:
+    core.require_ready()
     if account is not None:
-        return _check_account(session, account)
-    default = _account_default(session)
+        return _check_account(core, account)
+    default = _account_default(core)
     if default is None:
-        shown = ", ".join(_shown(a) for a in session.accounts)
+        shown = ", ".join(_shown(a) for a in core.accounts)
         raise InvalidRequest(
             f"{what} needs an account: this login manages several ({shown}); pass "
             "account=..., or create the session with account=..."
@@ -572,36 +349,32 @@ def _one_account(session: Session, account: str | None, what: str) -> str:
     return default
 
 
-def _some_accounts(session: Session, account: str | None) -> tuple[str, ...]:
-    session._require_ready()
+def _some_accounts(core: SessionCore, account: str | None) -> tuple[str, ...]:
+    core.require_ready()
     if account is not None:
-        return (_check_account(session, account),)
-    default = _account_default(session)
-    return (default,) if default is not None else session.accounts
+        return (_check_account(core, account),)
+    default = _account_default(core)
+    return (default,) if default is not None else core.accounts
 
 
-def _limit(session: Session, timeout: object) -> float | None:
-    return resolve_timeout(timeout, session._timeout)
-
-
-async def _details(session: Session, contract: Contract, budget: _Budget) -> list[ContractDetails]:
+async def _details(core: SessionCore, contract: Contract, budget: _Budget) -> list[ContractDetails]:
     try:
         # One lock per session shared with history's lookups: IB's sec-def service stalls
         # under concurrent contract-details requests.
-        async with budget.hold(pacer_for(session).lookup_lock):
-            found: list[ContractDetails] = await session._request(
+        async with budget.hold(core.pacer.lookup_lock):
+            found: list[ContractDetails] = await core.request(
                 "contract details",
-                lambda: _ib.start_contract_details(session._adapter, contract),
+                lambda: core.adapter.account.start_contract_details(contract),
                 timeout=budget.left(),
             )
     except ContractNotFound as exc:
         raise ContractNotFound(
-            exc.code, f"{exc.message}: {_describe(contract)}", exc.req_id, hint=exc.hint
+            exc.code, f"{exc.message}: {describe(contract)}", exc.req_id, hint=exc.hint
         ) from None
     except AmbiguousContract as exc:
         raise AmbiguousContract(
             exc.code,
-            f"{exc.message}: {_describe(contract)}",
+            f"{exc.message}: {describe(contract)}",
             exc.req_id,
             hint=exc.hint,
             candidates=exc.candidates,
@@ -609,15 +382,10 @@ async def _details(session: Session, contract: Contract, budget: _Budget) -> lis
     if not found:
         raise ContractNotFound(
             200,
-            f"No security definition has been found for the request: {_describe(contract)}",
+            f"No security definition has been found for the request: {describe(contract)}",
             hint="check the symbol, security type, exchange and currency",
         )
     return found
-
-
-def _session(api: AccountAPI) -> Session:
-    # The mixin only ever runs as part of a Session; mypy cannot see that from here.
-    return cast("Session", api)
 
 
 def _shown(account: str) -> str:
@@ -633,7 +401,7 @@ def _check_contract(contract: object) -> None:
 
 def _summary(account: str, rows: list[AccountValue]) -> AccountSummary:
     tags = {v.tag: v.value for v in rows}
-    typed = {name: _parse_float(tags[tag]) for tag, name in SUMMARY_FIELDS.items() if tag in tags}
+    typed = {name: parse_float(tags[tag]) for tag, name in SUMMARY_FIELDS.items() if tag in tags}
     currency = next((v.currency for v in rows if v.tag == "NetLiquidation"), None)
     if currency is None:
         currency = next((v.currency for v in rows if v.currency), None)
@@ -649,18 +417,14 @@ def _pick(wanted: Contract, found: list[ContractDetails]) -> Contract:
         if wanted.exchange == "SMART" and match.exchange != "SMART":
             match = replace(match, exchange="SMART")  # keep SMART routing when asked for
         return match
-    listed = "; ".join(_describe(c) for c in candidates[:_MAX_CANDIDATES])
+    listed = "; ".join(describe(c) for c in candidates[:_MAX_CANDIDATES])
     more = len(candidates) - _MAX_CANDIDATES
     if more > 0:
         listed += f"; and {more} more"
     error = AmbiguousContract(
         200,
-        f"{_describe(wanted)} matches {len(candidates)} contracts: {listed}",
+        f"{describe(wanted)} matches {len(candidates)} contracts: {listed}",
         hint="add expiry, strike, right, exchange, currency or con_id to pick one",
         candidates=candidates,
     )
     raise error
-
-
-# Imported last: ``_ib._account`` converts into the records defined above.
-from ._ib import _account as _ib  # noqa: E402

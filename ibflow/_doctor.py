@@ -15,6 +15,8 @@ import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
+from ibflow import ConnectionState, Notice, Session
+
 from ._config import port_hint, resolve_config
 from ._error_codes import lookup
 from ._errors import (
@@ -28,7 +30,6 @@ from ._errors import (
     SyncTimeout,
 )
 from ._log import mask_account
-from ._session import ConnectionState, Notice, Session
 
 __all__ = ["DoctorReport", "Step", "main", "run_checks"]
 
@@ -122,7 +123,7 @@ async def run_checks(
     )
     notices: list[Notice] = []
     feed = session.notices()
-    session._stage_listener = _stage_recorder(steps, session)
+    session._core.stage_listener = _stage_recorder(steps, session)
 
     async def collect() -> None:
         async for notice in feed:
@@ -218,8 +219,8 @@ def _check_accounts(steps: dict[str, Step], session: Session) -> None:
 
 
 def _check_account_data(steps: dict[str, Step], session: Session) -> None:
-    values = session._adapter.account_value_count()
-    positions = session._adapter.position_count()
+    values = session._core.adapter.account_value_count()
+    positions = session._core.adapter.position_count()
     detail = f"{values} account values, {positions} positions"
     if values == 0 and len(session.accounts) > 1:
         steps["account_data"].set("ok", detail + " (several accounts: pass --account to load one)")
@@ -255,7 +256,7 @@ async def _check_quote(steps: dict[str, Step], session: Session, timeout: float)
         step.set("failed", f"session is {session.state.name}", "rerun the doctor")
         return
     try:
-        probe = await session._adapter.probe_quote(QUOTE_SYMBOL, timeout)
+        probe = await session._core.adapter.probe_quote(QUOTE_SYMBOL, timeout)
     except IBFlowError as exc:
         step.set("failed", str(exc), "rerun the doctor")
         return

@@ -27,10 +27,16 @@ The tree::
     │   ├── ContractNotFound(RequestError)           e.g. 200
     │   ├── AmbiguousContract(RequestError)          200 "ambiguous", or several matches
     │   ├── OrderRejected(RequestError)              201, 103, 110, 10147 …
+    │   ├── OrderCancelled(RequestError)             the order ended cancelled before filling
     │   ├── MarketDataError(RequestError)            101, 354, 10089, 10168, 10197 …
     │   └── PacingViolation(RequestError)            100, 162 "pacing violation", 420
     ├── RequestTimeout(IBFlowError, TimeoutError)    no answer in time
     ├── SafetyError(IBFlowError)                     refused on purpose: read-only, live guard
+    ├── StreamError(IBFlowError)                     a stream's own condition, not IB's
+    │   ├── SlowConsumer(StreamError)                an "error"-policy buffer overflowed
+    │   ├── StreamClosed(StreamError)                receive() after you closed the stream
+    │   │   └── EndOfStream(StreamClosed)            receive() after the stream ended
+    │   └── WouldBlock(StreamError)                  receive_nowait() with nothing buffered
     └── InvalidRequest(IBFlowError, ValueError)      a bad argument
         └── ConfigError(InvalidRequest)              a bad setting or environment variable
 
@@ -41,11 +47,7 @@ Which IB code becomes which class, and which codes never raise, is decided by th
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from ._models import Contract
-    from ._orders import Trade
+from typing import Any
 
 __all__ = [
     "AmbiguousContract",
@@ -57,17 +59,23 @@ __all__ = [
     "ConnectionClosedEarly",
     "ConnectionLost",
     "ContractNotFound",
+    "EndOfStream",
     "HandshakeTimeout",
     "IBFlowError",
     "InvalidRequest",
     "MarketDataError",
+    "OrderCancelled",
     "OrderRejected",
     "PacingViolation",
     "RequestError",
     "RequestTimeout",
     "SafetyError",
     "SessionClosedError",
+    "SlowConsumer",
+    "StreamClosed",
+    "StreamError",
     "SyncTimeout",
+    "WouldBlock",
 ]
 
 
@@ -175,7 +183,7 @@ class AmbiguousContract(RequestError):
     """The description matches several contracts; add exchange, currency or con_id.
 
     Attributes:
-        candidates: every matching contract, for the caller to pick from.
+        candidates: every matching :class:`~ibflow.Contract`, for the caller to pick from.
     """
 
     def __init__(
@@ -185,23 +193,38 @@ class AmbiguousContract(RequestError):
         req_id: int = -1,
         *,
         hint: str = "",
-        candidates: Sequence[Contract] = (),
+        candidates: Sequence[Any] = (),
     ) -> None:
         super().__init__(code, message, req_id, hint=hint)
-        self.candidates: tuple[Contract, ...] = tuple(candidates)
+        self.candidates: tuple[Any, ...] = tuple(candidates)
 
 
 class OrderRejected(RequestError):
     """IB refused an order, or a change to one.
 
     Attributes:
-        trade: when ``place()`` raises it, the rejected order's ``Trade``. TWS may still hold
-            the order (it can follow a rejection with an ``Inactive`` status); the session
-            keeps following it through this handle, and ``trade.cancel()`` removes it.
+        trade: when ``place()`` raises it, the rejected order's :class:`~ibflow.Trade`. TWS
+            may still hold the order (it can follow a rejection with an ``Inactive`` status);
+            the session keeps following it through this handle, and ``trade.cancel()``
+            removes it.
             ``None`` for a refused change or cancel.
     """
 
-    trade: Trade | None = None
+    trade: Any = None
+
+
+class OrderCancelled(RequestError):
+    """The order ended cancelled (by you, by TWS or by IB) before it filled completely.
+
+    Raised by ``Trade.wait_filled()``. ``status`` is the final :class:`~ibflow.OrderStatus`;
+    ``filled`` is how much filled before the cancel.
+    """
+
+    def __init__(self, message: str, *, order_id: int, status: str, filled: float) -> None:
+        super().__init__(202, message, order_id)
+        self.order_id = order_id
+        self.status = status
+        self.filled = filled
 
 
 class MarketDataError(RequestError):
@@ -234,6 +257,42 @@ class RequestTimeout(IBFlowError, TimeoutError):
 
 class SafetyError(IBFlowError):
     """ibflow refused an action on purpose (read-only session, live account guard)."""
+
+
+class StreamError(IBFlowError):
+    """Root of the errors a ``Stream`` raises about itself (not about IB)."""
+
+
+class SlowConsumer(StreamError):
+    """The consumer fell ``buffer`` items behind a stream whose overflow policy is ``"error"``.
+
+    Attributes:
+        stream: the stream's name.
+        buffer: its capacity.
+    """
+
+    def __init__(self, message: str, *, stream: str, buffer: int) -> None:
+        super().__init__(message)
+        self.stream = stream
+        self.buffer = buffer
+
+
+class StreamClosed(StreamError):
+    """``receive()`` on a stream you closed with ``aclose()`` (anyio's ``ClosedResourceError``).
+
+    Iteration with ``async for`` ends quietly instead.
+    """
+
+
+class EndOfStream(StreamClosed):
+    """``receive()`` on a stream that ended: the session closed, or its producer finished.
+
+    A subclass of :class:`StreamClosed`, so ``except StreamClosed`` catches both.
+    """
+
+
+class WouldBlock(StreamError):
+    """``receive_nowait()`` found nothing buffered on an open stream."""
 
 
 class InvalidRequest(IBFlowError, ValueError):

@@ -1,7 +1,7 @@
 """One pacer for IB's request limits, so long pulls never trip error 162 or a disconnect.
 
 IB enforces limits that ib_async knows nothing about beyond a 45 messages/s send throttle
-(``../shared/ib-limits.md``, pains 7 and 8): historical requests are refused with error 162 when
+(``docs/history.md`` has the table): historical requests are refused with error 162 when
 an identical one came within 15 s, when six or more for one contract, exchange and data type
 come within 2 s, or when more than 60 arrive in ten minutes (BID_ASK counting twice); at most 50
 may be open at once; tick-by-tick allows one request per instrument per 15 s; and concurrent
@@ -40,7 +40,6 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from ._errors import InvalidRequest
-from ._per_session import per_session
 
 __all__ = [
     "HistKey",
@@ -49,7 +48,7 @@ __all__ = [
     "PacingDelay",
     "PacingRules",
     "PacingStatistics",
-    "pacer_for",
+    "Ticket",
 ]
 
 
@@ -197,7 +196,7 @@ class PacingDelay(Exception):
 
 
 @dataclass(slots=True)
-class _Ticket:
+class Ticket:
     key: HistKey
     released: bool = False
 
@@ -288,7 +287,7 @@ class PacerCore:
         wait, rule = max(waits)
         return (max(wait, 0.0), rule)
 
-    def admit(self, key: HistKey) -> _Ticket:
+    def admit(self, key: HistKey) -> Ticket:
         """Record ``key`` as sent now and open (whatever ``delay`` says: the caller decides)."""
         t = self._now()
         if self._paced(key):
@@ -303,9 +302,9 @@ class PacerCore:
         if self.first_at is None:
             self.first_at = t
         self.last_at = t
-        return _Ticket(key)
+        return Ticket(key)
 
-    def release(self, ticket: _Ticket) -> None:
+    def release(self, ticket: Ticket) -> None:
         """The request is no longer open (answered, failed or cancelled). Idempotent."""
         if not ticket.released:
             ticket.released = True
@@ -426,7 +425,7 @@ class Pacer:
             last_request_at=core.last_at,
         )
 
-    async def acquire(self, key: HistKey, *, deadline: float | None = None) -> _Ticket:
+    async def acquire(self, key: HistKey, *, deadline: float | None = None) -> Ticket:
         """Wait until ``key`` may be sent, record it, and return its ticket.
 
         ``deadline`` is on the pacer's clock; ``None`` waits as long as the rules require.
@@ -471,7 +470,7 @@ class Pacer:
         finally:
             self._gate.release()
 
-    def release(self, ticket: _Ticket) -> None:
+    def release(self, ticket: Ticket) -> None:
         """Close a request's slot (idempotent)."""
         self.core.release(ticket)
         self._released.set()
@@ -479,7 +478,7 @@ class Pacer:
     @contextlib.asynccontextmanager
     async def historical(
         self, key: HistKey, *, deadline: float | None = None
-    ) -> AsyncIterator[_Ticket]:
+    ) -> AsyncIterator[Ticket]:
         """Hold one historical request's slot for the duration of the block.
 
         Raises:
@@ -530,12 +529,3 @@ def _wait_reason(core: PacerCore, key: HistKey) -> tuple[float, str]:
     if not math.isfinite(wait):
         wait = core.rules.window(core.rules.burst_window)
     return (max(wait, 0.0), rule if wait > 0 else "requests queued ahead")
-
-
-def pacer_for(owner: object) -> Pacer:
-    """The pacer of ``owner`` (a Session), made on first use with the default rules.
-
-    Every module that sends historical, tick-by-tick or contract-lookup requests takes its
-    pacer from here, so one session has exactly one set of books.
-    """
-    return per_session(owner, "pacer", Pacer)

@@ -1,430 +1,79 @@
-"""The async Session: the one object users hold to talk to TWS / IB Gateway.
+"""The Session: the one object users hold to talk to TWS / IB Gateway.
 
-Every peer library fails users at the same spots (``../shared/ib-limits.md``): a connect that
-ends in a bare ``TimeoutError``, error 326 reported as "already in use?" for any early close
-(or a hang with no timeout), no reconnect after the daily gateway restart, subscriptions that
-silently die after 1101, and a ``readonly`` flag that still lets orders through. The Session is
-ibflow's answer. It connects in stages with one typed error per stage, keeps one
-``ib_async.IB`` (behind ``ibflow._ib``) alive across reconnects with backoff and a heartbeat,
-reports its state and TWS's informational messages as async iterators, refuses order-mutating
-calls client-side when read-only or on a live account without ``allow_live``, and counts what
-it does.
-
-Later parts of ibflow hang off three private hooks here: ``session._adapter`` (the ib_async
-door), ``session._request(...)`` (one request, routed by request id, with timeout,
-cancellation and ``ConnectionLost``), and ``session._subscriptions`` (re-issued on reconnect
-and on 1101).
+It composes the session core (the link, its reconnects, routing and guards) with the features
+(account and contracts, orders, market data, history); every public method delegates to one of
+them in a line, so all of a session's state is listed in ``__init__``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import random
-import time
-import weakref
-from collections import deque
-from collections.abc import Awaitable, Callable, Generator, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from enum import StrEnum
+import os
+from collections.abc import Callable, Generator
+from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Literal, ParamSpec, TypeVar, overload
 
-from ._account import AccountAPI
-from ._cancels import CancelsAPI
-from ._client_ids import new_client_id
-from ._config import LIVE_PORTS, ResolvedConfig, resolve_config
-from ._error_codes import Severity, error_for, lookup
-from ._errors import (
-    ClientIdInUse,
-    ConfigError,
-    ConnectionLost,
-    IBFlowError,
-    InvalidRequest,
-    RequestError,
-    RequestTimeout,
-    SafetyError,
-    SessionClosedError,
+from ._account import Account, Contracts
+from ._core import SessionCore
+from ._history import History, HistoryCache
+from ._market import Market
+from ._orders import (
+    Bracket,
+    BracketTrade,
+    Fill,
+    OcaGroup,
+    Order,
+    OrderEvent,
+    OrderPreview,
+    OrderSnapshot,
+    OrderStatus,
+    Trade,
+    TradeGroup,
 )
-from ._history import HistoryAPI
-from ._ib import IBAdapter, LinkInfo, map_ib_errors
-from ._log import get_logger, mask_account
-from ._orders import OrdersAPI
-from ._streams import StreamsAPI
-from ._timeouts import SESSION_DEFAULT, is_positive_number, resolve_timeout
-from ._timeouts import check_timeout as _check_timeout
-
-__all__ = [
-    "ConnectionState",
-    "Feed",
-    "Notice",
-    "ReconnectPolicy",
-    "Session",
-    "SessionStatistics",
-    "StateChange",
-    "SubscriptionHandler",
-    "connect",
-]
-
-log = get_logger("session")
-
-T = TypeVar("T")
-
-_AUTO_ID_ATTEMPTS = 3  # fresh ids tried after a 326 before giving up
-_MIN_HEARTBEAT = 1.0  # a gateway ignores a reqCurrentTime repeated within 1 s of its answer
-_STATE_BUFFER = 256
-_NOTICE_BUFFER = 1024
-
-
-class ConnectionState(StrEnum):
-    """Where a session is in its life.
-
-    ``DISCONNECTED`` (not connected yet, or the first connect failed) → ``CONNECTING``
-    (TCP, handshake, API start) → ``SYNCING`` (start-up sync) → ``READY``. A lost link goes to
-    ``RECONNECTING`` (and through ``SYNCING`` back to ``READY``), or to ``CLOSED`` when
-    reconnecting is off or gives up. IB error 1100 also shows as ``RECONNECTING`` until TWS
-    reports 1101/1102. ``aclose()`` ends in ``CLOSED``, for good.
-    """
-
-    DISCONNECTED = "disconnected"
-    CONNECTING = "connecting"
-    SYNCING = "syncing"
-    READY = "ready"
-    RECONNECTING = "reconnecting"
-    CLOSED = "closed"
-
-
-@dataclass(frozen=True, slots=True)
-class StateChange:
-    """One transition of :class:`ConnectionState`, as yielded by ``state_changes()``."""
-
-    previous: ConnectionState
-    current: ConnectionState
-    at: datetime
-    reason: str
-    error: IBFlowError | None = None
-    """Why the session closed after a lost link (a ``ConnectionLost``), else ``None``."""
-
-
-@dataclass(frozen=True, slots=True)
-class Notice:
-    """An informational or unsolicited message from TWS (2104, 1101, 10167…); never raised."""
-
-    code: int
-    message: str
-    severity: Severity
-    req_id: int
-    summary: str
-    at: datetime
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ReconnectPolicy:
-    """Exponential backoff with full jitter for reconnecting after a lost link.
-
-    Attempt ``n`` (from 0) waits a random time in ``[0, min(maximum, initial * 2**n)]``, so a
-    fleet of clients does not hammer a gateway that just came back.
-
-    Args:
-        initial: the ceiling of the first wait, in seconds.
-        maximum: the largest ceiling, in seconds.
-        max_attempts: give up after this many attempts (``None``: never give up).
-    """
-
-    initial: float = 0.5
-    maximum: float = 30.0
-    max_attempts: int | None = None
-
-    def __post_init__(self) -> None:
-        for name in ("initial", "maximum"):
-            value = getattr(self, name)
-            if not is_positive_number(value):
-                raise InvalidRequest(
-                    f"ReconnectPolicy({name}=...) must be a positive number of seconds, "
-                    f"got {value!r}"
-                )
-        if self.maximum < self.initial:
-            raise InvalidRequest(
-                f"ReconnectPolicy(maximum={self.maximum!r}) must not be below "
-                f"initial={self.initial!r}"
-            )
-        if self.max_attempts is not None and (
-            isinstance(self.max_attempts, bool)
-            or not isinstance(self.max_attempts, int)
-            or self.max_attempts < 1
-        ):
-            raise InvalidRequest(
-                "ReconnectPolicy(max_attempts=...) must be a positive integer or None "
-                f"(never give up), got {self.max_attempts!r}"
-            )
-
-    def ceiling(self, attempt: int) -> float:
-        """The longest wait before attempt ``attempt`` (0-based)."""
-        if attempt < 0:
-            raise InvalidRequest(f"attempt must be >= 0, got {attempt}")
-        return min(self.maximum, self.initial * 2.0 ** min(attempt, 64))
-
-    def delay(self, attempt: int, rng: random.Random | None = None) -> float:
-        """A jittered wait before attempt ``attempt``: uniform in ``[0, ceiling(attempt)]``."""
-        return (rng or random.Random()).uniform(0.0, self.ceiling(attempt))
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SessionStatistics:
-    """A snapshot of what a session has done; see ``Session.statistics()``."""
-
-    state: ConnectionState
-    uptime: float
-    """Seconds since the first successful connect (0 before it)."""
-    connects: int
-    """Successful initial connects (0 or 1)."""
-    reconnects: int
-    """Successful reconnects after a lost link."""
-    reconnect_attempts: int
-    time_in_state: Mapping[ConnectionState, float]
-    messages_in: int
-    messages_out: int
-    bytes_in: int
-    bytes_out: int
-    messages_in_per_second: float
-    """Average since the first connect (over at least one second)."""
-    messages_out_per_second: float
-    last_heartbeat_rtt: float | None
-    """Round trip of the last answered heartbeat, in seconds."""
-    heartbeats: int
-    heartbeat_failures: int
-    active_subscriptions: int
-    throttled_requests: int
-    """Requests held back right now by the client-side 45 messages/s throttle."""
-    throttle_events: int
-    """How many times that throttle engaged."""
-    notices: int
-    in_flight_requests: int
-
-
-class Feed(Generic[T]):
-    """An async iterator over session events, with a bounded buffer that drops the oldest.
-
-    Use it as ``async for item in feed`` or ``async with feed: ...``. Iteration ends quietly
-    when the session closes or the feed is closed with :meth:`aclose`.
-    """
-
-    def __init__(self, maxlen: int, *, closed: bool = False) -> None:
-        self._items: deque[T] = deque()
-        self._maxlen = maxlen
-        self._waiter: asyncio.Future[None] | None = None
-        self._done = closed
-        self.dropped = 0
-        """Items dropped because the buffer was full."""
-
-    def _put(self, item: T) -> None:
-        if self._done:
-            return
-        if len(self._items) >= self._maxlen:
-            self._items.popleft()
-            self.dropped += 1
-        self._items.append(item)
-        self._wake()
-
-    def _end(self) -> None:
-        self._done = True
-        self._wake()
-
-    def _wake(self) -> None:
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    def __aiter__(self) -> Feed[T]:
-        return self
-
-    async def __anext__(self) -> T:
-        while True:
-            if self._items:
-                return self._items.popleft()
-            if self._done:
-                raise StopAsyncIteration
-            # One shared waiter: several tasks may iterate the same feed.
-            if self._waiter is None or self._waiter.done():
-                self._waiter = asyncio.get_running_loop().create_future()
-            await asyncio.shield(self._waiter)
-
-    async def aclose(self) -> None:
-        """Stop receiving; buffered items are discarded and iteration ends."""
-        self._items.clear()
-        self._end()
-
-    async def __aenter__(self) -> Feed[T]:
-        return self
-
-    async def __aexit__(self, *_exc: object) -> None:
-        await self.aclose()
-
-
-class SubscriptionHandler(Protocol):
-    """What a stream registers in ``session._subscriptions`` to survive reconnects.
-
-    The session calls ``resubscribe`` after a reconnect (``fresh_link=True``) and after IB
-    error 1101 (``fresh_link=False``: same socket, TWS lost the data); it returns the request id
-    it now uses, or ``None`` when it ended itself. ``on_error`` gets request-level errors
-    addressed to its id, ``on_link_down`` is called when the link drops (a gap starts), and
-    ``on_close`` ends it for good (``ConnectionLost`` when the session gave up, ``None`` on a
-    normal close).
-    """
-
-    kind: str
-
-    async def resubscribe(self, fresh_link: bool) -> int | None: ...
-
-    def on_error(self, error: RequestError) -> None: ...
-
-    def on_link_down(self) -> None: ...
-
-    def on_close(self, error: IBFlowError | None) -> None: ...
-
-
-class _SubscriptionRegistry:
-    """Live subscriptions keyed by request id (the nautilus shape)."""
-
-    def __init__(self) -> None:
-        self._by_id: dict[int, SubscriptionHandler] = {}
-
-    def add(self, req_id: int, handler: SubscriptionHandler) -> None:
-        self._by_id[req_id] = handler
-
-    def remove(self, req_id: int) -> SubscriptionHandler | None:
-        return self._by_id.pop(req_id, None)
-
-    def get(self, req_id: int) -> SubscriptionHandler | None:
-        return self._by_id.get(req_id)
-
-    def __len__(self) -> int:
-        return len(self._by_id)
-
-    def kinds(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for handler in self._by_id.values():
-            counts[handler.kind] = counts.get(handler.kind, 0) + 1
-        return counts
-
-    def fail(self, req_id: int, error: RequestError) -> bool:
-        handler = self._by_id.get(req_id)
-        if handler is None:
-            return False
-        _guarded(handler.on_error, error)
-        return True
-
-    def link_down(self) -> None:
-        for handler in list(self._by_id.values()):
-            _guarded(handler.on_link_down)
-
-    async def resubscribe_all(self, fresh_link: bool) -> None:
-        entries = list(self._by_id.items())
-        for req_id, _ in entries:
-            self._by_id.pop(req_id, None)
-        for old_id, handler in entries:
-            try:
-                new_id = await handler.resubscribe(fresh_link)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("could not re-issue %s subscription %d: %r", handler.kind, old_id, exc)
-                _guarded(
-                    handler.on_close,
-                    ConnectionLost(f"the {handler.kind} subscription could not be resumed: {exc}"),
-                )
-                continue
-            if new_id is not None:
-                self._by_id[new_id] = handler
-
-    def close_all(self, error: IBFlowError | None) -> None:
-        handlers = list(self._by_id.values())
-        self._by_id.clear()
-        for handler in handlers:
-            _guarded(handler.on_close, error)
-
-
-def _guarded(func: Callable[..., object], *args: object) -> None:
-    """Call a hook from a sibling module; its bug must not break the session's bookkeeping."""
-    try:
-        func(*args)
-    except Exception:
-        log.exception("subscription hook %r failed", func)
-
-
-class _Pending:
-    """One in-flight request: a future that fails when IB errors its id or the link drops."""
-
-    __slots__ = ("failed", "name", "req_id")
-
-    def __init__(self, name: str, req_id: int | None) -> None:
-        self.name = name
-        self.req_id = req_id
-        self.failed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-    def fail(self, error: BaseException) -> None:
-        if not self.failed.done():
-            self.failed.set_exception(error)
-
-
-class _RequestRouter:
-    """Routes IB errors to the request that caused them, by request id."""
-
-    def __init__(self) -> None:
-        self._by_id: dict[int, _Pending] = {}
-        self._all: set[_Pending] = set()
-
-    def track(self, name: str, req_id: int | None) -> _Pending:
-        pending = _Pending(name, req_id)
-        self._all.add(pending)
-        if req_id is not None:
-            self._by_id[req_id] = pending
-        return pending
-
-    def untrack(self, pending: _Pending) -> None:
-        self._all.discard(pending)
-        if pending.req_id is not None and self._by_id.get(pending.req_id) is pending:
-            del self._by_id[pending.req_id]
-        if pending.failed.done() and not pending.failed.cancelled():
-            pending.failed.exception()  # mark retrieved
-        else:
-            pending.failed.cancel()
-
-    def fail(self, req_id: int, error: BaseException) -> bool:
-        pending = self._by_id.get(req_id)
-        if pending is None:
-            return False
-        pending.fail(error)
-        return True
-
-    def fail_all(self, error: BaseException) -> None:
-        for pending in list(self._all):
-            pending.fail(error)
-
-    def __len__(self) -> int:
-        return len(self._all)
-
-
-def _check_limit(value: object, name: str) -> float | None:
-    """A safety rail: a positive finite number, or ``None`` for no limit."""
-    if value is None:
-        return None
-    if not is_positive_number(value):
-        raise InvalidRequest(
-            f"{name} must be a positive number, or None for no limit; got {value!r}"
-        )
-    return float(value)
-
-
-def _detect_paper(accounts: tuple[str, ...], port: int) -> bool:
-    """Paper accounts start with "D" (DU…, DF…). Without accounts, fall back to the port."""
-    if accounts:
-        return all(acc.upper().startswith("D") for acc in accounts)
-    return port not in LIVE_PORTS
-
-
-class Session(AccountAPI, OrdersAPI, CancelsAPI, StreamsAPI, HistoryAPI):
+from ._orders._api import Orders
+from ._pacer import PacingRules, PacingStatistics
+from ._periods import BarSize, WhatToShow
+from ._records.account import (
+    AccountSummary,
+    AccountValue,
+    ContractDetails,
+    PnL,
+    PortfolioItem,
+    Position,
+    PositionPnL,
+)
+from ._records.contracts import Bar, Contract
+from ._records.history import DownloadProgress
+from ._records.market import (
+    BidAskTick,
+    Gap,
+    MarketDataType,
+    MidpointTick,
+    Quote,
+    TickKind,
+    TradeTick,
+)
+from ._records.session import (
+    DEFAULT_RECONNECT,
+    ConnectionState,
+    Notice,
+    ReconnectPolicy,
+    SessionStatistics,
+    StateChange,
+)
+from ._schedule import TradingSession
+from ._stream import Overflow, Stream
+from ._timeouts import SESSION_DEFAULT
+
+__all__ = ["Session", "connect"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_DEFAULT = SESSION_DEFAULT
+
+
+class Session:
     """An asyncio session with TWS or IB Gateway.
 
     ``Session(...)`` does no I/O. Connect with ``async with Session(...) as session`` or
@@ -469,85 +118,45 @@ class Session(AccountAPI, OrdersAPI, CancelsAPI, StreamsAPI, HistoryAPI):
         timeout: float | None = 10.0,
         readonly: bool = False,
         allow_live: bool = False,
-        reconnect: ReconnectPolicy | None = ReconnectPolicy(),
+        reconnect: ReconnectPolicy | None = DEFAULT_RECONNECT,
         heartbeat_interval: float | None = 30.0,
         heartbeat_timeout: float | None = None,
         all_open_orders: bool = False,
         max_order_quantity: float | None = None,
         max_order_notional: float | None = None,
     ) -> None:
-        self._config: ResolvedConfig = resolve_config(host, port, client_id, account, readonly)
-        self._timeout = _check_timeout(timeout, "timeout")
-        if not isinstance(allow_live, bool):
-            raise InvalidRequest(f"allow_live must be True or False, got {allow_live!r}")
-        if not isinstance(all_open_orders, bool):
-            raise InvalidRequest(f"all_open_orders must be True or False, got {all_open_orders!r}")
-        if reconnect is not None and not isinstance(reconnect, ReconnectPolicy):
-            raise InvalidRequest(
-                "reconnect must be an ibflow.ReconnectPolicy(...) or None (no reconnect), "
-                f"got {reconnect!r}"
-            )
-        interval = _check_timeout(heartbeat_interval, "heartbeat_interval")
-        if interval is not None and interval < _MIN_HEARTBEAT:
-            raise InvalidRequest(
-                f"heartbeat_interval must be at least {_MIN_HEARTBEAT} s (a gateway ignores a "
-                f"reqCurrentTime repeated within 1 s), got {heartbeat_interval!r}"
-            )
-        hb_timeout = _check_timeout(heartbeat_timeout, "heartbeat_timeout")
-        if hb_timeout is None:
-            hb_timeout = min(self._timeout, 10.0) if self._timeout is not None else 10.0
-
-        self._allow_live = allow_live
-        self._all_open_orders = all_open_orders
-        self._max_order_quantity = _check_limit(max_order_quantity, "max_order_quantity")
-        self._max_order_notional = _check_limit(max_order_notional, "max_order_notional")
-        self._reconnect = reconnect
-        self._heartbeat_interval = interval
-        self._heartbeat_timeout = hb_timeout
-        self._auto_id = self._config.client_id is None
-        self._client_id = (
-            self._config.client_id if self._config.client_id is not None else new_client_id()
+        self._core = SessionCore(
+            host,
+            port,
+            client_id,
+            account,
+            timeout=timeout,
+            readonly=readonly,
+            allow_live=allow_live,
+            reconnect=reconnect,
+            heartbeat_interval=heartbeat_interval,
+            heartbeat_timeout=heartbeat_timeout,
+            all_open_orders=all_open_orders,
+            max_order_quantity=max_order_quantity,
+            max_order_notional=max_order_notional,
         )
+        self._contracts = Contracts(self._core)
+        self._account = Account(self._core)
+        self._orders = Orders(self._core, self._contracts)
+        self._market = Market(self._core, self._contracts)
+        self._history = History(self._core, self._contracts)
 
-        self._adapter = IBAdapter(on_error=self._on_ib_error, on_lost=self._on_link_lost)
-        self._router = _RequestRouter()
-        self._subscriptions = _SubscriptionRegistry()
-        self._state = ConnectionState.DISCONNECTED
-        self._state_since = time.monotonic()
-        self._time_in_state: dict[ConnectionState, float] = dict.fromkeys(ConnectionState, 0.0)
-        self._state_feeds: weakref.WeakSet[Feed[StateChange]] = weakref.WeakSet()
-        self._notice_feeds: weakref.WeakSet[Feed[Notice]] = weakref.WeakSet()
-        self._link: LinkInfo | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._connect_lock = asyncio.Lock()
-        self._lost = asyncio.Event()
-        self._supervisor: asyncio.Task[None] | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._ib_link_down = False
-        self._closed_error: IBFlowError | None = None
-        self._rng = random.Random()
-        self._stage_listener: Callable[[str, str], None] | None = None
-        # statistics
-        self._first_ready: float | None = None
-        self._connects = 0
-        self._reconnects = 0
-        self._reconnect_attempts = 0
-        self._last_rtt: float | None = None
-        self._heartbeats = 0
-        self._heartbeat_failures = 0
-        self._notice_count = 0
-
-    # -- public properties -----------------------------------------------------------------
+    # -- the link ------------------------------------------------------------------------------
 
     @property
     def state(self) -> ConnectionState:
         """The current :class:`ConnectionState`."""
-        return self._state
+        return self._core.state
 
     @property
     def client_id(self) -> int:
         """The API client id in use (or about to be used)."""
-        return self._client_id
+        return self._core.client_id
 
     @property
     def server_version(self) -> int:
@@ -556,7 +165,7 @@ class Session(AccountAPI, OrdersAPI, CancelsAPI, StreamsAPI, HistoryAPI):
         Raises:
             SessionClosedError: the session never connected.
         """
-        return self._require_link().server_version
+        return self._core.server_version
 
     @property
     def accounts(self) -> tuple[str, ...]:
@@ -565,7 +174,7 @@ class Session(AccountAPI, OrdersAPI, CancelsAPI, StreamsAPI, HistoryAPI):
         Raises:
             SessionClosedError: the session never connected.
         """
-        return self._require_link().accounts
+        return self._core.accounts
 
     @property
     def is_paper(self) -> bool:
@@ -574,16 +183,24 @@ class Session(AccountAPI, OrdersAPI, CancelsAPI, StreamsAPI, HistoryAPI):
         Raises:
             SessionClosedError: the session never connected.
         """
-        return _detect_paper(self._require_link().accounts, self._config.port)
+        return self._core.is_paper
+
+    @property
+    def ib(self) -> Any:
+        """The underlying ``ib_async.IB``, for what ibflow does not wrap yet. Advanced.
+
+        News, fundamentals, FA allocations and other corners of the TWS API are reachable
+        through it (``await session.ib.reqNewsProvidersAsync()``). It is the session's own
+        connection: it reconnects with the session and shares its client id, pacing budget and
+        order ids. There is no stability promise: ib_async's API may change under it, and
+        ibflow's types, errors and guards (read-only, live account, safety rails) do not
+        apply to what you send through it. Do not disconnect it or change its event handlers;
+        use ``session.aclose()``.
+        """
+        return self._core.adapter.ib
 
     def __repr__(self) -> str:
-        cfg = self._config
-        return (
-            f"<ibflow.Session {cfg.host}:{cfg.port} client_id={self._client_id} "
-            f"state={self._state.name}>"
-        )
-
-    # -- lifecycle -----------------------------------------------------------------------------
+        return repr(self._core)
 
     async def connect(self) -> Session:
         """Connect, run the start-up sync, and return the session once it is READY.
@@ -601,33 +218,7 @@ class Session(AccountAPI, OrdersAPI, CancelsAPI, StreamsAPI, HistoryAPI):
             ConfigError: ``account`` is not one of the login's accounts.
             SessionClosedError: the session was closed.
         """
-        self._bind_loop()
-        async with self._connect_lock:
-            if self._state is ConnectionState.CLOSED:
-                raise SessionClosedError(
-                    "this session is closed and cannot be reopened; create a new ibflow.Session"
-                )
-            if self._connects:
-                return self
-            self._set_state(ConnectionState.CONNECTING, "connect()")
-            try:
-                await self._establish()
-            except BaseException as exc:
-                if not self._is_closed():
-                    self._set_state(
-                        ConnectionState.DISCONNECTED,
-                        f"connect failed: {type(exc).__name__}: {exc}",
-                    )
-                raise
-            if self._is_closed():
-                await self._adapter.close()
-                raise SessionClosedError("the session was closed while it was connecting")
-            self._connects = 1
-            self._first_ready = time.monotonic()
-            self._set_state(ConnectionState.READY, "connected")
-            self._supervisor = asyncio.create_task(
-                self._supervise(), name=f"ibflow-session-{self._client_id}"
-            )
+        await self._core.connect()
         return self
 
     async def aclose(self) -> None:
@@ -636,19 +227,7 @@ class Session(AccountAPI, OrdersAPI, CancelsAPI, StreamsAPI, HistoryAPI):
         In-flight requests fail with :class:`SessionClosedError`; streams, ``state_changes()``
         and ``notices()`` end.
         """
-        already = self._state is ConnectionState.CLOSED
-        try:
-            await self._stop_tasks()
-        finally:
-            try:
-                await self._adapter.close()
-            finally:
-                error = SessionClosedError("the session was closed with aclose()")
-                self._router.fail_all(error)
-                self._subscriptions.close_all(None)
-                if not already:
-                    self._set_state(ConnectionState.CLOSED, "aclose()")
-                self._end_feeds()
+        await self._core.aclose()
 
     async def __aenter__(self) -> Session:
         return await self.connect()
@@ -664,512 +243,849 @@ class Session(AccountAPI, OrdersAPI, CancelsAPI, StreamsAPI, HistoryAPI):
     def __await__(self) -> Generator[Any, None, Session]:
         return self.connect().__await__()
 
-    # -- observing -----------------------------------------------------------------------------
-
-    def state_changes(self) -> Feed[StateChange]:
+    def state_changes(self) -> Stream[StateChange]:
         """Every state change from now on, as an async iterator.
 
         It ends quietly after the change to CLOSED.
         """
-        feed: Feed[StateChange] = Feed(_STATE_BUFFER, closed=self._state is ConnectionState.CLOSED)
-        self._state_feeds.add(feed)
-        return feed
+        return self._core.state_changes()
 
-    def notices(self) -> Feed[Notice]:
+    def notices(self) -> Stream[Notice]:
         """TWS's informational and unsolicited messages from now on (2104, 1101, 10167…).
 
         Notices are typed, logged and never raised. Call it before ``connect()`` to see the
         data-farm notices TWS sends right after the handshake.
         """
-        feed: Feed[Notice] = Feed(_NOTICE_BUFFER, closed=self._state is ConnectionState.CLOSED)
-        self._notice_feeds.add(feed)
-        return feed
+        return self._core.notices()
 
     def statistics(self) -> SessionStatistics:
         """A snapshot of counters, timings and rates; cheap, no I/O."""
-        now = time.monotonic()
-        times = dict(self._time_in_state)
-        times[self._state] += now - self._state_since
-        uptime = now - self._first_ready if self._first_ready is not None else 0.0
-        traffic = self._adapter.traffic()
-        return SessionStatistics(
-            state=self._state,
-            uptime=uptime,
-            connects=self._connects,
-            reconnects=self._reconnects,
-            reconnect_attempts=self._reconnect_attempts,
-            time_in_state=times,
-            messages_in=traffic.messages_in,
-            messages_out=traffic.messages_out,
-            bytes_in=traffic.bytes_in,
-            bytes_out=traffic.bytes_out,
-            # Over at least one second, so a fresh session does not report absurd rates.
-            messages_in_per_second=traffic.messages_in / max(uptime, 1.0),
-            messages_out_per_second=traffic.messages_out / max(uptime, 1.0),
-            last_heartbeat_rtt=self._last_rtt,
-            heartbeats=self._heartbeats,
-            heartbeat_failures=self._heartbeat_failures,
-            active_subscriptions=len(self._subscriptions),
-            throttled_requests=traffic.throttled_now,
-            throttle_events=traffic.throttle_events,
-            notices=self._notice_count,
-            in_flight_requests=len(self._router),
-        )
+        return self._core.statistics()
 
-    # -- hooks for sibling modules (orders, market data, history) --------------------------------
+    # -- account ---------------------------------------------------------------------------------
 
-    def _check_can_trade(self, action: str = "send order-mutating requests") -> None:
-        """Refuse an order-mutating call client-side; the order layer calls this first.
+    async def positions(
+        self, account: str | None = None, *, timeout: float | None = _DEFAULT
+    ) -> list[Position]:
+        """The positions TWS reports right now (a fresh ``reqPositions``, not a cache).
+
+        Args:
+            account: one managed account; default: the session's account, or every account.
+            timeout: seconds to wait; the session's timeout by default, ``None`` for no limit.
+
+        Returns:
+            One :class:`Position` per non-zero position, in TWS's order.
 
         Raises:
-            SafetyError: the session is read-only, or the account is live without allow_live.
-            SessionClosedError: the session never connected (paper/live is not known yet).
-        """
-        if self._config.readonly:
-            source = self._config.sources.get("readonly", "argument")
-            origin = "readonly=True" if source == "argument" else f"{source} is set"
-            raise SafetyError(
-                f"refusing to {action}: this session is read-only ({origin}). Nothing was "
-                "sent. Create the session with readonly=False to trade."
-            )
-        link = self._require_link()
-        if not _detect_paper(link.accounts, self._config.port) and not self._allow_live:
-            shown = ", ".join(mask_account(a) for a in link.accounts)
-            raise SafetyError(
-                f"refusing to {action}: {shown} is a live account and this session was not "
-                "created with allow_live=True. Nothing was sent. Pass "
-                "ibflow.Session(..., allow_live=True) when you mean to trade real money."
-            )
-
-    def _require_ready(self) -> None:
-        """Raise the right error unless requests can be sent now."""
-        if self._state is ConnectionState.READY:
-            return
-        if self._state is ConnectionState.CLOSED:
-            if self._closed_error is not None:
-                raise ConnectionLost(
-                    f"the session closed after losing its connection: {self._closed_error}"
-                )
-            raise SessionClosedError("the session is closed; create a new ibflow.Session")
-        if not self._connects:
-            raise SessionClosedError(
-                "the session is not connected yet: use 'async with ibflow.Session(...)' or "
-                "'await session.connect()' first"
-            )
-        raise ConnectionLost(
-            f"the connection to TWS/IB Gateway is down (state {self._state.name}); the "
-            "session is reconnecting, retry once it is READY"
-        )
-
-    async def _wait_ready(self, timeout: float | None) -> None:
-        """Wait until the session is READY (e.g. after a reconnect).
-
-        Raises:
-            RequestTimeout: not READY within ``timeout``.
-            SessionClosedError / ConnectionLost: the session closed meanwhile.
-        """
-        feed = self.state_changes()
-        try:
-            async with asyncio.timeout(timeout):
-                while self._state is not ConnectionState.READY:
-                    if self._state is ConnectionState.CLOSED or (
-                        not self._connects and self._state is ConnectionState.DISCONNECTED
-                    ):
-                        self._require_ready()
-                    with contextlib.suppress(StopAsyncIteration):
-                        await anext(feed)
-        except TimeoutError:
-            raise RequestTimeout(
-                f"the session did not become READY within {timeout} s (state {self._state.name})"
-            ) from None
-        finally:
-            await feed.aclose()
-
-    async def _request(
-        self,
-        name: str,
-        start: Callable[[], tuple[int | None, Awaitable[T]]],
-        *,
-        timeout: float | None = SESSION_DEFAULT,
-        cancel: Callable[[int], None] | None = None,
-    ) -> T:
-        """Send one request through the adapter and wait for its answer.
-
-        ``start`` sends the request and returns ``(req_id, awaitable)``. An IB error addressed
-        to ``req_id`` fails the call with the mapped :class:`RequestError`; a lost link fails it
-        with :class:`ConnectionLost`. On timeout or cancellation ``cancel(req_id)`` is sent
-        once, if given.
-
-        Raises:
-            RequestError: IB answered with an error (mapped subclass).
-            RequestTimeout: no answer within the timeout.
-            ConnectionLost: the link dropped (or is down) before the answer.
+            InvalidRequest: ``account`` is not managed by this login, or a bad ``timeout``.
+            RequestTimeout: TWS did not answer in time.
+            ConnectionLost: the link dropped before the answer.
             SessionClosedError: the session is not open.
         """
-        self._require_ready()
-        limit = resolve_timeout(timeout, self._timeout)
-        with map_ib_errors(name):
-            req_id, awaitable = start()
-        answer: asyncio.Future[T] = asyncio.ensure_future(awaitable)
-        pending = self._router.track(name, req_id)
-        waiting: set[asyncio.Future[Any]] = {answer, pending.failed}
-        send_cancel = False
-        try:
-            try:
-                async with asyncio.timeout(limit):
-                    await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-            except TimeoutError:
-                send_cancel = True
-                raise RequestTimeout(f"{name}: no answer within {limit} s") from None
-            except asyncio.CancelledError:
-                send_cancel = True
-                raise
-            if pending.failed.done():
-                pending.failed.result()  # raises the routed error
-            with map_ib_errors(name):
-                return answer.result()
-        finally:
-            self._router.untrack(pending)
-            if not answer.done():
-                answer.cancel()
-            elif not answer.cancelled():
-                answer.exception()  # retrieved: an unanswered error must not warn at GC
-            connected = self._adapter.is_connected
-            if send_cancel and cancel is not None and req_id is not None and connected:
-                with contextlib.suppress(Exception):
-                    cancel(req_id)
+        return await self._account.positions(account, timeout=timeout)
 
-    # -- internals: connect ----------------------------------------------------------------------
+    async def account_values(
+        self, account: str | None = None, *, timeout: float | None = _DEFAULT
+    ) -> list[AccountValue]:
+        """Every account value (``NetLiquidation``, ``CashBalance`` per currency…), fresh.
 
-    def _is_closed(self) -> bool:
-        # A method, not an inline comparison: the state changes across awaits.
-        return self._state is ConnectionState.CLOSED
+        Args:
+            account: one managed account; default: the session's account, or every account.
+            timeout: seconds for the whole call; the session's timeout by default.
 
-    def _bind_loop(self) -> None:
-        loop = asyncio.get_running_loop()
-        if self._loop is None:
-            self._loop = loop
-        elif self._loop is not loop:
-            raise InvalidRequest(
-                "this Session belongs to another event loop; create one Session per loop "
-                "(or per thread) instead of sharing it"
-            )
+        Returns:
+            The values as IB's text (see :attr:`AccountValue.number`), account by account.
 
-    def _require_link(self) -> LinkInfo:
-        if self._link is None:
-            raise SessionClosedError(
-                "the session has not connected yet: use 'async with ibflow.Session(...)' or "
-                "'await session.connect()' first"
-            )
-        return self._link
+        Raises:
+            InvalidRequest: ``account`` is not managed by this login, or a bad ``timeout``.
+            RequestTimeout: TWS did not answer in time.
+            ConnectionLost: the link dropped before the answer.
+            SessionClosedError: the session is not open.
+        """
+        return await self._account.account_values(account, timeout=timeout)
 
-    async def _establish(self) -> None:
-        """One full connect: staged open (with fresh ids after 326 for auto ids) and sync."""
-        cfg = self._config
-        fresh_ids = 0
-        while True:
-            try:
-                info = await self._adapter.open(
-                    cfg.host,
-                    cfg.port,
-                    self._client_id,
-                    timeout=self._timeout,
-                    on_stage=self._stage_listener,
-                )
-                break
-            except ClientIdInUse as exc:
-                if self._auto_id and fresh_ids < _AUTO_ID_ATTEMPTS:
-                    fresh_ids += 1
-                    old, self._client_id = self._client_id, new_client_id()
-                    log.warning(
-                        "client id %d is in use at %s:%d (326); retrying with fresh id %d",
-                        old,
-                        cfg.host,
-                        cfg.port,
-                        self._client_id,
-                    )
-                    continue
-                raise self._client_id_error(exc, fresh_ids) from None
-        if cfg.account is not None and cfg.account not in info.accounts:
-            await self._adapter.close()
-            source = cfg.sources.get("account", "argument")
-            raise ConfigError(
-                f"account {mask_account(cfg.account)} (from {source}) is not managed by this "
-                f"login; it manages {', '.join(mask_account(a) for a in info.accounts)}",
-                variable="account" if source == "argument" else source,
-            )
-        self._link = info
-        self._set_state(ConnectionState.SYNCING, "API ready; start-up sync")
-        await self._adapter.sync(
-            account=cfg.account,
-            readonly=cfg.readonly,
-            all_open_orders=self._all_open_orders,
-            timeout=self._timeout,
-            on_part=self._stage_listener,
+    async def account_summary(
+        self, account: str | None = None, *, timeout: float | None = _DEFAULT
+    ) -> AccountSummary:
+        """The headline numbers of one account: net liquidation, cash, buying power, margin.
+
+        Args:
+            account: a managed account; default: the session's account or the login's only
+                one (with several and none set, pass it).
+            timeout: seconds to wait; the session's timeout by default.
+
+        Returns:
+            An :class:`AccountSummary` with typed fields and every tag as text.
+
+        Raises:
+            InvalidRequest: ``account`` is unknown, or needed and not given; a bad ``timeout``.
+            RequestTimeout: TWS did not answer in time.
+            ConnectionLost: the link dropped before the answer.
+            SessionClosedError: the session is not open.
+        """
+        return await self._account.account_summary(account, timeout=timeout)
+
+    async def portfolio(
+        self, account: str | None = None, *, timeout: float | None = _DEFAULT
+    ) -> list[PortfolioItem]:
+        """The portfolio: each position with its market price, value and PnL, fresh.
+
+        TWS streams the portfolio of one account at a time; reading another account switches
+        that stream there and back again.
+
+        Args:
+            account: one managed account; default: the session's account, or every account.
+            timeout: seconds for the whole call; the session's timeout by default.
+
+        Raises:
+            InvalidRequest: ``account`` is not managed by this login, or a bad ``timeout``.
+            RequestTimeout: TWS did not answer in time.
+            ConnectionLost: the link dropped before the answer.
+            SessionClosedError: the session is not open.
+        """
+        return await self._account.portfolio(account, timeout=timeout)
+
+    async def pnl(self, account: str | None = None, *, timeout: float | None = _DEFAULT) -> PnL:
+        """The account's profit and loss now (subscribes, takes the first update, cancels).
+
+        Args:
+            account: a managed account; default: the session's account or the login's only
+                one (with several and none set, pass it).
+            timeout: seconds to wait; the session's timeout by default.
+
+        Returns:
+            A :class:`PnL`; a figure IB leaves unset is ``None``.
+
+        Raises:
+            InvalidRequest: ``account`` is unknown, or needed and not given; a bad ``timeout``.
+            RequestError: IB refused the request.
+            RequestTimeout: TWS did not answer in time.
+            ConnectionLost: the link dropped before the answer.
+            SessionClosedError: the session is not open.
+        """
+        return await self._account.pnl(account, timeout=timeout)
+
+    async def current_time(self, *, timeout: float | None = _DEFAULT) -> datetime:
+        """TWS's clock (``reqCurrentTime``), as an aware UTC datetime.
+
+        Raises:
+            InvalidRequest: a bad ``timeout``.
+            RequestTimeout: TWS did not answer in time.
+            ConnectionLost: the link dropped before the answer.
+            SessionClosedError: the session is not open.
+        """
+        return await self._account.current_time(timeout=timeout)
+
+    # -- contracts -------------------------------------------------------------------------------
+
+    async def contract_details(
+        self, contract: Contract, *, timeout: float | None = _DEFAULT
+    ) -> list[ContractDetails]:
+        """Everything IB knows about the contracts matching ``contract``.
+
+        Lookups are sent one at a time per session: concurrent contract-details requests can
+        stall IB's security-definition service.
+
+        Args:
+            contract: a full or partial description (``Stock("AAPL")``, a bare option…).
+            timeout: seconds to wait (queueing included); the session's timeout by default.
+
+        Returns:
+            One :class:`ContractDetails` per match (at least one).
+
+        Raises:
+            InvalidRequest: ``contract`` is not an ibflow ``Contract``; a bad ``timeout``.
+            ContractNotFound: IB has no contract matching the description.
+            RequestTimeout: TWS did not answer in time.
+            ConnectionLost: the link dropped before the answer.
+            SessionClosedError: the session is not open.
+        """
+        return await self._contracts.contract_details(contract, timeout=timeout)
+
+    async def qualify(
+        self, *contracts: Contract, timeout: float | None = _DEFAULT
+    ) -> list[Contract]:
+        """The fully described, ``con_id``-carrying contract for each description.
+
+        Answers are cached for the session, so qualifying the same contract again costs no
+        request. Lookups are sent one at a time.
+
+        Args:
+            contracts: one or more descriptions (``Stock("AAPL")``, ``Future("ES", …)``…).
+            timeout: seconds for the whole call; the session's timeout by default.
+
+        Returns:
+            The qualified contracts, in the order given.
+
+        Raises:
+            InvalidRequest: no contracts, or one is not an ibflow ``Contract``; a bad timeout.
+            ContractNotFound: IB has no contract matching a description.
+            AmbiguousContract: a description matches several contracts; the message lists
+                them and ``candidates`` holds them.
+            RequestTimeout: TWS did not answer in time.
+            ConnectionLost: the link dropped before the answer.
+            SessionClosedError: the session is not open.
+        """
+        return await self._contracts.qualify(*contracts, timeout=timeout)
+
+    async def trading_sessions(
+        self,
+        contract: Contract,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        *,
+        rth: bool = True,
+        timeout: float | None = _DEFAULT,
+    ) -> list[TradingSession]:
+        """When ``contract`` trades, as TWS lists it (about a week ahead).
+
+        Parsed from the contract details' ``liquidHours`` (``rth=True``, regular hours) or
+        ``tradingHours`` (``rth=False``, all hours) in the contract's own time zone, so each
+        session's ``open`` and ``close`` are aware datetimes that stay right across a daylight
+        saving change. Days TWS lists as closed (holidays, weekends) have no session.
+
+        Args:
+            contract: the instrument (qualified on the way, once per session).
+            start, end: only sessions overlapping ``[start, end)`` (aware datetimes).
+            rth: regular trading hours (``liquidHours``) or all hours (``tradingHours``).
+            timeout: seconds for the lookup; the session's timeout by default.
+
+        Raises:
+            InvalidRequest: a bad argument (naive datetimes included).
+            ContractNotFound / AmbiguousContract: the contract is unknown or not unique.
+            RequestError: TWS sent no readable schedule for it.
+            RequestTimeout / ConnectionLost / SessionClosedError: as for every request.
+        """
+        return await self._contracts.trading_sessions(
+            contract, start, end, rth=rth, timeout=timeout
         )
 
-    def _client_id_error(self, exc: ClientIdInUse, fresh_ids: int) -> ClientIdInUse:
-        cfg = self._config
-        where = f"{cfg.host}:{cfg.port}"
-        if self._auto_id:
-            message = (
-                f"IB error 326 (client id already in use) for {fresh_ids + 1} fresh client ids "
-                f"in a row at {where}; another program is connecting with ids like ours. "
-                "Pass an explicit client_id."
-            )
-        else:
-            source = cfg.sources.get("client_id", "argument")
-            origin = "client_id=" if source == "argument" else f"{source}="
-            message = (
-                f"client id {exc.client_id} ({origin}{exc.client_id}) is already in use at "
-                f"{where} (IB error 326): another program, or an earlier run TWS has not "
-                "dropped yet, is connected with it. Pick another id, or leave client_id unset "
-                "to get a fresh one from ibflow.new_client_id()."
-            )
-        return ClientIdInUse(message, client_id=exc.client_id, host=cfg.host, port=cfg.port)
+    async def is_open(
+        self,
+        contract: Contract,
+        at: datetime | None = None,
+        *,
+        rth: bool = True,
+        timeout: float | None = _DEFAULT,
+    ) -> bool:
+        """True if ``contract`` trades at ``at`` (an aware datetime; now by default).
 
-    # -- internals: running ----------------------------------------------------------------------
+        Reads the schedule as :meth:`trading_sessions` does; ``False`` beyond the days it lists.
+        """
+        return await self._contracts.is_open(contract, at, rth=rth, timeout=timeout)
 
-    def _set_state(
-        self, new: ConnectionState, reason: str, error: IBFlowError | None = None
+    async def next_open(
+        self,
+        contract: Contract,
+        after: datetime | None = None,
+        *,
+        rth: bool = True,
+        timeout: float | None = _DEFAULT,
+    ) -> datetime | None:
+        """When ``contract`` next opens at or after ``after`` (now by default).
+
+        Aware, in the contract's time zone; ``None`` when the listed schedule has no later open.
+        """
+        return await self._contracts.next_open(contract, after, rth=rth, timeout=timeout)
+
+    # -- orders ----------------------------------------------------------------------------------
+
+    @overload
+    async def place(
+        self, contract: Contract, order: Order, *, timeout: float | None = ...
+    ) -> Trade: ...
+
+    @overload
+    async def place(
+        self, contract: Contract, order: Bracket, *, timeout: float | None = ...
+    ) -> BracketTrade: ...
+
+    @overload
+    async def place(
+        self, contract: Contract, order: OcaGroup, *, timeout: float | None = ...
+    ) -> TradeGroup: ...
+
+    async def place(
+        self,
+        contract: Contract,
+        order: Order | Bracket | OcaGroup,
+        *,
+        timeout: float | None = _DEFAULT,
+    ) -> Trade | BracketTrade | TradeGroup:
+        """Place an order (or a bracket, or an OCA group) and return once TWS acknowledged it.
+
+        Before anything is sent, the order is checked against the session's safety rails and
+        against the contract (qualified and looked up once per session): prices on the
+        minimum tick, quantity on the size increment. A refusal sends nothing.
+
+        If the call times out or is cancelled after the order went out but before TWS
+        acknowledged it, ibflow sends one cancel for it: an order you hold no handle for is not
+        left working. If the link drops meanwhile, the order is not re-sent; the reconnect's
+        reconciliation settles it (see ``session.trades()``).
+
+        Args:
+            contract: what to trade.
+            order: an :class:`Order`, a :class:`Bracket` (→ :class:`BracketTrade`) or an
+                :class:`OcaGroup` (→ :class:`TradeGroup`).
+            timeout: seconds for the whole call (the session default when not given).
+
+        Raises:
+            InvalidRequest: a bad argument, or the order does not fit the contract.
+            SafetyError: read-only session, live account without ``allow_live``, or over
+                ``max_order_quantity`` / ``max_order_notional``.
+            ContractNotFound / AmbiguousContract: the contract is unknown or not unique.
+            OrderRejected: TWS rejected the order before acknowledging it (IB's code is on
+                the error). Its ``trade`` is the order's Trade: TWS may still hold the order
+                (reporting it ``Inactive`` later), and the Trade keeps following it. A
+                rejection after the acknowledgement is not raised here: the Trade returned
+                ends with ``trade.error`` set (``wait_filled()`` raises it).
+            RequestTimeout: no acknowledgement within ``timeout`` (a cancel was sent).
+            ConnectionLost: the link is down (nothing was sent).
+            SessionClosedError: the session is not open.
+        """
+        return await self._orders.place(contract, order, timeout=timeout)
+
+    def trades(self) -> tuple[Trade, ...]:
+        """Every order this session placed (including done ones), oldest first."""
+        return self._orders.trades()
+
+    async def open_orders(self, *, timeout: float | None = _DEFAULT) -> list[OrderSnapshot]:
+        """The orders TWS has open for this client id (every client's with ``all_open_orders``).
+
+        Raises:
+            RequestTimeout: TWS did not answer within ``timeout``.
+            ConnectionLost: the link is down.
+            SessionClosedError: the session is not open.
+        """
+        return await self._orders.open_orders(timeout=timeout)
+
+    async def cancel_order(self, order_id: int, *, timeout: float | None = _DEFAULT) -> OrderStatus:
+        """Cancel this client id's open order ``order_id``, whichever session placed it.
+
+        TWS lets only the client id that placed an order cancel it. An order this session
+        placed is cancelled through its Trade (``trade.cancel()``); one an earlier program or
+        run placed under this client id is cancelled by id: the cancel is sent once and the
+        call returns when TWS no longer lists the order as open.
+
+        Returns:
+            The final status as TWS reports it among today's completed orders (``Cancelled``,
+            or ``Filled`` if it filled first); ``Cancelled`` when TWS lists it nowhere any more.
+
+        Raises:
+            InvalidRequest: ``order_id`` is not a positive integer.
+            SafetyError: the session is read-only, or live without ``allow_live``.
+            OrderRejected: TWS refused the cancel: 10147 when this client id has no open order
+                with that id, 161 when the order cannot be cancelled any more.
+            RequestTimeout: TWS still lists the order after ``timeout`` (the cancel was sent).
+            ConnectionLost, SessionClosedError: the session went away.
+        """
+        return await self._orders.cancel_order(order_id, timeout=timeout)
+
+    async def cancel_all_orders(self, *, timeout: float | None = _DEFAULT) -> None:
+        """Cancel every open order of the account: every client id's and TWS's own.
+
+        This is TWS's global cancel (``reqGlobalCancel``). It returns when TWS lists no open
+        order any more: the orders this session can list, which are its own client id's, or
+        every client id's with ``all_open_orders=True``.
+
+        Raises:
+            SafetyError: the session is read-only, or live without ``allow_live``.
+            RequestError: TWS refused the global cancel (e.g. 321 in read-only API mode).
+            RequestTimeout: orders were still open after ``timeout`` (the cancel was sent).
+            ConnectionLost, SessionClosedError: the session went away.
+        """
+        await self._orders.cancel_all_orders(timeout=timeout)
+
+    async def completed_orders(
+        self, *, api_only: bool = False, timeout: float | None = _DEFAULT
+    ) -> list[OrderSnapshot]:
+        """Orders that finished today (filled, cancelled, inactive), as TWS reports them.
+
+        Args:
+            api_only: only orders placed through the API (not by hand in TWS).
+            timeout: seconds to wait (the session default when not given).
+
+        Raises:
+            InvalidRequest: ``api_only`` is not a bool.
+            RequestTimeout: TWS did not answer within ``timeout``.
+            ConnectionLost: the link is down.
+            SessionClosedError: the session is not open.
+        """
+        return await self._orders.completed_orders(api_only=api_only, timeout=timeout)
+
+    async def fills(
+        self, since: datetime | None = None, *, timeout: float | None = _DEFAULT
+    ) -> list[Fill]:
+        """Executions of the account (every client id), with their commission reports.
+
+        Args:
+            since: only executions at or after this aware datetime (TWS keeps about a day).
+            timeout: seconds to wait (the session default when not given).
+
+        Raises:
+            InvalidRequest: ``since`` is not an aware datetime.
+            RequestTimeout: TWS did not answer within ``timeout``.
+            ConnectionLost: the link is down.
+            SessionClosedError: the session is not open.
+        """
+        return await self._orders.fills(since, timeout=timeout)
+
+    async def what_if(
+        self, contract: Contract, order: Order, *, timeout: float | None = _DEFAULT
+    ) -> OrderPreview:
+        """Preview an order's margin impact and commission; nothing is placed.
+
+        The order is validated against the contract as for ``place()``; the safety rails do
+        not apply (nothing trades).
+
+        Raises:
+            InvalidRequest: a bad argument, or the order does not fit the contract.
+            ContractNotFound / AmbiguousContract: the contract is unknown or not unique.
+            OrderRejected / RequestError: TWS refused the preview.
+            RequestTimeout: no answer within ``timeout``.
+            ConnectionLost: the link is down.
+            SessionClosedError: the session is not open.
+        """
+        return await self._orders.what_if(contract, order, timeout=timeout)
+
+    def order_events(self, *, buffer: int = 1024) -> Stream[OrderEvent]:
+        """Every event of every order this session places, from now on.
+
+        A bounded stream whose overflow policy is ``"error"``: a consumer that falls
+        ``buffer`` events behind gets ``SlowConsumer`` instead of a silent gap (each Trade's
+        own ``events()`` replays its full history to recover). The stream ends when the
+        session closes, with ``ConnectionLost`` if it gave up reconnecting.
+        """
+        return self._orders.order_events(buffer=buffer)
+
+    def fills_stream(self, *, buffer: int = 1024) -> Stream[Fill]:
+        """Every fill of this session's orders, from now on, each once, with its commission.
+
+        A fill is delivered when its commission report arrives (or a few seconds later
+        without one). Fills that happened while the link was down are delivered after the
+        reconnect, once. Overflow policy ``"error"``: never a silent loss.
+        """
+        return self._orders.fills_stream(buffer=buffer)
+
+    # -- market ----------------------------------------------------------------------------------
+
+    def quotes(
+        self,
+        contract: Contract,
+        *,
+        buffer: int = 256,
+        overflow: Overflow | str = Overflow.LATEST,
+    ) -> Stream[Quote | Gap]:
+        """Live quotes of ``contract`` as immutable :class:`Quote` snapshots.
+
+        ``async with session.quotes(contract) as quotes: async for quote in quotes: ...``.
+        One market-data line per contract however many consumers; a :class:`Gap` item marks a
+        reconnect. Default policy ``"latest"``: a slow reader skips to the newest quote.
+
+        Args:
+            contract: what to quote; qualified (``con_id`` looked up) on entering the block.
+            buffer: how many quotes may wait for this consumer.
+            overflow: what a full buffer does: ``"latest"``, ``"drop_oldest"`` or ``"error"``.
+
+        Raises:
+            InvalidRequest: a bad argument (at once, nothing sent).
+            ContractNotFound / AmbiguousContract: on entering the block.
+            MarketDataError: from the iterator, when IB refuses the data (354, 10089, 101…).
+            ConnectionLost: from the iterator, when the link drops and reconnect is off.
+        """
+        return self._market.quotes(contract, buffer=buffer, overflow=overflow)
+
+    async def quote(self, contract: Contract, *, timeout: float | None = _DEFAULT) -> Quote:
+        """One snapshot quote of ``contract`` (``reqMktData`` with ``snapshot=True``).
+
+        Raises:
+            InvalidRequest: a bad argument (nothing sent).
+            ContractNotFound / AmbiguousContract: the contract is unknown or ambiguous.
+            MarketDataError: IB refused the data (354, 10089, 10168…).
+            RequestTimeout: no complete snapshot within ``timeout``.
+            ConnectionLost: the link dropped before the answer.
+        """
+        return await self._market.quote(contract, timeout=timeout)
+
+    @overload
+    def ticks(
+        self,
+        contract: Contract,
+        kind: Literal["last", "all_last", TickKind.LAST, TickKind.ALL_LAST] = ...,
+        *,
+        buffer: int = ...,
+        overflow: Overflow | str = ...,
+    ) -> Stream[TradeTick | Gap]: ...
+
+    @overload
+    def ticks(
+        self,
+        contract: Contract,
+        kind: Literal["bid_ask", TickKind.BID_ASK],
+        *,
+        buffer: int = ...,
+        overflow: Overflow | str = ...,
+    ) -> Stream[BidAskTick | Gap]: ...
+
+    @overload
+    def ticks(
+        self,
+        contract: Contract,
+        kind: Literal["midpoint", TickKind.MIDPOINT],
+        *,
+        buffer: int = ...,
+        overflow: Overflow | str = ...,
+    ) -> Stream[MidpointTick | Gap]: ...
+
+    def ticks(
+        self,
+        contract: Contract,
+        kind: str = "last",
+        *,
+        buffer: int = 1024,
+        overflow: Overflow | str = Overflow.DROP_OLDEST,
+    ) -> Stream[Any]:
+        """Tick-by-tick data: trades (``"last"``, ``"all_last"``), ``"bid_ask"`` or
+        ``"midpoint"``, one item per tick, shared per contract and kind.
+
+        Raises:
+            InvalidRequest: a bad argument (at once, nothing sent).
+            ContractNotFound / AmbiguousContract: on entering the block.
+            MarketDataError / RequestError: from the iterator, when IB refuses the request.
+            ConnectionLost: from the iterator, when the link drops and reconnect is off.
+        """
+        return self._market.ticks(contract, kind, buffer=buffer, overflow=overflow)
+
+    def realtime_bars(
+        self,
+        contract: Contract,
+        what: str = "TRADES",
+        *,
+        rth: bool = False,
+        buffer: int = 256,
+        overflow: Overflow | str = Overflow.ERROR,
+    ) -> Stream[Bar | Gap]:
+        """IB's 5-second real-time bars; after a reconnect the missed bars are backfilled.
+
+        Raises:
+            InvalidRequest: a bad argument (at once, nothing sent).
+            ContractNotFound / AmbiguousContract: on entering the block.
+            RequestError: from the iterator, when IB refuses the request.
+            SlowConsumer: from the iterator, when the reader fell ``buffer`` bars behind.
+            ConnectionLost: from the iterator, when the link drops and reconnect is off.
+        """
+        return self._market.realtime_bars(contract, what, rth=rth, buffer=buffer, overflow=overflow)
+
+    def live_bars(
+        self,
+        contract: Contract,
+        period: str = "1m",
+        lookback: str = "1 D",
+        include_forming: bool = False,
+        *,
+        what: str = "TRADES",
+        rth: bool = False,
+        buffer: int = 256,
+        overflow: Overflow | str = Overflow.ERROR,
+    ) -> Stream[Bar | Gap]:
+        """Bars of ``period`` that keep coming (history with keepUpToDate).
+
+        First the ``lookback`` history's completed bars, then each bar as it completes. With
+        ``include_forming=True`` the bar in progress is also yielded, as a :class:`FormingBar`,
+        on every update. After a reconnect the bars of the gap come from the new history.
+        The buffer grows to hold the initial history. IB counts the request as a historical
+        one, open until the stream closes: entering the block waits for a slot under the
+        session's historical pacing, as ``history()`` and ``download()`` do.
+
+        Args:
+            contract: the instrument.
+            period: the bar length, spelled as for :meth:`history` (``"5s"`` … ``"1m"``,
+                ``"5m"``, ``"1h"``, ``"1d"``, ``"1w"``, ``"1M"`` for a month, or IB's
+                ``"5 mins"``); at least 5 seconds.
+            lookback: how much history comes first, as an IB duration (``"1 D"``, ``"3600 S"``).
+            include_forming: also yield the bar in progress, as :class:`FormingBar` items.
+            what: ``"TRADES"``, ``"MIDPOINT"``, ``"BID"`` or ``"ASK"``.
+            rth: regular trading hours only.
+            buffer: how many bars may wait for this consumer (after the history).
+            overflow: what a full buffer does (default ``"error"``: bars are never dropped).
+
+        Raises:
+            InvalidRequest: a bad argument (at once, nothing sent).
+            ContractNotFound / AmbiguousContract: on entering the block.
+            RequestError / PacingViolation: from the iterator, when IB refuses the request.
+            RequestTimeout: from the iterator, when the history does not come in time.
+            SlowConsumer: from the iterator, when the reader fell ``buffer`` bars behind.
+            ConnectionLost: from the iterator, when the link drops and reconnect is off.
+        """
+        return self._market.live_bars(
+            contract,
+            period,
+            lookback,
+            include_forming,
+            what=what,
+            rth=rth,
+            buffer=buffer,
+            overflow=overflow,
+        )
+
+    def pnl_updates(
+        self,
+        account: str | None = None,
+        *,
+        buffer: int = 256,
+        overflow: Overflow | str = Overflow.LATEST,
+    ) -> Stream[PnL | Gap]:
+        """The account's daily, unrealized and realized PnL, as TWS updates it (``reqPnL``).
+
+        ``account`` defaults to the session's account, or its only one.
+
+        Raises:
+            InvalidRequest: a bad argument, or several accounts and no ``account``.
+            RequestError: from the iterator, when IB refuses the request (unknown account).
+            ConnectionLost: from the iterator, when the link drops and reconnect is off.
+        """
+        return self._market.pnl_updates(account, buffer=buffer, overflow=overflow)
+
+    def position_pnl_updates(
+        self,
+        contract: Contract,
+        account: str | None = None,
+        *,
+        buffer: int = 256,
+        overflow: Overflow | str = Overflow.LATEST,
+    ) -> Stream[PositionPnL | Gap]:
+        """One position's PnL as TWS updates it (``reqPnLSingle``).
+
+        Raises:
+            InvalidRequest: a bad argument, or several accounts and no ``account``.
+            ContractNotFound / AmbiguousContract: on entering the block.
+            RequestError: from the iterator, when IB refuses the request.
+            ConnectionLost: from the iterator, when the link drops and reconnect is off.
+        """
+        return self._market.position_pnl_updates(
+            contract, account, buffer=buffer, overflow=overflow
+        )
+
+    def account_updates(
+        self,
+        account: str | None = None,
+        *,
+        buffer: int = 1024,
+        overflow: Overflow | str = Overflow.ERROR,
+    ) -> Stream[AccountValue | Gap]:
+        """Account values as they change (every account, or only ``account``).
+
+        Rides on the account subscriptions the session keeps anyway, so it sends nothing. A
+        value is yielded when it changes; after a :class:`Gap`, every value TWS re-sends.
+
+        Raises:
+            InvalidRequest: a bad argument.
+            SlowConsumer: from the iterator, when the reader fell ``buffer`` values behind.
+            ConnectionLost: from the iterator, when the link drops and reconnect is off.
+        """
+        return self._market.account_updates(account, buffer=buffer, overflow=overflow)
+
+    def position_updates(
+        self,
+        account: str | None = None,
+        *,
+        buffer: int = 1024,
+        overflow: Overflow | str = Overflow.ERROR,
+    ) -> Stream[Position | Gap]:
+        """Positions as they change (every account, or only ``account``); a closed position
+        arrives with ``quantity`` 0. Rides on the session's own ``reqPositions``.
+
+        Raises:
+            InvalidRequest: a bad argument.
+            SlowConsumer: from the iterator, when the reader fell ``buffer`` positions behind.
+            ConnectionLost: from the iterator, when the link drops and reconnect is off.
+        """
+        return self._market.position_updates(account, buffer=buffer, overflow=overflow)
+
+    async def set_market_data_type(
+        self, kind: MarketDataType | str, *, timeout: float | None = _DEFAULT
     ) -> None:
-        old = self._state
-        if new is old:
-            return
-        now = time.monotonic()
-        self._time_in_state[old] += now - self._state_since
-        self._state_since = now
-        self._state = new
-        log.info("session %d: %s -> %s (%s)", self._client_id, old.name, new.name, reason)
-        change = StateChange(
-            previous=old, current=new, at=datetime.now(UTC), reason=reason, error=error
+        """Choose live, frozen, delayed or delayed-frozen data for quotes requested from now on.
+
+        Each :class:`Quote` says which type it carries. The choice survives reconnects. TWS
+        does not answer this request, so it returns once it is sent.
+
+        Raises:
+            InvalidRequest: an unknown ``kind`` (nothing sent).
+            ConnectionLost / SessionClosedError: the session is not connected.
+        """
+        return await self._market.set_market_data_type(kind, timeout=timeout)
+
+    # -- history ---------------------------------------------------------------------------------
+
+    async def history(
+        self,
+        contract: Contract,
+        *,
+        period: str | BarSize = "5m",
+        duration: str | timedelta = "1 D",
+        what: str | WhatToShow = "TRADES",
+        rth: bool = True,
+        end: datetime | None = None,
+        timeout: float | None = _DEFAULT,
+    ) -> list[Bar]:
+        """Historical bars for ``contract``, oldest first.
+
+        Args:
+            contract: what to fetch, e.g. ``ibflow.Stock("AAPL")``.
+            period: the bar size: ``"1s"``, ``"5s"`` … ``"1m"``, ``"5m"``, ``"1h"``, ``"1d"``,
+                ``"1w"``, ``"1M"`` (month), or IB's spelling (``"5 mins"``, ``"1 hour"``).
+            duration: how far back from ``end``: ``"3600 S"``, ``"1 D"``, ``"2 W"``, ``"1 M"``,
+                ``"1 Y"``, or a ``timedelta``. IB's step table limits it per period.
+            what: ``TRADES``, ``MIDPOINT``, ``BID``, ``ASK``, ``BID_ASK`` … (:class:`WhatToShow`).
+            rth: regular trading hours only.
+            end: an aware datetime; ``None`` means now.
+            timeout: seconds for the whole call (session default if not given; ``None``
+                waits forever).
+
+        Returns:
+            Bars with aware times in the instrument's time zone (daily bars: midnight of the
+            session date). Empty only when IB answers that the window holds no data.
+
+        Raises:
+            InvalidRequest: a bad argument (nothing was sent); the message says what works.
+            PacingViolation: IB refused for pacing, or the pacer would hold the request
+                past the timeout (then ``req_id`` is -1: nothing was sent); ``retry_after``
+                says when to try again.
+            MarketDataError: IB has no such data (permissions, no data of this kind).
+            ContractNotFound, AmbiguousContract: the contract does not resolve to one.
+            RequestTimeout: no answer in time; the IB cancel has been sent.
+            ConnectionLost: the link dropped before the answer.
+            SessionClosedError: the session is not open.
+        """
+        return await self._history.history(
+            contract, period=period, duration=duration, what=what, rth=rth, end=end, timeout=timeout
         )
-        for feed in list(self._state_feeds):
-            feed._put(change)
 
-    def _end_feeds(self) -> None:
-        for state_feed in list(self._state_feeds):
-            state_feed._end()
-        for notice_feed in list(self._notice_feeds):
-            notice_feed._end()
+    async def download(
+        self,
+        contract: Contract,
+        *,
+        start: datetime,
+        end: datetime | None = None,
+        period: str | BarSize = "1m",
+        what: str | WhatToShow = "TRADES",
+        rth: bool = True,
+        progress: bool = True,
+        on_progress: Callable[[DownloadProgress], object] | None = None,
+        cache: bool | HistoryCache | str | os.PathLike[str] = True,
+        concurrency: int = 4,
+        skip_closed: bool = True,
+        timeout: float | None = _DEFAULT,
+    ) -> list[Bar]:
+        """All bars of ``contract`` from ``start`` to ``end``, however many requests it takes.
 
-    def _spawn(self, coro: Awaitable[None], name: str) -> None:
-        async def runner() -> None:
-            await coro
+        The range is cut into the longest requests IB's step table allows, on the instrument's
+        bar grid; what the cache holds is not asked again; requests that would only cover
+        weekend days the instrument never trades are not sent; the rest runs under the
+        session's pacer with up to ``concurrency`` requests in flight, and a request refused
+        for pacing (or unanswered) is repeated with backoff. Bars fetched before a failure stay
+        cached, so running the same download again resumes it.
 
-        task = asyncio.create_task(runner(), name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        Args:
+            contract: what to fetch.
+            start: aware datetime, first bar time wanted (inclusive).
+            end: aware datetime, exclusive; ``None`` (or a future time) means now.
+            period: the bar size (see :meth:`history`).
+            what: the data type (see :meth:`history`; not ``ADJUSTED_LAST``).
+            rth: regular trading hours only.
+            progress: show a progress bar (rich) when stderr is a terminal.
+            on_progress: called with a :class:`DownloadProgress` at the start and after each
+                request.
+            cache: ``True``: the default on-disk cache (``IBFLOW_CACHE_DIR`` or the user cache
+                directory); ``False``: no cache; or a :class:`HistoryCache` / directory.
+            concurrency: requests in flight at once (1 to 16; the pacer still applies).
+            skip_closed: leave out requests for Saturdays and Sundays that the instrument's
+                schedule (IB's ``liquidHours`` with ``rth``, else ``tradingHours``) shows
+                closed with no session touching them: IB answers those with no bars but
+                counts them against its pacing limits. A session opening on Sunday evening
+                (futures, forex) keeps Sunday. ``False`` asks for every day, e.g. for a
+                market that held a special weekend session.
+            timeout: seconds for each request's answer (session default if not given). The
+                whole download has no time limit: pacing may make it long. Wrap it in
+                ``asyncio.timeout()`` to bound it.
 
-    async def _stop_tasks(self) -> None:
-        current = asyncio.current_task()
-        tasks = [t for t in (self._supervisor, *self._tasks) if t is not None and t is not current]
-        self._supervisor = None
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
+        Returns:
+            Bars with ``start <= time < end``, sorted by time, one per time.
 
-    def _on_ib_error(self, req_id: int, code: int, message: str) -> None:
-        """Every errMsg frame: route it to its request, act on link codes, publish notices."""
-        row = lookup(code)
-        if req_id >= 0 and row.severity is Severity.ERROR:
-            error = error_for(code, message, req_id)
-            if self._router.fail(req_id, error) or self._subscriptions.fail(req_id, error):
-                log.debug("request %d failed with IB error %d: %s", req_id, code, message)
-                return
-        if code == 1100:
-            if self._state is ConnectionState.READY:
-                self._ib_link_down = True
-                self._subscriptions.link_down()
-                self._set_state(
-                    ConnectionState.RECONNECTING,
-                    "IB error 1100: TWS lost its connection to IB; waiting for 1101/1102",
-                )
-        elif code in (1101, 1102):
-            was_down = self._ib_link_down
-            self._ib_link_down = False
-            if code == 1101 and self._connects:
-                self._spawn(self._after_1101(), "ibflow-resubscribe-1101")
-            elif was_down and self._state is ConnectionState.RECONNECTING:
-                self._set_state(ConnectionState.READY, f"IB error {code}: connectivity restored")
-        elif code == 1300:
-            self._adapter.abort("IB error 1300: the TWS socket port was reset")
-        self._publish_notice(req_id, code, message, row.severity, row.summary)
-
-    def _publish_notice(
-        self, req_id: int, code: int, message: str, severity: Severity, summary: str
-    ) -> None:
-        self._notice_count += 1
-        if severity is Severity.INFO:
-            log.info("TWS %d: %s", code, message)
-        elif severity is Severity.WARNING:
-            log.warning("TWS %d: %s", code, message)
-        else:
-            log.error("TWS %d (request %d): %s", code, req_id, message)
-        notice = Notice(
-            code=code,
-            message=message,
-            severity=severity,
-            req_id=req_id,
-            summary=summary,
-            at=datetime.now(UTC),
+        Raises:
+            InvalidRequest: a bad argument (nothing was sent).
+            ConfigError: the cache directory cannot be used.
+            PacingViolation: IB kept refusing a request for pacing.
+            RequestTimeout: a request stayed unanswered after every retry.
+            MarketDataError, ContractNotFound, AmbiguousContract, RequestError: IB refused.
+            ConnectionLost, SessionClosedError: the session went away.
+        """
+        return await self._history.download(
+            contract,
+            start=start,
+            end=end,
+            period=period,
+            what=what,
+            rth=rth,
+            progress=progress,
+            on_progress=on_progress,
+            cache=cache,
+            concurrency=concurrency,
+            skip_closed=skip_closed,
+            timeout=timeout,
         )
-        for feed in list(self._notice_feeds):
-            feed._put(notice)
 
-    async def _after_1101(self) -> None:
-        await self._subscriptions.resubscribe_all(fresh_link=False)
-        if self._state is ConnectionState.RECONNECTING and self._adapter.is_connected:
-            self._set_state(
-                ConnectionState.READY, "IB error 1101: connectivity restored, data re-requested"
-            )
+    async def head_timestamp(
+        self,
+        contract: Contract,
+        *,
+        what: str | WhatToShow = "TRADES",
+        rth: bool = True,
+        timeout: float | None = _DEFAULT,
+    ) -> datetime:
+        """The time of the earliest bar IB has for ``contract`` and ``what`` (aware, UTC).
 
-    def _on_link_lost(self, reason: str) -> None:
-        """The socket closed while READY (called from the adapter's socket callback)."""
-        if self._state is ConnectionState.CLOSED:
-            return
-        cfg = self._config
-        error = ConnectionLost(f"lost the connection to {cfg.host}:{cfg.port}: {reason}")
-        self._ib_link_down = False
-        self._router.fail_all(error)
-        self._subscriptions.link_down()
-        if self._reconnect is None:
-            self._close_after_loss(error)
-        else:
-            self._set_state(ConnectionState.RECONNECTING, reason)
-        self._lost.set()
+        Raises:
+            InvalidRequest: a bad argument (nothing was sent).
+            MarketDataError: IB has no such data.
+            ContractNotFound: IB does not know the contract.
+            RequestTimeout: no answer in time; the IB cancel has been sent.
+            ConnectionLost, SessionClosedError: the session went away.
+        """
+        return await self._history.head_timestamp(contract, what=what, rth=rth, timeout=timeout)
 
-    def _close_after_loss(self, error: ConnectionLost) -> None:
-        self._closed_error = error
-        self._router.fail_all(error)
-        self._subscriptions.close_all(error)
-        self._set_state(ConnectionState.CLOSED, str(error), error)
-        self._end_feeds()
+    def set_pacing(self, rules: PacingRules) -> None:
+        """Replace this session's pacing rules (see :class:`PacingRules`).
 
-    async def _supervise(self) -> None:
-        """Heartbeat while READY; reconnect after a loss; close when told to give up."""
-        while self._state is not ConnectionState.CLOSED:
-            await self._watch()
-            if self._is_closed() or self._reconnect is None:
-                return
-            if not await self._reconnect_loop(self._reconnect):
-                return
+        Requests already sent keep counting. ``rules.messages_per_second`` and
+        ``rules.time_scale`` also set the send throttle every outbound message passes.
 
-    async def _watch(self) -> None:
-        interval = self._heartbeat_interval
-        while not self._lost.is_set():
-            if interval is None:
-                await self._lost.wait()
-                return
-            try:
-                async with asyncio.timeout(interval):
-                    await self._lost.wait()
-                return
-            except TimeoutError:
-                pass
-            await self._heartbeat()
+        Raises:
+            InvalidRequest: ``rules`` is not a PacingRules.
+        """
+        return self._history.set_pacing(rules)
 
-    async def _heartbeat(self) -> None:
-        if not self._adapter.is_connected:
-            return
-        started = time.monotonic()
-        try:
-            await self._adapter.current_time(self._heartbeat_timeout)
-        except RequestTimeout:
-            self._heartbeat_failures += 1
-            reason = (
-                f"heartbeat: no answer to reqCurrentTime within {self._heartbeat_timeout} s "
-                "(half-open socket or hung TWS)"
-            )
-            log.warning("session %d: %s; dropping the link", self._client_id, reason)
-            self._adapter.abort(reason)
-            return
-        except ConnectionLost:
-            return
-        self._heartbeats += 1
-        self._last_rtt = time.monotonic() - started
-
-    async def _reconnect_loop(self, policy: ReconnectPolicy) -> bool:
-        cfg = self._config
-        attempt = 0
-        last_error: BaseException | None = None
-        while policy.max_attempts is None or attempt < policy.max_attempts:
-            delay = policy.delay(attempt, self._rng)
-            attempt += 1
-            self._reconnect_attempts += 1
-            log.info(
-                "session %d: reconnect attempt %d to %s:%d in %.2f s",
-                self._client_id,
-                attempt,
-                cfg.host,
-                cfg.port,
-                delay,
-            )
-            await asyncio.sleep(delay)
-            if self._state is ConnectionState.CLOSED:
-                return False
-            self._set_state(ConnectionState.RECONNECTING, f"attempt {attempt}")
-            self._lost.clear()
-            try:
-                await self._establish()
-            except IBFlowError as exc:
-                last_error = exc
-                log.info(
-                    "session %d: reconnect attempt %d failed: %s", self._client_id, attempt, exc
-                )
-                self._set_state(ConnectionState.RECONNECTING, f"attempt {attempt} failed: {exc}")
-                continue
-            self._reconnects += 1
-            await self._subscriptions.resubscribe_all(fresh_link=True)
-            if not self._adapter.is_connected or self._lost.is_set():
-                continue
-            self._set_state(ConnectionState.READY, f"reconnected after {attempt} attempt(s)")
-            return True
-        where = f"{cfg.host}:{cfg.port}"
-        self._close_after_loss(
-            ConnectionLost(
-                f"gave up reconnecting to {where} after {attempt} attempts; last error: "
-                f"{last_error}"
-            )
-        )
-        return False
+    def pacing_statistics(self) -> PacingStatistics:
+        """What this session's pacer has let through, held back and seen refused."""
+        return self._history.pacing_statistics()
 
 
-def connect(
-    host: str | None = None,
-    port: int | None = None,
-    client_id: int | None = None,
-    account: str | None = None,
-    *,
-    timeout: float | None = 10.0,
-    readonly: bool = False,
-    allow_live: bool = False,
-    reconnect: ReconnectPolicy | None = ReconnectPolicy(),
-    heartbeat_interval: float | None = 30.0,
-    heartbeat_timeout: float | None = None,
-    all_open_orders: bool = False,
-    max_order_quantity: float | None = None,
-    max_order_notional: float | None = None,
-) -> Session:
+def _settings_of(_: Callable[P, Any]) -> Callable[[Callable[..., R]], Callable[P, R]]:
+    """Give the decorated function the signature of ``_`` (for type checkers and IDEs)."""
+
+    def apply(func: Callable[..., R]) -> Callable[P, R]:
+        return func
+
+    return apply
+
+
+@_settings_of(Session)
+def connect(*args: Any, **kwargs: Any) -> Session:
     """A :class:`Session` to use with ``await`` or ``async with``.
 
     ``session = await ibflow.connect(...)`` connects and returns the READY session (close it
     with ``await session.aclose()``); ``async with ibflow.connect(...) as session:`` closes it
     on exit. Arguments are those of :class:`Session`.
     """
-    return Session(
-        host,
-        port,
-        client_id,
-        account,
-        timeout=timeout,
-        readonly=readonly,
-        allow_live=allow_live,
-        reconnect=reconnect,
-        heartbeat_interval=heartbeat_interval,
-        heartbeat_timeout=heartbeat_timeout,
-        all_open_orders=all_open_orders,
-        max_order_quantity=max_order_quantity,
-        max_order_notional=max_order_notional,
-    )
+    return Session(*args, **kwargs)

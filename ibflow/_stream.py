@@ -2,7 +2,7 @@
 
 ib_async hands out a mutable ``Ticker`` and eventkit's ``aiter()`` over an unbounded queue:
 memory grows behind a slow consumer, and nothing ties the IB subscription to the reader's
-lifetime (``../shared/ib-limits.md``, pains 2, 13, 14). A ``Stream`` fixes both by
+lifetime. A ``Stream`` fixes both by
 construction: a bounded buffer with a named overflow policy, and an owner callback that runs
 exactly once when the stream stops, so the owner sends the IB cancel exactly once.
 
@@ -16,15 +16,16 @@ Consumer side (public)::
 - ``async with stream`` starts the subscription (errors such as ``ContractNotFound`` raise
   here) and closes it on exit; a bare ``async for`` starts it on the first ``__anext__``.
   Prefer ``async with``: only it guarantees the close when the consuming task is cancelled.
-- ``await stream.receive()``: the next item; raises ``StreamClosed`` after a normal end or
-  ``aclose()``, the owner's error after ``_fail`` (e.g. ``MarketDataError``,
+- ``await stream.receive()``: the next item; raises ``EndOfStream`` after a normal end,
+  ``StreamClosed`` after your own ``aclose()`` (anyio's ``EndOfStream`` and
+  ``ClosedResourceError``), the producer's error after ``fail`` (e.g. ``MarketDataError``,
   ``ConnectionLost``), ``SlowConsumer`` after an ``"error"``-policy overflow.
 - ``stream.receive_nowait()``: same, but raises ``WouldBlock`` when nothing is buffered.
 - ``await stream.aclose()``: idempotent; discards the buffer, runs the close hook once.
 - A stream dropped while open (e.g. a bare ``async for`` left by ``break``) is released by its
-  finalizer, provided the owner holds it only weakly (as ``ibflow._streams`` does).
+  finalizer (the producer's writer never keeps it alive).
 - Errors are raised from the *next* receive: items still buffered when the owner fails the
-  stream are discarded (the error says the sequence is incomplete). A normal end (``_end``)
+  stream are discarded (the error says the sequence is incomplete). A normal end (``end``)
   delivers everything buffered first, then stops.
 - Cancelling a ``receive`` (task cancel, ``asyncio.timeout``) loses nothing: items stay
   buffered until someone receives them, and the stream stays open.
@@ -39,39 +40,33 @@ Overflow policies (``Overflow`` or its string value), applied when ``buffer`` it
   next receive), and the close hook runs so the owner stops the IB subscription. Use it for
   order events, fills and account events.
 
-Owner side (private, for ibflow modules; never awaits, safe inside ib_async callbacks)::
+Producer side (private to ibflow's features; never awaits, safe inside ib_async callbacks)::
 
-    stream: Stream[Item] = Stream(
+    writer: StreamWriter[Item] = StreamWriter(
         name="fills",              # used in error messages and repr
         buffer=256,                # capacity, >= 1
         overflow="error",          # Overflow or its string value
         start=start_coro_fn,       # optional: async () -> None, run once by __aenter__ or the
-                                   # first receive; raise to refuse the stream (the error
-                                   # propagates to the consumer and the close hook runs)
-        on_close=release_fn,       # optional: () -> None, run exactly once, synchronously, the
-                                   # first time the stream stops for ANY reason: consumer
-                                   # aclose/exit, _end, _fail, "error" overflow, failed start.
-                                   # If the start hook is still running (consumer cancelled
-                                   # while opening), it runs right after the start settles,
-                                   # so it always sees what the start set up.
+                                   # first receive; raise to refuse the stream
+        on_close=release_fn,       # optional: () -> None, run exactly once, the first time the
+                                   # stream stops for any reason (after a running start settles)
     )
-    stream._put(item)          # O(1), non-blocking; ignored once the stream has stopped
-    stream._put_marker(item)   # like _put, but no policy ever drops it in favour of data
-                               # (for Gap items); it is still bounded by ``buffer``
-    stream._fail(error)        # stop; the next receive raises ``error``
-    stream._end()              # stop quietly after the buffered items are consumed
-    stream._grow(n)            # raise the capacity to >= n before delivering a known backlog
-    stream.closed              # True once stopped (by either side)
+    stream = writer.stream     # the consumer half handed to the user
+    writer.send(item)          # O(1), non-blocking; ignored once the stream has stopped
+    writer.send_marker(item)   # like send, but no policy drops it in favour of data (Gap)
+    writer.fail(error)         # stop; the next receive raises ``error``
+    writer.end()               # stop quietly after the buffered items are consumed
+    writer.grow(n)             # raise the capacity to >= n before delivering a known backlog
+    writer.closed              # True once stopped (by either side)
 
-``_put`` after the stream stopped is a no-op, so late ib_async callbacks are harmless. Without
-``start`` the stream is open at once (for owners that subscribe before handing it out). Hooks
-that reference the stream should do so through ``weakref.ref(stream)``, or the finalizer
-release above waits for the cycle collector.
+The writer never keeps the consumer half alive: a stream its user dropped is released by its
+finalizer even while its producer still holds the writer.
 """
 
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -79,50 +74,16 @@ from enum import StrEnum
 from types import TracebackType
 from typing import Generic, TypeVar
 
-from ._errors import IBFlowError, InvalidRequest
+from ._errors import EndOfStream, InvalidRequest, SlowConsumer, StreamClosed, WouldBlock
 from ._log import get_logger
 
-__all__ = [
-    "Overflow",
-    "SlowConsumer",
-    "Stream",
-    "StreamClosed",
-    "StreamError",
-    "StreamStatistics",
-    "WouldBlock",
-]
+__all__ = ["Overflow", "Stream", "StreamStatistics", "StreamWriter"]
 
 log = get_logger("stream")
 
 T = TypeVar("T")
 
 _NEW, _STARTING, _OPEN, _STOPPED = 0, 1, 2, 3
-
-
-class StreamError(IBFlowError):
-    """Root of the errors a ``Stream`` raises about itself (not about IB)."""
-
-
-class SlowConsumer(StreamError):
-    """The consumer fell ``buffer`` items behind a stream whose overflow policy is ``"error"``.
-
-    Attributes:
-        stream: the stream's name.
-        buffer: its capacity.
-    """
-
-    def __init__(self, message: str, *, stream: str, buffer: int) -> None:
-        super().__init__(message)
-        self.stream = stream
-        self.buffer = buffer
-
-
-class StreamClosed(StreamError):
-    """``receive()`` on a stream that ended normally or was closed with ``aclose()``."""
-
-
-class WouldBlock(StreamError):
-    """``receive_nowait()`` found nothing buffered on an open stream."""
 
 
 class Overflow(StrEnum):
@@ -163,13 +124,14 @@ def _check_buffer(buffer: object) -> int:
     return buffer
 
 
-class Stream(Generic[T]):
-    """A bounded async iterator over one subscription; see the module docstring."""
+class _Channel(Generic[T]):
+    """The state both halves of a stream share: buffer, policy, hooks."""
 
     __slots__ = (
-        "__weakref__",
         "_buffer",
         "_capacity",
+        "_closed_by_consumer",
+        "_consumer",
         "_dropped",
         "_error",
         "_markers",
@@ -207,31 +169,10 @@ class Stream(Generic[T]):
         self._received = 0
         self._dropped = 0
         self._max_buffered = 0
-
-    # ------------------------------------------------------------------ consumer side
-
-    @property
-    def name(self) -> str:
-        """What this stream carries, e.g. ``"quotes AAPL"``."""
-        return self._name
-
-    @property
-    def closed(self) -> bool:
-        """True once the stream stopped: closed, ended, or failed."""
-        return self._state == _STOPPED
-
-    @property
-    def overflow(self) -> Overflow:
-        """The overflow policy."""
-        return self._overflow
-
-    @property
-    def buffer_size(self) -> int:
-        """The buffer's capacity, in items."""
-        return self._capacity
+        self._consumer: weakref.ref[Stream[T]] | None = None
+        self._closed_by_consumer = False
 
     def statistics(self) -> StreamStatistics:
-        """Counters: received, dropped, max_buffered, buffered."""
         return StreamStatistics(
             received=self._received,
             dropped=self._dropped,
@@ -239,48 +180,7 @@ class Stream(Generic[T]):
             buffered=len(self._buffer),
         )
 
-    def __repr__(self) -> str:
-        state = ("new", "starting", "open", "closed")[self._state]
-        return (
-            f"<Stream {self._name!r} {state} buffered={len(self._buffer)}/{self._capacity} "
-            f"overflow={self._overflow.value}>"
-        )
-
-    async def __aenter__(self) -> Stream[T]:
-        try:
-            await self._ensure_started()
-        except BaseException:
-            # No __aexit__ follows a failed or cancelled __aenter__: release here.
-            await self.aclose()
-            raise
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    def __aiter__(self) -> Stream[T]:
-        return self
-
-    async def __anext__(self) -> T:
-        try:
-            return await self.receive()
-        except StreamClosed:
-            raise StopAsyncIteration from None
-
     async def receive(self) -> T:
-        """Wait for the next item.
-
-        Raises:
-            StreamClosed: the stream ended normally or was closed.
-            SlowConsumer: the ``"error"`` overflow policy tripped.
-            IBFlowError: whatever the owner failed the stream with (``MarketDataError``,
-                ``ContractNotFound``, ``ConnectionLost``…).
-        """
         if self._state < _OPEN:
             await self._ensure_started()
         while True:
@@ -293,7 +193,7 @@ class Stream(Generic[T]):
                     self._markers.popleft()
                 return item
             if self._state == _STOPPED:
-                raise StreamClosed(f"stream {self._name!r} is closed")
+                raise self._closed_error()
             waiter = self._waiter
             if waiter is None or waiter.done():
                 waiter = self._waiter = asyncio.get_running_loop().create_future()
@@ -302,14 +202,6 @@ class Stream(Generic[T]):
             await asyncio.shield(waiter)
 
     def receive_nowait(self) -> T:
-        """Return a buffered item without waiting.
-
-        Raises:
-            WouldBlock: the stream is open but nothing is buffered (or it has not started).
-            StreamClosed: the stream ended normally or was closed.
-            SlowConsumer: the ``"error"`` overflow policy tripped.
-            IBFlowError: whatever the owner failed the stream with.
-        """
         if self._error is not None:
             raise self._error
         if self._buffer:
@@ -318,14 +210,11 @@ class Stream(Generic[T]):
                 self._markers.popleft()
             return item
         if self._state == _STOPPED:
-            raise StreamClosed(f"stream {self._name!r} is closed")
+            raise self._closed_error()
         raise WouldBlock(f"stream {self._name!r} has nothing buffered")
 
-    async def aclose(self) -> None:
-        """Stop the stream: discard what is buffered and release the subscription (once).
-
-        Safe to call several times and after the stream ended or failed.
-        """
+    def close(self) -> None:
+        self._closed_by_consumer = True
         self._buffer.clear()
         self._markers.clear()
         task = self._start_task
@@ -333,9 +222,9 @@ class Stream(Generic[T]):
             task.cancel()
         self._stop()
 
-    # ------------------------------------------------------------------ owner side
+    # ------------------------------------------------------------------ producer side
 
-    def _put(self, item: T) -> None:
+    def put(self, item: T) -> None:
         """Deliver one item (O(1), never blocks). Ignored once the stream stopped."""
         if self._state == _STOPPED:
             return
@@ -353,15 +242,15 @@ class Stream(Generic[T]):
             if not waiter.done():
                 waiter.set_result(None)
 
-    def _put_marker(self, item: T) -> None:
+    def put_marker(self, item: T) -> None:
         """Deliver an item that the overflow policy drops only when nothing else can go."""
         if self._state == _STOPPED:
             return
-        self._put(item)
+        self.put(item)
         if self._state != _STOPPED and self._buffer and self._buffer[-1] is item:
             self._markers.append(item)
 
-    def _grow(self, capacity: int) -> None:
+    def grow(self, capacity: int) -> None:
         """Raise the capacity to at least ``capacity`` (never lowers it).
 
         For owners about to deliver a known, finite backlog (history) at once, which must not
@@ -370,7 +259,7 @@ class Stream(Generic[T]):
         if capacity > self._capacity:
             self._capacity = capacity
 
-    def _fail(self, error: BaseException) -> None:
+    def fail(self, error: BaseException) -> None:
         """Stop the stream; the next receive raises ``error``. No-op once stopped."""
         if self._state == _STOPPED:
             return
@@ -379,7 +268,7 @@ class Stream(Generic[T]):
         self._markers.clear()
         self._stop()
 
-    def _end(self) -> None:
+    def end(self) -> None:
         """Stop quietly; buffered items are still delivered, then iteration ends."""
         self._stop()
 
@@ -391,7 +280,7 @@ class Stream(Generic[T]):
         policy = self._overflow
         if policy is Overflow.ERROR:
             self._dropped += 1
-            self._fail(
+            self.fail(
                 SlowConsumer(
                     f"stream {self._name!r} fell {self._capacity} items behind; its overflow "
                     f"policy is 'error', so it stopped instead of losing items (read faster, "
@@ -464,12 +353,6 @@ class Stream(Generic[T]):
         if self._state == _STARTING:
             self._state = _OPEN
 
-    def __del__(self) -> None:
-        # Dropped while open without aclose() (a bare `async for` left by `break`): release
-        # the subscription now rather than leak it for the life of the session.
-        if getattr(self, "_state", _STOPPED) == _OPEN:
-            self._stop()
-
     def _stop(self) -> None:
         if self._state == _STOPPED:
             return
@@ -495,3 +378,162 @@ class Stream(Generic[T]):
                 callback()
             except Exception:
                 log.exception("close hook of stream %r failed", self._name)
+
+    def _closed_error(self) -> StreamClosed:
+        if self._closed_by_consumer:
+            return StreamClosed(f"stream {self._name!r} was closed with aclose()")
+        return EndOfStream(f"stream {self._name!r} ended")
+
+
+class Stream(Generic[T]):
+    """A bounded async iterator over one subscription; see the module docstring."""
+
+    __slots__ = ("__weakref__", "_ch")
+
+    def __init__(self, channel: _Channel[T]) -> None:
+        self._ch = channel
+
+    @property
+    def name(self) -> str:
+        """What this stream carries, e.g. ``"quotes AAPL"``."""
+        return self._ch._name
+
+    @property
+    def closed(self) -> bool:
+        """True once the stream stopped: closed, ended, or failed."""
+        return self._ch._state == _STOPPED
+
+    @property
+    def overflow(self) -> Overflow:
+        """The overflow policy."""
+        return self._ch._overflow
+
+    @property
+    def buffer_size(self) -> int:
+        """The buffer's capacity, in items."""
+        return self._ch._capacity
+
+    def statistics(self) -> StreamStatistics:
+        """Counters: received, dropped, max_buffered, buffered."""
+        return self._ch.statistics()
+
+    def __repr__(self) -> str:
+        ch = self._ch
+        state = ("new", "starting", "open", "closed")[ch._state]
+        return (
+            f"<Stream {ch._name!r} {state} buffered={len(ch._buffer)}/{ch._capacity} "
+            f"overflow={ch._overflow.value}>"
+        )
+
+    async def __aenter__(self) -> Stream[T]:
+        try:
+            await self._ch._ensure_started()
+        except BaseException:
+            # No __aexit__ follows a failed or cancelled __aenter__: release here.
+            await self.aclose()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def __aiter__(self) -> Stream[T]:
+        return self
+
+    async def __anext__(self) -> T:
+        try:
+            return await self._ch.receive()
+        except StreamClosed:
+            raise StopAsyncIteration from None
+
+    async def receive(self) -> T:
+        """Wait for the next item.
+
+        Raises:
+            EndOfStream: the stream ended (the session closed, or its producer finished).
+            StreamClosed: you closed it with ``aclose()`` (``EndOfStream`` is a subclass).
+            SlowConsumer: the ``"error"`` overflow policy tripped.
+            IBFlowError: whatever the producer failed the stream with (``MarketDataError``,
+                ``ContractNotFound``, ``ConnectionLost``…).
+        """
+        return await self._ch.receive()
+
+    def receive_nowait(self) -> T:
+        """Return a buffered item without waiting.
+
+        Raises:
+            WouldBlock: the stream is open but nothing is buffered (or it has not started).
+            EndOfStream / StreamClosed / SlowConsumer / IBFlowError: as :meth:`receive`.
+        """
+        return self._ch.receive_nowait()
+
+    async def aclose(self) -> None:
+        """Stop the stream: discard what is buffered and release the subscription (once).
+
+        Safe to call several times and after the stream ended or failed.
+        """
+        self._ch.close()
+
+    def __del__(self) -> None:
+        # Dropped while open without aclose() (a bare `async for` left by `break`): release
+        # the subscription now rather than leak it for the life of the session.
+        ch = getattr(self, "_ch", None)
+        if ch is not None and ch._state == _OPEN:
+            ch._stop()
+
+
+class StreamWriter(Generic[T]):
+    """The producer half of a :class:`Stream`; see the module docstring."""
+
+    __slots__ = ("_ch", "end", "fail", "grow", "send", "send_marker")
+
+    send: Callable[[T], None]
+    send_marker: Callable[[T], None]
+    fail: Callable[[BaseException], None]
+    end: Callable[[], None]
+    grow: Callable[[int], None]
+
+    def __init__(
+        self,
+        *,
+        name: str = "stream",
+        buffer: int = 256,
+        overflow: Overflow | str = Overflow.LATEST,
+        start: Callable[[], Awaitable[None]] | None = None,
+        on_close: Callable[[], None] | None = None,
+    ) -> None:
+        ch: _Channel[T] = _Channel(
+            name=name, buffer=buffer, overflow=overflow, start=start, on_close=on_close
+        )
+        self._ch = ch
+        # Bound once: delivering an item costs exactly the channel's own call.
+        self.send = ch.put
+        self.send_marker = ch.put_marker
+        self.fail = ch.fail
+        self.end = ch.end
+        self.grow = ch.grow
+
+    @property
+    def stream(self) -> Stream[T]:
+        """The consumer half (the same object while its user holds it)."""
+        ch = self._ch
+        consumer = ch._consumer() if ch._consumer is not None else None
+        if consumer is None:
+            consumer = Stream(ch)
+            ch._consumer = weakref.ref(consumer)
+        return consumer
+
+    @property
+    def closed(self) -> bool:
+        """True once the stream stopped (by either side)."""
+        return self._ch._state == _STOPPED
+
+    @property
+    def buffer_size(self) -> int:
+        """The buffer's capacity, in items."""
+        return self._ch._capacity

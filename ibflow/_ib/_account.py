@@ -17,12 +17,13 @@ import math
 import weakref
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import ib_async
 from ib_async.util import UNSET_DOUBLE, UNSET_INTEGER
 
-from .._account import (
+from .._log import get_logger
+from .._records.account import (
     AccountValue,
     ContractDetails,
     PnL,
@@ -30,15 +31,12 @@ from .._account import (
     Position,
     PositionPnL,
 )
-from .._log import get_logger
-from .._models import Contract
+from .._records.contracts import Contract
 from ._contracts import contract_from_ib, contract_to_ib
 from ._errors import undo_on_error as _undo_on_error
 
-if TYPE_CHECKING:
-    from ._adapter import IBAdapter
-
 __all__ = [
+    "AccountPort",
     "account_value_from_ib",
     "details_from_ib",
     "number",
@@ -46,13 +44,6 @@ __all__ = [
     "pnl_single_from_ib",
     "portfolio_item_from_ib",
     "position_from_ib",
-    "start_account_summary",
-    "start_account_values",
-    "start_contract_details",
-    "start_current_time",
-    "start_pnl",
-    "start_portfolio",
-    "start_positions",
 ]
 
 T = TypeVar("T")
@@ -204,10 +195,6 @@ SUMMARY_TAGS = (
 )
 
 
-def _ib_of(adapter: IBAdapter) -> ib_async.IB:
-    return adapter._ib
-
-
 async def _settle_key(ib: ib_async.IB, key: str, limit: float) -> None:
     """Let an earlier request under ib_async's fixed ``key`` finish before a new one starts.
 
@@ -234,67 +221,6 @@ async def _settle_key(ib: ib_async.IB, key: str, limit: float) -> None:
         owed.cancel()
 
 
-def start_positions(adapter: IBAdapter, settle: float) -> tuple[None, Awaitable[list[Position]]]:
-    """``reqPositions``: every position of every account, fresh from TWS.
-
-    Rows with quantity 0 (positions closed today, which IB still lists) are left out; so are
-    rows of security types ibflow does not model (logged).
-    """
-    ib = _ib_of(adapter)
-
-    async def run() -> list[Position]:
-        await _settle_key(ib, "positions", settle)
-        rows: dict[tuple[str, int], ib_async.Position] = {}
-
-        def on_row(p: ib_async.Position) -> None:
-            rows[(p.account, p.contract.conId)] = p
-
-        ib.positionEvent += on_row
-        try:
-            answer = ib.wrapper.startReq("positions")
-            ib.client.reqPositions()
-            await answer
-        finally:
-            ib.positionEvent -= on_row
-        return _convert_rows(rows.values(), position_from_ib, "position")
-
-    return None, run()
-
-
-def start_portfolio(
-    adapter: IBAdapter, account: str, restore: str | None, settle: float
-) -> tuple[None, Awaitable[list[PortfolioItem]]]:
-    """``reqAccountUpdates`` for ``account``: its portfolio lines, fresh from TWS.
-
-    TWS streams account updates for one account at a time; afterwards the stream goes back to
-    ``restore`` (the session's own account), or is switched off when there is none.
-    """
-    ib = _ib_of(adapter)
-
-    async def run() -> list[PortfolioItem]:
-        await _settle_key(ib, "accountValues", settle)
-        rows: dict[int, ib_async.PortfolioItem] = {}
-
-        def on_row(item: ib_async.PortfolioItem) -> None:
-            if item.account == account:
-                rows[item.contract.conId] = item
-
-        ib.updatePortfolioEvent += on_row
-        done = False
-        try:
-            answer = ib.wrapper.startReq("accountValues")
-            ib.client.reqAccountUpdates(True, account)
-            await answer
-            done = True
-        finally:
-            ib.updatePortfolioEvent -= on_row
-            if adapter.is_connected:
-                _restore_account_updates(ib, account, restore, done)
-        return _convert_rows(rows.values(), portfolio_item_from_ib, "portfolio line")
-
-    return None, run()
-
-
 def _restore_account_updates(
     ib: ib_async.IB, account: str, restore: str | None, done: bool
 ) -> None:
@@ -311,165 +237,6 @@ def _restore_account_updates(
         owed = ib.wrapper.startReq("accountValues")
         ib.client.reqAccountUpdates(True, restore)
         owed.cancel()
-
-
-def start_account_values(
-    adapter: IBAdapter, account: str
-) -> tuple[int, Awaitable[list[AccountValue]], Callable[[], None]]:
-    """``reqAccountUpdatesMulti`` for ``account``; returns ``(req_id, answer, cancel)``.
-
-    ``cancel`` ends the subscription; call it once the answer is in (or abandoned).
-    """
-    ib = _ib_of(adapter)
-    rows: dict[tuple[str, str, str], ib_async.AccountValue] = {}
-
-    def on_row(v: ib_async.AccountValue) -> None:
-        if v.account == account:
-            rows[(v.tag, v.currency, v.modelCode)] = v
-
-    req_id = int(ib.client.getReqId())
-
-    async def run() -> list[AccountValue]:
-        await answer
-        return [account_value_from_ib(v) for v in rows.values()]
-
-    def cancel() -> None:
-        ib.accountValueEvent -= on_row
-        _forget(ib, req_id)
-        if adapter.is_connected:
-            with contextlib.suppress(Exception):
-                ib.client.cancelAccountUpdatesMulti(req_id)
-
-    answer = ib.wrapper.startReq(req_id)
-    ib.accountValueEvent += on_row
-    with _undo_on_error(cancel):
-        ib.client.reqAccountUpdatesMulti(req_id, account, "", False)
-    return req_id, run(), cancel
-
-
-def start_account_summary(
-    adapter: IBAdapter,
-) -> tuple[int, Awaitable[list[AccountValue]], Callable[[], None]]:
-    """``reqAccountSummary`` (group "All"); returns ``(req_id, answer, cancel)``.
-
-    The answer holds every managed account's rows. ``cancel`` ends the subscription (IB allows
-    only two at a time); call it once the answer is in (or abandoned).
-    """
-    ib = _ib_of(adapter)
-    rows: dict[tuple[str, str, str], ib_async.AccountValue] = {}
-
-    def on_row(v: ib_async.AccountValue) -> None:
-        rows[(v.account, v.tag, v.currency)] = v
-
-    req_id = int(ib.client.getReqId())
-
-    async def run() -> list[AccountValue]:
-        await answer
-        return [account_value_from_ib(v) for v in rows.values()]
-
-    def cancel() -> None:
-        ib.accountSummaryEvent -= on_row
-        _forget(ib, req_id)
-        if adapter.is_connected:
-            with contextlib.suppress(Exception):
-                ib.client.cancelAccountSummary(req_id)
-
-    answer = ib.wrapper.startReq(req_id)
-    ib.accountSummaryEvent += on_row
-    with _undo_on_error(cancel):
-        ib.client.reqAccountSummary(req_id, "All", SUMMARY_TAGS)
-    return req_id, run(), cancel
-
-
-def start_pnl(adapter: IBAdapter, account: str) -> tuple[int, Awaitable[PnL], Callable[[], None]]:
-    """``reqPnL`` for ``account``, answered by its first update; returns ``(req_id, answer,
-    cancel)``.
-
-    The subscription is registered with ib_async by request id only (not under its
-    account key), so a PnL stream on the same account elsewhere in the session is untouched.
-    """
-    ib = _ib_of(adapter)
-    loop = asyncio.get_running_loop()
-    first: asyncio.Future[PnL] = loop.create_future()
-    req_id = int(ib.client.getReqId())
-    record = ib_async.PnL(account, "")
-
-    def on_update(p: ib_async.PnL) -> None:
-        if p is record and not first.done():
-            first.set_result(pnl_from_ib(p))
-
-    def cancel() -> None:
-        ib.pnlEvent -= on_update
-        ib.wrapper.reqId2PnL.pop(req_id, None)
-        if not first.done():
-            first.cancel()
-        if adapter.is_connected:
-            with contextlib.suppress(Exception):
-                ib.client.cancelPnL(req_id)
-
-    ib.wrapper.reqId2PnL[req_id] = record
-    ib.pnlEvent += on_update
-    with _undo_on_error(cancel):
-        ib.client.reqPnL(req_id, account, "")
-    return req_id, first, cancel
-
-
-def start_contract_details(
-    adapter: IBAdapter, contract: Contract
-) -> tuple[int, Awaitable[list[ContractDetails]]]:
-    """``reqContractDetails``; IB has no cancel for it, a late answer is simply dropped."""
-    ib = _ib_of(adapter)
-    req_id = int(ib.client.getReqId())
-    answer = ib.wrapper.startReq(req_id)
-    with _undo_on_error(lambda: _forget(ib, req_id)):
-        ib.client.reqContractDetails(req_id, contract_to_ib(contract))
-
-    async def run() -> list[ContractDetails]:
-        found = await answer
-        return _convert_rows(found, details_from_ib, "contract")
-
-    return req_id, run()
-
-
-def start_current_time(adapter: IBAdapter) -> tuple[None, Awaitable[datetime]]:
-    """``reqCurrentTime``, sharing the heartbeat's request when one is on its way.
-
-    ib_async files the answer under one fixed key, so a new request while another is in flight
-    orphans the earlier waiter. The heartbeat's request is shared (orphaning it would make the
-    session count the link as dead). Our own earlier request may have been dropped by TWS, so a
-    new call asks again, and the earlier waiters are answered by the new answer.
-    """
-    ib = _ib_of(adapter)
-
-    def ask() -> asyncio.Future[Any]:
-        found = ib.wrapper._futures.get("currentTime")
-        if found is not None and not found.done() and found not in _OURS:
-            return found
-        fresh: asyncio.Future[Any] = ib.wrapper.startReq("currentTime")
-        _OURS.add(fresh)
-        if found is not None and not found.done():
-            fresh.add_done_callback(functools.partial(_pass_on, found))
-        with _undo_on_error(lambda: _forget(ib, "currentTime")):
-            ib.client.reqCurrentTime()
-        return fresh
-
-    first = ask()
-
-    async def run() -> datetime:
-        pending = first
-        while True:
-            try:
-                # Shielded: the heartbeat's future, or one other callers share, is not ours to
-                # cancel.
-                return _aware(await asyncio.shield(pending))
-            except asyncio.CancelledError:
-                task = asyncio.current_task()
-                if pending.cancelled() and task is not None and not task.cancelling():
-                    pending = ask()  # the heartbeat gave up on its request; ask ourselves
-                    continue
-                raise
-
-    return None, run()
 
 
 _OURS: weakref.WeakSet[asyncio.Future[Any]] = weakref.WeakSet()
@@ -502,3 +269,224 @@ def _convert_rows(rows: Iterable[Any], convert: Callable[[Any], T], what: str) -
         except ValueError as exc:
             log.warning("skipping a %s ibflow cannot represent (%s): %r", what, exc, row)
     return out
+
+
+class AccountPort:
+    """Account reads and contract lookups on one session's ``IB``."""
+
+    def __init__(self, ib: ib_async.IB, is_connected: Callable[[], bool]) -> None:
+        self._ib = ib
+        self._is_connected = is_connected
+
+    def start_positions(self, settle: float) -> tuple[None, Awaitable[list[Position]]]:
+        """``reqPositions``: every position of every account, fresh from TWS.
+
+        Rows with quantity 0 (positions closed today, which IB still lists) are left out; so are
+        rows of security types ibflow does not model (logged).
+        """
+        ib = self._ib
+
+        async def run() -> list[Position]:
+            await _settle_key(ib, "positions", settle)
+            rows: dict[tuple[str, int], ib_async.Position] = {}
+
+            def on_row(p: ib_async.Position) -> None:
+                rows[(p.account, p.contract.conId)] = p
+
+            ib.positionEvent += on_row
+            try:
+                answer = ib.wrapper.startReq("positions")
+                ib.client.reqPositions()
+                await answer
+            finally:
+                ib.positionEvent -= on_row
+            return _convert_rows(rows.values(), position_from_ib, "position")
+
+        return None, run()
+
+    def start_portfolio(
+        self, account: str, restore: str | None, settle: float
+    ) -> tuple[None, Awaitable[list[PortfolioItem]]]:
+        """``reqAccountUpdates`` for ``account``: its portfolio lines, fresh from TWS.
+
+        TWS streams account updates for one account at a time; afterwards the stream goes back to
+        ``restore`` (the session's own account), or is switched off when there is none.
+        """
+        ib = self._ib
+
+        async def run() -> list[PortfolioItem]:
+            await _settle_key(ib, "accountValues", settle)
+            rows: dict[int, ib_async.PortfolioItem] = {}
+
+            def on_row(item: ib_async.PortfolioItem) -> None:
+                if item.account == account:
+                    rows[item.contract.conId] = item
+
+            ib.updatePortfolioEvent += on_row
+            done = False
+            try:
+                answer = ib.wrapper.startReq("accountValues")
+                ib.client.reqAccountUpdates(True, account)
+                await answer
+                done = True
+            finally:
+                ib.updatePortfolioEvent -= on_row
+                if self._is_connected():
+                    _restore_account_updates(ib, account, restore, done)
+            return _convert_rows(rows.values(), portfolio_item_from_ib, "portfolio line")
+
+        return None, run()
+
+    def start_account_values(
+        self, account: str
+    ) -> tuple[int, Awaitable[list[AccountValue]], Callable[[], None]]:
+        """``reqAccountUpdatesMulti`` for ``account``; returns ``(req_id, answer, cancel)``.
+
+        ``cancel`` ends the subscription; call it once the answer is in (or abandoned).
+        """
+        ib = self._ib
+        rows: dict[tuple[str, str, str], ib_async.AccountValue] = {}
+
+        def on_row(v: ib_async.AccountValue) -> None:
+            if v.account == account:
+                rows[(v.tag, v.currency, v.modelCode)] = v
+
+        req_id = int(ib.client.getReqId())
+
+        async def run() -> list[AccountValue]:
+            await answer
+            return [account_value_from_ib(v) for v in rows.values()]
+
+        def cancel() -> None:
+            ib.accountValueEvent -= on_row
+            _forget(ib, req_id)
+            if self._is_connected():
+                with contextlib.suppress(Exception):
+                    ib.client.cancelAccountUpdatesMulti(req_id)
+
+        answer = ib.wrapper.startReq(req_id)
+        ib.accountValueEvent += on_row
+        with _undo_on_error(cancel):
+            ib.client.reqAccountUpdatesMulti(req_id, account, "", False)
+        return req_id, run(), cancel
+
+    def start_account_summary(
+        self,
+    ) -> tuple[int, Awaitable[list[AccountValue]], Callable[[], None]]:
+        """``reqAccountSummary`` (group "All"); returns ``(req_id, answer, cancel)``.
+
+        The answer holds every managed account's rows. ``cancel`` ends the subscription (IB allows
+        only two at a time); call it once the answer is in (or abandoned).
+        """
+        ib = self._ib
+        rows: dict[tuple[str, str, str], ib_async.AccountValue] = {}
+
+        def on_row(v: ib_async.AccountValue) -> None:
+            rows[(v.account, v.tag, v.currency)] = v
+
+        req_id = int(ib.client.getReqId())
+
+        async def run() -> list[AccountValue]:
+            await answer
+            return [account_value_from_ib(v) for v in rows.values()]
+
+        def cancel() -> None:
+            ib.accountSummaryEvent -= on_row
+            _forget(ib, req_id)
+            if self._is_connected():
+                with contextlib.suppress(Exception):
+                    ib.client.cancelAccountSummary(req_id)
+
+        answer = ib.wrapper.startReq(req_id)
+        ib.accountSummaryEvent += on_row
+        with _undo_on_error(cancel):
+            ib.client.reqAccountSummary(req_id, "All", SUMMARY_TAGS)
+        return req_id, run(), cancel
+
+    def start_pnl(self, account: str) -> tuple[int, Awaitable[PnL], Callable[[], None]]:
+        """``reqPnL`` for ``account``, answered by its first update; returns ``(req_id, answer,
+        cancel)``.
+
+        The subscription is registered with ib_async by request id only (not under its
+        account key), so a PnL stream on the same account elsewhere in the session is untouched.
+        """
+        ib = self._ib
+        loop = asyncio.get_running_loop()
+        first: asyncio.Future[PnL] = loop.create_future()
+        req_id = int(ib.client.getReqId())
+        record = ib_async.PnL(account, "")
+
+        def on_update(p: ib_async.PnL) -> None:
+            if p is record and not first.done():
+                first.set_result(pnl_from_ib(p))
+
+        def cancel() -> None:
+            ib.pnlEvent -= on_update
+            ib.wrapper.reqId2PnL.pop(req_id, None)
+            if not first.done():
+                first.cancel()
+            if self._is_connected():
+                with contextlib.suppress(Exception):
+                    ib.client.cancelPnL(req_id)
+
+        ib.wrapper.reqId2PnL[req_id] = record
+        ib.pnlEvent += on_update
+        with _undo_on_error(cancel):
+            ib.client.reqPnL(req_id, account, "")
+        return req_id, first, cancel
+
+    def start_contract_details(
+        self, contract: Contract
+    ) -> tuple[int, Awaitable[list[ContractDetails]]]:
+        """``reqContractDetails``; IB has no cancel for it, a late answer is simply dropped."""
+        ib = self._ib
+        req_id = int(ib.client.getReqId())
+        answer = ib.wrapper.startReq(req_id)
+        with _undo_on_error(lambda: _forget(ib, req_id)):
+            ib.client.reqContractDetails(req_id, contract_to_ib(contract))
+
+        async def run() -> list[ContractDetails]:
+            found = await answer
+            return _convert_rows(found, details_from_ib, "contract")
+
+        return req_id, run()
+
+    def start_current_time(self) -> tuple[None, Awaitable[datetime]]:
+        """``reqCurrentTime``, sharing the heartbeat's request when one is on its way.
+
+        ib_async files the answer under one fixed key, so a new request while another is in flight
+        orphans the earlier waiter. The heartbeat's request is shared (orphaning it would make the
+        session count the link as dead). Our own earlier request may have been dropped by TWS, so a
+        new call asks again, and the earlier waiters are answered by the new answer.
+        """
+        ib = self._ib
+
+        def ask() -> asyncio.Future[Any]:
+            found = ib.wrapper._futures.get("currentTime")
+            if found is not None and not found.done() and found not in _OURS:
+                return found
+            fresh: asyncio.Future[Any] = ib.wrapper.startReq("currentTime")
+            _OURS.add(fresh)
+            if found is not None and not found.done():
+                fresh.add_done_callback(functools.partial(_pass_on, found))
+            with _undo_on_error(lambda: _forget(ib, "currentTime")):
+                ib.client.reqCurrentTime()
+            return fresh
+
+        first = ask()
+
+        async def run() -> datetime:
+            pending = first
+            while True:
+                try:
+                    # Shielded: the heartbeat's future, or one other callers share, is not ours to
+                    # cancel.
+                    return _aware(await asyncio.shield(pending))
+                except asyncio.CancelledError:
+                    task = asyncio.current_task()
+                    if pending.cancelled() and task is not None and not task.cancelling():
+                        pending = ask()  # the heartbeat gave up on its request; ask ourselves
+                        continue
+                    raise
+
+        return None, run()

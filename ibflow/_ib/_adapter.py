@@ -21,7 +21,7 @@ import math
 import struct
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from ib_async import IB, ExecutionFilter, Stock
 from ib_async.client import Client
@@ -39,8 +39,12 @@ from .._errors import (
     SyncTimeout,
 )
 from .._log import get_logger, mask_account
+from ._account import AccountPort
 from ._errors import map_ib_errors
 from ._fastpath import install_fast_receive
+from ._history import HistoryPort
+from ._market import MarketPort
+from ._orders import OrdersPort
 
 __all__ = ["IBAdapter", "LinkInfo", "QuoteProbe", "Traffic"]
 
@@ -54,6 +58,7 @@ LostCallback = Callable[[str], None]
 StageCallback = Callable[[str, str], None]
 
 Phase = Literal["idle", "connecting", "syncing", "ready", "closing"]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +146,11 @@ def _finite(value: float) -> float | None:
     return None if value is None or math.isnan(value) or value <= 0 else value
 
 
+async def _mapped(name: str, awaitable: Awaitable[T]) -> T:
+    with map_ib_errors(name):
+        return await awaitable
+
+
 class IBAdapter:
     """Owns one ``ib_async.IB`` for the life of a session and drives it in stages."""
 
@@ -161,6 +171,11 @@ class IBAdapter:
 
         ib = self._ib
         client = ib.client
+        connected = lambda: self.is_connected  # noqa: E731 - read at each call
+        self.account = AccountPort(ib, connected)
+        self.market = MarketPort(ib, connected)
+        self.orders = OrdersPort(ib, connected)
+        self.history = HistoryPort(ib, connected)
         # ibflow re-issues subscriptions itself after 1101/reconnect; ib_async's own
         # fire-and-forget account-summary request on 1102 is not cancellation-safe.
         ib.errorEvent.disconnect(ib._onError)
@@ -180,6 +195,11 @@ class IBAdapter:
     # -- properties ---------------------------------------------------------------------------
 
     @property
+    def ib(self) -> IB:
+        """The ``ib_async.IB`` this adapter drives (the session's escape hatch)."""
+        return self._ib
+
+    @property
     def phase(self) -> Phase:
         return self._phase
 
@@ -195,6 +215,18 @@ class IBAdapter:
         """A request id from ib_async's shared request/order id counter."""
         with map_ib_errors("request id"):
             return int(self._ib.client.getReqId())
+
+    def begin(
+        self, name: str, start: Callable[[], tuple[int | None, Awaitable[T]]]
+    ) -> tuple[int | None, Awaitable[T]]:
+        """Send one request with ``start()``; its answer comes back with ib_async's errors mapped.
+
+        ``start`` returns ``(req_id, awaitable)``; so does this, the awaitable wrapped so that
+        anything ib_async raises arrives as ibflow's error.
+        """
+        with map_ib_errors(name):
+            req_id, awaitable = start()
+        return req_id, _mapped(name, awaitable)
 
     def traffic(self) -> Traffic:
         client = self._ib.client

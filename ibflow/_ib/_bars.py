@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime, tzinfo
 
 import ib_async
 
-from .._models import Bar
+from .._records.contracts import Bar
 
 __all__ = ["bar_from_ib", "realtime_bar_from_ib"]
 

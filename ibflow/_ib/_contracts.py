@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ib_async
 
-from .._models import Contract, Right, SecType
+from .._records.contracts import Contract, Right, SecType
 
 __all__ = ["contract_from_ib", "contract_to_ib"]
 

@@ -2,7 +2,7 @@
 
 ib_async files every ticker under ``hash(contract)``, so two requests for one contract share a
 mutable ``Ticker`` whose fields change under any reader; it also keeps every request's
-bookkeeping forever and hands bars out as ever-growing lists. The streams of issue 5 need the
+bookkeeping forever and hands bars out as ever-growing lists. ibflow's streams need the
 opposite: one private ``Ticker`` per request (so quote, tick-by-tick and snapshot requests on one
 contract never see each other's data), request ids they own, bounded memory, and an immutable
 snapshot built right inside ib_async's callback with as little work as possible.
@@ -20,16 +20,14 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import ib_async
 from ib_async.objects import BarDataList, RealTimeBarList
 
-from .._models import Bar, Contract
-
-# Safe at import time: the package imports ``_streams`` first, and ``_streams`` imports this
-# module only inside its functions.
-from .._streams import (
+from .._records.account import AccountValue, PnL, Position, PositionPnL
+from .._records.contracts import Bar, Contract
+from .._records.market import (
     MARKET_DATA_TYPES,
     BidAskTick,
     MarketDataType,
@@ -45,25 +43,10 @@ from ._errors import map_ib_errors
 from ._errors import undo_on_error as _undo_on_error
 from ._fastpath import track_ticker, untrack_ticker
 
-if TYPE_CHECKING:
-    from .._account import AccountValue, PnL, Position, PositionPnL
-    from ._adapter import IBAdapter
-
 __all__ = [
     "Link",
-    "cancel_mkt_data",
-    "fetch_bars",
-    "open_live_bars",
-    "open_pnl",
-    "open_position_pnl",
-    "open_quotes",
-    "open_realtime_bars",
-    "open_ticks",
+    "MarketPort",
     "quote_from_ticker",
-    "send_market_data_type",
-    "start_snapshot",
-    "tap_account_values",
-    "tap_positions",
 ]
 
 _LATE_GRACE = 10.0  # s to keep a cancelled ticker's id known, so late ticks are not logged
@@ -169,184 +152,10 @@ def quote_from_ticker(ticker: ib_async.Ticker, contract: Contract) -> Quote:
     )
 
 
-def open_quotes(adapter: IBAdapter, contract: Contract, emit: Callable[[Quote], None]) -> Link:
-    """``reqMktData`` (streaming) with a private ``Ticker``; ``emit`` gets one Quote per batch.
-
-    ib_async applies a whole TCP read to the ticker, then fires its update event once: that is
-    where the snapshot is built, so a burst of ticks costs one Quote, not one per tick.
-    """
-    ib = adapter._ib
-    wrapper = ib.wrapper
-    req_id = _new_req_id(ib, "reqMktData")
-    ib_contract = contract_to_ib(contract)
-    ticker = ib_async.Ticker(contract=ib_contract, defaults=wrapper.defaults)
-
-    def on_update(t: ib_async.Ticker) -> None:
-        emit(quote_from_ticker(t, contract))
-
-    def stop(send: bool) -> None:
-        ticker.updateEvent -= on_update
-        untrack_ticker(ib.client, req_id, ticker)
-        if send:
-            with contextlib.suppress(Exception):
-                ib.client.cancelMktData(req_id)
-        _forget_ticker(ib, req_id, ticker)
-
-    ticker.updateEvent += on_update
-    wrapper.reqId2Ticker[req_id] = ticker
-    wrapper._reqId2Contract[req_id] = ib_contract
-    # The ticker is private to this stream and its ``ticks`` list is never read, which is
-    # what tracking asks for.
-    track_ticker(ib.client, req_id, ticker)
-    with _undo_on_error(lambda: stop(False)), map_ib_errors("reqMktData"):
-        ib.client.reqMktData(req_id, ib_contract, "", False, False, [])
-    return Link(req_id, stop)
-
-
-def start_snapshot(adapter: IBAdapter, contract: Contract) -> tuple[int, Awaitable[Quote]]:
-    """``reqMktData`` with ``snapshot=True``; the answer is the Quote at ``tickSnapshotEnd``.
-
-    Returns ``(req_id, answer)`` for ``Session._request``; cancel with :func:`cancel_mkt_data`.
-    """
-    ib = adapter._ib
-    wrapper = ib.wrapper
-    req_id = _new_req_id(ib, "market data snapshot")
-    ib_contract = contract_to_ib(contract)
-    ticker = ib_async.Ticker(contract=ib_contract, defaults=wrapper.defaults)
-    wrapper.reqId2Ticker[req_id] = ticker
-    done = wrapper.startReq(req_id, ib_contract)
-
-    def forget() -> None:
-        _pop_if(wrapper._futures, req_id, done)
-        wrapper._results.pop(req_id, None)
-        _forget_ticker(ib, req_id, ticker)
-
-    with _undo_on_error(forget), map_ib_errors("market data snapshot"):
-        ib.client.reqMktData(req_id, ib_contract, "", True, False, [])
-
-    async def run() -> Quote:
-        try:
-            await done
-        finally:
-            forget()
-        return quote_from_ticker(ticker, contract)
-
-    return req_id, run()
-
-
-def cancel_mkt_data(adapter: IBAdapter, req_id: int) -> None:
-    """``cancelMktData`` for a request abandoned on timeout or cancellation."""
-    with contextlib.suppress(Exception):
-        adapter._ib.client.cancelMktData(req_id)
-
-
-def send_market_data_type(adapter: IBAdapter, code: int) -> None:
-    """``reqMarketDataType``: 1 live, 2 frozen, 3 delayed, 4 delayed frozen."""
-    with map_ib_errors("reqMarketDataType"):
-        adapter._ib.client.reqMarketDataType(code)
-
-
 # -- tick-by-tick ------------------------------------------------------------------------------
 
 
-def open_ticks(
-    adapter: IBAdapter,
-    contract: Contract,
-    kind: str,
-    emit: Callable[[TradeTick | BidAskTick | MidpointTick], None],
-) -> Link:
-    """``reqTickByTickData`` for ``kind`` ("last", "all_last", "bid_ask", "midpoint")."""
-    ib = adapter._ib
-    wrapper = ib.wrapper
-    req_id = _new_req_id(ib, "reqTickByTickData")
-    ib_contract = contract_to_ib(contract)
-    ticker = ib_async.Ticker(contract=ib_contract, defaults=wrapper.defaults)
-
-    def on_update(t: ib_async.Ticker) -> None:
-        for tick in t.tickByTicks:
-            if isinstance(tick, ib_async.TickByTickAllLast):
-                attrib = tick.tickAttribLast
-                emit(
-                    TradeTick(
-                        contract=contract,
-                        time=tick.time,
-                        price=_price(tick.price),
-                        size=_size(tick.size),
-                        exchange=tick.exchange or None,
-                        special_conditions=tick.specialConditions or None,
-                        past_limit=bool(attrib and attrib.pastLimit),
-                        unreported=bool(attrib and attrib.unreported),
-                    )
-                )
-            elif isinstance(tick, ib_async.TickByTickBidAsk):
-                ba = tick.tickAttribBidAsk
-                emit(
-                    BidAskTick(
-                        contract=contract,
-                        time=tick.time,
-                        bid=_price(tick.bidPrice),
-                        ask=_price(tick.askPrice),
-                        bid_size=_size(tick.bidSize),
-                        ask_size=_size(tick.askSize),
-                        bid_past_low=bool(ba and ba.bidPastLow),
-                        ask_past_high=bool(ba and ba.askPastHigh),
-                    )
-                )
-            elif isinstance(tick, ib_async.TickByTickMidPoint):
-                emit(MidpointTick(contract=contract, time=tick.time, midpoint=tick.midPoint))
-
-    def stop(send: bool) -> None:
-        ticker.updateEvent -= on_update
-        if send:
-            with contextlib.suppress(Exception):
-                ib.client.cancelTickByTickData(req_id)
-        _forget_ticker(ib, req_id, ticker)
-
-    ticker.updateEvent += on_update
-    wrapper.reqId2Ticker[req_id] = ticker
-    wrapper._reqId2Contract[req_id] = ib_contract
-    with _undo_on_error(lambda: stop(False)), map_ib_errors("reqTickByTickData"):
-        ib.client.reqTickByTickData(req_id, ib_contract, _TBT_TYPES[kind], 0, False)
-    return Link(req_id, stop)
-
-
 # -- bars --------------------------------------------------------------------------------------
-
-
-def open_realtime_bars(
-    adapter: IBAdapter, contract: Contract, what: str, rth: bool, emit: Callable[[Bar], None]
-) -> Link:
-    """``reqRealTimeBars`` (5-second bars); ib_async's bar list is emptied after each update."""
-    ib = adapter._ib
-    wrapper = ib.wrapper
-    req_id = _new_req_id(ib, "reqRealTimeBars")
-    ib_contract = contract_to_ib(contract)
-    bars = RealTimeBarList()
-    bars.reqId = req_id
-    bars.contract = ib_contract
-    bars.barSize = 5
-    bars.whatToShow = what
-    bars.useRTH = rth
-    bars.realTimeBarsOptions = []
-
-    def on_update(updated: RealTimeBarList, _has_new: bool) -> None:
-        for bar in updated:
-            emit(realtime_bar_from_ib(bar))
-        updated.clear()  # ib_async would keep every bar of the day
-
-    def stop(send: bool) -> None:
-        bars.updateEvent -= on_update
-        if send:
-            with contextlib.suppress(Exception):
-                ib.client.cancelRealTimeBars(req_id)
-        _pop_if(wrapper.reqId2Subscriber, req_id, bars)
-        _pop_if(wrapper._reqId2Contract, req_id, ib_contract)
-
-    bars.updateEvent += on_update
-    wrapper.startSubscription(req_id, bars, ib_contract)
-    with _undo_on_error(lambda: stop(False)), map_ib_errors("reqRealTimeBars"):
-        ib.client.reqRealTimeBars(req_id, ib_contract, 5, what, rth, [])
-    return Link(req_id, stop)
 
 
 def _history_list(
@@ -380,213 +189,381 @@ def _converted(rows: list[Any]) -> list[Bar]:
     return out
 
 
-def open_live_bars(
-    adapter: IBAdapter,
-    contract: Contract,
-    *,
-    bar_size: str,
-    duration: str,
-    what: str,
-    rth: bool,
-    on_history: Callable[[list[Bar]], None],
-    on_update: Callable[[Bar, bool], None],
-) -> Link:
-    """``reqHistoricalData`` with ``keepUpToDate``: the history, then updates of the last bar.
-
-    ``on_history`` gets the initial bars (the last one still forming); ``on_update(bar,
-    new)`` gets every update of the forming bar, ``new=True`` when a new bar began (the
-    previous one is then complete). Each callback runs at most as often as IB sends.
-    """
-    ib = adapter._ib
-    wrapper = ib.wrapper
-    req_id = _new_req_id(ib, "reqHistoricalData")
-    ib_contract = contract_to_ib(contract)
-    bars = _history_list(req_id, ib_contract, duration, bar_size, what, rth, keep_up=True)
-    answer = wrapper.startReq(req_id, ib_contract, container=bars)
-    live = True
-
-    def history_done(fut: asyncio.Future[Any]) -> None:
-        if not live or fut.cancelled() or fut.exception() is not None:
-            return
-        on_history(_converted(list(bars)))
-        del bars[:-1]  # ib_async compares updates with the last bar only
-
-    def updated(_bars: BarDataList, has_new: bool) -> None:
-        if not bars:
-            return
-        converted = _converted(bars[-1:])
-        if converted:
-            on_update(converted[0], has_new)
-        if len(bars) > 1:
-            del bars[:-1]
-
-    def stop(send: bool) -> None:
-        nonlocal live
-        live = False
-        bars.updateEvent -= updated
-        if send:
-            with contextlib.suppress(Exception):
-                ib.client.cancelHistoricalData(req_id)
-        _pop_if(wrapper._futures, req_id, answer)
-        wrapper._results.pop(req_id, None)
-        _pop_if(wrapper.reqId2Subscriber, req_id, bars)
-        _pop_if(wrapper._reqId2Contract, req_id, ib_contract)
-        if not answer.done():
-            answer.cancel()
-
-    answer.add_done_callback(history_done)
-    bars.updateEvent += updated
-    wrapper.startSubscription(req_id, bars, ib_contract)
-    with _undo_on_error(lambda: stop(False)), map_ib_errors("reqHistoricalData"):
-        ib.client.reqHistoricalData(
-            req_id, ib_contract, "", duration, bar_size, what, rth, 2, True, []
-        )
-    return Link(req_id, stop)
-
-
-def fetch_bars(
-    adapter: IBAdapter,
-    contract: Contract,
-    *,
-    duration: str,
-    bar_size: str,
-    what: str,
-    rth: bool,
-    done: Callable[[list[Bar] | None], None],
-) -> Link:
-    """A one-off ``reqHistoricalData`` ending now; ``done`` gets the bars, or None on failure.
-
-    Used to backfill a gap; never raises into the callback's caller.
-    """
-    ib = adapter._ib
-    wrapper = ib.wrapper
-    req_id = _new_req_id(ib, "reqHistoricalData")
-    ib_contract = contract_to_ib(contract)
-    bars = _history_list(req_id, ib_contract, duration, bar_size, what, rth, keep_up=False)
-    answer = wrapper.startReq(req_id, ib_contract, container=bars)
-    live = True
-
-    def finished(fut: asyncio.Future[Any]) -> None:
-        if not live:
-            return
-        if fut.cancelled() or fut.exception() is not None:
-            done(None)
-        else:
-            done(_converted(list(fut.result())))
-
-    def stop(send: bool) -> None:
-        nonlocal live
-        live = False
-        if send and not answer.done():
-            with contextlib.suppress(Exception):
-                ib.client.cancelHistoricalData(req_id)
-        _pop_if(wrapper._futures, req_id, answer)
-        wrapper._results.pop(req_id, None)
-        _pop_if(wrapper._reqId2Contract, req_id, ib_contract)
-        if not answer.done():
-            answer.cancel()
-
-    answer.add_done_callback(finished)
-    with _undo_on_error(lambda: stop(False)), map_ib_errors("reqHistoricalData"):
-        ib.client.reqHistoricalData(
-            req_id, ib_contract, "", duration, bar_size, what, rth, 2, False, []
-        )
-    return Link(req_id, stop)
-
-
 # -- PnL ---------------------------------------------------------------------------------------
-
-
-def open_pnl(adapter: IBAdapter, account: str, emit: Callable[[PnL], None]) -> Link:
-    """``reqPnL``, registered by request id only (ib_async's one-per-account key is left alone,
-    so a one-off ``session.pnl()`` on the same account is unaffected)."""
-    ib = adapter._ib
-    wrapper = ib.wrapper
-    req_id = _new_req_id(ib, "reqPnL")
-    record = ib_async.PnL(account, "")
-
-    def on_update(p: ib_async.PnL) -> None:
-        if p is record:
-            emit(pnl_from_ib(p))
-
-    def stop(send: bool) -> None:
-        ib.pnlEvent -= on_update
-        if send:
-            with contextlib.suppress(Exception):
-                ib.client.cancelPnL(req_id)
-        _pop_if(wrapper.reqId2PnL, req_id, record)
-
-    wrapper.reqId2PnL[req_id] = record
-    ib.pnlEvent += on_update
-    with _undo_on_error(lambda: stop(False)), map_ib_errors("reqPnL"):
-        ib.client.reqPnL(req_id, account, "")
-    return Link(req_id, stop)
-
-
-def open_position_pnl(
-    adapter: IBAdapter, account: str, con_id: int, emit: Callable[[PositionPnL], None]
-) -> Link:
-    """``reqPnLSingle`` for one position, registered by request id only."""
-    ib = adapter._ib
-    wrapper = ib.wrapper
-    req_id = _new_req_id(ib, "reqPnLSingle")
-    record = ib_async.PnLSingle(account, "", con_id)
-
-    def on_update(p: ib_async.PnLSingle) -> None:
-        if p is record:
-            emit(pnl_single_from_ib(p))
-
-    def stop(send: bool) -> None:
-        ib.pnlSingleEvent -= on_update
-        if send:
-            with contextlib.suppress(Exception):
-                ib.client.cancelPnLSingle(req_id)
-        _pop_if(wrapper.reqId2PnlSingle, req_id, record)
-
-    wrapper.reqId2PnlSingle[req_id] = record
-    ib.pnlSingleEvent += on_update
-    with _undo_on_error(lambda: stop(False)), map_ib_errors("reqPnLSingle"):
-        ib.client.reqPnLSingle(req_id, account, "", con_id)
-    return Link(req_id, stop)
 
 
 # -- account events the session already subscribes to -------------------------------------------
 
 
-def tap_account_values(
-    adapter: IBAdapter, emit: Callable[[AccountValue], None]
-) -> Callable[[], None]:
-    """Listen to account values from the session's own account subscriptions; returns detach."""
-    ib = adapter._ib
+class MarketPort:
+    """Market-data subscriptions and snapshots on one session's ``IB``."""
 
-    def on_value(value: ib_async.AccountValue) -> None:
-        emit(account_value_from_ib(value))
+    def __init__(self, ib: ib_async.IB, is_connected: Callable[[], bool]) -> None:
+        self._ib = ib
+        self._is_connected = is_connected
 
-    ib.accountValueEvent += on_value
+    def open_quotes(self, contract: Contract, emit: Callable[[Quote], None]) -> Link:
+        """``reqMktData`` (streaming) with a private ``Ticker``; ``emit`` gets one Quote per batch.
 
-    def detach() -> None:
-        ib.accountValueEvent -= on_value
+        ib_async applies a whole TCP read to the ticker, then fires its update event once: that is
+        where the snapshot is built, so a burst of ticks costs one Quote, not one per tick.
+        """
+        ib = self._ib
+        wrapper = ib.wrapper
+        req_id = _new_req_id(ib, "reqMktData")
+        ib_contract = contract_to_ib(contract)
+        ticker = ib_async.Ticker(contract=ib_contract, defaults=wrapper.defaults)
 
-    return detach
+        def on_update(t: ib_async.Ticker) -> None:
+            emit(quote_from_ticker(t, contract))
 
+        def stop(send: bool) -> None:
+            ticker.updateEvent -= on_update
+            untrack_ticker(ib.client, req_id, ticker)
+            if send:
+                with contextlib.suppress(Exception):
+                    ib.client.cancelMktData(req_id)
+            _forget_ticker(ib, req_id, ticker)
 
-def tap_positions(adapter: IBAdapter, emit: Callable[[Position], None]) -> Callable[[], None]:
-    """Listen to position changes from the session's ``reqPositions``; returns detach.
+        ticker.updateEvent += on_update
+        wrapper.reqId2Ticker[req_id] = ticker
+        wrapper._reqId2Contract[req_id] = ib_contract
+        # The ticker is private to this stream and its ``ticks`` list is never read, which is
+        # what tracking asks for.
+        track_ticker(ib.client, req_id, ticker)
+        with _undo_on_error(lambda: stop(False)), map_ib_errors("reqMktData"):
+            ib.client.reqMktData(req_id, ib_contract, "", False, False, [])
+        return Link(req_id, stop)
 
-    Rows of security types ibflow does not model are skipped.
-    """
-    ib = adapter._ib
+    def start_snapshot(self, contract: Contract) -> tuple[int, Awaitable[Quote]]:
+        """``reqMktData`` with ``snapshot=True``; the answer is the Quote at ``tickSnapshotEnd``.
 
-    def on_position(position: ib_async.Position) -> None:
-        try:
-            converted = position_from_ib(position)
-        except ValueError:
-            return
-        emit(converted)
+        Returns ``(req_id, answer)`` for ``Session._request``; cancel with :func:`cancel_mkt_data`.
+        """
+        ib = self._ib
+        wrapper = ib.wrapper
+        req_id = _new_req_id(ib, "market data snapshot")
+        ib_contract = contract_to_ib(contract)
+        ticker = ib_async.Ticker(contract=ib_contract, defaults=wrapper.defaults)
+        wrapper.reqId2Ticker[req_id] = ticker
+        done = wrapper.startReq(req_id, ib_contract)
 
-    ib.positionEvent += on_position
+        def forget() -> None:
+            _pop_if(wrapper._futures, req_id, done)
+            wrapper._results.pop(req_id, None)
+            _forget_ticker(ib, req_id, ticker)
 
-    def detach() -> None:
-        ib.positionEvent -= on_position
+        with _undo_on_error(forget), map_ib_errors("market data snapshot"):
+            ib.client.reqMktData(req_id, ib_contract, "", True, False, [])
 
-    return detach
+        async def run() -> Quote:
+            try:
+                await done
+            finally:
+                forget()
+            return quote_from_ticker(ticker, contract)
+
+        return req_id, run()
+
+    def cancel_mkt_data(self, req_id: int) -> None:
+        """``cancelMktData`` for a request abandoned on timeout or cancellation."""
+        with contextlib.suppress(Exception):
+            self._ib.client.cancelMktData(req_id)
+
+    def send_market_data_type(self, code: int) -> None:
+        """``reqMarketDataType``: 1 live, 2 frozen, 3 delayed, 4 delayed frozen."""
+        with map_ib_errors("reqMarketDataType"):
+            self._ib.client.reqMarketDataType(code)
+
+    def open_ticks(
+        self,
+        contract: Contract,
+        kind: str,
+        emit: Callable[[TradeTick | BidAskTick | MidpointTick], None],
+    ) -> Link:
+        """``reqTickByTickData`` for ``kind`` ("last", "all_last", "bid_ask", "midpoint")."""
+        ib = self._ib
+        wrapper = ib.wrapper
+        req_id = _new_req_id(ib, "reqTickByTickData")
+        ib_contract = contract_to_ib(contract)
+        ticker = ib_async.Ticker(contract=ib_contract, defaults=wrapper.defaults)
+
+        def on_update(t: ib_async.Ticker) -> None:
+            for tick in t.tickByTicks:
+                if isinstance(tick, ib_async.TickByTickAllLast):
+                    attrib = tick.tickAttribLast
+                    emit(
+                        TradeTick(
+                            contract=contract,
+                            time=tick.time,
+                            price=_price(tick.price),
+                            size=_size(tick.size),
+                            exchange=tick.exchange or None,
+                            special_conditions=tick.specialConditions or None,
+                            past_limit=bool(attrib and attrib.pastLimit),
+                            unreported=bool(attrib and attrib.unreported),
+                        )
+                    )
+                elif isinstance(tick, ib_async.TickByTickBidAsk):
+                    ba = tick.tickAttribBidAsk
+                    emit(
+                        BidAskTick(
+                            contract=contract,
+                            time=tick.time,
+                            bid=_price(tick.bidPrice),
+                            ask=_price(tick.askPrice),
+                            bid_size=_size(tick.bidSize),
+                            ask_size=_size(tick.askSize),
+                            bid_past_low=bool(ba and ba.bidPastLow),
+                            ask_past_high=bool(ba and ba.askPastHigh),
+                        )
+                    )
+                elif isinstance(tick, ib_async.TickByTickMidPoint):
+                    emit(MidpointTick(contract=contract, time=tick.time, midpoint=tick.midPoint))
+
+        def stop(send: bool) -> None:
+            ticker.updateEvent -= on_update
+            if send:
+                with contextlib.suppress(Exception):
+                    ib.client.cancelTickByTickData(req_id)
+            _forget_ticker(ib, req_id, ticker)
+
+        ticker.updateEvent += on_update
+        wrapper.reqId2Ticker[req_id] = ticker
+        wrapper._reqId2Contract[req_id] = ib_contract
+        with _undo_on_error(lambda: stop(False)), map_ib_errors("reqTickByTickData"):
+            ib.client.reqTickByTickData(req_id, ib_contract, _TBT_TYPES[kind], 0, False)
+        return Link(req_id, stop)
+
+    def open_realtime_bars(
+        self, contract: Contract, what: str, rth: bool, emit: Callable[[Bar], None]
+    ) -> Link:
+        """``reqRealTimeBars`` (5-second bars); ib_async's bar list is emptied after each update."""
+        ib = self._ib
+        wrapper = ib.wrapper
+        req_id = _new_req_id(ib, "reqRealTimeBars")
+        ib_contract = contract_to_ib(contract)
+        bars = RealTimeBarList()
+        bars.reqId = req_id
+        bars.contract = ib_contract
+        bars.barSize = 5
+        bars.whatToShow = what
+        bars.useRTH = rth
+        bars.realTimeBarsOptions = []
+
+        def on_update(updated: RealTimeBarList, _has_new: bool) -> None:
+            for bar in updated:
+                emit(realtime_bar_from_ib(bar))
+            updated.clear()  # ib_async would keep every bar of the day
+
+        def stop(send: bool) -> None:
+            bars.updateEvent -= on_update
+            if send:
+                with contextlib.suppress(Exception):
+                    ib.client.cancelRealTimeBars(req_id)
+            _pop_if(wrapper.reqId2Subscriber, req_id, bars)
+            _pop_if(wrapper._reqId2Contract, req_id, ib_contract)
+
+        bars.updateEvent += on_update
+        wrapper.startSubscription(req_id, bars, ib_contract)
+        with _undo_on_error(lambda: stop(False)), map_ib_errors("reqRealTimeBars"):
+            ib.client.reqRealTimeBars(req_id, ib_contract, 5, what, rth, [])
+        return Link(req_id, stop)
+
+    def open_live_bars(
+        self,
+        contract: Contract,
+        *,
+        bar_size: str,
+        duration: str,
+        what: str,
+        rth: bool,
+        on_history: Callable[[list[Bar]], None],
+        on_update: Callable[[Bar, bool], None],
+    ) -> Link:
+        """``reqHistoricalData`` with ``keepUpToDate``: the history, then updates of the last bar.
+
+        ``on_history`` gets the initial bars (the last one still forming); ``on_update(bar,
+        new)`` gets every update of the forming bar, ``new=True`` when a new bar began (the
+        previous one is then complete). Each callback runs at most as often as IB sends.
+        """
+        ib = self._ib
+        wrapper = ib.wrapper
+        req_id = _new_req_id(ib, "reqHistoricalData")
+        ib_contract = contract_to_ib(contract)
+        bars = _history_list(req_id, ib_contract, duration, bar_size, what, rth, keep_up=True)
+        answer = wrapper.startReq(req_id, ib_contract, container=bars)
+        live = True
+
+        def history_done(fut: asyncio.Future[Any]) -> None:
+            if not live or fut.cancelled() or fut.exception() is not None:
+                return
+            on_history(_converted(list(bars)))
+            del bars[:-1]  # ib_async compares updates with the last bar only
+
+        def updated(_bars: BarDataList, has_new: bool) -> None:
+            if not bars:
+                return
+            converted = _converted(bars[-1:])
+            if converted:
+                on_update(converted[0], has_new)
+            if len(bars) > 1:
+                del bars[:-1]
+
+        def stop(send: bool) -> None:
+            nonlocal live
+            live = False
+            bars.updateEvent -= updated
+            if send:
+                with contextlib.suppress(Exception):
+                    ib.client.cancelHistoricalData(req_id)
+            _pop_if(wrapper._futures, req_id, answer)
+            wrapper._results.pop(req_id, None)
+            _pop_if(wrapper.reqId2Subscriber, req_id, bars)
+            _pop_if(wrapper._reqId2Contract, req_id, ib_contract)
+            if not answer.done():
+                answer.cancel()
+
+        answer.add_done_callback(history_done)
+        bars.updateEvent += updated
+        wrapper.startSubscription(req_id, bars, ib_contract)
+        with _undo_on_error(lambda: stop(False)), map_ib_errors("reqHistoricalData"):
+            ib.client.reqHistoricalData(
+                req_id, ib_contract, "", duration, bar_size, what, rth, 2, True, []
+            )
+        return Link(req_id, stop)
+
+    def fetch_bars(
+        self,
+        contract: Contract,
+        *,
+        duration: str,
+        bar_size: str,
+        what: str,
+        rth: bool,
+        done: Callable[[list[Bar] | None], None],
+    ) -> Link:
+        """A one-off ``reqHistoricalData`` ending now; ``done`` gets the bars, or None on failure.
+
+        Used to backfill a gap; never raises into the callback's caller.
+        """
+        ib = self._ib
+        wrapper = ib.wrapper
+        req_id = _new_req_id(ib, "reqHistoricalData")
+        ib_contract = contract_to_ib(contract)
+        bars = _history_list(req_id, ib_contract, duration, bar_size, what, rth, keep_up=False)
+        answer = wrapper.startReq(req_id, ib_contract, container=bars)
+        live = True
+
+        def finished(fut: asyncio.Future[Any]) -> None:
+            if not live:
+                return
+            if fut.cancelled() or fut.exception() is not None:
+                done(None)
+            else:
+                done(_converted(list(fut.result())))
+
+        def stop(send: bool) -> None:
+            nonlocal live
+            live = False
+            if send and not answer.done():
+                with contextlib.suppress(Exception):
+                    ib.client.cancelHistoricalData(req_id)
+            _pop_if(wrapper._futures, req_id, answer)
+            wrapper._results.pop(req_id, None)
+            _pop_if(wrapper._reqId2Contract, req_id, ib_contract)
+            if not answer.done():
+                answer.cancel()
+
+        answer.add_done_callback(finished)
+        with _undo_on_error(lambda: stop(False)), map_ib_errors("reqHistoricalData"):
+            ib.client.reqHistoricalData(
+                req_id, ib_contract, "", duration, bar_size, what, rth, 2, False, []
+            )
+        return Link(req_id, stop)
+
+    def open_pnl(self, account: str, emit: Callable[[PnL], None]) -> Link:
+        """``reqPnL``, registered by request id only (ib_async's one-per-account key is left alone,
+        so a one-off ``session.pnl()`` on the same account is unaffected)."""
+        ib = self._ib
+        wrapper = ib.wrapper
+        req_id = _new_req_id(ib, "reqPnL")
+        record = ib_async.PnL(account, "")
+
+        def on_update(p: ib_async.PnL) -> None:
+            if p is record:
+                emit(pnl_from_ib(p))
+
+        def stop(send: bool) -> None:
+            ib.pnlEvent -= on_update
+            if send:
+                with contextlib.suppress(Exception):
+                    ib.client.cancelPnL(req_id)
+            _pop_if(wrapper.reqId2PnL, req_id, record)
+
+        wrapper.reqId2PnL[req_id] = record
+        ib.pnlEvent += on_update
+        with _undo_on_error(lambda: stop(False)), map_ib_errors("reqPnL"):
+            ib.client.reqPnL(req_id, account, "")
+        return Link(req_id, stop)
+
+    def open_position_pnl(
+        self, account: str, con_id: int, emit: Callable[[PositionPnL], None]
+    ) -> Link:
+        """``reqPnLSingle`` for one position, registered by request id only."""
+        ib = self._ib
+        wrapper = ib.wrapper
+        req_id = _new_req_id(ib, "reqPnLSingle")
+        record = ib_async.PnLSingle(account, "", con_id)
+
+        def on_update(p: ib_async.PnLSingle) -> None:
+            if p is record:
+                emit(pnl_single_from_ib(p))
+
+        def stop(send: bool) -> None:
+            ib.pnlSingleEvent -= on_update
+            if send:
+                with contextlib.suppress(Exception):
+                    ib.client.cancelPnLSingle(req_id)
+            _pop_if(wrapper.reqId2PnlSingle, req_id, record)
+
+        wrapper.reqId2PnlSingle[req_id] = record
+        ib.pnlSingleEvent += on_update
+        with _undo_on_error(lambda: stop(False)), map_ib_errors("reqPnLSingle"):
+            ib.client.reqPnLSingle(req_id, account, "", con_id)
+        return Link(req_id, stop)
+
+    def tap_account_values(self, emit: Callable[[AccountValue], None]) -> Callable[[], None]:
+        """Listen to account values from the session's own account subscriptions; returns detach."""
+        ib = self._ib
+
+        def on_value(value: ib_async.AccountValue) -> None:
+            emit(account_value_from_ib(value))
+
+        ib.accountValueEvent += on_value
+
+        def detach() -> None:
+            ib.accountValueEvent -= on_value
+
+        return detach
+
+    def tap_positions(self, emit: Callable[[Position], None]) -> Callable[[], None]:
+        """Listen to position changes from the session's ``reqPositions``; returns detach.
+
+        Rows of security types ibflow does not model are skipped.
+        """
+        ib = self._ib
+
+        def on_position(position: ib_async.Position) -> None:
+            try:
+                converted = position_from_ib(position)
+            except ValueError:
+                return
+            emit(converted)
+
+        ib.positionEvent += on_position
+
+        def detach() -> None:
+            ib.positionEvent -= on_position
+
+        return detach

@@ -228,14 +228,14 @@ def exit_code_for(error: ibflow.IBFlowError) -> int:
     return EXIT_FAILED
 
 
-def run(main: Coroutine[Any, Any, T], verbose: int | None) -> T:
+def run(main: Coroutine[Any, Any, T], verbose: int) -> T:
     """Run a command's coroutine; an ibflow error becomes one line and its exit code.
 
     ibflow's log goes to stderr at ``verbose``'s level for the run: nothing by default (a
     failure is the command's one error line, said once), steps and warnings with ``-v``,
-    everything with ``-vv``; ``None`` leaves logging alone.
+    everything with ``-vv``.
     """
-    with _logging(verbose) if verbose is not None else contextlib.nullcontext():
+    with _logging(verbose):
         try:
             return asyncio.run(main)
         except ibflow.IBFlowError as exc:

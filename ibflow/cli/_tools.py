@@ -28,7 +28,7 @@ def demo(ctx: click.Context, trade: bool, seconds: float) -> None:
     if where.json:
         raise click.UsageError("demo has no --json output")
     where.check()
-    from .._demo import run_demo
+    from ._demo import run_demo
 
     real = where.host is not None or where.port is not None
     run(

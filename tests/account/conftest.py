@@ -15,32 +15,21 @@ import ib_async
 import pytest
 
 import ibflow
-from ibflow._config import ENV_NAMES
 from ibflow.sim import Scenario, Simulator
+from ibflow.testing import SimFactory, session_for
 
 ACCOUNT = "DU1234567"
 SECOND = "DU7654321"
 
 
-@pytest.fixture(autouse=True)
-def _clean_ib_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for names in ENV_NAMES.values():
-        for name in names:
-            monkeypatch.delenv(name, raising=False)
+@pytest.fixture
+def sim(ib_sim: Simulator) -> Simulator:
+    return ib_sim
 
 
 @pytest.fixture
-async def sim() -> AsyncIterator[Simulator]:
-    async with Simulator(port=0, speed=100) as simulator:
-        yield simulator
-
-
-@pytest.fixture
-async def session(sim: Simulator) -> AsyncIterator[ibflow.Session]:
-    async with ibflow.Session(
-        sim.host, sim.port, client_id=1, timeout=5, heartbeat_interval=None
-    ) as s:
-        yield s
+def session(ibflow_session: ibflow.Session) -> ibflow.Session:
+    return ibflow_session
 
 
 def two_accounts() -> Scenario:
@@ -62,9 +51,8 @@ def two_accounts() -> Scenario:
 
 
 @pytest.fixture
-async def multi_sim() -> AsyncIterator[Simulator]:
-    async with Simulator(port=0, speed=100, scenario=two_accounts()) as simulator:
-        yield simulator
+async def multi_sim(ib_sim_factory: SimFactory) -> Simulator:
+    return await ib_sim_factory(scenario=two_accounts())
 
 
 @pytest.fixture
@@ -73,10 +61,7 @@ async def make_session() -> AsyncIterator[Callable[..., ibflow.Session]]:
     made: list[ibflow.Session] = []
 
     def make(sim: Simulator, **kwargs: Any) -> ibflow.Session:
-        kwargs.setdefault("client_id", 1)
-        kwargs.setdefault("timeout", 5)
-        kwargs.setdefault("heartbeat_interval", None)
-        s = ibflow.Session(sim.host, sim.port, **kwargs)
+        s = session_for(sim, **kwargs)
         made.append(s)
         return s
 
@@ -105,10 +90,3 @@ async def buy(ib: ib_async.IB, con_id: int, quantity: float, account: str = "") 
             await asyncio.sleep(0.005)
     assert trade.orderStatus.status == "Filled", trade.log
     return trade
-
-
-async def eventually(predicate: Callable[[], object], timeout: float = 3.0) -> None:
-    """Wait until ``predicate()`` is truthy (the simulator has no event to await for it)."""
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.005)

@@ -10,8 +10,9 @@ import pytest
 
 import ibflow
 from ibflow.sim import Simulator
+from ibflow.testing import eventually
 
-from .conftest import ACCOUNT, SECOND, buy, eventually
+from .conftest import ACCOUNT, SECOND, buy
 
 AAPL_ID = 265598
 

@@ -11,8 +11,7 @@ import pytest
 
 import ibflow
 from ibflow.sim import Simulator
-
-from .conftest import eventually
+from ibflow.testing import eventually
 
 AAPL_ID = 265598
 

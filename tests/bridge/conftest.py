@@ -12,7 +12,6 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
-from typing import Any
 
 import httpx
 import pytest
@@ -20,35 +19,18 @@ import uvicorn
 from fastapi import FastAPI
 
 import ibflow
-from ibflow._config import ENV_NAMES
 from ibflow.bridge import create_app
 from ibflow.sim import Simulator
 
-FAST_RECONNECT = ibflow.ReconnectPolicy(initial=0.02, maximum=0.1)
+API = "/api/v1"
 # Wednesday 2027-01-13 15:00 UTC: US stocks are trading (10:00 in New York).
 MARKET_OPEN = datetime(2027, 1, 13, 15, 0, tzinfo=UTC).timestamp()
-
-
-@pytest.fixture(autouse=True)
-def _clean_ib_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for names in ENV_NAMES.values():
-        for name in names:
-            monkeypatch.delenv(name, raising=False)
 
 
 def market_clock(factor: float = 120.0) -> Callable[[], float]:
     """A simulator clock inside US trading hours, running ``factor`` times faster than real time."""
     origin = time.monotonic()
     return lambda: MARKET_OPEN + (time.monotonic() - origin) * factor
-
-
-def session_for(sim: Simulator, **kwargs: Any) -> ibflow.Session:
-    """A session aimed at ``sim`` with test-friendly defaults (short timeouts, no heartbeat)."""
-    kwargs.setdefault("client_id", 1)
-    kwargs.setdefault("timeout", 5.0)
-    kwargs.setdefault("heartbeat_interval", None)
-    kwargs.setdefault("reconnect", FAST_RECONNECT)
-    return ibflow.Session(host=sim.host, port=sim.port, **kwargs)
 
 
 @contextlib.asynccontextmanager
@@ -72,15 +54,13 @@ async def serving(app: FastAPI) -> AsyncIterator[str]:
 
 
 @pytest.fixture
-async def sim() -> AsyncIterator[Simulator]:
-    async with Simulator(port=0, speed=100) as simulator:
-        yield simulator
+def sim(ib_sim: Simulator) -> Simulator:
+    return ib_sim
 
 
 @pytest.fixture
-async def session(sim: Simulator) -> AsyncIterator[ibflow.Session]:
-    async with session_for(sim) as s:
-        yield s
+def session(ibflow_session: ibflow.Session) -> ibflow.Session:
+    return ibflow_session
 
 
 @pytest.fixture
@@ -91,7 +71,8 @@ async def base_url(session: ibflow.Session) -> AsyncIterator[str]:
 
 @pytest.fixture
 async def client(base_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=base_url, timeout=10) as c:
+    """A client of the API's routes: ``client.get("/positions")`` reads ``/api/v1/positions``."""
+    async with httpx.AsyncClient(base_url=base_url + API, timeout=10) as c:
         yield c
 
 
@@ -99,10 +80,3 @@ async def client(base_url: str) -> AsyncIterator[httpx.AsyncClient]:
 def ws_url(base_url: str) -> Callable[[str], str]:
     """``ws_url("/ws/quotes?symbols=AAPL")``: the websocket URL of a path on the test server."""
     return lambda path: "ws" + base_url.removeprefix("http") + path
-
-
-async def eventually(predicate: Callable[[], object], timeout: float = 5.0) -> None:
-    """Wait until ``predicate()`` is truthy (the simulator has no event to await for it)."""
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.005)

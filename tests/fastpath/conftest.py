@@ -1,4 +1,4 @@
-"""Fixtures for the fast receive path tests: a clean environment and the switch per test.
+"""Fixtures for the fast receive path tests: the receive path chosen per test.
 
 The fast path is chosen when an adapter is built, from ``IBFLOW_FAST_RECEIVE``; the
 ``fast_receive`` fixture sets it either way so one test body runs with and without it.
@@ -11,16 +11,13 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from ibflow._config import ENV_NAMES
 from ibflow._ib._fastpath import ENV_VAR
 from ibflow.sim import Scenario, Simulator
 
 
 @pytest.fixture(autouse=True)
-def _clean_ib_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for names in ENV_NAMES.values():
-        for name in names:
-            monkeypatch.delenv(name, raising=False)
+def _default_receive_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The suite's clean environment keeps this run-wide switch; these tests choose per test.
     monkeypatch.delenv(ENV_VAR, raising=False)
 
 

@@ -13,21 +13,9 @@ import ibflow
 from ibflow import MarketOrder, OrderStatus
 from ibflow._ib._fastpath import is_fast_receive
 from ibflow.sim import Simulator
+from ibflow.testing import session_for
 
 AAPL = ibflow.Stock("AAPL")
-FAST_RECONNECT = ibflow.ReconnectPolicy(initial=0.05, maximum=0.2)
-
-
-def session_for(sim: Simulator, **kwargs: object) -> ibflow.Session:
-    return ibflow.Session(
-        sim.host,
-        sim.port,
-        client_id=1,
-        timeout=5,
-        heartbeat_interval=None,
-        reconnect=FAST_RECONNECT,
-        **kwargs,  # type: ignore[arg-type]
-    )
 
 
 async def stock_positions(session: ibflow.Session) -> dict[str, float]:
@@ -57,7 +45,7 @@ def burst_end_state(bid: float, ask: float, tick: float, count: int) -> tuple[fl
 
 async def test_connect_and_sync(sim: Simulator, fast_receive: bool) -> None:
     async with session_for(sim) as session:
-        assert is_fast_receive(session._adapter._ib.client) is fast_receive
+        assert is_fast_receive(session._core.adapter._ib.client) is fast_receive
         assert session.server_version == 178
         assert session.accounts == ("DU1234567",)
         held = await stock_positions(session)
@@ -117,5 +105,5 @@ async def test_comes_back_after_the_gateway_drops(sim: Simulator, fast_receive: 
                 if quote.bid == 191.00 and quote.ask == 191.05:
                     break
         assert session.state is ibflow.ConnectionState.READY
-        assert is_fast_receive(session._adapter._ib.client) is fast_receive
+        assert is_fast_receive(session._core.adapter._ib.client) is fast_receive
         assert session.statistics().reconnects == 1

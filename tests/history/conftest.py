@@ -1,5 +1,5 @@
 """Shared fixtures for the history tests: a simulator, a paced session on the same time scale,
-a private cache directory and a clean environment.
+and the test's private cache directory.
 
 The simulator enforces IB's pacing rules with every window divided by ``speed``; each session
 made here gets ``PacingRules(time_scale=speed)``, so the pacer and the simulator agree on what
@@ -16,27 +16,15 @@ from typing import Any
 import pytest
 
 import ibflow
-from ibflow._cache import CACHE_ENV
-from ibflow._config import ENV_NAMES
 from ibflow.sim import Simulator
 
 from .helpers import SPEED, Opener, rules
 
 
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    for names in ENV_NAMES.values():
-        for name in names:
-            monkeypatch.delenv(name, raising=False)
-    cache_dir = tmp_path / "cache"
-    monkeypatch.setenv(CACHE_ENV, str(cache_dir))
-    return cache_dir
-
-
 @pytest.fixture
-def cache_dir(_clean_env: Path) -> Path:
+def cache_dir(clean_ib_env: Path) -> Path:
     """Where the default cache lives in this test (``IBFLOW_CACHE_DIR``)."""
-    return _clean_env
+    return clean_ib_env
 
 
 @pytest.fixture

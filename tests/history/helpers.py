@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
@@ -34,11 +33,3 @@ def rules(speed: float, **kwargs: Any) -> ibflow.PacingRules:
     """
     kwargs.setdefault("margin", 0.05)
     return ibflow.PacingRules(time_scale=speed, **kwargs)
-
-
-async def eventually(predicate: Callable[[], object], timeout: float = 3.0) -> None:
-    """Wait until ``predicate()`` is truthy (fails with TimeoutError otherwise)."""
-    async with asyncio.timeout(timeout):
-        # Polling on purpose: the predicates read simulator counters that have no event.
-        while not predicate():
-            await asyncio.sleep(0.005)

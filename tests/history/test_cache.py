@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import ibflow
-from ibflow._cache import CACHE_ENV, FILE_NAME, HistoryCache, SeriesKey, default_cache_dir
+from ibflow._history._cache import CACHE_ENV, FILE_NAME, HistoryCache, SeriesKey, default_cache_dir
 
 from .helpers import ET
 

@@ -14,8 +14,9 @@ import pytest
 import ibflow
 from ibflow._pacer import HistKey, PacerCore
 from ibflow.sim import Simulator
+from ibflow.testing import eventually
 
-from .helpers import AAPL, ET, FAST, PACING_TEXT, Opener, eventually
+from .helpers import AAPL, ET, FAST, PACING_TEXT, Opener
 
 MARCH = datetime(2024, 3, 1, tzinfo=ET)
 APRIL = datetime(2024, 4, 1, tzinfo=ET)

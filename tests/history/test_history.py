@@ -10,8 +10,9 @@ import pytest
 
 import ibflow
 from ibflow.sim import Simulator
+from ibflow.testing import eventually
 
-from .helpers import AAPL, ET, PACING_TEXT, WEDNESDAY, Opener, eventually, rules
+from .helpers import AAPL, ET, PACING_TEXT, WEDNESDAY, Opener, rules
 
 # Each period with the longest duration IB's step table allows for it.
 PERIODS = [
@@ -318,5 +319,5 @@ def test_public_names_are_exported() -> None:
         "WhatToShow",
     ):
         assert name in ibflow.__all__
-        assert getattr(ibflow, name).__module__.startswith("ibflow.")
+        assert getattr(ibflow, name).__module__ == "ibflow"
     assert ibflow.BarSize("5 mins") is ibflow.BarSize.MINS_5

@@ -8,7 +8,7 @@ import math
 import pytest
 
 import ibflow
-from ibflow._pacer import HistKey, Pacer, PacerCore, PacingDelay, PacingRules, pacer_for
+from ibflow._pacer import HistKey, Pacer, PacerCore, PacingDelay, PacingRules
 
 
 class Clock:
@@ -220,13 +220,10 @@ async def test_tick_by_tick_and_contract_lookups() -> None:
     assert pacer.statistics().contract_lookups == 5
 
 
-def test_one_pacer_per_owner() -> None:
-    class Owner:
-        pass
-
-    a, b = Owner(), Owner()
-    assert pacer_for(a) is pacer_for(a)
-    assert pacer_for(a) is not pacer_for(b)
+def test_one_pacer_per_session() -> None:
+    a, b = ibflow.Session(port=1), ibflow.Session(port=1)
+    assert a._core.pacer is a._core.pacer
+    assert a._core.pacer is not b._core.pacer
 
 
 def test_statistics_report_the_allowed_rate() -> None:

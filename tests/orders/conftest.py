@@ -9,35 +9,16 @@ from them.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
 
 import ibflow
-from ibflow._config import ENV_NAMES
 from ibflow.sim import Simulator
+from ibflow.testing import session_for
 
 AAPL = ibflow.Stock("AAPL")
-# Short, so reconnect tests spend milliseconds waiting, not seconds.
-FAST_RECONNECT = ibflow.ReconnectPolicy(initial=0.05, maximum=0.2)
-
-
-@pytest.fixture(autouse=True)
-def _clean_ib_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for names in ENV_NAMES.values():
-        for name in names:
-            monkeypatch.delenv(name, raising=False)
-
-
-def session_for(sim: Simulator, **kwargs: Any) -> ibflow.Session:
-    """A session aimed at ``sim`` with test-friendly defaults."""
-    kwargs.setdefault("client_id", 1)
-    kwargs.setdefault("timeout", 5.0)
-    kwargs.setdefault("heartbeat_interval", None)
-    kwargs.setdefault("reconnect", FAST_RECONNECT)
-    return ibflow.Session(sim.host, sim.port, **kwargs)
 
 
 @pytest.fixture
@@ -66,14 +47,6 @@ async def make_session(sim: Simulator) -> AsyncIterator[Callable[..., ibflow.Ses
     yield make
     for created in made:
         await created.aclose()
-
-
-async def eventually(predicate: Callable[[], object], timeout: float = 3.0) -> None:
-    """Wait until ``predicate()`` is truthy (fails the test with TimeoutError otherwise)."""
-    async with asyncio.timeout(timeout):
-        # Polling on purpose: the predicates read simulator state that has no event to await.
-        while not predicate():
-            await asyncio.sleep(0.005)
 
 
 def sim_order(sim: Simulator, order_id: int, client_id: int = 1) -> Any:

@@ -9,8 +9,9 @@ import pytest
 import ibflow
 from ibflow import LimitOrder, OrderStatus
 from ibflow.sim import Simulator
+from ibflow.testing import eventually
 
-from .conftest import AAPL, eventually, sim_order
+from .conftest import AAPL, sim_order
 
 
 async def warm_up(session: ibflow.Session) -> None:

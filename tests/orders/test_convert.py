@@ -9,7 +9,7 @@ import pytest
 
 import ibflow
 from ibflow._ib import _orders as wire
-from ibflow._orders import _exec_key
+from ibflow._orders._checks import exec_key as _exec_key
 
 UNSET = ib_async.util.UNSET_DOUBLE
 
@@ -156,13 +156,13 @@ class _Quiet:
 
 async def test_the_tap_wraps_the_decoder_callbacks_and_comes_off_cleanly() -> None:
     session = ibflow.Session(port=7497)
-    wrapper = session._adapter._ib.wrapper
+    wrapper = session._core.adapter._ib.wrapper
     names = ("orderStatus", "openOrder", "completedOrder", "execDetails", "commissionReport")
     assert not any(name in vars(wrapper) for name in names)
-    handlers = len(session._adapter._ib.errorEvent)
-    remove = wire.install_order_tap(session._adapter, _Quiet())  # type: ignore[arg-type]
+    handlers = len(session._core.adapter._ib.errorEvent)
+    remove = session._core.adapter.orders.install_order_tap(_Quiet())  # type: ignore[arg-type]
     assert all(name in vars(wrapper) for name in names)
-    assert len(session._adapter._ib.errorEvent) == handlers + 1
+    assert len(session._core.adapter._ib.errorEvent) == handlers + 1
     remove()
     assert not any(name in vars(wrapper) for name in names)
-    assert len(session._adapter._ib.errorEvent) == handlers
+    assert len(session._core.adapter._ib.errorEvent) == handlers

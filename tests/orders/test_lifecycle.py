@@ -9,8 +9,9 @@ import pytest
 import ibflow
 from ibflow import LimitOrder, MarketOrder, OrderEventKind, OrderStatus, StopLimitOrder, StopOrder
 from ibflow.sim import Scenario, Simulator
+from ibflow.testing import eventually, session_for
 
-from .conftest import AAPL, eventually, session_for, sim_order
+from .conftest import AAPL, sim_order
 
 
 async def collect(trade: ibflow.Trade) -> list[ibflow.OrderEvent]:

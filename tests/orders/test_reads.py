@@ -10,8 +10,9 @@ import pytest
 import ibflow
 from ibflow import LimitOrder, MarketOrder, OrderStatus
 from ibflow.sim import Simulator
+from ibflow.testing import session_for
 
-from .conftest import AAPL, session_for
+from .conftest import AAPL
 
 
 async def test_open_orders_lists_working_orders(session: ibflow.Session, sim: Simulator) -> None:

@@ -11,13 +11,16 @@ import pytest
 import ibflow
 from ibflow import LimitOrder, OrderEventKind, OrderStatus
 from ibflow.sim import Simulator
+from ibflow.testing import eventually
 
-from .conftest import AAPL, eventually
+from .conftest import AAPL
 
 T = TypeVar("T")
 
 
-async def until_ready_again(session: ibflow.Session, feed: ibflow.Feed[ibflow.StateChange]) -> None:
+async def until_ready_again(
+    session: ibflow.Session, feed: ibflow.Stream[ibflow.StateChange]
+) -> None:
     async with asyncio.timeout(5):
         async for change in feed:
             if change.current is ibflow.ConnectionState.READY:

@@ -9,8 +9,9 @@ import pytest
 import ibflow
 from ibflow import LimitOrder, MarketOrder, StopOrder
 from ibflow.sim import Scenario, Simulator
+from ibflow.testing import session_for
 
-from .conftest import AAPL, session_for
+from .conftest import AAPL
 
 MakeSession = Callable[..., ibflow.Session]
 

@@ -14,8 +14,9 @@ import pytest
 import ibflow
 from ibflow import LimitOrder, MarketOrder, OrderEventKind, OrderStatus
 from ibflow.sim import Simulator
+from ibflow.testing import eventually
 
-from .conftest import AAPL, eventually, sim_order
+from .conftest import AAPL, sim_order
 
 
 async def test_order_held_inactive_ends_inactive_with_the_rejection(

@@ -21,7 +21,6 @@ from ibflow import (
 )
 
 PUBLIC = {
-    "Action",
     "Bracket",
     "BracketTrade",
     "Commission",
@@ -68,7 +67,7 @@ def test_builders_fill_in_the_type_and_normalise_text() -> None:
     assert order.tif is TimeInForce.GTC
     assert (order.limit_price, order.stop_price, order.price) == (185.5, None, 185.5)
     assert order.order_ref == "mine"
-    assert MarketOrder(ibflow.Action.SELL, 1).price is None
+    assert MarketOrder(ibflow.Side.SELL, 1).price is None
     stop_limit = StopLimitOrder("SELL", 2, 180.0, 181.0)
     assert (stop_limit.limit_price, stop_limit.stop_price) == (180.0, 181.0)
     assert StopOrder("SELL", 3, 181.0).price == 181.0

@@ -9,8 +9,9 @@ import pytest
 import ibflow
 from ibflow import LimitOrder, MarketOrder, OrderEventKind, OrderStatus
 from ibflow.sim import Simulator
+from ibflow.testing import session_for
 
-from .conftest import AAPL, session_for
+from .conftest import AAPL
 
 
 async def test_order_events_follow_every_order(session: ibflow.Session, sim: Simulator) -> None:

@@ -1,8 +1,7 @@
-"""Shared fixtures for the Session tests: a fresh simulator per test and a clean environment.
+"""Shared fixtures for the Session tests: a fresh simulator per test and sessions on it.
 
-Every integration test drives real ib_async over loopback TCP against ``ibflow.sim``; the
-environment variables the session reads are cleared so a developer's own ``IB_PORT`` cannot
-leak into a test, and every session a test makes through ``make_session`` is closed after it.
+Every integration test drives real ib_async over loopback TCP against ``ibflow.sim``; every
+session a test makes through ``make_session`` is closed after it.
 """
 
 from __future__ import annotations
@@ -11,18 +10,13 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
-from session_helpers import session_for
 
 import ibflow
-from ibflow._config import ENV_NAMES
 from ibflow.sim import Simulator
+from ibflow.testing import session_for
 
-
-@pytest.fixture(autouse=True)
-def _clean_ib_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for names in ENV_NAMES.values():
-        for name in names:
-            monkeypatch.delenv(name, raising=False)
+# The Session tests exercise automatic client ids and time out in 2 s stages.
+SESSION_DEFAULTS: dict[str, Any] = {"client_id": None, "timeout": 2.0}
 
 
 @pytest.fixture
@@ -39,7 +33,7 @@ async def make_session(
     made: list[ibflow.Session] = []
 
     def make(**kwargs: Any) -> ibflow.Session:
-        session = session_for(sim, **kwargs)
+        session = session_for(sim, **(SESSION_DEFAULTS | kwargs))
         made.append(session)
         return session
 

@@ -7,10 +7,10 @@ import socket
 from collections.abc import Callable
 
 import pytest
-from session_helpers import eventually, session_for
 
 import ibflow
 from ibflow.sim import Simulator
+from ibflow.testing import eventually, session_for
 
 MakeSession = Callable[..., ibflow.Session]
 

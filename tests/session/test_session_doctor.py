@@ -9,11 +9,11 @@ import sys
 from collections.abc import Callable
 
 import pytest
-from session_helpers import eventually
 
 import ibflow
 from ibflow import _doctor
 from ibflow.sim import Simulator
+from ibflow.testing import eventually
 
 MakeSession = Callable[..., ibflow.Session]
 

@@ -6,10 +6,11 @@ import asyncio
 from collections.abc import Callable
 
 import pytest
-from session_helpers import eventually, session_for, states_until
+from session_helpers import states_until
 
 import ibflow
 from ibflow.sim import Simulator
+from ibflow.testing import eventually, session_for
 
 MakeSession = Callable[..., ibflow.Session]
 S = ibflow.ConnectionState
@@ -55,7 +56,7 @@ async def test_using_a_session_before_connect_is_a_clear_error(make_session: Mak
         with pytest.raises(ibflow.SessionClosedError, match=r"not connected yet|has not connected"):
             read()
     with pytest.raises(ibflow.SessionClosedError, match="connect"):
-        await session._request("executions", session._adapter.start_executions)
+        await session._core.request("executions", session._core.adapter.start_executions)
 
 
 async def test_connect_on_a_ready_session_is_a_no_op(
@@ -169,16 +170,16 @@ async def test_two_sessions_in_one_process(sim: Simulator, make_session: MakeSes
     second = make_session(client_id=2)
     await asyncio.gather(first.connect(), second.connect())
     assert sorted(c.client_id for c in sim.clients) == [1, 2]
-    assert first._adapter is not second._adapter
+    assert first._core.adapter is not second._core.adapter
     await first.aclose()
     await eventually(lambda: [c.client_id for c in sim.clients] == [2])
     assert second.state is S.READY
-    assert await second._request("executions", second._adapter.start_executions) >= 0
+    assert await second._core.request("executions", second._core.adapter.start_executions) >= 0
 
 
 async def test_two_automatic_client_ids_differ(sim: Simulator) -> None:
-    a = session_for(sim)
-    b = session_for(sim)
+    a = session_for(sim, client_id=None)
+    b = session_for(sim, client_id=None)
     assert a.client_id != b.client_id
     async with a, b:
         assert len(sim.clients) == 2
@@ -190,7 +191,7 @@ async def test_two_automatic_client_ids_differ(sim: Simulator) -> None:
 async def test_request_answer_comes_back(sim: Simulator, make_session: MakeSession) -> None:
     session = make_session()
     await session.connect()
-    count = await session._request("executions", session._adapter.start_executions)
+    count = await session._core.request("executions", session._core.adapter.start_executions)
     assert count == 0
     assert sim.request_count("executions") == 2  # start-up sync + ours
 
@@ -202,14 +203,14 @@ async def test_request_error_is_routed_by_request_id_and_typed(
     await session.connect()
     sim.fail_next("executions", 321, "Error validating request.-'bY' : cause - simulated")
     with pytest.raises(ibflow.RequestError) as caught:
-        await session._request("executions", session._adapter.start_executions)
+        await session._core.request("executions", session._core.adapter.start_executions)
     err = caught.value
     assert err.code == 321
     assert err.req_id > 0
     assert "simulated" in err.message
     assert session.statistics().in_flight_requests == 0
     # The session is still usable afterwards.
-    assert await session._request("executions", session._adapter.start_executions) == 0
+    assert await session._core.request("executions", session._core.adapter.start_executions) == 0
 
 
 async def test_request_timeout_sends_the_cancel_once(
@@ -220,8 +221,11 @@ async def test_request_timeout_sends_the_cancel_once(
     sim.ignore("executions", True)
     cancelled: list[int] = []
     with pytest.raises(ibflow.RequestTimeout) as caught:
-        await session._request(
-            "executions", session._adapter.start_executions, timeout=0.2, cancel=cancelled.append
+        await session._core.request(
+            "executions",
+            session._core.adapter.start_executions,
+            timeout=0.2,
+            cancel=cancelled.append,
         )
     assert isinstance(caught.value, TimeoutError)
     assert len(cancelled) == 1
@@ -234,8 +238,11 @@ async def test_cancelled_request_cleans_up(sim: Simulator, make_session: MakeSes
     sim.ignore("executions", True)
     cancelled: list[int] = []
     task = asyncio.create_task(
-        session._request(
-            "executions", session._adapter.start_executions, timeout=None, cancel=cancelled.append
+        session._core.request(
+            "executions",
+            session._core.adapter.start_executions,
+            timeout=None,
+            cancel=cancelled.append,
         )
     )
     await eventually(lambda: session.statistics().in_flight_requests == 1)
@@ -253,14 +260,14 @@ async def test_in_flight_request_fails_with_connection_lost(
     await session.connect()
     sim.ignore("executions", True)
     task = asyncio.create_task(
-        session._request("executions", session._adapter.start_executions, timeout=None)
+        session._core.request("executions", session._core.adapter.start_executions, timeout=None)
     )
     await eventually(lambda: session.statistics().in_flight_requests == 1)
     sim.drop_connections()
     with pytest.raises(ibflow.ConnectionLost):
         await task
     with pytest.raises(ibflow.ConnectionLost, match="losing its connection"):
-        await session._request("executions", session._adapter.start_executions)
+        await session._core.request("executions", session._core.adapter.start_executions)
 
 
 async def test_aclose_fails_in_flight_requests_with_session_closed(
@@ -270,7 +277,7 @@ async def test_aclose_fails_in_flight_requests_with_session_closed(
     await session.connect()
     sim.ignore("executions", True)
     task = asyncio.create_task(
-        session._request("executions", session._adapter.start_executions, timeout=None)
+        session._core.request("executions", session._core.adapter.start_executions, timeout=None)
     )
     await eventually(lambda: session.statistics().in_flight_requests == 1)
     await session.aclose()

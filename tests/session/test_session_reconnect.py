@@ -6,11 +6,12 @@ import asyncio
 from collections.abc import Callable
 
 import pytest
-from session_helpers import eventually, states_until
+from session_helpers import states_until
 
 import ibflow
-from ibflow._session import SubscriptionHandler
+from ibflow._registry import SubscriptionHandler
 from ibflow.sim import Simulator
+from ibflow.testing import eventually
 
 MakeSession = Callable[..., ibflow.Session]
 S = ibflow.ConnectionState
@@ -32,7 +33,7 @@ class RecordingSubscription:
     async def resubscribe(self, fresh_link: bool) -> int | None:
         self.resubscribed.append((fresh_link, self.session.state))
         # ib_async restarts its request ids after a reconnect, so the new id may equal the old.
-        new_id = self.session._adapter.next_req_id()
+        new_id = self.session._core.adapter.next_req_id()
         self.new_ids.append(new_id)
         return new_id
 
@@ -49,8 +50,8 @@ class RecordingSubscription:
 def _register(session: ibflow.Session) -> tuple[RecordingSubscription, int]:
     sub = RecordingSubscription(session)
     handler: SubscriptionHandler = sub
-    req_id = session._adapter.next_req_id()
-    session._subscriptions.add(req_id, handler)
+    req_id = session._core.adapter.next_req_id()
+    session._core.subscriptions.add(req_id, handler)
     return sub, req_id
 
 
@@ -59,7 +60,7 @@ async def test_reconnects_after_a_gateway_restart(
 ) -> None:
     session = make_session(client_id=5)
     await session.connect()
-    ib_before = session._adapter._ib
+    ib_before = session._core.adapter._ib
     sub, _ = _register(session)
     feed = session.state_changes()
 
@@ -71,7 +72,7 @@ async def test_reconnects_after_a_gateway_restart(
     assert states[0] is S.RECONNECTING
     assert states[-2:] == [S.SYNCING, S.READY]
     assert session.state is S.READY
-    assert session._adapter._ib is ib_before  # the same IB instance, kept across reconnects
+    assert session._core.adapter._ib is ib_before  # the same IB instance, kept across reconnects
     assert session.client_id == 5
     assert [c.client_id for c in sim.clients] == [5]
     stats = session.statistics()
@@ -82,12 +83,12 @@ async def test_reconnects_after_a_gateway_restart(
     # the id the subscription now uses.
     assert sub.link_downs == 1
     assert sub.resubscribed == [(True, S.SYNCING)]
-    assert session._subscriptions.get(sub.new_ids[0]) is sub
-    assert len(session._subscriptions) == 1
+    assert session._core.subscriptions.get(sub.new_ids[0]) is sub
+    assert len(session._core.subscriptions) == 1
     # A fresh start-up sync ran on the new link.
     assert sim.request_count("positions") == 2
     # And requests work again.
-    assert await session._request("executions", session._adapter.start_executions) == 0
+    assert await session._core.request("executions", session._core.adapter.start_executions) == 0
 
 
 async def test_without_reconnect_a_lost_link_closes_the_session(
@@ -105,7 +106,7 @@ async def test_without_reconnect_a_lost_link_closes_the_session(
     assert len(sub.closed) == 1
     assert isinstance(sub.closed[0], ibflow.ConnectionLost)
     with pytest.raises(ibflow.ConnectionLost):
-        session._require_ready()
+        session._core.require_ready()
     with pytest.raises(ibflow.SessionClosedError):
         await session.connect()
 
@@ -184,8 +185,8 @@ async def test_1101_reissues_subscriptions_then_ready(
     await states_until(feed, S.READY)
     assert sub.resubscribed == [(False, S.RECONNECTING)]
     assert sub.new_ids[0] != old_id  # same link: ids keep increasing
-    assert session._subscriptions.get(old_id) is None
-    assert session._subscriptions.get(sub.new_ids[0]) is sub
+    assert session._core.subscriptions.get(old_id) is None
+    assert session._core.subscriptions.get(sub.new_ids[0]) is sub
     assert session.statistics().reconnects == 0  # the socket never dropped
 
 
@@ -196,7 +197,7 @@ async def test_request_in_flight_during_a_drop_fails_and_the_next_one_works(
     await session.connect()
     sim.ignore("executions", True)
     task = asyncio.create_task(
-        session._request("executions", session._adapter.start_executions, timeout=None)
+        session._core.request("executions", session._core.adapter.start_executions, timeout=None)
     )
     await eventually(lambda: session.statistics().in_flight_requests == 1)
     feed = session.state_changes()
@@ -205,9 +206,9 @@ async def test_request_in_flight_during_a_drop_fails_and_the_next_one_works(
     with pytest.raises(ibflow.ConnectionLost):
         await task
     with pytest.raises(ibflow.ConnectionLost, match="reconnecting"):
-        session._require_ready()
+        session._core.require_ready()
     await states_until(feed, S.READY)
-    assert await session._request("executions", session._adapter.start_executions) == 0
+    assert await session._core.request("executions", session._core.adapter.start_executions) == 0
 
 
 async def test_aclose_during_reconnect_stops_it(sim: Simulator, make_session: MakeSession) -> None:

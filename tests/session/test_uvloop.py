@@ -15,6 +15,7 @@ import pytest
 
 import ibflow
 from ibflow.sim import Simulator
+from ibflow.testing import session_for
 
 uvloop = pytest.importorskip("uvloop")
 
@@ -29,20 +30,12 @@ def run_on_uvloop(main: Callable[[], Awaitable[None]]) -> None:
         assert type(loop).run_until_complete is uvloop.Loop.run_until_complete
 
 
-def session_for(sim: Simulator) -> ibflow.Session:
-    return ibflow.Session(
-        sim.host,
-        sim.port,
-        client_id=1,
-        timeout=5.0,
-        heartbeat_interval=1.0,
-        reconnect=ibflow.ReconnectPolicy(initial=0.05, maximum=0.2),
-    )
-
-
 def test_a_session_works_on_uvloop() -> None:
     async def main() -> None:
-        async with Simulator(port=0, speed=100) as sim, session_for(sim) as session:
+        async with (
+            Simulator(port=0, speed=100) as sim,
+            session_for(sim, heartbeat_interval=1.0) as session,
+        ):
             assert session.state is ibflow.ConnectionState.READY
             held = {
                 p.contract.symbol: p.quantity
@@ -67,7 +60,7 @@ def test_reconnect_and_stream_resume_on_uvloop() -> None:
     async def main() -> None:
         async with (
             Simulator(port=0, speed=100) as sim,
-            session_for(sim) as session,
+            session_for(sim, heartbeat_interval=1.0) as session,
             session.quotes(ibflow.Stock("AAPL")) as quotes,
         ):
             assert isinstance(await anext(quotes), ibflow.Quote)

@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import ib_async
 import pytest
 
 from ibflow.sim import Simulator
-
-
-async def eventually(predicate: Callable[[], object], timeout: float = 3.0) -> None:
-    """Wait until ``predicate()`` is truthy; fail the test with the predicate's source if not."""
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.005)
 
 
 @pytest.fixture

@@ -7,8 +7,7 @@ import pytest
 from ib_async import Contract, Forex, Option, Stock
 
 from ibflow.sim import Scenario, SimAccount, Simulator
-
-from .conftest import eventually
+from ibflow.testing import eventually
 
 ACCOUNT = "DU1234567"
 

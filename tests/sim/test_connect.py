@@ -10,8 +10,7 @@ import pytest
 
 from ibflow.sim import Simulator
 from ibflow.sim._codec import API_PREFIX, FrameDecoder, encode_fields, encode_raw
-
-from .conftest import eventually
+from ibflow.testing import eventually
 
 
 async def _hello(

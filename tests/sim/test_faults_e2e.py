@@ -10,8 +10,7 @@ from ib_async import Stock
 
 from ibflow.sim import Simulator
 from ibflow.sim._codec import API_PREFIX, FrameDecoder, encode_fields, encode_raw
-
-from .conftest import eventually
+from ibflow.testing import eventually
 
 AAPL = Stock("AAPL", "SMART", "USD", conId=265598)
 

@@ -10,8 +10,7 @@ import pytest
 from ib_async import Forex, Stock
 
 from ibflow.sim import Simulator
-
-from .conftest import eventually
+from ibflow.testing import eventually
 
 AAPL = Stock("AAPL", "SMART", "USD", conId=265598)
 

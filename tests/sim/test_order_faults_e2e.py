@@ -11,8 +11,7 @@ import pytest
 from ib_async import LimitOrder, MarketOrder, Stock
 
 from ibflow.sim import Simulator
-
-from .conftest import eventually
+from ibflow.testing import eventually
 
 AAPL = Stock("AAPL", "SMART", "USD", conId=265598)
 MSFT = Stock("MSFT", "SMART", "USD", conId=272093)

@@ -9,8 +9,9 @@ import pytest
 
 import ibflow
 from ibflow.sim import Simulator
+from ibflow.testing import eventually
 
-from .helpers import AAPL, eventually, lines
+from .helpers import AAPL, lines
 
 ACCOUNT = "DU1234567"
 

@@ -10,8 +10,9 @@ import pytest
 
 import ibflow
 from ibflow.sim import Simulator
+from ibflow.testing import eventually
 
-from .helpers import AAPL, MSFT, eventually, lines
+from .helpers import AAPL, MSFT, lines
 
 
 async def next_quote(stream: ibflow.Stream[ibflow.Quote | ibflow.Gap]) -> ibflow.Quote:

@@ -17,8 +17,9 @@ import pytest
 
 import ibflow
 from ibflow.sim import Simulator
+from ibflow.testing import eventually
 
-from .helpers import AAPL, MSFT, SPY, eventually, lines
+from .helpers import AAPL, MSFT, SPY, lines
 
 DELAYS = [0.0, 0.001, 0.003, 0.006, 0.01, 0.015, 0.02, 0.03, 0.05, 0.08]
 

@@ -8,8 +8,9 @@ import pytest
 
 import ibflow
 from ibflow.sim import Simulator
+from ibflow.testing import eventually, session_for
 
-from .helpers import AAPL, MSFT, eventually, lines, session_for
+from .helpers import AAPL, MSFT, lines
 
 
 async def test_no_permission_354_raises_market_data_error(

@@ -12,8 +12,9 @@ import pytest
 
 import ibflow
 from ibflow.sim import Simulator
+from ibflow.testing import eventually, session_for
 
-from .helpers import AAPL, eventually, fast_clock, lines, session_for
+from .helpers import AAPL, fast_clock, lines
 
 T = TypeVar("T")
 

@@ -10,8 +10,9 @@ import pytest
 
 import ibflow
 from ibflow.sim import Simulator
+from ibflow.testing import eventually, session_for
 
-from .helpers import AAPL, eventually, fast_clock, lines, session_for
+from .helpers import AAPL, fast_clock, lines
 
 
 @pytest.mark.parametrize(
@@ -159,3 +160,25 @@ async def test_live_bars_history_error_raises_from_the_iterator(
     async with session.live_bars(AAPL, "5m", "2 D") as bars:
         with pytest.raises(ibflow.PacingViolation):
             await anext(bars)
+
+
+@pytest.mark.parametrize(
+    ("period", "lookback"), [("5M", "1 D"), ("1s", "1 D"), ("1m", "1 X"), ("1m", "0 D")]
+)
+async def test_live_bars_read_periods_as_history_does(
+    session: ibflow.Session, period: str, lookback: str
+) -> None:
+    """One vocabulary: "5M" is five months for both (refused), "1m" a minute for both."""
+    with pytest.raises(ibflow.InvalidRequest):
+        session.live_bars(ibflow.Stock("AAPL"), period, lookback)
+    with pytest.raises(ibflow.InvalidRequest):
+        await session.history(ibflow.Stock("AAPL"), period=period, duration=lookback)
+
+
+@pytest.mark.parametrize("period", ["5 minutes", "1 hour", "5m", "1 min"])
+async def test_live_bars_accept_every_spelling_history_accepts(
+    session: ibflow.Session, period: str
+) -> None:
+    async with session.live_bars(ibflow.Stock("AAPL"), period, "1 D") as bars:
+        first = await asyncio.wait_for(anext(bars), 10)
+    assert isinstance(first, ibflow.Bar)

@@ -21,7 +21,7 @@ from typing import Any
 
 import ibflow
 
-from .cli import _format as fmt
+from . import _format as fmt
 
 __all__ = ["run_demo"]
 

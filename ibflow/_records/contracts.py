@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime
 from enum import StrEnum
 
-from ._errors import InvalidRequest
+from .._errors import InvalidRequest
 
 __all__ = [
     "Bar",

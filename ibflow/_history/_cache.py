@@ -28,8 +28,8 @@ from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from pathlib import Path
 
-from ._errors import ConfigError
-from ._models import Bar
+from .._errors import ConfigError
+from .._records.contracts import Bar
 
 __all__ = ["CACHE_ENV", "FILE_NAME", "HistoryCache", "SeriesKey", "default_cache_dir"]
 

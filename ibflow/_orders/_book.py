@@ -1,0 +1,416 @@
+"""The order book: every Trade of a session, fed by TWS's order messages, reconciled."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from typing import Any, Final
+
+from .._account import Contracts
+from .._core import SessionCore
+from .._errors import (
+    IBFlowError,
+    RequestError,
+    SessionClosedError,
+)
+from .._ib import _orders as _wire
+from .._log import get_logger
+from .._records.contracts import Contract
+from .._records.orders import (
+    Commission,
+    Fill,
+    OrderEvent,
+    OrderSnapshot,
+    OrderStatus,
+)
+from .._stream import StreamWriter
+from ._checks import Facts, exec_key
+from ._trade import Signal, Trade
+
+__all__ = ["OrderBook"]
+
+log = get_logger("orders")
+
+# The order book registers itself in the session's subscription registry under this key. It
+# has no IB request id, and negative keys never receive request errors (those are >= 0).
+_RECONCILER_KEY: Final = -4_000_004
+# How long a fill waits for its commission report before fills_stream() delivers it anyway.
+_COMMISSION_GRACE = 5.0
+_MAX_ORPHAN_COMMISSIONS = 1024
+_MAX_REJECTED = 256  # orders rejected before an acknowledgement, kept in case TWS holds them
+
+
+@dataclass(slots=True)
+class _SeenExec:
+    revision: int
+    exec_id: str
+    trade: Trade
+
+
+class _Reconciler:
+    """The order book's entry in ``session.subscriptions``: reconnects, 1101, close."""
+
+    kind = "orders"
+
+    def __init__(self, book: OrderBook) -> None:
+        self._book = book
+
+    async def resubscribe(self, fresh_link: bool) -> int | None:
+        try:
+            await self._book.reconcile(fresh_link)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning(
+                "order reconciliation after %s failed: %r",
+                "reconnect" if fresh_link else "1101",
+                exc,
+            )
+        return _RECONCILER_KEY
+
+    def on_error(self, error: RequestError) -> None:
+        log.debug("order book got a request error it does not own: %s", error)
+
+    def on_link_down(self) -> None:
+        self._book.link_down()
+
+    def on_close(self, error: IBFlowError | None) -> None:
+        self._book.close(error)
+
+
+class OrderBook:
+    """One session's trades, fed by the tap; reconciles them after reconnects."""
+
+    def __init__(self, core: SessionCore, contracts: Contracts) -> None:
+        self.core = core
+        self._contracts = contracts
+        self.trades: dict[tuple[int, int], Trade] = {}
+        self.by_perm: dict[int, Trade] = {}
+        self.signal = Signal()
+        self.closed_error: IBFlowError | None = None
+        self.event_streams: set[StreamWriter[OrderEvent]] = set()
+        self.fill_streams: set[StreamWriter[Fill]] = set()
+        self.completed = _wire.CompletedCollector()
+        self.open_lock = asyncio.Lock()
+        self.completed_lock = asyncio.Lock()
+        self.orphans: set[Trade] = set()
+        self.rejected: OrderedDict[tuple[int, int], Trade] = OrderedDict()
+        self.link_epoch = 0
+        self._facts: dict[Contract, Facts] = {}
+        self._execs: dict[str, _SeenExec] = {}
+        self._commissions: OrderedDict[str, Commission] = OrderedDict()
+        self._pending_fills: dict[str, asyncio.TimerHandle] = {}
+        self._seen_since_down: set[Trade] = set()
+        self._uninstall = core.adapter.orders.install_order_tap(self)
+        core.subscriptions.add(_RECONCILER_KEY, _Reconciler(self))
+        if core.state == "closed":
+            self.close(core.closed_error)
+
+    # -- lookup ----------------------------------------------------------------------------
+
+    def register(self, trade: Trade) -> None:
+        self.trades[(trade.client_id, trade.order_id)] = trade
+
+    def forget(self, trade: Trade) -> None:
+        self.trades.pop((trade.client_id, trade.order_id), None)
+        if trade.perm_id is not None:
+            self.by_perm.pop(trade.perm_id, None)
+
+    def set_aside(self, trade: Trade) -> None:
+        """Out of ``trades`` (it was rejected), but found again if TWS reports it after all."""
+        if trade._acked:
+            return  # TWS already reported the order it rejected: it stays a known trade
+        self.forget(trade)
+        self.rejected[(trade.client_id, trade.order_id)] = trade
+        while len(self.rejected) > _MAX_REJECTED:
+            self.rejected.popitem(last=False)
+
+    def find_reported(
+        self, client_id: int | None, order_id: int | None, perm_id: int | None
+    ) -> Trade | None:
+        """``find``, plus a rejected trade TWS now reports holding (filed again)."""
+        trade = self.find(client_id, order_id, perm_id)
+        if trade is None and client_id is not None and order_id:
+            trade = self.rejected.pop((client_id, order_id), None)
+            if trade is not None:
+                log.info("order %d: TWS holds the order it rejected", order_id)
+                self.register(trade)
+        return trade
+
+    def find(
+        self, client_id: int | None, order_id: int | None, perm_id: int | None
+    ) -> Trade | None:
+        if perm_id:
+            trade = self.by_perm.get(perm_id)
+            if trade is not None:
+                return trade
+        if client_id is not None and order_id:
+            return self.trades.get((client_id, order_id))
+        return None
+
+    def live(self) -> list[Trade]:
+        return [t for t in self.trades.values() if not t.is_done]
+
+    def raise_if_closed(self) -> None:
+        if self.closed_error is not None:
+            raise self.closed_error
+
+    # -- contract facts ------------------------------------------------------------------------
+
+    async def facts(self, contract: Contract) -> Facts:
+        """The qualified contract and its order rules; looked up once per session.
+
+        Uses the session's ``qualify`` (``ContractNotFound`` / ``AmbiguousContract``) and
+        ``contract_details``; the caller's deadline bounds both.
+        """
+        cached = self._facts.get(contract)
+        if cached is not None:
+            return cached
+        [qualified] = await self._contracts.qualify(contract, timeout=None)
+        found = await self._contracts.contract_details(qualified, timeout=None)
+        match = next((d for d in found if d.contract.con_id == qualified.con_id), None)
+        if match is None and found:
+            match = found[0]
+        facts = Facts(
+            contract=qualified,
+            min_tick=match.min_tick if match is not None else None,
+            size_increment=match.size_increment if match is not None else None,
+            min_size=match.min_size if match is not None else None,
+            order_types=match.order_types if match is not None else (),
+        )
+        self._facts[contract] = facts
+        self._facts[qualified] = facts
+        return facts
+
+    def attach(self, stream: StreamWriter[Any], streams: set[Any]) -> None:
+        """Start delivering to ``stream`` (or end it at once when the session is closed)."""
+        if self.closed_error is not None:
+            stream.end()
+        else:
+            streams.add(stream)
+
+    def with_commission(self, fill: Fill) -> Fill:
+        """``fill`` with the commission this book recorded for it, when it has a better one.
+
+        ib_async rewrites an unset realized PnL to 0.0 in its cache; the tap kept the original.
+        """
+        seen = self._execs.get(exec_key(fill.exec_id)[0])
+        if seen is None or seen.exec_id != fill.exec_id:
+            return fill
+        mine = next((f for f in seen.trade._fills if f.exec_id == fill.exec_id), None)
+        if mine is None or mine.commission is None or mine.commission == fill.commission:
+            return fill
+        return replace(fill, commission=mine.commission)
+
+    # -- publishing ----------------------------------------------------------------------------
+
+    def publish(self, event: OrderEvent) -> None:
+        for stream in list(self.event_streams):
+            stream.send(event)
+
+    def _publish_fill(self, fill: Fill) -> None:
+        handle = self._pending_fills.pop(fill.exec_id, None)
+        if handle is not None:
+            handle.cancel()
+        for stream in list(self.fill_streams):
+            stream.send(fill)
+
+    def _hold_fill(self, trade: Trade, fill: Fill) -> None:
+        """Deliver a fill to fills streams once its commission is in (or after a grace time)."""
+        if not self.fill_streams:
+            return
+        if fill.commission is not None:
+            self._publish_fill(fill)
+            return
+
+        def late() -> None:
+            self._pending_fills.pop(fill.exec_id, None)
+            current = next((f for f in trade._fills if f.exec_id == fill.exec_id), fill)
+            for stream in list(self.fill_streams):
+                stream.send(current)
+
+        loop = asyncio.get_running_loop()
+        self._pending_fills[fill.exec_id] = loop.call_later(_COMMISSION_GRACE, late)
+
+    # -- the tap (OrderListener) ---------------------------------------------------------------
+
+    def on_status(self, update: _wire.StatusUpdate) -> None:
+        trade = self.find_reported(update.client_id, update.order_id, update.perm_id)
+        if trade is None:
+            return
+        self._seen_since_down.add(trade)
+        trade._on_status(
+            _status(update.status),
+            perm_id=update.perm_id,
+            filled=update.filled,
+            avg=update.avg_fill_price,
+        )
+
+    def on_open_order(self, update: _wire.OpenOrderUpdate) -> None:
+        trade = self.find_reported(update.client_id, update.order_id, update.perm_id)
+        if trade is None:
+            return
+        self._seen_since_down.add(trade)
+        trade._ack(update.perm_id)
+        if not trade.is_done:
+            trade._on_terms(update.quantity, update.limit_price, update.stop_price)
+        trade._on_status(_status(update.status), perm_id=update.perm_id)
+
+    def on_completed_order(self, snapshot: OrderSnapshot) -> None:
+        trade = self.find(None, None, snapshot.perm_id)
+        if trade is not None:
+            snapshot = replace(snapshot, order_id=trade.order_id)
+            self._seen_since_down.add(trade)
+            trade._on_status(snapshot.status, perm_id=snapshot.perm_id, filled=snapshot.filled)
+        if self.completed.active:
+            self.completed.rows.append(snapshot)
+
+    def on_execution(self, fill: Fill, live: bool) -> None:
+        base, revision = exec_key(fill.exec_id)
+        seen = self._execs.get(base)
+        if seen is not None and revision <= seen.revision:
+            return  # already delivered (a re-read after a reconnect, or a fills() call)
+        trade = (
+            seen.trade
+            if seen is not None
+            else self.find_reported(fill.client_id, fill.order_id, fill.perm_id)
+        )
+        if trade is None:
+            return
+        corrects = None
+        if seen is not None:
+            corrects = next((f for f in trade._fills if f.exec_id == seen.exec_id), None)
+        commission = self._commissions.pop(fill.exec_id, None)
+        fill = replace(fill, contract=trade.contract, commission=commission)
+        self._execs[base] = _SeenExec(revision, fill.exec_id, trade)
+        if not live:
+            log.info(
+                "order %d: execution %s recovered by reconciliation", trade.order_id, fill.exec_id
+            )
+        trade._on_fill(fill, corrects)
+        self._hold_fill(trade, fill)
+
+    def on_commission(self, commission: Commission) -> None:
+        base, _ = exec_key(commission.exec_id)
+        seen = self._execs.get(base)
+        if seen is None or seen.exec_id != commission.exec_id:
+            # Not ours, or its execution has not arrived yet: keep a few for later.
+            self._commissions[commission.exec_id] = commission
+            while len(self._commissions) > _MAX_ORPHAN_COMMISSIONS:
+                self._commissions.popitem(last=False)
+            return
+        updated = seen.trade._on_commission(commission)
+        if updated is not None and updated.exec_id in self._pending_fills:
+            self._publish_fill(updated)
+
+    def on_order_error(self, order_id: int, code: int, message: str) -> None:
+        trade = self.trades.get((self.core.client_id, order_id))
+        if trade is not None:
+            trade._on_error(code, message)
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def link_down(self) -> None:
+        self._seen_since_down = set()
+        self.link_epoch += 1
+        for trade in list(self.trades.values()):
+            trade._wake()
+        self.signal.fire()
+
+    async def reconcile(self, fresh_link: bool) -> None:
+        """Re-read executions, open and completed orders; the tap brings every Trade up to date."""
+        live = self.live()
+        if not live and not self.orphans and not self.fill_streams and not self.event_streams:
+            return
+        core = self.core
+        adapter = core.adapter
+        limit = core.timeout
+        readonly = core.config.readonly
+        parts: list[
+            tuple[str, Callable[[], tuple[int | None, Awaitable[Any]]], asyncio.Lock | None]
+        ]
+        parts = [("executions", lambda: adapter.orders.start_fills(None), None)]
+        if not readonly:
+            all_clients = core.all_open_orders
+            parts += [
+                (
+                    "open orders",
+                    lambda: adapter.orders.start_open_orders(all_clients),
+                    self.open_lock,
+                ),
+                (
+                    "completed orders",
+                    lambda: adapter.orders.start_completed_orders(self.completed, False),
+                    self.completed_lock,
+                ),
+            ]
+        for name, start, lock in parts:
+            try:
+                async with lock if lock is not None else contextlib.nullcontext():
+                    await _direct(core.adapter.begin(name, start), limit)
+            except (IBFlowError, TimeoutError) as exc:
+                log.warning("reconciling orders: could not re-read %s: %s", name, exc)
+        for trade in list(self.orphans):
+            self.orphans.discard(trade)
+            if not trade.is_done and trade.client_id == core.client_id:
+                log.warning(
+                    "order %d: cancelling it now; place() gave up on it while the link was down",
+                    trade.order_id,
+                )
+                with contextlib.suppress(Exception):
+                    adapter.orders.send_cancel(trade.order_id)
+        missing = [t.order_id for t in self.live() if t not in self._seen_since_down]
+        if missing and not readonly:
+            log.warning(
+                "after the %s TWS reported nothing about order(s) %s; their last known state "
+                "is kept (ibflow never marks an order done on its own)",
+                "reconnect" if fresh_link else "1101",
+                ", ".join(map(str, missing)),
+            )
+        log.info("orders reconciled: %d live trade(s)", len(self.live()))
+
+    def close(self, error: IBFlowError | None) -> None:
+        if self.closed_error is not None:
+            return
+        self.closed_error = error or SessionClosedError(
+            "the session was closed; order states are no longer followed"
+        )
+        for handle in self._pending_fills.values():
+            handle.cancel()
+        self._pending_fills.clear()
+        streams: list[StreamWriter[Any]] = [*self.event_streams, *self.fill_streams]
+        for stream in streams:
+            if error is None:
+                stream.end()
+            else:
+                stream.fail(error)
+        self.event_streams.clear()
+        self.fill_streams.clear()
+        for trade in list(self.trades.values()):
+            trade._wake()
+        self.signal.fire()
+        self._uninstall()
+
+
+def _status(text: str) -> OrderStatus | None:
+    try:
+        return OrderStatus(text)
+    except ValueError:
+        if text:
+            log.warning("TWS reported an order status ibflow does not know: %r", text)
+        return None
+
+
+async def _direct(start: tuple[int | None, Awaitable[Any]], limit: float | None) -> Any:
+    """Await a request's answer without the session's router (used while not READY)."""
+    _, answer = start
+    future = asyncio.ensure_future(answer)
+    try:
+        async with asyncio.timeout(limit):
+            return await future
+    finally:
+        if not future.done():
+            future.cancel()

@@ -1,0 +1,156 @@
+"""Order checks before anything is sent: the contract's tick and size grid, the safety rails."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+from .._core import SessionCore
+from .._errors import (
+    InvalidRequest,
+    SafetyError,
+)
+from .._ib import _orders as _wire
+from .._log import get_logger
+from .._records.contracts import Contract
+from .._records.orders import (
+    EPS,
+    Order,
+    OrderType,
+    Side,
+    fmt,
+)
+
+__all__ = ["Facts", "check_against_contract", "check_quantity_rail", "check_rails", "exec_key"]
+
+log = get_logger("orders")
+
+
+def exec_key(exec_id: str) -> tuple[str, int]:
+    """IB's execution id and its correction number: ``"0000e0d5.6576fd36.01.02"`` → base, 2.
+
+    A correction keeps the id and raises the last part; it replaces the execution it corrects.
+    """
+    head, dot, tail = exec_id.rpartition(".")
+    if dot and head.count(".") >= 2 and tail.isdigit():
+        return head, int(tail)
+    return exec_id, 0
+
+
+@dataclass(frozen=True, slots=True)
+class Facts:
+    """What order validation needs to know about a contract."""
+
+    contract: Contract
+    min_tick: float | None
+    size_increment: float | None
+    min_size: float | None
+    order_types: tuple[str, ...] = ()
+
+
+def _decimal(value: float) -> Decimal:
+    return Decimal(repr(float(value)))
+
+
+def _off_grid(value: float, step: float) -> tuple[Decimal, Decimal] | None:
+    """``None`` when ``value`` is a multiple of ``step``, else the two nearest multiples."""
+    try:
+        v, s = _decimal(value), _decimal(step)
+        if s <= 0 or v % s == 0:
+            return None
+    except InvalidOperation:
+        return None
+    below = (v // s) * s
+    return below.quantize(s), (below + s).quantize(s)
+
+
+def check_against_contract(spec: Order, facts: Facts) -> None:
+    name = facts.contract.display_name
+    # TWS lists stop-limit as "STPLMT" in contract details and as "STP LMT" on orders.
+    allowed = {t.replace(" ", "").upper() for t in facts.order_types}
+    if allowed and spec.order_type.value.replace(" ", "") not in allowed:
+        ours = [t.value for t in OrderType if t.value.replace(" ", "") in allowed]
+        raise InvalidRequest(
+            f"{name} does not take {spec.order_type.value} orders"
+            + (f"; of ibflow's order types it takes {', '.join(ours)}" if ours else "")
+        )
+    tick = facts.min_tick
+    if tick:
+        for field_name in ("limit_price", "stop_price"):
+            price = getattr(spec, field_name)
+            if price is None:
+                continue
+            near = _off_grid(price, tick)
+            if near is not None:
+                raise InvalidRequest(
+                    f"{field_name} {fmt(price)} is not a multiple of {name}'s minimum tick "
+                    f"{fmt(tick)}; use {near[0]} or {near[1]}"
+                )
+    step = facts.size_increment
+    if step and _off_grid(spec.quantity, step) is not None:
+        raise InvalidRequest(
+            f"quantity {fmt(spec.quantity)} is not a multiple of {name}'s size increment "
+            f"{fmt(step)}"
+        )
+    if facts.min_size and spec.quantity < facts.min_size - EPS:
+        raise InvalidRequest(
+            f"quantity {fmt(spec.quantity)} is below {name}'s minimum size {fmt(facts.min_size)}"
+        )
+
+
+def check_quantity_rail(core: SessionCore, spec: Order) -> None:
+    cap = core.max_order_quantity
+    if cap is not None and spec.quantity > cap + EPS:
+        raise SafetyError(
+            f"refusing an order for {fmt(spec.quantity)}: this session's max_order_quantity is "
+            f"{fmt(cap)}. Nothing was sent. Lower the quantity or raise the limit on the Session."
+        )
+
+
+async def check_rails(core: SessionCore, facts: Facts, legs: Sequence[Order]) -> None:
+    """``max_order_quantity`` and ``max_order_notional``; may take a snapshot quote."""
+    for leg in legs:
+        check_quantity_rail(core, leg)
+    cap = core.max_order_notional
+    if cap is None:
+        return
+    multiplier = facts.contract.multiplier or 1.0
+    for leg in legs:
+        price = leg.price
+        if price is None:
+            price = await _market_price(core, facts.contract, leg.side)
+        notional = abs(leg.quantity * price * multiplier)
+        if notional > cap + EPS:
+            raise SafetyError(
+                f"refusing an order worth about {notional:,.2f} {facts.contract.currency} "
+                f"({fmt(leg.quantity)} x {fmt(price)} x {fmt(multiplier)}): this session's "
+                f"max_order_notional is {cap:,.2f}. Nothing was sent."
+            )
+
+
+async def _market_price(core: SessionCore, contract: Contract, side: Side) -> float:
+    adapter = core.adapter
+    cancels: list[Callable[[int], None]] = []
+
+    def start() -> tuple[int, Awaitable[_wire.QuoteSnapshot]]:
+        req_id, answer, cancel = adapter.orders.start_snapshot_quote(contract)
+        cancels.append(cancel)
+        return req_id, answer
+
+    def cancel(req_id: int) -> None:
+        for c in cancels:
+            c(req_id)
+
+    quote = await core.request("market price snapshot", start, timeout=None, cancel=cancel)
+    price = quote.ask if side is Side.BUY else quote.bid
+    price = price or quote.last or quote.close
+    if price is None:
+        raise SafetyError(
+            f"cannot check max_order_notional for a market order on {contract.display_name}: "
+            "no quote to value it with. Nothing was sent. Use a limit order."
+        )
+    return price
+
+
+# -- the Session methods --------------------------------------------------------------------------

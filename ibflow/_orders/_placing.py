@@ -1,0 +1,206 @@
+"""Placing: legs of an order, ids, back-to-back sends, waiting for the acknowledgement."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from .._core import SessionCore
+from .._errors import (
+    InvalidRequest,
+    OrderRejected,
+    RequestTimeout,
+)
+from .._log import get_logger, mask_account
+from .._records.contracts import Contract, SecType
+from .._records.orders import (
+    Bracket,
+    OcaGroup,
+    Order,
+)
+from ._book import OrderBook
+from ._checks import check_against_contract, check_quantity_rail, check_rails
+from ._trade import BracketTrade, Trade, TradeGroup
+
+__all__ = ["check_account", "locked", "place"]
+
+log = get_logger("orders")
+
+
+@dataclass(slots=True)
+class _Leg:
+    spec: Order
+    parent: int | None = None
+    transmit: bool = True
+    oca_group: str = ""
+    oca_type: int = 0
+
+
+def check_account(core: SessionCore, spec: Order) -> None:
+    if spec.account is not None and spec.account not in core.accounts:
+        known = ", ".join(mask_account(a) for a in core.accounts)
+        raise InvalidRequest(
+            f"account {mask_account(spec.account)} is not managed by this login ({known})"
+        )
+
+
+def _send_legs(
+    core: SessionCore, book: OrderBook, contract: Contract, legs: list[_Leg]
+) -> list[Trade]:
+    """Allocate ids and send every leg back to back, with no await in between.
+
+    Nothing can interrupt a bracket half-sent: cancellation only lands at an ``await``.
+    """
+    adapter = core.adapter
+    ids = [adapter.orders.next_order_id() for _ in legs]
+    trades: list[Trade] = []
+    for leg, order_id in zip(legs, ids, strict=True):
+        parent = trades[leg.parent] if leg.parent is not None else None
+        trade = Trade(
+            book,
+            contract,
+            leg.spec,
+            order_id,
+            core.client_id,
+            parent=parent,
+            oca_group=leg.oca_group,
+            oca_type=leg.oca_type,
+        )
+        book.register(trade)
+        trades.append(trade)
+    for leg, trade in zip(legs, trades, strict=True):
+        adapter.orders.send_order(
+            contract,
+            leg.spec,
+            trade.order_id,
+            parent_id=trade.parent_id or 0,
+            transmit=leg.transmit,
+            oca_group=leg.oca_group,
+            oca_type=leg.oca_type,
+        )
+        log.info("order %d sent: %r", trade.order_id, trade)
+    return trades
+
+
+async def _wait_acknowledged(book: OrderBook, trades: list[Trade]) -> None:
+    """Until TWS has acknowledged every leg; a leg's rejection raises it."""
+
+    def ready() -> bool:
+        for trade in trades:
+            if trade._rejected_first and trade.error is not None:
+                raise trade.error
+        if all(t._acked for t in trades):
+            return True
+        book.raise_if_closed()
+        return False
+
+    while not ready():
+        await book.signal.changed()
+
+
+def _abandon(core: SessionCore, book: OrderBook, trades: list[Trade], why: str) -> None:
+    """Cancel orders whose caller will never get a handle (sent once; never re-sent)."""
+    for trade in trades:
+        if trade.is_done:
+            continue
+        if core.adapter.is_connected:
+            log.warning("order %d: sending a cancel because %s", trade.order_id, why)
+            with contextlib.suppress(Exception):
+                core.adapter.orders.send_cancel(trade.order_id)
+        else:
+            log.warning(
+                "order %d: %s while the link is down; it is cancelled on reconnect",
+                trade.order_id,
+                why,
+            )
+            book.orphans.add(trade)
+
+
+async def place(
+    book: OrderBook, contract: Contract, order: object, timeout: object
+) -> Trade | BracketTrade | TradeGroup:
+    """Validate, send every leg, and wait until TWS acknowledged them; see ``Session.place``."""
+    core = book.core
+    limit = core.limit(timeout)
+    if not isinstance(contract, Contract):
+        raise InvalidRequest(
+            f"contract must be an ibflow Contract (Stock(...), Future(...)…), got {contract!r}"
+        )
+    legs = _legs_of(order)
+    core.check_can_trade("place an order")
+    core.require_ready()
+    if contract.sec_type is SecType.INDEX:
+        raise InvalidRequest(f"{contract.display_name} is an index; indexes are not tradable")
+    for leg in legs:
+        check_account(core, leg.spec)
+        check_quantity_rail(core, leg.spec)
+    trades: list[Trade] = []
+    sent = False
+    try:
+        async with asyncio.timeout(limit):
+            facts = await book.facts(contract)
+            for leg in legs:
+                check_against_contract(leg.spec, facts)
+            # A bracket's exits only ever close what its entry opened: the entry is the exposure.
+            valued = [legs[0].spec] if isinstance(order, Bracket) else [lg.spec for lg in legs]
+            await check_rails(core, facts, valued)
+            core.require_ready()
+            trades = _send_legs(core, book, facts.contract, legs)
+            sent = True
+            await _wait_acknowledged(book, trades)
+    except TimeoutError:
+        if sent:
+            _abandon(core, book, trades, "place() timed out before TWS acknowledged it")
+        raise RequestTimeout(
+            f"place: TWS did not acknowledge within {limit} s"
+            + ("; a cancel was sent for the order" if sent else "; nothing was sent")
+        ) from None
+    except asyncio.CancelledError:
+        if sent:
+            _abandon(core, book, trades, "place() was cancelled before TWS acknowledged it")
+        raise
+    except OrderRejected as exc:
+        rejected = [t for t in trades if t._rejected_first]
+        _abandon(
+            core,
+            book,
+            [t for t in trades if t not in rejected],
+            "another order of its group was rejected",
+        )
+        for trade in rejected:
+            book.set_aside(trade)
+            if trade.error is exc:
+                exc.trade = trade
+        raise
+    if isinstance(order, Bracket):
+        return BracketTrade(trades)
+    if isinstance(order, OcaGroup):
+        return TradeGroup(trades)
+    return trades[0]
+
+
+def _legs_of(order: object) -> list[_Leg]:
+    if isinstance(order, Order):
+        return [_Leg(order)]
+    if isinstance(order, Bracket):
+        return [
+            _Leg(order.parent, transmit=False),
+            _Leg(order.take_profit, parent=0, transmit=False),
+            _Leg(order.stop_loss, parent=0, transmit=True),
+        ]
+    if isinstance(order, OcaGroup):
+        code = order.type.code
+        return [_Leg(spec, oca_group=order.group, oca_type=code) for spec in order.orders]
+    raise InvalidRequest(
+        "order must be an ibflow Order (MarketOrder, LimitOrder, StopOrder, StopLimitOrder), "
+        f"a bracket(...) or an oca(...) group; got {order!r}"
+    )
+
+
+@contextlib.asynccontextmanager
+async def locked(lock: asyncio.Lock) -> AsyncIterator[None]:
+    """Hold ``lock``: ib_async files some answers under one fixed key, one request at a time."""
+    async with lock:
+        yield
