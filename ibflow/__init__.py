@@ -11,6 +11,7 @@ The public API is this flat namespace; the modules behind it are private::
 import typing
 
 from ._client_ids import client_id_for, new_client_id
+from ._connect import connect
 from ._error_codes import Severity
 from ._errors import (
     AmbiguousContract,
@@ -99,7 +100,7 @@ from ._records.session import (
 )
 from ._resample import resample
 from ._schedule import TradingSession
-from ._session import Session, connect
+from ._session import Session
 from ._stream import Overflow, Stream, StreamStatistics
 from ._version import __version__
 

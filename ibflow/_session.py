@@ -11,7 +11,7 @@ import os
 from collections.abc import Callable, Generator
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any, Literal, ParamSpec, TypeVar, overload
+from typing import Any, Literal, overload
 
 from ._account import Account, Contracts
 from ._core import SessionCore
@@ -65,10 +65,7 @@ from ._schedule import TradingSession
 from ._stream import Overflow, Stream
 from ._timeouts import SESSION_DEFAULT
 
-__all__ = ["Session", "connect"]
-
-P = ParamSpec("P")
-R = TypeVar("R")
+__all__ = ["Session"]
 
 _DEFAULT = SESSION_DEFAULT
 
@@ -278,9 +275,8 @@ class Session:
 
         Raises:
             InvalidRequest: ``account`` is not managed by this login, or a bad ``timeout``.
-            RequestTimeout: TWS did not answer in time.
-            ConnectionLost: the link dropped before the answer.
-            SessionClosedError: the session is not open.
+            RequestTimeout / ConnectionLost / SessionClosedError: no answer in time, the link
+                dropped, or the session is not open.
         """
         return await self._account.positions(account, timeout=timeout)
 
@@ -298,9 +294,8 @@ class Session:
 
         Raises:
             InvalidRequest: ``account`` is not managed by this login, or a bad ``timeout``.
-            RequestTimeout: TWS did not answer in time.
-            ConnectionLost: the link dropped before the answer.
-            SessionClosedError: the session is not open.
+            RequestTimeout / ConnectionLost / SessionClosedError: no answer in time, the link
+                dropped, or the session is not open.
         """
         return await self._account.account_values(account, timeout=timeout)
 
@@ -319,9 +314,8 @@ class Session:
 
         Raises:
             InvalidRequest: ``account`` is unknown, or needed and not given; a bad ``timeout``.
-            RequestTimeout: TWS did not answer in time.
-            ConnectionLost: the link dropped before the answer.
-            SessionClosedError: the session is not open.
+            RequestTimeout / ConnectionLost / SessionClosedError: no answer in time, the link
+                dropped, or the session is not open.
         """
         return await self._account.account_summary(account, timeout=timeout)
 
@@ -339,9 +333,8 @@ class Session:
 
         Raises:
             InvalidRequest: ``account`` is not managed by this login, or a bad ``timeout``.
-            RequestTimeout: TWS did not answer in time.
-            ConnectionLost: the link dropped before the answer.
-            SessionClosedError: the session is not open.
+            RequestTimeout / ConnectionLost / SessionClosedError: no answer in time, the link
+                dropped, or the session is not open.
         """
         return await self._account.portfolio(account, timeout=timeout)
 
@@ -359,9 +352,8 @@ class Session:
         Raises:
             InvalidRequest: ``account`` is unknown, or needed and not given; a bad ``timeout``.
             RequestError: IB refused the request.
-            RequestTimeout: TWS did not answer in time.
-            ConnectionLost: the link dropped before the answer.
-            SessionClosedError: the session is not open.
+            RequestTimeout / ConnectionLost / SessionClosedError: no answer in time, the link
+                dropped, or the session is not open.
         """
         return await self._account.pnl(account, timeout=timeout)
 
@@ -370,9 +362,8 @@ class Session:
 
         Raises:
             InvalidRequest: a bad ``timeout``.
-            RequestTimeout: TWS did not answer in time.
-            ConnectionLost: the link dropped before the answer.
-            SessionClosedError: the session is not open.
+            RequestTimeout / ConnectionLost / SessionClosedError: no answer in time, the link
+                dropped, or the session is not open.
         """
         return await self._account.current_time(timeout=timeout)
 
@@ -396,9 +387,8 @@ class Session:
         Raises:
             InvalidRequest: ``contract`` is not an ibflow ``Contract``; a bad ``timeout``.
             ContractNotFound: IB has no contract matching the description.
-            RequestTimeout: TWS did not answer in time.
-            ConnectionLost: the link dropped before the answer.
-            SessionClosedError: the session is not open.
+            RequestTimeout / ConnectionLost / SessionClosedError: no answer in time, the link
+                dropped, or the session is not open.
         """
         return await self._contracts.contract_details(contract, timeout=timeout)
 
@@ -422,9 +412,8 @@ class Session:
             ContractNotFound: IB has no contract matching a description.
             AmbiguousContract: a description matches several contracts; the message lists
                 them and ``candidates`` holds them.
-            RequestTimeout: TWS did not answer in time.
-            ConnectionLost: the link dropped before the answer.
-            SessionClosedError: the session is not open.
+            RequestTimeout / ConnectionLost / SessionClosedError: no answer in time, the link
+                dropped, or the session is not open.
         """
         return await self._contracts.qualify(*contracts, timeout=timeout)
 
@@ -514,14 +503,9 @@ class Session:
     ) -> Trade | BracketTrade | TradeGroup:
         """Place an order (or a bracket, or an OCA group) and return once TWS acknowledged it.
 
-        Before anything is sent, the order is checked against the session's safety rails and
-        against the contract (qualified and looked up once per session): prices on the
-        minimum tick, quantity on the size increment. A refusal sends nothing.
-
-        If the call times out or is cancelled after the order went out but before TWS
-        acknowledged it, ibflow sends one cancel for it: an order you hold no handle for is not
-        left working. If the link drops meanwhile, the order is not re-sent; the reconnect's
-        reconciliation settles it (see ``session.trades()``).
+        Checked first against the safety rails and the contract (tick, size increment): a
+        refusal sends nothing. Timed out or cancelled before the acknowledgement, the order is
+        cancelled once; it is never re-sent (see ``docs/orders.md``).
 
         Args:
             contract: what to trade.
@@ -534,14 +518,11 @@ class Session:
             SafetyError: read-only session, live account without ``allow_live``, or over
                 ``max_order_quantity`` / ``max_order_notional``.
             ContractNotFound / AmbiguousContract: the contract is unknown or not unique.
-            OrderRejected: TWS rejected the order before acknowledging it (IB's code is on
-                the error). Its ``trade`` is the order's Trade: TWS may still hold the order
-                (reporting it ``Inactive`` later), and the Trade keeps following it. A
-                rejection after the acknowledgement is not raised here: the Trade returned
-                ends with ``trade.error`` set (``wait_filled()`` raises it).
-            RequestTimeout: no acknowledgement within ``timeout`` (a cancel was sent).
-            ConnectionLost: the link is down (nothing was sent).
-            SessionClosedError: the session is not open.
+            OrderRejected: TWS rejected the order before acknowledging it; its ``trade``
+                keeps following the order (TWS may hold it ``Inactive``). A later rejection
+                ends the returned Trade with ``trade.error`` instead.
+            RequestTimeout / ConnectionLost / SessionClosedError: no answer in time, the link
+                dropped, or the session is not open.
         """
         return await self._orders.place(contract, order, timeout=timeout)
 
@@ -553,47 +534,18 @@ class Session:
         """The orders TWS has open for this client id (every client's with ``all_open_orders``).
 
         Raises:
-            RequestTimeout: TWS did not answer within ``timeout``.
-            ConnectionLost: the link is down.
-            SessionClosedError: the session is not open.
+            RequestTimeout / ConnectionLost / SessionClosedError: no answer in time, the link
+                dropped, or the session is not open.
         """
         return await self._orders.open_orders(timeout=timeout)
 
     async def cancel_order(self, order_id: int, *, timeout: float | None = _DEFAULT) -> OrderStatus:
-        """Cancel this client id's open order ``order_id``, whichever session placed it.
-
-        TWS lets only the client id that placed an order cancel it. An order this session
-        placed is cancelled through its Trade (``trade.cancel()``); one an earlier program or
-        run placed under this client id is cancelled by id: the cancel is sent once and the
-        call returns when TWS no longer lists the order as open.
-
-        Returns:
-            The final status as TWS reports it among today's completed orders (``Cancelled``,
-            or ``Filled`` if it filled first); ``Cancelled`` when TWS lists it nowhere any more.
-
-        Raises:
-            InvalidRequest: ``order_id`` is not a positive integer.
-            SafetyError: the session is read-only, or live without ``allow_live``.
-            OrderRejected: TWS refused the cancel: 10147 when this client id has no open order
-                with that id, 161 when the order cannot be cancelled any more.
-            RequestTimeout: TWS still lists the order after ``timeout`` (the cancel was sent).
-            ConnectionLost, SessionClosedError: the session went away.
-        """
+        """Cancel this client id's open order by id, also one an earlier run placed; returns its
+        final status (``OrderRejected`` 10147: no such open order; see ``docs/orders.md``)."""
         return await self._orders.cancel_order(order_id, timeout=timeout)
 
     async def cancel_all_orders(self, *, timeout: float | None = _DEFAULT) -> None:
-        """Cancel every open order of the account: every client id's and TWS's own.
-
-        This is TWS's global cancel (``reqGlobalCancel``). It returns when TWS lists no open
-        order any more: the orders this session can list, which are its own client id's, or
-        every client id's with ``all_open_orders=True``.
-
-        Raises:
-            SafetyError: the session is read-only, or live without ``allow_live``.
-            RequestError: TWS refused the global cancel (e.g. 321 in read-only API mode).
-            RequestTimeout: orders were still open after ``timeout`` (the cancel was sent).
-            ConnectionLost, SessionClosedError: the session went away.
-        """
+        """TWS's global cancel: every open order of every client id; returns once none is open."""
         await self._orders.cancel_all_orders(timeout=timeout)
 
     async def completed_orders(
@@ -607,9 +559,8 @@ class Session:
 
         Raises:
             InvalidRequest: ``api_only`` is not a bool.
-            RequestTimeout: TWS did not answer within ``timeout``.
-            ConnectionLost: the link is down.
-            SessionClosedError: the session is not open.
+            RequestTimeout / ConnectionLost / SessionClosedError: no answer in time, the link
+                dropped, or the session is not open.
         """
         return await self._orders.completed_orders(api_only=api_only, timeout=timeout)
 
@@ -624,9 +575,8 @@ class Session:
 
         Raises:
             InvalidRequest: ``since`` is not an aware datetime.
-            RequestTimeout: TWS did not answer within ``timeout``.
-            ConnectionLost: the link is down.
-            SessionClosedError: the session is not open.
+            RequestTimeout / ConnectionLost / SessionClosedError: no answer in time, the link
+                dropped, or the session is not open.
         """
         return await self._orders.fills(since, timeout=timeout)
 
@@ -642,9 +592,8 @@ class Session:
             InvalidRequest: a bad argument, or the order does not fit the contract.
             ContractNotFound / AmbiguousContract: the contract is unknown or not unique.
             OrderRejected / RequestError: TWS refused the preview.
-            RequestTimeout: no answer within ``timeout``.
-            ConnectionLost: the link is down.
-            SessionClosedError: the session is not open.
+            RequestTimeout / ConnectionLost / SessionClosedError: no answer in time, the link
+                dropped, or the session is not open.
         """
         return await self._orders.what_if(contract, order, timeout=timeout)
 
@@ -790,18 +739,14 @@ class Session:
     ) -> Stream[Bar | Gap]:
         """Bars of ``period`` that keep coming (history with keepUpToDate).
 
-        First the ``lookback`` history's completed bars, then each bar as it completes. With
-        ``include_forming=True`` the bar in progress is also yielded, as a :class:`FormingBar`,
-        on every update. After a reconnect the bars of the gap come from the new history.
-        The buffer grows to hold the initial history. IB counts the request as a historical
-        one, open until the stream closes: entering the block waits for a slot under the
-        session's historical pacing, as ``history()`` and ``download()`` do.
+        First the ``lookback`` history, then each bar as it completes (and, with
+        ``include_forming``, the bar in progress as :class:`FormingBar` items); after a
+        reconnect the gap's bars come from the new history. Entering the block waits for a
+        slot under the session's historical pacing.
 
         Args:
             contract: the instrument.
-            period: the bar length, spelled as for :meth:`history` (``"5s"`` … ``"1m"``,
-                ``"5m"``, ``"1h"``, ``"1d"``, ``"1w"``, ``"1M"`` for a month, or IB's
-                ``"5 mins"``); at least 5 seconds.
+            period: the bar length, spelled as for :meth:`history`; at least 5 seconds.
             lookback: how much history comes first, as an IB duration (``"1 D"``, ``"3600 S"``).
             include_forming: also yield the bar in progress, as :class:`FormingBar` items.
             what: ``"TRADES"``, ``"MIDPOINT"``, ``"BID"`` or ``"ASK"``.
@@ -954,9 +899,8 @@ class Session:
                 says when to try again.
             MarketDataError: IB has no such data (permissions, no data of this kind).
             ContractNotFound, AmbiguousContract: the contract does not resolve to one.
-            RequestTimeout: no answer in time; the IB cancel has been sent.
-            ConnectionLost: the link dropped before the answer.
-            SessionClosedError: the session is not open.
+            RequestTimeout / ConnectionLost / SessionClosedError: no answer in time, the link
+                dropped, or the session is not open.
         """
         return await self._history.history(
             contract, period=period, duration=duration, what=what, rth=rth, end=end, timeout=timeout
@@ -980,44 +924,29 @@ class Session:
     ) -> list[Bar]:
         """All bars of ``contract`` from ``start`` to ``end``, however many requests it takes.
 
-        The range is cut into the longest requests IB's step table allows, on the instrument's
-        bar grid; what the cache holds is not asked again; requests that would only cover
-        weekend days the instrument never trades are not sent; the rest runs under the
-        session's pacer with up to ``concurrency`` requests in flight, and a request refused
-        for pacing (or unanswered) is repeated with backoff. Bars fetched before a failure stay
-        cached, so running the same download again resumes it.
+        Cut into IB-legal requests on the instrument's bar grid, served from the cache where it
+        can, paced, retried with backoff, and resumable (see ``docs/history.md``).
 
         Args:
             contract: what to fetch.
             start: aware datetime, first bar time wanted (inclusive).
             end: aware datetime, exclusive; ``None`` (or a future time) means now.
-            period: the bar size (see :meth:`history`).
-            what: the data type (see :meth:`history`; not ``ADJUSTED_LAST``).
-            rth: regular trading hours only.
+            period, what, rth: as for :meth:`history` (``what`` not ``ADJUSTED_LAST``).
             progress: show a progress bar (rich) when stderr is a terminal.
-            on_progress: called with a :class:`DownloadProgress` at the start and after each
-                request.
-            cache: ``True``: the default on-disk cache (``IBFLOW_CACHE_DIR`` or the user cache
-                directory); ``False``: no cache; or a :class:`HistoryCache` / directory.
+            on_progress: called with a :class:`DownloadProgress` after each request.
+            cache: ``True`` (the default on-disk cache), ``False``, a :class:`HistoryCache` or
+                a directory.
             concurrency: requests in flight at once (1 to 16; the pacer still applies).
-            skip_closed: leave out requests for Saturdays and Sundays that the instrument's
-                schedule (IB's ``liquidHours`` with ``rth``, else ``tradingHours``) shows
-                closed with no session touching them: IB answers those with no bars but
-                counts them against its pacing limits. A session opening on Sunday evening
-                (futures, forex) keeps Sunday. ``False`` asks for every day, e.g. for a
-                market that held a special weekend session.
-            timeout: seconds for each request's answer (session default if not given). The
-                whole download has no time limit: pacing may make it long. Wrap it in
-                ``asyncio.timeout()`` to bound it.
+            skip_closed: leave out weekend days the instrument's schedule shows closed.
+            timeout: seconds for each request's answer; bound the whole download with
+                ``asyncio.timeout()``.
 
         Returns:
             Bars with ``start <= time < end``, sorted by time, one per time.
 
         Raises:
-            InvalidRequest: a bad argument (nothing was sent).
-            ConfigError: the cache directory cannot be used.
-            PacingViolation: IB kept refusing a request for pacing.
-            RequestTimeout: a request stayed unanswered after every retry.
+            InvalidRequest / ConfigError: a bad argument or cache directory (nothing sent).
+            PacingViolation / RequestTimeout: IB kept refusing, or never answered, a request.
             MarketDataError, ContractNotFound, AmbiguousContract, RequestError: IB refused.
             ConnectionLost, SessionClosedError: the session went away.
         """
@@ -1069,23 +998,3 @@ class Session:
     def pacing_statistics(self) -> PacingStatistics:
         """What this session's pacer has let through, held back and seen refused."""
         return self._history.pacing_statistics()
-
-
-def _settings_of(_: Callable[P, Any]) -> Callable[[Callable[..., R]], Callable[P, R]]:
-    """Give the decorated function the signature of ``_`` (for type checkers and IDEs)."""
-
-    def apply(func: Callable[..., R]) -> Callable[P, R]:
-        return func
-
-    return apply
-
-
-@_settings_of(Session)
-def connect(*args: Any, **kwargs: Any) -> Session:
-    """A :class:`Session` to use with ``await`` or ``async with``.
-
-    ``session = await ibflow.connect(...)`` connects and returns the READY session (close it
-    with ``await session.aclose()``); ``async with ibflow.connect(...) as session:`` closes it
-    on exit. Arguments are those of :class:`Session`.
-    """
-    return Session(*args, **kwargs)

@@ -67,7 +67,7 @@ def layer(module: str) -> int:
         return RECORDS
     if module.startswith("ibflow._ib"):
         return BORDER
-    if module in ("ibflow", "ibflow._session"):
+    if module in ("ibflow", "ibflow._session", "ibflow._connect"):
         return SESSION
     if module in _FACE_MODULES or module.startswith(("ibflow.bridge", "ibflow.cli.")):
         return FACES

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from pathlib import Path
+from typing import Literal
 
 import click
 
@@ -64,7 +65,16 @@ def _setup_logging(verbose: bool) -> None:
     show_default=True,
     help="Time scale: 10 makes every time-based limit 10x shorter.",
 )
-@click.option("--no-pacing", is_flag=True, help="Do not enforce IB's message/history limits.")
+@click.option(
+    "--pacing",
+    type=click.Choice(["ib", "strict", "off"]),
+    default="ib",
+    show_default=True,
+    help="IB's request limits. ib: the 15 s identical-request and six-in-2 s history rules "
+    "on bars of 30 s and smaller, larger bars only 60 requests in 10 min and 50 open; "
+    "strict: those rules on every bar size; off: no limits.",
+)
+@click.option("--no-pacing", is_flag=True, help="Same as --pacing off.")
 @click.option("--verbose", "-v", is_flag=True, help="Log every request in detail.")
 @click.pass_context
 def sim(
@@ -75,6 +85,7 @@ def sim(
     scenario: Path | None,
     readonly: bool,
     speed: float,
+    pacing: Literal["ib", "strict", "off"],
     no_pacing: bool,
     verbose: bool,
 ) -> None:
@@ -99,7 +110,7 @@ def sim(
             scenario=loaded,
             readonly=readonly,
             speed=speed,
-            pacing=not no_pacing,
+            pacing="off" if no_pacing else pacing,
         )
         try:
             await simulator.start()
