@@ -192,11 +192,13 @@ async def open_session(
     all_open_orders: bool = False,
     allow_live: bool = False,
     client_id: int | None = None,
+    follow: bool = False,
 ) -> AsyncIterator[ibflow.Session]:
     """A connected session on ``where``; with ``--sim``, on a simulator started here and now.
 
-    Commands connect read-only unless they change something, never reconnect (a command
-    that lost its TWS should say so, not wait) and use a fresh client id unless one is given.
+    Commands connect read-only unless they change something and use a fresh client id unless
+    one is given. A one-shot command never reconnects (one that lost its TWS should say so,
+    not wait); one that ``follow``s a stream keeps the session's heartbeat and reconnects.
     """
     where.check()
     options: dict[str, Any] = {
@@ -204,9 +206,9 @@ async def open_session(
         "readonly": readonly,
         "all_open_orders": all_open_orders,
         "allow_live": allow_live,
-        "reconnect": None,
-        "heartbeat_interval": None,
     }
+    if not follow:
+        options.update(reconnect=None, heartbeat_interval=None)
     chosen = client_id if client_id is not None else where.client_id
     if where.sim:
         from ibflow.sim import Simulator

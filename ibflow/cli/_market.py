@@ -75,7 +75,7 @@ async def _snapshot(where: Settings, contracts: Sequence[ibflow.Contract]) -> No
 async def _live(where: Settings, contracts: Sequence[ibflow.Contract]) -> None:
     screen = console()
     table = screen.is_terminal and not where.json
-    async with open_session(where) as session, contextlib.AsyncExitStack() as stack:
+    async with open_session(where, follow=True) as session, contextlib.AsyncExitStack() as stack:
         qualified = await session.qualify(*contracts)
         ticks = {} if where.json else await min_ticks(session, qualified)
         streams = [await stack.enter_async_context(session.quotes(c)) for c in qualified]

@@ -1,5 +1,6 @@
-"""Ctrl-C, as a user presses it: the live quote table ends cleanly (exit 0); anywhere else a
-command says ``ibflow: interrupted`` and exits 130, without a traceback."""
+"""Live quotes and Ctrl-C, as a user runs them: the live quote table rides a gateway restart
+and ends cleanly on Ctrl-C (exit 0); anywhere else a command says ``ibflow: interrupted`` and
+exits 130, without a traceback."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import json
 import os
 import signal
 import sys
+
+from ibflow.sim import Simulator
 
 from .conftest import IBFLOW
 
@@ -43,6 +46,40 @@ async def test_live_quotes_stream_until_ctrl_c() -> None:
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+async def test_live_quotes_mark_a_gateway_restart_and_go_on() -> None:
+    async with Simulator(port=0) as sim:
+        proc = await asyncio.create_subprocess_exec(
+            *IBFLOW,
+            "--port",
+            str(sim.port),
+            "--json",
+            "quote",
+            "AAPL",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=ENV,
+        )
+        assert proc.stdout is not None
+        try:
+            async with asyncio.timeout(30):
+                assert "bid" in json.loads(await proc.stdout.readline())
+                await sim.restart(down_for=0.2)
+                item = json.loads(await proc.stdout.readline())
+                while "gap" not in item:
+                    item = json.loads(await proc.stdout.readline())
+                assert item["gap"]["start"] < item["gap"]["end"]
+                assert "bid" in json.loads(await proc.stdout.readline())
+            proc.send_signal(signal.SIGINT)
+            async with asyncio.timeout(15):
+                _, err = await proc.communicate()
+            assert proc.returncode == 0, err.decode()
+            assert err == b""
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
 
 
 async def test_live_quotes_print_lines_when_piped() -> None:
