@@ -26,6 +26,7 @@ from ._orders import (
     OrderEvent,
     OrderPreview,
     OrderSnapshot,
+    OrderStatus,
     Trade,
     TradeGroup,
 )
@@ -537,6 +538,15 @@ class Session:
                 dropped, or the session is not open.
         """
         return await self._orders.open_orders(timeout=timeout)
+
+    async def cancel_order(self, order_id: int, *, timeout: float | None = _DEFAULT) -> OrderStatus:
+        """Cancel this client id's open order by id, also one an earlier run placed; returns its
+        final status (``OrderRejected`` 10147: no such open order; see ``docs/orders.md``)."""
+        return await self._orders.cancel_order(order_id, timeout=timeout)
+
+    async def cancel_all_orders(self, *, timeout: float | None = _DEFAULT) -> None:
+        """TWS's global cancel: every open order of every client id; returns once none is open."""
+        await self._orders.cancel_all_orders(timeout=timeout)
 
     async def completed_orders(
         self, *, api_only: bool = False, timeout: float | None = _DEFAULT

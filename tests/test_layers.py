@@ -42,7 +42,6 @@ _RECORD_MODULES = {
 _FACE_MODULES = {
     "ibflow.cli",
     "ibflow.testing",
-    "ibflow._demo",
     "ibflow._doctor",
     "ibflow.__main__",
 }
