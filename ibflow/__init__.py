@@ -8,11 +8,11 @@ The public API is this flat namespace; the modules behind it are private::
         print(session.accounts, session.is_paper)
 """
 
-from typing import TYPE_CHECKING, Any
+import typing as _typing
 
 from ._version import __version__
 
-if TYPE_CHECKING:
+if _typing.TYPE_CHECKING:
     from ._public import *  # noqa: F403 - what the lazy loader below provides
 
 __all__ = [
@@ -117,7 +117,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> _typing.Any:
     # Importing ibflow stays cheap (a CLI can handle Ctrl-C from its first line); the first
     # public name asked for loads them all.
     if name in __all__:
