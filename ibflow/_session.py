@@ -11,7 +11,7 @@ import os
 from collections.abc import Callable, Generator
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any, Literal, ParamSpec, TypeVar, overload
+from typing import Any, Literal, overload
 
 from . import _session_docs as docs
 from ._account import Account, Contracts
@@ -31,6 +31,7 @@ from ._orders import (
     OrderEvent,
     OrderPreview,
     OrderSnapshot,
+    OrderStatus,
     Trade,
     TradeGroup,
 )
@@ -75,10 +76,7 @@ from ._session_docs import documented
 from ._stream import Overflow, Stream
 from ._timeouts import SESSION_DEFAULT
 
-__all__ = ["Session", "connect"]
-
-P = ParamSpec("P")
-R = TypeVar("R")
+__all__ = ["Session"]
 
 _DEFAULT = SESSION_DEFAULT
 
@@ -89,6 +87,11 @@ class Session:
     ``Session(...)`` does no I/O. Connect with ``async with Session(...) as session`` or
     ``await session.connect()`` … ``await session.aclose()``. A closed session cannot be
     reopened. Settings not given come from the environment (see ``docs/session.md``).
+
+    Every request takes a keyword-only ``timeout=`` (seconds; the session's ``timeout`` when not
+    given, ``None`` for no limit) and, besides what its own docstring lists, may raise
+    :class:`RequestTimeout` (no answer in time, the IB cancel sent), :class:`ConnectionLost`
+    (the link dropped or is down) or :class:`SessionClosedError` (not connected, or closed).
 
     Args:
         host: TWS/Gateway host (default ``127.0.0.1``).
@@ -285,16 +288,12 @@ class Session:
 
         Args:
             account: one managed account; default: the session's account, or every account.
-            timeout: seconds to wait; the session's timeout by default, ``None`` for no limit.
 
         Returns:
             One :class:`Position` per non-zero position, in TWS's order.
 
         Raises:
             InvalidRequest: ``account`` is not managed by this login, or a bad ``timeout``.
-            RequestTimeout: TWS did not answer in time.
-            ConnectionLost: the link dropped before the answer.
-            SessionClosedError: the session is not open.
         """
         return await self._account.positions(account, timeout=timeout)
 
@@ -305,16 +304,12 @@ class Session:
 
         Args:
             account: one managed account; default: the session's account, or every account.
-            timeout: seconds for the whole call; the session's timeout by default.
 
         Returns:
             The values as IB's text (see :attr:`AccountValue.number`), account by account.
 
         Raises:
             InvalidRequest: ``account`` is not managed by this login, or a bad ``timeout``.
-            RequestTimeout: TWS did not answer in time.
-            ConnectionLost: the link dropped before the answer.
-            SessionClosedError: the session is not open.
         """
         return await self._account.account_values(account, timeout=timeout)
 
@@ -326,16 +321,12 @@ class Session:
         Args:
             account: a managed account; default: the session's account or the login's only
                 one (with several and none set, pass it).
-            timeout: seconds to wait; the session's timeout by default.
 
         Returns:
             An :class:`AccountSummary` with typed fields and every tag as text.
 
         Raises:
             InvalidRequest: ``account`` is unknown, or needed and not given; a bad ``timeout``.
-            RequestTimeout: TWS did not answer in time.
-            ConnectionLost: the link dropped before the answer.
-            SessionClosedError: the session is not open.
         """
         return await self._account.account_summary(account, timeout=timeout)
 
@@ -349,13 +340,9 @@ class Session:
 
         Args:
             account: one managed account; default: the session's account, or every account.
-            timeout: seconds for the whole call; the session's timeout by default.
 
         Raises:
             InvalidRequest: ``account`` is not managed by this login, or a bad ``timeout``.
-            RequestTimeout: TWS did not answer in time.
-            ConnectionLost: the link dropped before the answer.
-            SessionClosedError: the session is not open.
         """
         return await self._account.portfolio(account, timeout=timeout)
 
@@ -365,7 +352,6 @@ class Session:
         Args:
             account: a managed account; default: the session's account or the login's only
                 one (with several and none set, pass it).
-            timeout: seconds to wait; the session's timeout by default.
 
         Returns:
             A :class:`PnL`; a figure IB leaves unset is ``None``.
@@ -373,9 +359,6 @@ class Session:
         Raises:
             InvalidRequest: ``account`` is unknown, or needed and not given; a bad ``timeout``.
             RequestError: IB refused the request.
-            RequestTimeout: TWS did not answer in time.
-            ConnectionLost: the link dropped before the answer.
-            SessionClosedError: the session is not open.
         """
         return await self._account.pnl(account, timeout=timeout)
 
@@ -384,24 +367,51 @@ class Session:
 
         Raises:
             InvalidRequest: a bad ``timeout``.
-            RequestTimeout: TWS did not answer in time.
-            ConnectionLost: the link dropped before the answer.
-            SessionClosedError: the session is not open.
         """
         return await self._account.current_time(timeout=timeout)
 
     # -- contracts -------------------------------------------------------------------------------
 
-    @documented(docs.CONTRACT_DETAILS)
     async def contract_details(
         self, contract: Contract, *, timeout: float | None = _DEFAULT
     ) -> list[ContractDetails]:
+        """Everything IB knows about the contracts matching ``contract``.
+
+        Lookups are sent one at a time per session: concurrent contract-details requests can
+        stall IB's security-definition service.
+
+        Args:
+            contract: a full or partial description (``Stock("AAPL")``, a bare option…).
+
+        Returns:
+            One :class:`ContractDetails` per match (at least one).
+
+        Raises:
+            InvalidRequest: ``contract`` is not an ibflow ``Contract``; a bad ``timeout``.
+            ContractNotFound: IB has no contract matching the description.
+        """
         return await self._contracts.contract_details(contract, timeout=timeout)
 
-    @documented(docs.QUALIFY)
     async def qualify(
         self, *contracts: Contract, timeout: float | None = _DEFAULT
     ) -> list[Contract]:
+        """The fully described, ``con_id``-carrying contract for each description.
+
+        Answers are cached for the session, so qualifying the same contract again costs no
+        request. Lookups are sent one at a time.
+
+        Args:
+            contracts: one or more descriptions (``Stock("AAPL")``, ``Future("ES", …)``…).
+
+        Returns:
+            The qualified contracts, in the order given.
+
+        Raises:
+            InvalidRequest: no contracts, or one is not an ibflow ``Contract``; a bad timeout.
+            ContractNotFound: IB has no contract matching a description.
+            AmbiguousContract: a description matches several contracts; the message lists
+                them and ``candidates`` holds them.
+        """
         return await self._contracts.qualify(*contracts, timeout=timeout)
 
     @documented(docs.TRADING_SESSIONS)
@@ -418,7 +428,6 @@ class Session:
             contract, start, end, rth=rth, timeout=timeout
         )
 
-    @documented(docs.IS_OPEN)
     async def is_open(
         self,
         contract: Contract,
@@ -427,9 +436,12 @@ class Session:
         rth: bool = True,
         timeout: float | None = _DEFAULT,
     ) -> bool:
+        """True if ``contract`` trades at ``at`` (an aware datetime; now by default).
+
+        Reads the schedule as :meth:`trading_sessions` does; ``False`` beyond the days it lists.
+        """
         return await self._contracts.is_open(contract, at, rth=rth, timeout=timeout)
 
-    @documented(docs.NEXT_OPEN)
     async def next_open(
         self,
         contract: Contract,
@@ -438,6 +450,10 @@ class Session:
         rth: bool = True,
         timeout: float | None = _DEFAULT,
     ) -> datetime | None:
+        """When ``contract`` next opens at or after ``after`` (now by default).
+
+        Aware, in the contract's time zone; ``None`` when the listed schedule has no later open.
+        """
         return await self._contracts.next_open(contract, after, rth=rth, timeout=timeout)
 
     @documented(docs.SEARCH)
@@ -476,34 +492,23 @@ class Session:
     ) -> Trade | BracketTrade | TradeGroup:
         """Place an order (or a bracket, or an OCA group) and return once TWS acknowledged it.
 
-        Before anything is sent, the order is checked against the session's safety rails and
-        against the contract (qualified and looked up once per session): prices on the
-        minimum tick, quantity on the size increment. A refusal sends nothing.
-
-        If the call times out or is cancelled after the order went out but before TWS
-        acknowledged it, ibflow sends one cancel for it: an order you hold no handle for is not
-        left working. If the link drops meanwhile, the order is not re-sent; the reconnect's
-        reconciliation settles it (see ``session.trades()``).
+        Checked first against the safety rails and the contract (tick, size increment): a
+        refusal sends nothing. Timed out or cancelled before the acknowledgement, the order is
+        cancelled once; it is never re-sent (see ``docs/orders.md``).
 
         Args:
             contract: what to trade.
             order: an :class:`Order`, a :class:`Bracket` (→ :class:`BracketTrade`) or an
                 :class:`OcaGroup` (→ :class:`TradeGroup`).
-            timeout: seconds for the whole call (the session default when not given).
 
         Raises:
             InvalidRequest: a bad argument, or the order does not fit the contract.
             SafetyError: read-only session, live account without ``allow_live``, or over
                 ``max_order_quantity`` / ``max_order_notional``.
             ContractNotFound / AmbiguousContract: the contract is unknown or not unique.
-            OrderRejected: TWS rejected the order before acknowledging it (IB's code is on
-                the error). Its ``trade`` is the order's Trade: TWS may still hold the order
-                (reporting it ``Inactive`` later), and the Trade keeps following it. A
-                rejection after the acknowledgement is not raised here: the Trade returned
-                ends with ``trade.error`` set (``wait_filled()`` raises it).
-            RequestTimeout: no acknowledgement within ``timeout`` (a cancel was sent).
-            ConnectionLost: the link is down (nothing was sent).
-            SessionClosedError: the session is not open.
+            OrderRejected: TWS rejected the order before acknowledging it; its ``trade``
+                keeps following the order (TWS may hold it ``Inactive``). A later rejection
+                ends the returned Trade with ``trade.error`` instead.
         """
         return await self._orders.place(contract, order, timeout=timeout)
 
@@ -512,14 +517,17 @@ class Session:
         return self._orders.trades()
 
     async def open_orders(self, *, timeout: float | None = _DEFAULT) -> list[OrderSnapshot]:
-        """The orders TWS has open for this client id (every client's with ``all_open_orders``).
-
-        Raises:
-            RequestTimeout: TWS did not answer within ``timeout``.
-            ConnectionLost: the link is down.
-            SessionClosedError: the session is not open.
-        """
+        """The orders TWS has open for this client id (every client's with ``all_open_orders``)."""
         return await self._orders.open_orders(timeout=timeout)
+
+    async def cancel_order(self, order_id: int, *, timeout: float | None = _DEFAULT) -> OrderStatus:
+        """Cancel this client id's open order by id, also one an earlier run placed; returns its
+        final status (``OrderRejected`` 10147: no such open order; see ``docs/orders.md``)."""
+        return await self._orders.cancel_order(order_id, timeout=timeout)
+
+    async def cancel_all_orders(self, *, timeout: float | None = _DEFAULT) -> None:
+        """TWS's global cancel: every open order of every client id; returns once none is open."""
+        await self._orders.cancel_all_orders(timeout=timeout)
 
     async def completed_orders(
         self, *, api_only: bool = False, timeout: float | None = _DEFAULT
@@ -528,13 +536,9 @@ class Session:
 
         Args:
             api_only: only orders placed through the API (not by hand in TWS).
-            timeout: seconds to wait (the session default when not given).
 
         Raises:
             InvalidRequest: ``api_only`` is not a bool.
-            RequestTimeout: TWS did not answer within ``timeout``.
-            ConnectionLost: the link is down.
-            SessionClosedError: the session is not open.
         """
         return await self._orders.completed_orders(api_only=api_only, timeout=timeout)
 
@@ -545,13 +549,9 @@ class Session:
 
         Args:
             since: only executions at or after this aware datetime (TWS keeps about a day).
-            timeout: seconds to wait (the session default when not given).
 
         Raises:
             InvalidRequest: ``since`` is not an aware datetime.
-            RequestTimeout: TWS did not answer within ``timeout``.
-            ConnectionLost: the link is down.
-            SessionClosedError: the session is not open.
         """
         return await self._orders.fills(since, timeout=timeout)
 
@@ -567,9 +567,6 @@ class Session:
             InvalidRequest: a bad argument, or the order does not fit the contract.
             ContractNotFound / AmbiguousContract: the contract is unknown or not unique.
             OrderRejected / RequestError: TWS refused the preview.
-            RequestTimeout: no answer within ``timeout``.
-            ConnectionLost: the link is down.
-            SessionClosedError: the session is not open.
         """
         return await self._orders.what_if(contract, order, timeout=timeout)
 
@@ -594,7 +591,6 @@ class Session:
 
     # -- market ----------------------------------------------------------------------------------
 
-    @documented(docs.QUOTES)
     def quotes(
         self,
         contract: Contract,
@@ -602,10 +598,35 @@ class Session:
         buffer: int = 256,
         overflow: Overflow | str = Overflow.LATEST,
     ) -> Stream[Quote | Gap]:
+        """Live quotes of ``contract`` as immutable :class:`Quote` snapshots.
+
+        ``async with session.quotes(contract) as quotes: async for quote in quotes: ...``.
+        One market-data line per contract however many consumers; a :class:`Gap` item marks a
+        reconnect. Default policy ``"latest"``: a slow reader skips to the newest quote.
+
+        Args:
+            contract: what to quote; qualified (``con_id`` looked up) on entering the block.
+            buffer: how many quotes may wait for this consumer.
+            overflow: what a full buffer does: ``"latest"``, ``"drop_oldest"`` or ``"error"``.
+
+        Raises:
+            InvalidRequest: a bad argument (at once, nothing sent).
+            ContractNotFound / AmbiguousContract: on entering the block.
+            MarketDataError: from the iterator, when IB refuses the data (354, 10089, 101…).
+            ConnectionLost: from the iterator, when the link drops and reconnect is off.
+        """
         return self._market.quotes(contract, buffer=buffer, overflow=overflow)
 
-    @documented(docs.QUOTE)
     async def quote(self, contract: Contract, *, timeout: float | None = _DEFAULT) -> Quote:
+        """One snapshot quote of ``contract`` (``reqMktData`` with ``snapshot=True``).
+
+        Raises:
+            InvalidRequest: a bad argument (nothing sent).
+            ContractNotFound / AmbiguousContract: the contract is unknown or ambiguous.
+            MarketDataError: IB refused the data (354, 10089, 10168…).
+            RequestTimeout: no complete snapshot within ``timeout``.
+            ConnectionLost: the link dropped before the answer.
+        """
         return await self._market.quote(contract, timeout=timeout)
 
     @overload
@@ -638,7 +659,6 @@ class Session:
         overflow: Overflow | str = ...,
     ) -> Stream[MidpointTick | Gap]: ...
 
-    @documented(docs.TICKS)
     def ticks(
         self,
         contract: Contract,
@@ -647,9 +667,17 @@ class Session:
         buffer: int = 1024,
         overflow: Overflow | str = Overflow.DROP_OLDEST,
     ) -> Stream[Any]:
+        """Tick-by-tick data: trades (``"last"``, ``"all_last"``), ``"bid_ask"`` or
+        ``"midpoint"``, one item per tick, shared per contract and kind.
+
+        Raises:
+            InvalidRequest: a bad argument (at once, nothing sent).
+            ContractNotFound / AmbiguousContract: on entering the block.
+            MarketDataError / RequestError: from the iterator, when IB refuses the request.
+            ConnectionLost: from the iterator, when the link drops and reconnect is off.
+        """
         return self._market.ticks(contract, kind, buffer=buffer, overflow=overflow)
 
-    @documented(docs.REALTIME_BARS)
     def realtime_bars(
         self,
         contract: Contract,
@@ -659,6 +687,15 @@ class Session:
         buffer: int = 256,
         overflow: Overflow | str = Overflow.ERROR,
     ) -> Stream[Bar | Gap]:
+        """IB's 5-second real-time bars; after a reconnect the missed bars are backfilled.
+
+        Raises:
+            InvalidRequest: a bad argument (at once, nothing sent).
+            ContractNotFound / AmbiguousContract: on entering the block.
+            RequestError: from the iterator, when IB refuses the request.
+            SlowConsumer: from the iterator, when the reader fell ``buffer`` bars behind.
+            ConnectionLost: from the iterator, when the link drops and reconnect is off.
+        """
         return self._market.realtime_bars(contract, what, rth=rth, buffer=buffer, overflow=overflow)
 
     @documented(docs.LIVE_BARS)
@@ -685,7 +722,6 @@ class Session:
             overflow=overflow,
         )
 
-    @documented(docs.PNL_UPDATES)
     def pnl_updates(
         self,
         account: str | None = None,
@@ -693,9 +729,17 @@ class Session:
         buffer: int = 256,
         overflow: Overflow | str = Overflow.LATEST,
     ) -> Stream[PnL | Gap]:
+        """The account's daily, unrealized and realized PnL, as TWS updates it (``reqPnL``).
+
+        ``account`` defaults to the session's account, or its only one.
+
+        Raises:
+            InvalidRequest: a bad argument, or several accounts and no ``account``.
+            RequestError: from the iterator, when IB refuses the request (unknown account).
+            ConnectionLost: from the iterator, when the link drops and reconnect is off.
+        """
         return self._market.pnl_updates(account, buffer=buffer, overflow=overflow)
 
-    @documented(docs.POSITION_PNL_UPDATES)
     def position_pnl_updates(
         self,
         contract: Contract,
@@ -704,11 +748,18 @@ class Session:
         buffer: int = 256,
         overflow: Overflow | str = Overflow.LATEST,
     ) -> Stream[PositionPnL | Gap]:
+        """One position's PnL as TWS updates it (``reqPnLSingle``).
+
+        Raises:
+            InvalidRequest: a bad argument, or several accounts and no ``account``.
+            ContractNotFound / AmbiguousContract: on entering the block.
+            RequestError: from the iterator, when IB refuses the request.
+            ConnectionLost: from the iterator, when the link drops and reconnect is off.
+        """
         return self._market.position_pnl_updates(
             contract, account, buffer=buffer, overflow=overflow
         )
 
-    @documented(docs.ACCOUNT_UPDATES)
     def account_updates(
         self,
         account: str | None = None,
@@ -716,9 +767,18 @@ class Session:
         buffer: int = 1024,
         overflow: Overflow | str = Overflow.ERROR,
     ) -> Stream[AccountValue | Gap]:
+        """Account values as they change (every account, or only ``account``).
+
+        Rides on the account subscriptions the session keeps anyway, so it sends nothing. A
+        value is yielded when it changes; after a :class:`Gap`, every value TWS re-sends.
+
+        Raises:
+            InvalidRequest: a bad argument.
+            SlowConsumer: from the iterator, when the reader fell ``buffer`` values behind.
+            ConnectionLost: from the iterator, when the link drops and reconnect is off.
+        """
         return self._market.account_updates(account, buffer=buffer, overflow=overflow)
 
-    @documented(docs.POSITION_UPDATES)
     def position_updates(
         self,
         account: str | None = None,
@@ -726,15 +786,30 @@ class Session:
         buffer: int = 1024,
         overflow: Overflow | str = Overflow.ERROR,
     ) -> Stream[Position | Gap]:
+        """Positions as they change (every account, or only ``account``); a closed position
+        arrives with ``quantity`` 0. Rides on the session's own ``reqPositions``.
+
+        Raises:
+            InvalidRequest: a bad argument.
+            SlowConsumer: from the iterator, when the reader fell ``buffer`` positions behind.
+            ConnectionLost: from the iterator, when the link drops and reconnect is off.
+        """
         return self._market.position_updates(account, buffer=buffer, overflow=overflow)
 
-    @documented(docs.SET_MARKET_DATA_TYPE)
     async def set_market_data_type(
         self, kind: MarketDataType | str, *, timeout: float | None = _DEFAULT
     ) -> None:
+        """Choose live, frozen, delayed or delayed-frozen data for quotes requested from now on.
+
+        Each :class:`Quote` says which type it carries. The choice survives reconnects. TWS
+        does not answer this request, so it returns once it is sent.
+
+        Raises:
+            InvalidRequest: an unknown ``kind`` (nothing sent).
+        """
         return await self._market.set_market_data_type(kind, timeout=timeout)
 
-    # -- options ---------------------------------------------------------------------------------
+    # -- options -----------------------------------------------------------------------------------
 
     @documented(docs.OPTION_CHAIN)
     async def option_chain(
@@ -768,7 +843,7 @@ class Session:
             option, volatility, underlying_price, timeout=timeout
         )
 
-    # -- depth ---------------------------------------------------------------------------------
+    # -- depth -------------------------------------------------------------------------------------
 
     @documented(docs.DEPTH)
     def depth(
@@ -786,7 +861,7 @@ class Session:
     async def depth_exchanges(self, *, timeout: float | None = _DEFAULT) -> list[DepthExchange]:
         return await self._depth.depth_exchanges(timeout=timeout)
 
-    # -- scanners ------------------------------------------------------------------------------
+    # -- scanners ----------------------------------------------------------------------------------
 
     @documented(docs.SCANNER_PARAMETERS)
     async def scanner_parameters(self, *, timeout: float | None = _DEFAULT) -> ScannerParameters:
@@ -858,7 +933,6 @@ class Session:
             timeout=timeout,
         )
 
-    @documented(docs.HEAD_TIMESTAMP)
     async def head_timestamp(
         self,
         contract: Contract,
@@ -867,6 +941,15 @@ class Session:
         rth: bool = True,
         timeout: float | None = _DEFAULT,
     ) -> datetime:
+        """The time of the earliest bar IB has for ``contract`` and ``what`` (aware, UTC).
+
+        Raises:
+            InvalidRequest: a bad argument (nothing was sent).
+            MarketDataError: IB has no such data.
+            ContractNotFound: IB does not know the contract.
+            RequestTimeout: no answer in time; the IB cancel has been sent.
+            ConnectionLost, SessionClosedError: the session went away.
+        """
         return await self._history.head_timestamp(contract, what=what, rth=rth, timeout=timeout)
 
     @documented(docs.HISTORICAL_TICKS)
@@ -899,23 +982,3 @@ class Session:
     def pacing_statistics(self) -> PacingStatistics:
         """What this session's pacer has let through, held back and seen refused."""
         return self._history.pacing_statistics()
-
-
-def _settings_of(_: Callable[P, Any]) -> Callable[[Callable[..., R]], Callable[P, R]]:
-    """Give the decorated function the signature of ``_`` (for type checkers and IDEs)."""
-
-    def apply(func: Callable[..., R]) -> Callable[P, R]:
-        return func
-
-    return apply
-
-
-@_settings_of(Session)
-def connect(*args: Any, **kwargs: Any) -> Session:
-    """A :class:`Session` to use with ``await`` or ``async with``.
-
-    ``session = await ibflow.connect(...)`` connects and returns the READY session (close it
-    with ``await session.aclose()``); ``async with ibflow.connect(...) as session:`` closes it
-    on exit. Arguments are those of :class:`Session`.
-    """
-    return Session(*args, **kwargs)

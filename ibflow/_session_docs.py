@@ -13,135 +13,6 @@ __all__ = ["documented"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-QUOTES = """Live quotes of ``contract`` as immutable :class:`Quote` snapshots.
-
-``async with session.quotes(contract) as quotes: async for quote in quotes: ...``.
-One market-data line per contract however many consumers; a :class:`Gap` item marks a
-reconnect. Default policy ``"latest"``: a slow reader skips to the newest quote.
-
-Args:
-    contract: what to quote; qualified (``con_id`` looked up) on entering the block.
-    buffer: how many quotes may wait for this consumer.
-    overflow: what a full buffer does: ``"latest"``, ``"drop_oldest"`` or ``"error"``.
-
-Raises:
-    InvalidRequest: a bad argument (at once, nothing sent).
-    ContractNotFound / AmbiguousContract: on entering the block.
-    MarketDataError: from the iterator, when IB refuses the data (354, 10089, 101…).
-    ConnectionLost: from the iterator, when the link drops and reconnect is off.
-"""
-
-QUOTE = """One snapshot quote of ``contract`` (``reqMktData`` with ``snapshot=True``).
-
-Raises:
-    InvalidRequest: a bad argument (nothing sent).
-    ContractNotFound / AmbiguousContract: the contract is unknown or ambiguous.
-    MarketDataError: IB refused the data (354, 10089, 10168…).
-    RequestTimeout: no complete snapshot within ``timeout``.
-    ConnectionLost: the link dropped before the answer.
-"""
-
-TICKS = """Tick-by-tick data: trades (``"last"``, ``"all_last"``), ``"bid_ask"`` or
-``"midpoint"``, one item per tick, shared per contract and kind.
-
-Raises:
-    InvalidRequest: a bad argument (at once, nothing sent).
-    ContractNotFound / AmbiguousContract: on entering the block.
-    MarketDataError / RequestError: from the iterator, when IB refuses the request.
-    ConnectionLost: from the iterator, when the link drops and reconnect is off.
-"""
-
-REALTIME_BARS = """IB's 5-second real-time bars; after a reconnect the missed bars are backfilled.
-
-Raises:
-    InvalidRequest: a bad argument (at once, nothing sent).
-    ContractNotFound / AmbiguousContract: on entering the block.
-    RequestError: from the iterator, when IB refuses the request.
-    SlowConsumer: from the iterator, when the reader fell ``buffer`` bars behind.
-    ConnectionLost: from the iterator, when the link drops and reconnect is off.
-"""
-
-LIVE_BARS = """Bars of ``period`` that keep coming (history with keepUpToDate).
-
-First the ``lookback`` history's completed bars, then each bar as it completes. With
-``include_forming=True`` the bar in progress is also yielded, as a :class:`FormingBar`,
-on every update. After a reconnect the bars of the gap come from the new history.
-The buffer grows to hold the initial history. IB counts the request as a historical
-one, open until the stream closes: entering the block waits for a slot under the
-session's historical pacing, as ``history()`` and ``download()`` do.
-
-Args:
-    contract: the instrument.
-    period: the bar length, spelled as for :meth:`history` (``"5s"`` … ``"1m"``,
-        ``"5m"``, ``"1h"``, ``"1d"``, ``"1w"``, ``"1M"`` for a month, or IB's
-        ``"5 mins"``); at least 5 seconds.
-    lookback: how much history comes first, as an IB duration (``"1 D"``, ``"3600 S"``).
-    include_forming: also yield the bar in progress, as :class:`FormingBar` items.
-    what: ``"TRADES"``, ``"MIDPOINT"``, ``"BID"`` or ``"ASK"``.
-    rth: regular trading hours only.
-    buffer: how many bars may wait for this consumer (after the history).
-    overflow: what a full buffer does (default ``"error"``: bars are never dropped).
-
-Raises:
-    InvalidRequest: a bad argument (at once, nothing sent).
-    ContractNotFound / AmbiguousContract: on entering the block.
-    RequestError / PacingViolation: from the iterator, when IB refuses the request.
-    RequestTimeout: from the iterator, when the history does not come in time.
-    SlowConsumer: from the iterator, when the reader fell ``buffer`` bars behind.
-    ConnectionLost: from the iterator, when the link drops and reconnect is off.
-"""
-
-PNL_UPDATES = """The account's daily, unrealized and realized PnL, as TWS updates it (``reqPnL``).
-
-``account`` defaults to the session's account, or its only one.
-
-Raises:
-    InvalidRequest: a bad argument, or several accounts and no ``account``.
-    RequestError: from the iterator, when IB refuses the request (unknown account).
-    ConnectionLost: from the iterator, when the link drops and reconnect is off.
-"""
-
-POSITION_PNL_UPDATES = """One position's PnL as TWS updates it (``reqPnLSingle``).
-
-Raises:
-    InvalidRequest: a bad argument, or several accounts and no ``account``.
-    ContractNotFound / AmbiguousContract: on entering the block.
-    RequestError: from the iterator, when IB refuses the request.
-    ConnectionLost: from the iterator, when the link drops and reconnect is off.
-"""
-
-ACCOUNT_UPDATES = """Account values as they change (every account, or only ``account``).
-
-Rides on the account subscriptions the session keeps anyway, so it sends nothing. A
-value is yielded when it changes; after a :class:`Gap`, every value TWS re-sends.
-
-Raises:
-    InvalidRequest: a bad argument.
-    SlowConsumer: from the iterator, when the reader fell ``buffer`` values behind.
-    ConnectionLost: from the iterator, when the link drops and reconnect is off.
-"""
-
-POSITION_UPDATES = """\
-Positions as they change (every account, or only ``account``); a closed position
-arrives with ``quantity`` 0. Rides on the session's own ``reqPositions``.
-
-Raises:
-    InvalidRequest: a bad argument.
-    SlowConsumer: from the iterator, when the reader fell ``buffer`` positions behind.
-    ConnectionLost: from the iterator, when the link drops and reconnect is off.
-"""
-
-SET_MARKET_DATA_TYPE = """\
-Choose live, frozen, delayed or delayed-frozen data for quotes requested from now on.
-
-Each :class:`Quote` says which type it carries. The choice survives reconnects. TWS
-does not answer this request, so it returns once it is sent.
-
-Raises:
-    InvalidRequest: an unknown ``kind`` (nothing sent).
-    ConnectionLost / SessionClosedError: the session is not connected.
-"""
-
 OPTION_CHAIN = """The options listed on ``underlying`` (IB's ``reqSecDefOptParams``).
 
 ``chain = await session.option_chain(ibflow.Stock("AAPL"))`` gives the venues, trading
@@ -152,7 +23,6 @@ qualify, quote or trade. An underlying without options has an empty chain.
 Raises:
     InvalidRequest: ``underlying`` is not a contract, or is itself an option.
     ContractNotFound / AmbiguousContract: the underlying is unknown or not unique.
-    RequestTimeout / ConnectionLost / SessionClosedError: as for every request.
 """
 
 IMPLIED_VOLATILITY = """IB's implied volatility (and greeks) of ``option`` at ``price``, given the
@@ -164,7 +34,6 @@ Raises:
     InvalidRequest: not an option, or a price that is not a positive number.
     ContractNotFound / AmbiguousContract: the option is unknown or not unique.
     RequestError: IB refused the calculation (321).
-    RequestTimeout / ConnectionLost / SessionClosedError: as for every request.
 """
 
 OPTION_PRICE = """\
@@ -175,7 +44,6 @@ Raises:
     InvalidRequest: not an option, or a value that is not a positive number.
     ContractNotFound / AmbiguousContract: the option is unknown or not unique.
     RequestError: IB refused the calculation (321).
-    RequestTimeout / ConnectionLost / SessionClosedError: as for every request.
 """
 
 DEPTH = """\
@@ -206,9 +74,6 @@ Raises:
 
 DEPTH_EXCHANGES = """\
 The venues that offer market depth, with IB's service type (``reqMktDepthExchanges``).
-
-Raises:
-    RequestTimeout / ConnectionLost / SessionClosedError: as for every request.
 """
 
 HISTORICAL_TICKS = """\
@@ -235,171 +100,6 @@ Raises:
     ContractNotFound / AmbiguousContract: the contract is unknown or not unique.
     MarketDataError / RequestError: IB refused (no such data, 162/321).
     PacingViolation: IB kept refusing a page for pacing.
-    RequestTimeout / ConnectionLost / SessionClosedError: as for every request.
-"""
-
-CONTRACT_DETAILS = """\
-Everything IB knows about the contracts matching ``contract``.
-
-Lookups are sent one at a time per session: concurrent contract-details requests can
-stall IB's security-definition service.
-
-Args:
-    contract: a full or partial description (``Stock("AAPL")``, a bare option…).
-    timeout: seconds to wait (queueing included); the session's timeout by default.
-
-Returns:
-    One :class:`ContractDetails` per match (at least one).
-
-Raises:
-    InvalidRequest: ``contract`` is not an ibflow ``Contract``; a bad ``timeout``.
-    ContractNotFound: IB has no contract matching the description.
-    RequestTimeout: TWS did not answer in time.
-    ConnectionLost: the link dropped before the answer.
-    SessionClosedError: the session is not open.
-"""
-
-QUALIFY = """\
-The fully described, ``con_id``-carrying contract for each description.
-
-Answers are cached for the session, so qualifying the same contract again costs no
-request. Lookups are sent one at a time.
-
-Args:
-    contracts: one or more descriptions (``Stock("AAPL")``, ``Future("ES", …)``…).
-    timeout: seconds for the whole call; the session's timeout by default.
-
-Returns:
-    The qualified contracts, in the order given.
-
-Raises:
-    InvalidRequest: no contracts, or one is not an ibflow ``Contract``; a bad timeout.
-    ContractNotFound: IB has no contract matching a description.
-    AmbiguousContract: a description matches several contracts; the message lists
-        them and ``candidates`` holds them.
-    RequestTimeout: TWS did not answer in time.
-    ConnectionLost: the link dropped before the answer.
-    SessionClosedError: the session is not open.
-"""
-
-TRADING_SESSIONS = """\
-When ``contract`` trades, as TWS lists it (about a week ahead).
-
-Parsed from the contract details' ``liquidHours`` (``rth=True``, regular hours) or
-``tradingHours`` (``rth=False``, all hours) in the contract's own time zone, so each
-session's ``open`` and ``close`` are aware datetimes that stay right across a daylight
-saving change. Days TWS lists as closed (holidays, weekends) have no session.
-
-Args:
-    contract: the instrument (qualified on the way, once per session).
-    start, end: only sessions overlapping ``[start, end)`` (aware datetimes).
-    rth: regular trading hours (``liquidHours``) or all hours (``tradingHours``).
-    timeout: seconds for the lookup; the session's timeout by default.
-
-Raises:
-    InvalidRequest: a bad argument (naive datetimes included).
-    ContractNotFound / AmbiguousContract: the contract is unknown or not unique.
-    RequestError: TWS sent no readable schedule for it.
-    RequestTimeout / ConnectionLost / SessionClosedError: as for every request.
-"""
-
-IS_OPEN = """\
-True if ``contract`` trades at ``at`` (an aware datetime; now by default).
-
-Reads the schedule as :meth:`trading_sessions` does; ``False`` beyond the days it lists.
-"""
-
-NEXT_OPEN = """\
-When ``contract`` next opens at or after ``after`` (now by default).
-
-Aware, in the contract's time zone; ``None`` when the listed schedule has no later open.
-"""
-
-HISTORY = """\
-Historical bars for ``contract``, oldest first.
-
-Args:
-    contract: what to fetch, e.g. ``ibflow.Stock("AAPL")``.
-    period: the bar size: ``"1s"``, ``"5s"`` … ``"1m"``, ``"5m"``, ``"1h"``, ``"1d"``,
-        ``"1w"``, ``"1M"`` (month), or IB's spelling (``"5 mins"``, ``"1 hour"``).
-    duration: how far back from ``end``: ``"3600 S"``, ``"1 D"``, ``"2 W"``, ``"1 M"``,
-        ``"1 Y"``, or a ``timedelta``. IB's step table limits it per period.
-    what: ``TRADES``, ``MIDPOINT``, ``BID``, ``ASK``, ``BID_ASK`` … (:class:`WhatToShow`).
-    rth: regular trading hours only.
-    end: an aware datetime; ``None`` means now.
-    timeout: seconds for the whole call (session default if not given; ``None``
-        waits forever).
-
-Returns:
-    Bars with aware times in the instrument's time zone (daily bars: midnight of the
-    session date). Empty only when IB answers that the window holds no data.
-
-Raises:
-    InvalidRequest: a bad argument (nothing was sent); the message says what works.
-    PacingViolation: IB refused for pacing, or the pacer would hold the request
-        past the timeout (then ``req_id`` is -1: nothing was sent); ``retry_after``
-        says when to try again.
-    MarketDataError: IB has no such data (permissions, no data of this kind).
-    ContractNotFound, AmbiguousContract: the contract does not resolve to one.
-    RequestTimeout: no answer in time; the IB cancel has been sent.
-    ConnectionLost: the link dropped before the answer.
-    SessionClosedError: the session is not open.
-"""
-
-DOWNLOAD = """\
-All bars of ``contract`` from ``start`` to ``end``, however many requests it takes.
-
-The range is cut into the longest requests IB's step table allows, on the instrument's
-bar grid; what the cache holds is not asked again; requests that would only cover
-weekend days the instrument never trades are not sent; the rest runs under the
-session's pacer with up to ``concurrency`` requests in flight, and a request refused
-for pacing (or unanswered) is repeated with backoff. Bars fetched before a failure stay
-cached, so running the same download again resumes it.
-
-Args:
-    contract: what to fetch.
-    start: aware datetime, first bar time wanted (inclusive).
-    end: aware datetime, exclusive; ``None`` (or a future time) means now.
-    period: the bar size (see :meth:`history`).
-    what: the data type (see :meth:`history`; not ``ADJUSTED_LAST``).
-    rth: regular trading hours only.
-    progress: show a progress bar (rich) when stderr is a terminal.
-    on_progress: called with a :class:`DownloadProgress` at the start and after each
-        request.
-    cache: ``True``: the default on-disk cache (``IBFLOW_CACHE_DIR`` or the user cache
-        directory); ``False``: no cache; or a :class:`HistoryCache` / directory.
-    concurrency: requests in flight at once (1 to 16; the pacer still applies).
-    skip_closed: leave out requests for Saturdays and Sundays that the instrument's
-        schedule (IB's ``liquidHours`` with ``rth``, else ``tradingHours``) shows
-        closed with no session touching them: IB answers those with no bars but
-        counts them against its pacing limits. A session opening on Sunday evening
-        (futures, forex) keeps Sunday. ``False`` asks for every day, e.g. for a
-        market that held a special weekend session.
-    timeout: seconds for each request's answer (session default if not given). The
-        whole download has no time limit: pacing may make it long. Wrap it in
-        ``asyncio.timeout()`` to bound it.
-
-Returns:
-    Bars with ``start <= time < end``, sorted by time, one per time.
-
-Raises:
-    InvalidRequest: a bad argument (nothing was sent).
-    ConfigError: the cache directory cannot be used.
-    PacingViolation: IB kept refusing a request for pacing.
-    RequestTimeout: a request stayed unanswered after every retry.
-    MarketDataError, ContractNotFound, AmbiguousContract, RequestError: IB refused.
-    ConnectionLost, SessionClosedError: the session went away.
-"""
-
-HEAD_TIMESTAMP = """\
-The time of the earliest bar IB has for ``contract`` and ``what`` (aware, UTC).
-
-Raises:
-    InvalidRequest: a bad argument (nothing was sent).
-    MarketDataError: IB has no such data.
-    ContractNotFound: IB does not know the contract.
-    RequestTimeout: no answer in time; the IB cancel has been sent.
-    ConnectionLost, SessionClosedError: the session went away.
 """
 
 SEARCH = """\
@@ -412,7 +112,6 @@ second of the previous one waits its turn (the wait counts against ``timeout``).
 Raises:
     InvalidRequest: an empty pattern.
     RequestError: IB refused the search (321).
-    RequestTimeout / ConnectionLost / SessionClosedError: as for every request.
 """
 
 MARKET_RULE = """\
@@ -425,7 +124,6 @@ session.
 Raises:
     InvalidRequest: ``rule_id`` is not a non-negative integer.
     RequestError: IB does not know the rule (321).
-    RequestTimeout / ConnectionLost / SessionClosedError: as for every request.
 """
 
 SCANNER_PARAMETERS = """\
@@ -434,7 +132,6 @@ filter codes, parsed into a :class:`ScannerParameters` (the XML itself is kept i
 
 Raises:
     RequestError: TWS refused, or sent text that is not XML.
-    RequestTimeout / ConnectionLost / SessionClosedError: as for every request.
 """
 
 SCAN = """\
@@ -447,7 +144,6 @@ Raises:
     InvalidRequest: not a :class:`ScannerSubscription`.
     RequestError: TWS refused the scan (321: an unknown code, location or filter; 162: too
         many scanner subscriptions at once, IB allows 10).
-    RequestTimeout / ConnectionLost / SessionClosedError: as for every request.
 """
 
 SCANNER = """\
@@ -462,6 +158,108 @@ Raises:
     InvalidRequest: not a :class:`ScannerSubscription` (at once, nothing sent).
     RequestError: from the iterator, when TWS refuses the scan (321, 162).
     ConnectionLost: from the iterator, when the link drops and reconnect is off.
+"""
+
+LIVE_BARS = """\
+Bars of ``period`` that keep coming (history with keepUpToDate).
+
+First the ``lookback`` history, then each bar as it completes (and, with
+``include_forming``, the bar in progress as :class:`FormingBar` items); after a
+reconnect the gap's bars come from the new history. Entering the block waits for a
+slot under the session's historical pacing.
+
+Args:
+    contract: the instrument.
+    period: the bar length, spelled as for :meth:`history`; at least 5 seconds.
+    lookback: how much history comes first, as an IB duration (``"1 D"``, ``"3600 S"``).
+    include_forming: also yield the bar in progress, as :class:`FormingBar` items.
+    what: ``"TRADES"``, ``"MIDPOINT"``, ``"BID"`` or ``"ASK"``.
+    rth: regular trading hours only.
+    buffer: how many bars may wait for this consumer (after the history).
+    overflow: what a full buffer does (default ``"error"``: bars are never dropped).
+
+Raises:
+    InvalidRequest: a bad argument (at once, nothing sent).
+    ContractNotFound / AmbiguousContract: on entering the block.
+    RequestError / PacingViolation: from the iterator, when IB refuses the request.
+    RequestTimeout: from the iterator, when the history does not come in time.
+    SlowConsumer: from the iterator, when the reader fell ``buffer`` bars behind.
+    ConnectionLost: from the iterator, when the link drops and reconnect is off.
+"""
+
+HISTORY = """\
+Historical bars for ``contract``, oldest first.
+
+Args:
+    contract: what to fetch, e.g. ``ibflow.Stock("AAPL")``.
+    period: the bar size: ``"1s"``, ``"5s"`` … ``"1m"``, ``"5m"``, ``"1h"``, ``"1d"``,
+        ``"1w"``, ``"1M"`` (month), or IB's spelling (``"5 mins"``, ``"1 hour"``).
+    duration: how far back from ``end``: ``"3600 S"``, ``"1 D"``, ``"2 W"``, ``"1 M"``,
+        ``"1 Y"``, or a ``timedelta``. IB's step table limits it per period.
+    what: ``TRADES``, ``MIDPOINT``, ``BID``, ``ASK``, ``BID_ASK`` … (:class:`WhatToShow`).
+    rth: regular trading hours only.
+    end: an aware datetime; ``None`` means now.
+
+Returns:
+    Bars with aware times in the instrument's time zone (daily bars: midnight of the
+    session date). Empty only when IB answers that the window holds no data.
+
+Raises:
+    InvalidRequest: a bad argument (nothing was sent); the message says what works.
+    PacingViolation: IB refused for pacing, or the pacer would hold the request
+        past the timeout (then ``req_id`` is -1: nothing was sent); ``retry_after``
+        says when to try again.
+    MarketDataError: IB has no such data (permissions, no data of this kind).
+    ContractNotFound, AmbiguousContract: the contract does not resolve to one.
+"""
+
+DOWNLOAD = """\
+All bars of ``contract`` from ``start`` to ``end``, however many requests it takes.
+
+Cut into IB-legal requests on the instrument's bar grid, served from the cache where it
+can, paced, retried with backoff, and resumable (see ``docs/history.md``).
+
+Args:
+    contract: what to fetch.
+    start: aware datetime, first bar time wanted (inclusive).
+    end: aware datetime, exclusive; ``None`` (or a future time) means now.
+    period, what, rth: as for :meth:`history` (``what`` not ``ADJUSTED_LAST``).
+    progress: show a progress bar (rich) when stderr is a terminal.
+    on_progress: called with a :class:`DownloadProgress` after each request.
+    cache: ``True`` (the default on-disk cache), ``False``, a :class:`HistoryCache` or
+        a directory.
+    concurrency: requests in flight at once (1 to 16; the pacer still applies).
+    skip_closed: leave out weekend days the instrument's schedule shows closed.
+    timeout: seconds for each request's answer; bound the whole download with
+        ``asyncio.timeout()``.
+
+Returns:
+    Bars with ``start <= time < end``, sorted by time, one per time.
+
+Raises:
+    InvalidRequest / ConfigError: a bad argument or cache directory (nothing sent).
+    PacingViolation / RequestTimeout: IB kept refusing, or never answered, a request.
+    MarketDataError, ContractNotFound, AmbiguousContract, RequestError: IB refused.
+    ConnectionLost, SessionClosedError: the session went away.
+"""
+
+TRADING_SESSIONS = """\
+When ``contract`` trades, as TWS lists it (about a week ahead).
+
+Parsed from the contract details' ``liquidHours`` (``rth=True``, regular hours) or
+``tradingHours`` (``rth=False``, all hours) in the contract's own time zone, so each
+session's ``open`` and ``close`` are aware datetimes that stay right across a daylight
+saving change. Days TWS lists as closed (holidays, weekends) have no session.
+
+Args:
+    contract: the instrument (qualified on the way, once per session).
+    start, end: only sessions overlapping ``[start, end)`` (aware datetimes).
+    rth: regular trading hours (``liquidHours``) or all hours (``tradingHours``).
+
+Raises:
+    InvalidRequest: a bad argument (naive datetimes included).
+    ContractNotFound / AmbiguousContract: the contract is unknown or not unique.
+    RequestError: TWS sent no readable schedule for it.
 """
 
 

@@ -42,7 +42,6 @@ _RECORD_MODULES = {
 _FACE_MODULES = {
     "ibflow.cli",
     "ibflow.testing",
-    "ibflow._demo",
     "ibflow._doctor",
     "ibflow.__main__",
 }
@@ -67,7 +66,7 @@ def layer(module: str) -> int:
         return RECORDS
     if module.startswith("ibflow._ib"):
         return BORDER
-    if module in ("ibflow", "ibflow._session"):
+    if module in ("ibflow", "ibflow._public", "ibflow._session", "ibflow._connect"):
         return SESSION
     if module in _FACE_MODULES or module.startswith(("ibflow.bridge", "ibflow.cli.")):
         return FACES

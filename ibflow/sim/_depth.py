@@ -22,13 +22,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ._codec import Fields
+from ._core import Sub
 from ._ids import Msg
 from ._model import Instrument, QuoteState, SimError
 from ._rules import increment_at, increments
-from ._subs import subscribe
 
 if TYPE_CHECKING:
-    from ._server import Simulator, _Connection, _Sub
+    from ._core import Connection, SimCore
 
 MAX_DEPTH_SUBSCRIPTIONS = 3
 MAX_ROWS = 50
@@ -265,11 +265,11 @@ def _form(inst: Instrument, exchange: str, smart: bool) -> tuple[tuple[str, ...]
     return (), known[1] == "Deep2"
 
 
-def _market_time(sim: Simulator) -> float:
+def _market_time(sim: SimCore) -> float:
     return sim.clock() * sim.speed
 
 
-def _book(sim: Simulator, sub: _Sub, inst: Instrument) -> tuple[list[Row], list[Row]]:
+def _book(sim: SimCore, sub: Sub, inst: Instrument) -> tuple[list[Row], list[Row]]:
     q = sim.market.quote(inst.con_id)
     p = sub.params
     kw = {
@@ -284,7 +284,7 @@ def _book(sim: Simulator, sub: _Sub, inst: Instrument) -> tuple[list[Row], list[
     )
 
 
-def _send_ops(c: _Connection, sub: _Sub, side: int, ops: list[tuple[int, int, Row]]) -> None:
+def _send_ops(c: Connection, sub: Sub, side: int, ops: list[tuple[int, int, Row]]) -> None:
     l2 = sub.params["l2"]
     smart = sub.params["smart"]
     for op, pos, row in ops:
@@ -295,7 +295,7 @@ def _send_ops(c: _Connection, sub: _Sub, side: int, ops: list[tuple[int, int, Ro
             c.send(depth_update(sub.req_id, pos, op, side, row.price, size))
 
 
-def on_move(sim: Simulator, c: _Connection, sub: _Sub, inst: Instrument) -> None:
+def on_move(sim: SimCore, c: Connection, sub: Sub, inst: Instrument) -> None:
     """After the instrument moved: send what changed in the book."""
     bids, asks = _book(sim, sub, inst)
     rows = sub.params["rows"]
@@ -304,7 +304,7 @@ def on_move(sim: Simulator, c: _Connection, sub: _Sub, inst: Instrument) -> None
     sub.params["bids"], sub.params["asks"] = bids, asks
 
 
-def _h_mkt_depth(c: _Connection, f: Fields) -> None:
+def h_mkt_depth(c: Connection, f: Fields) -> None:
     f.skip()  # version
     req_id = f.int()
     query = f.contract()
@@ -316,8 +316,7 @@ def _h_mkt_depth(c: _Connection, f: Fields) -> None:
     in_use = sim.subscriptions().get("mkt_depth", 0)
     if ("mkt_depth", req_id) not in c.subs and in_use >= MAX_DEPTH_SUBSCRIPTIONS:
         raise SimError(309, DEPTH_LIMIT_TEXT)
-    sub = subscribe(
-        c,
+    sub = c.subs[("mkt_depth", req_id)] = Sub(
         "mkt_depth",
         req_id,
         inst,
@@ -334,10 +333,10 @@ def _h_mkt_depth(c: _Connection, f: Fields) -> None:
     on_move(sim, c, sub, inst)
 
 
-def _h_cancel_mkt_depth(c: _Connection, f: Fields) -> None:
+def h_cancel_mkt_depth(c: Connection, f: Fields) -> None:
     f.skip()  # version
     c.subs.pop(("mkt_depth", f.int()), None)
 
 
-def _h_mkt_depth_exchanges(c: _Connection, f: Fields) -> None:
+def h_mkt_depth_exchanges(c: Connection, f: Fields) -> None:
     c.send(mkt_depth_exchanges(depth_exchanges(list(c.sim.universe))))

@@ -28,13 +28,13 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from ._codec import Fields
+from ._core import Sub
 from ._history import zone
 from ._ids import Msg
 from ._model import Instrument, SimError
-from ._subs import subscribe
 
 if TYPE_CHECKING:
-    from ._server import Simulator, _Connection, _Sub
+    from ._core import Connection, SimCore
 
 MAX_ROWS = 50
 MAX_SUBSCRIPTIONS = 10
@@ -230,7 +230,7 @@ def _session_share(inst: Instrument, now: float) -> float:
     return max((local - opened) / (closed - opened), 0.02)
 
 
-def _volumes(sim: Simulator, inst: Instrument, now: float) -> tuple[float, float]:
+def _volumes(sim: SimCore, inst: Instrument, now: float) -> tuple[float, float]:
     """(session volume so far, average of the ten sessions before), cached per minute."""
     cache = sim.features.scan_volumes
     key = (inst.con_id, int(now // 60))
@@ -257,7 +257,7 @@ def _volumes(sim: Simulator, inst: Instrument, now: float) -> tuple[float, float
     return result
 
 
-def stats(sim: Simulator, inst: Instrument, now: float) -> Stats:
+def stats(sim: SimCore, inst: Instrument, now: float) -> Stats:
     q = sim.market.quote(inst.con_id)
     last = q.last or (q.bid + q.ask) / 2
     change = (last / q.close - 1.0) * 100.0 if q.close > 0 else 0.0
@@ -266,7 +266,7 @@ def stats(sim: Simulator, inst: Instrument, now: float) -> Stats:
     return Stats(last, change, volume, volume / expected if expected > 0 else 0.0)
 
 
-def scan(sim: Simulator, req: ScanRequest, now: float) -> list[tuple[Instrument, Stats]]:
+def scan(sim: SimCore, req: ScanRequest, now: float) -> list[tuple[Instrument, Stats]]:
     """The ranked rows of a scan (best first)."""
     code = SCAN_CODES[req.code]
     belongs = INSTRUMENTS[req.instrument][1][req.location][1]
@@ -398,7 +398,7 @@ def parse_scanner_subscription(f: Fields) -> tuple[int, ScanRequest]:
     )
 
 
-def _publish(sim: Simulator, c: _Connection, sub: _Sub) -> None:
+def _publish(sim: SimCore, c: Connection, sub: Sub) -> None:
     rows = scan(sim, sub.params["request"], sim.clock())
     ids = [inst.con_id for inst, _ in rows]
     sub.last_sent = time.monotonic()
@@ -407,26 +407,27 @@ def _publish(sim: Simulator, c: _Connection, sub: _Sub) -> None:
         c.send(scanner_data(sub.req_id, rows))
 
 
-def on_tick(sim: Simulator, c: _Connection, sub: _Sub, now: float) -> None:
+def on_tick(sim: SimCore, c: Connection, sub: Sub, now: float) -> None:
     """Every market step: rescan when the update interval has passed."""
     if time.monotonic() - sub.last_sent >= UPDATE_INTERVAL / sim.speed:
         _publish(sim, c, sub)
 
 
-def _h_scanner_subscription(c: _Connection, f: Fields) -> None:
+def h_scanner_subscription(c: Connection, f: Fields) -> None:
     req_id, request = parse_scanner_subscription(f)
     sim = c.sim
     active = sim.subscriptions().get("scanner_subscription", 0)
     if ("scanner_subscription", req_id) not in c.subs and active >= MAX_SUBSCRIPTIONS:
         raise SimError(162, TOO_MANY_TEXT)
-    sub = subscribe(c, "scanner_subscription", req_id, params={"request": request})
+    sub = Sub("scanner_subscription", req_id, params={"request": request})
+    c.subs[("scanner_subscription", req_id)] = sub
     _publish(sim, c, sub)
 
 
-def _h_cancel_scanner_subscription(c: _Connection, f: Fields) -> None:
+def h_cancel_scanner_subscription(c: Connection, f: Fields) -> None:
     f.skip()  # version
     c.subs.pop(("scanner_subscription", f.int()), None)
 
 
-def _h_scanner_parameters(c: _Connection, f: Fields) -> None:
+def h_scanner_parameters(c: Connection, f: Fields) -> None:
     c.send([Msg.SCANNER_PARAMETERS, 1, scanner_parameters_xml()])

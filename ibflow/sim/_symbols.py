@@ -20,8 +20,8 @@ from ._model import Instrument, SimError
 from ._rules import market_rule, rules
 
 if TYPE_CHECKING:
-    from ._scenario import Universe
-    from ._server import _Connection
+    from ._core import Connection
+    from ._universe import Universe
 
 MAX_MATCHES = 16
 LOOKUP_INTERVAL = 1.0
@@ -75,11 +75,11 @@ def symbol_samples(req_id: int, found: list[tuple[Instrument, list[str]]]) -> li
     return out
 
 
-def _h_matching_symbols(c: _Connection, f: Fields) -> None:
+def h_matching_symbols(c: Connection, f: Fields) -> None:
     req_id = f.int()
     pattern = f.str()
     sim = c.sim
-    if sim.pacing and c.client_id is not None:
+    if sim.pacing != "off" and c.client_id is not None:
         lookups = sim.features.symbol_lookups
         now = time.monotonic()
         last = lookups.get(c.client_id)
@@ -93,7 +93,7 @@ def _h_matching_symbols(c: _Connection, f: Fields) -> None:
     c.send(symbol_samples(req_id, matching_symbols(sim.universe, pattern)))
 
 
-def _h_market_rule(c: _Connection, f: Fields) -> None:
+def h_market_rule(c: Connection, f: Fields) -> None:
     rule = f.int()
     grid = rules(c.sim.universe).get(rule)
     if grid is None:

@@ -29,8 +29,8 @@ from ._ids import Msg
 from ._model import Instrument, SimBar, SimError
 
 if TYPE_CHECKING:
+    from ._core import Connection
     from ._market import Market
-    from ._server import _Connection
 
 MAX_TICKS = 1000
 SEARCH_SECONDS = 7 * 86400
@@ -267,7 +267,7 @@ def historical_ticks_message(
 # Handler
 
 
-def _h_historical_ticks(c: _Connection, f: Fields) -> None:
+def h_historical_ticks(c: Connection, f: Fields) -> None:
     req_id = f.int()
     query = f.contract()
     f.bool()  # includeExpired

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from ibflow.sim import Scenario
+from ibflow.sim._instruments import AAPL_OPTION_EXPIRIES, AAPL_OPTION_STRIKES
 from ibflow.sim._market import Market
 from ibflow.sim._options import (
     black_scholes,
@@ -16,7 +17,6 @@ from ibflow.sim._options import (
     model_vol,
     option_chain,
 )
-from ibflow.sim._scenario import AAPL_OPTION_EXPIRIES, AAPL_OPTION_STRIKES
 
 NOW = datetime(2026, 12, 1, 15, 0, tzinfo=UTC).timestamp()
 

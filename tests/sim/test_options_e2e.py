@@ -11,7 +11,7 @@ import pytest
 from ib_async import Option, Stock
 
 from ibflow.sim import Simulator
-from ibflow.sim._scenario import AAPL_OPTION_EXPIRIES, AAPL_OPTION_STRIKES
+from ibflow.sim._instruments import AAPL_OPTION_EXPIRIES, AAPL_OPTION_STRIKES
 from ibflow.testing import eventually
 
 AAPL = Stock("AAPL", "SMART", "USD", conId=265598)
