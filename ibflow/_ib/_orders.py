@@ -357,6 +357,16 @@ class OrdersPort:
     def __init__(self, ib: ib_async.IB, is_connected: Callable[[], bool]) -> None:
         self._ib = ib
         self._is_connected = is_connected
+        # The highest order id handed out in this session's life. TWS's nextValidId does not
+        # count an order lost in transit, and ib_async restarts its counter from it on every
+        # connect: each API start raises the shared counter above this, so no id is sent twice.
+        self._highest_order_id = 0
+        self.rejected_executions = 0
+        """Executions from the server with impossible numbers, dropped (see the tap)."""
+        ib.client.apiStart.connect(self._keep_ids_rising)
+
+    def _keep_ids_rising(self) -> None:
+        self._ib.client.updateReqId(self._highest_order_id + 1)
 
     def install_order_tap(self, listener: OrderListener) -> Callable[[], None]:
         """Feed ``listener`` from every order message this adapter's ``IB`` decodes.
@@ -520,9 +530,17 @@ class OrdersPort:
         return uninstall
 
     def next_order_id(self) -> int:
-        """A fresh order id from ib_async's shared request/order id counter."""
+        """A fresh order id from ib_async's shared request/order id counter.
+
+        Never one handed out before in this session's life, whatever TWS's nextValidId says
+        after a reconnect.
+        """
+        client = self._ib.client
         with map_ib_errors("placeOrder"):
-            return int(self._ib.client.getReqId())
+            client.updateReqId(self._highest_order_id + 1)
+            order_id = int(client.getReqId())
+        self._highest_order_id = order_id
+        return order_id
 
     def send_order(
         self,
@@ -652,7 +670,7 @@ class OrdersPort:
     def start_what_if(self, contract: Contract, spec: Order) -> tuple[int, Awaitable[OrderPreview]]:
         """A what-if placeOrder: TWS previews margin and commission and places nothing."""
         ib = self._ib
-        req_id = int(ib.client.getReqId())
+        req_id = self.next_order_id()  # a placeOrder: its id is an order id
         ib_contract = contract_to_ib(contract)
         answer = ib.wrapper.startReq(req_id, ib_contract)
         ib.client.placeOrder(req_id, ib_contract, order_to_ib(spec, req_id, what_if=True))

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from .._core import SessionCore
 from .._errors import (
+    ConnectionLost,
     InvalidRequest,
     OrderRejected,
     RequestTimeout,
@@ -19,6 +20,7 @@ from .._records.orders import (
     Bracket,
     OcaGroup,
     Order,
+    OrderStatus,
 )
 from ._book import OrderBook
 from ._checks import check_against_contract, check_quantity_rail, check_rails
@@ -54,7 +56,7 @@ def _send_legs(
     Nothing can interrupt a bracket half-sent: cancellation only lands at an ``await``.
     """
     adapter = core.adapter
-    ids = [adapter.orders.next_order_id() for _ in legs]
+    ids = [_fresh_id(core, book) for _ in legs]
     trades: list[Trade] = []
     for leg, order_id in zip(legs, ids, strict=True):
         parent = trades[leg.parent] if leg.parent is not None else None
@@ -84,6 +86,14 @@ def _send_legs(
     return trades
 
 
+def _fresh_id(core: SessionCore, book: OrderBook) -> int:
+    """An order id this session never used (the adapter never repeats one; this makes sure)."""
+    while True:
+        order_id = core.adapter.orders.next_order_id()
+        if not book.taken(core.client_id, order_id):
+            return order_id
+
+
 async def _wait_acknowledged(book: OrderBook, trades: list[Trade]) -> None:
     """Until TWS has acknowledged every leg; a leg's rejection raises it."""
 
@@ -91,6 +101,11 @@ async def _wait_acknowledged(book: OrderBook, trades: list[Trade]) -> None:
         for trade in trades:
             if trade._rejected_first and trade.error is not None:
                 raise trade.error
+            if trade.status is OrderStatus.LOST:
+                raise ConnectionLost(
+                    f"order {trade.order_id} was lost in transit: {trade.lost_reason} "
+                    "(its Trade, status Lost, is in session.trades())"
+                )
         if all(t._acked for t in trades):
             return True
         book.raise_if_closed()

@@ -99,6 +99,8 @@ class TradeOwner(Protocol):
 
     def publish(self, event: OrderEvent) -> None: ...
 
+    def finished(self, trade: Trade) -> None: ...
+
     def raise_if_closed(self) -> None: ...
 
 
@@ -157,6 +159,9 @@ class Trade:
         self._op_lock = asyncio.Lock()
         self._modify_sent = False
         self._signal = Signal()
+        # The link it was sent on: only an order sent before a drop can be lost in transit.
+        self._sent_epoch = book.link_epoch
+        self._lost_reason: str | None = None
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -227,6 +232,11 @@ class Trade:
     def error(self) -> RequestError | None:
         """The last refusal TWS addressed to the order itself (not to a cancel or modify)."""
         return self._error
+
+    @property
+    def lost_reason(self) -> str | None:
+        """Why the order is ``Lost`` (see :class:`OrderStatus`); ``None`` for any other status."""
+        return self._lost_reason if self._status is OrderStatus.LOST else None
 
     @property
     def history(self) -> tuple[OrderEvent, ...]:
@@ -310,6 +320,13 @@ class Trade:
 
     def _end_error(self) -> RequestError:
         status = self._status
+        if status is OrderStatus.LOST:
+            return OrderCancelled(
+                f"order {self._order_id} was lost in transit: {self._lost_reason}",
+                order_id=self._order_id,
+                status=status,
+                filled=self.filled,
+            )
         if self._error is not None or status is OrderStatus.INACTIVE:
             if self._error is not None:
                 return self._error
@@ -550,13 +567,28 @@ class Trade:
         if status is current:
             return False
         if current is OrderStatus.INACTIVE and status in ENDS_INACTIVE:
-            pass  # the one way out of a terminal status: TWS cancelled the order it held
+            pass  # a way out of a terminal status: TWS cancelled the order it held
+        elif current is OrderStatus.LOST:
+            # ibflow's own verdict gives way to TWS's word, should it ever come.
+            log.warning(
+                "order %d: reported %s by TWS after it was marked Lost", self._order_id, status
+            )
         elif current.is_done:
             log.debug("order %d: ignoring %s after the final %s", self._order_id, status, current)
             return False
         self._status = status
         log.info("order %d: %s -> %s", self._order_id, current.value, status.value)
+        if status.is_done and not current.is_done:
+            self._book.finished(self)
         return True
+
+    def _lose(self, reason: str) -> None:
+        """End the order ``Lost``: sent, never acknowledged, and unknown to TWS after all."""
+        self._lost_reason = reason
+        if self._transition(OrderStatus.LOST):
+            log.warning("order %d: %s", self._order_id, reason)
+            self._emit(OrderEventKind.STATUS, message=reason)
+        self._wake()
 
     def _on_status(
         self,

@@ -85,7 +85,7 @@ class TimeInForce(StrEnum):
 
 
 class OrderStatus(StrEnum):
-    """An order's status, as TWS names it."""
+    """An order's status, as TWS names it; ``Lost`` is ibflow's own."""
 
     API_PENDING = "ApiPending"
     PENDING_SUBMIT = "PendingSubmit"
@@ -98,6 +98,10 @@ class OrderStatus(StrEnum):
     CANCELLED = "Cancelled"
     FILLED = "Filled"
     INACTIVE = "Inactive"
+    LOST = "Lost"
+    """Sent, but never acknowledged: the link dropped with the order in transit, and after the
+    reconnect TWS reported no open order, completed order or execution for it. Nothing is
+    working; ``Trade.lost_reason`` says why. TWS never uses this status."""
 
     @property
     def is_done(self) -> bool:
@@ -106,7 +110,13 @@ class OrderStatus(StrEnum):
 
 
 DONE = frozenset(
-    {OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.API_CANCELLED, OrderStatus.INACTIVE}
+    {
+        OrderStatus.FILLED,
+        OrderStatus.CANCELLED,
+        OrderStatus.API_CANCELLED,
+        OrderStatus.INACTIVE,
+        OrderStatus.LOST,
+    }
 )
 ENDS_INACTIVE = frozenset({OrderStatus.CANCELLED, OrderStatus.API_CANCELLED})
 
