@@ -340,6 +340,7 @@ class SessionCore:
             throttle_events=traffic.throttle_events,
             notices=self._notice_count,
             in_flight_requests=len(self._router),
+            rejected_executions=self.adapter.orders.rejected_executions,
         )
 
     # -- what the features use ----------------------------------------------------------------

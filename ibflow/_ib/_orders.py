@@ -174,15 +174,33 @@ def commission_from_ib(report: ib_async.CommissionReport) -> Commission | None:
     )
 
 
+def execution_problem(execution: ib_async.Execution) -> str | None:
+    """What makes an execution impossible (a non-finite or non-positive size, a non-finite or
+    negative price), or ``None`` when its numbers make sense."""
+    try:
+        shares = float(execution.shares)
+        price = float(execution.price)
+    except (TypeError, ValueError):
+        return f"unreadable size {execution.shares!r} or price {execution.price!r}"
+    if not math.isfinite(shares) or shares <= 0:
+        return f"impossible size {execution.shares!r}"
+    if not math.isfinite(price) or price < 0:
+        return f"impossible price {execution.price!r}"
+    return None
+
+
 def fill_from_ib(
     contract: Contract, execution: ib_async.Execution, commission: Commission | None = None
 ) -> Fill:
-    """One execution; ``ValueError`` for a side ibflow does not know."""
+    """One execution; ``ValueError`` for a side ibflow does not know or impossible numbers."""
     side = {"BOT": "BUY", "BUY": "BUY", "SLD": "SELL", "SELL": "SELL"}.get(
         (execution.side or "").upper()
     )
     if side is None:
         raise ValueError(f"unknown execution side {execution.side!r}")
+    problem = execution_problem(execution)
+    if problem is not None:
+        raise ValueError(problem)
     time = execution.time
     when = _aware(time) if isinstance(time, datetime) else datetime.now(UTC)
     return m.Fill(
@@ -476,6 +494,17 @@ class OrdersPort:
         def exec_details(
             reqId: int, contract: ib_async.Contract, execution: ib_async.Execution
         ) -> None:
+            problem = execution_problem(execution)
+            if problem is not None:
+                # Neither ib_async's caches nor the order book ever see it.
+                self.rejected_executions += 1
+                log.warning(
+                    "rejected an execution from the server: %s (exec id %s, order %s)",
+                    problem,
+                    execution.execId,
+                    execution.orderId,
+                )
+                return
             originals["execDetails"](reqId, contract, execution)
 
             def deliver() -> None:
