@@ -168,6 +168,7 @@ class OrderBook:
         if trade._acked:
             return  # TWS already reported the order it rejected: it stays a known trade
         self.forget(trade)
+        self._finished.pop((trade.client_id, trade.order_id), None)
         self.rejected[(trade.client_id, trade.order_id)] = trade
         while len(self.rejected) > _MAX_REJECTED:
             self.rejected.popitem(last=False)

@@ -176,6 +176,10 @@ async def place(
         if sent:
             _abandon(core, book, trades, "place() was cancelled before TWS acknowledged it")
         raise
+    except ConnectionLost:
+        if any(t.status is OrderStatus.LOST for t in trades):
+            _abandon(core, book, trades, "another order of its group was lost in transit")
+        raise
     except OrderRejected as exc:
         rejected = [t for t in trades if t._rejected_first]
         _abandon(
