@@ -21,6 +21,8 @@ import struct
 from collections import Counter
 from dataclasses import dataclass, field
 
+import pytest
+
 import ibflow
 from ibflow import LimitOrder, MarketOrder, OrderStatus
 from ibflow.sim import Simulator
@@ -36,8 +38,8 @@ _PLACE_ORDER = b"3"
 class CuttingProxy:
     """Relays a client to the simulator; records every placeOrder id and can cut one in half.
 
-    Client bytes are read frame by frame (after the ``API\\0`` prefix). With ``cut_next`` set,
-    the next placeOrder is relayed only halfway before both sockets are aborted, as when a link
+    Client bytes are read frame by frame (after the ``API\\0`` prefix). After :meth:`cut`, a
+    coming placeOrder is relayed only halfway before both sockets are aborted, as when a link
     dies mid-write: the gateway discards the partial frame.
     """
 
@@ -46,9 +48,16 @@ class CuttingProxy:
         self.port = 0
         self.sent_ids: list[int] = []
         self.cut_ids: list[int] = []
-        self.cut_next = False
+        self._cut_after: int | None = None
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+
+    def cut(self, after: int = 0) -> None:
+        """Let ``after`` placeOrders through, then cut the link halfway through the next."""
+        self._cut_after = after
+
+    def cut_off(self) -> None:
+        self._cut_after = None
 
     async def __aenter__(self) -> CuttingProxy:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
@@ -102,8 +111,10 @@ class CuttingProxy:
                 if fields[0] == _PLACE_ORDER:
                     order_id = int(fields[1])
                     self.sent_ids.append(order_id)
-                    if self.cut_next:
-                        self.cut_next = False
+                    if self._cut_after:
+                        self._cut_after -= 1
+                    elif self._cut_after == 0:
+                        self._cut_after = None
                         self.cut_ids.append(order_id)
                         writer.write(header + payload[: size // 2])
                         await writer.drain()
@@ -145,7 +156,7 @@ async def faults(
         if stop.is_set():
             break
         if rng.random() < 0.35:
-            proxy.cut_next = True  # the next placeOrder dies halfway
+            proxy.cut()  # the next placeOrder dies halfway
         else:
             await sim.restart(down_for=rng.uniform(0.02, 0.3))
             restarts += 1
@@ -188,7 +199,7 @@ async def test_orders_survive_restarts_and_cuts_exactly() -> None:
                 restarts = await fault_task
                 await asyncio.gather(*tasks)
                 # One last clean reconnect settles whatever the last fault left pending.
-                proxy.cut_next = False
+                proxy.cut_off()
                 before = session.statistics().reconnects
                 sim.drop_connections()
                 await eventually(
@@ -273,3 +284,27 @@ async def test_orders_survive_restarts_and_cuts_exactly() -> None:
     print("chaos figures:", figures)
     assert restarts >= SECONDS / 3
     assert len(executions) > 0
+
+
+async def test_a_bracket_cut_before_its_last_leg_leaves_nothing_at_the_gateway() -> None:
+    async with Simulator(port=0) as sim:
+        sim.push_quote("AAPL", bid=190.00, ask=190.02, last=190.01)
+        async with CuttingProxy(sim.port) as proxy:
+            session = ibflow.Session(
+                "127.0.0.1", proxy.port, 1, timeout=2.0, reconnect=FAST_RECONNECT
+            )
+            async with session:
+                # The entry and the take-profit arrive (held: they wait for the last leg's
+                # transmit flag); the stop-loss dies halfway.
+                proxy.cut(after=2)
+                with pytest.raises(ibflow.ConnectionLost, match="lost in transit"):
+                    await session.place(AAPL, ibflow.bracket("BUY", 1, 150.0, 160.0, 140.0))
+                entry, take_profit, stop_loss = session.trades()
+                assert proxy.cut_ids == [stop_loss.order_id]
+                assert stop_loss.status is OrderStatus.LOST
+                # The two legs the gateway holds are cancelled: nothing of the bracket is left.
+                await eventually(
+                    lambda: {entry.status, take_profit.status} == {OrderStatus.CANCELLED}
+                )
+                assert {o.status for o in sim.orders if o.client_id == 1} == {"Cancelled"}
+                assert len(proxy.sent_ids) == len(set(proxy.sent_ids)) == 3
