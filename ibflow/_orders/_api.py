@@ -26,8 +26,9 @@ from .._stream import Stream, StreamWriter
 from .._timeouts import SESSION_DEFAULT
 from ._book import OrderBook
 from ._checks import check_against_contract
+from ._groups import BracketTrade, TradeGroup
 from ._placing import check_account, locked, place
-from ._trade import BracketTrade, Trade, TradeGroup
+from ._trade import Trade
 
 __all__ = ["Orders"]
 

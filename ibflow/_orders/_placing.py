@@ -24,7 +24,8 @@ from .._records.orders import (
 )
 from ._book import OrderBook
 from ._checks import check_against_contract, check_quantity_rail, check_rails
-from ._trade import BracketTrade, Trade, TradeGroup
+from ._groups import BracketTrade, TradeGroup
+from ._trade import Trade
 
 __all__ = ["check_account", "locked", "place"]
 
