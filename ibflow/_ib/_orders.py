@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -557,6 +557,21 @@ class OrdersPort:
                         setattr(wrapper, name, originals[name])
 
         return uninstall
+
+    def forget_order(
+        self, client_id: int, order_id: int, perm_id: int | None, exec_ids: Iterable[str]
+    ) -> None:
+        """Drop ib_async's own records of a finished order (its trade and its fills).
+
+        ib_async keeps every order and execution it saw for the life of the connection;
+        ibflow's order book decides what is kept, so this bounds ib_async's share too.
+        """
+        wrapper = self._ib.wrapper
+        trade = wrapper.trades.pop((client_id, order_id), None)
+        if perm_id and wrapper.permId2Trade.get(perm_id, trade) is trade:
+            wrapper.permId2Trade.pop(perm_id, None)
+        for exec_id in exec_ids:
+            wrapper.fills.pop(exec_id, None)
 
     def next_order_id(self) -> int:
         """A fresh order id from ib_async's shared request/order id counter.

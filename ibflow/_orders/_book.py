@@ -157,11 +157,18 @@ class OrderBook:
             del self._finished[key]
             excess -= 1
             self.forget(trade)
+            self._seen_since_down.discard(trade)
             for fill in trade._fills:
                 base, _ = exec_key(fill.exec_id)
                 seen = self._execs.get(base)
                 if seen is not None and seen.trade is trade:
                     del self._execs[base]
+            self.core.adapter.orders.forget_order(
+                trade.client_id,
+                trade.order_id,
+                trade.perm_id,
+                [f.exec_id for f in trade._fills],
+            )
 
     def set_aside(self, trade: Trade) -> None:
         """Out of ``trades`` (it was rejected), but found again if TWS reports it after all."""
@@ -243,12 +250,17 @@ class OrderBook:
         ib_async rewrites an unset realized PnL to 0.0 in its cache; the tap kept the original.
         """
         seen = self._execs.get(exec_key(fill.exec_id)[0])
-        if seen is None or seen.exec_id != fill.exec_id:
+        kept: Commission | None = None
+        if seen is not None and seen.exec_id == fill.exec_id:
+            mine = next((f for f in seen.trade._fills if f.exec_id == fill.exec_id), None)
+            kept = mine.commission if mine is not None else None
+        else:
+            # An execution of no trade in the book (another client's, or one dropped as
+            # finished): its report, as the tap received it, waits among the orphans.
+            kept = self._commissions.get(fill.exec_id)
+        if kept is None or kept == fill.commission:
             return fill
-        mine = next((f for f in seen.trade._fills if f.exec_id == fill.exec_id), None)
-        if mine is None or mine.commission is None or mine.commission == fill.commission:
-            return fill
-        return replace(fill, commission=mine.commission)
+        return replace(fill, commission=kept)
 
     # -- publishing ----------------------------------------------------------------------------
 
