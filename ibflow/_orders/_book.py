@@ -452,8 +452,8 @@ class OrderBook:
             ):
                 trade._lose(
                     "the link dropped before TWS acknowledged it, and after the reconnect TWS "
-                    "reported no trace of it (no open order, completed order or execution); it "
-                    "never reached TWS and nothing is working. Place it again if you still want it."
+                    "reported no trace of it (no open order, completed order or execution): "
+                    "nothing of it is working. Place it again if you still want it."
                 )
 
     def close(self, error: IBFlowError | None) -> None:
