@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import pytest
 
@@ -64,10 +65,9 @@ async def test_lost_order_ends_lost_and_its_id_is_never_reused(
 
 
 async def test_place_timeout_of_a_lost_order_never_cancels_a_newer_one(
-    make_session: object, sim: Simulator
+    make_session: Callable[..., ibflow.Session], sim: Simulator
 ) -> None:
-    assert callable(make_session)
-    session: ibflow.Session = make_session(timeout=1.0)
+    session = make_session(timeout=1.0)
     await session.connect()
     # Reading the executions back after the reconnect (the start-up sync's read, then the
     # order book's) is made to fail, so the reconcile cannot tell that the order is gone and
