@@ -115,6 +115,9 @@ class Session:
         max_order_notional: refuse any order worth more than this (quantity × price ×
             multiplier, in the contract's currency; a market order is valued at a snapshot
             quote); ``None`` sets no limit.
+        max_finished_trades: how many done orders :meth:`trades` keeps (each holds its whole
+            history); beyond it the oldest leave the book once their executions and
+            commissions are in. Orders not done are always kept.
 
     Raises:
         ConfigError: a setting or environment variable is invalid (the message names it).
@@ -137,6 +140,7 @@ class Session:
         all_open_orders: bool = False,
         max_order_quantity: float | None = None,
         max_order_notional: float | None = None,
+        max_finished_trades: int = 10_000,
     ) -> None:
         self._core = SessionCore(
             host,
@@ -152,6 +156,7 @@ class Session:
             all_open_orders=all_open_orders,
             max_order_quantity=max_order_quantity,
             max_order_notional=max_order_notional,
+            max_finished_trades=max_finished_trades,
         )
         self._contracts = Contracts(self._core)
         self._account = Account(self._core)
@@ -513,7 +518,10 @@ class Session:
         return await self._orders.place(contract, order, timeout=timeout)
 
     def trades(self) -> tuple[Trade, ...]:
-        """Every order this session placed (including done ones), oldest first."""
+        """The orders this session placed, oldest first: all live ones, the latest done ones.
+
+        Done orders beyond the session's ``max_finished_trades`` are dropped, oldest first.
+        """
         return self._orders.trades()
 
     async def open_orders(self, *, timeout: float | None = _DEFAULT) -> list[OrderSnapshot]:

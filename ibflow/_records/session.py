@@ -137,6 +137,9 @@ class SessionStatistics:
     """How many times that throttle engaged."""
     notices: int
     in_flight_requests: int
+    rejected_executions: int
+    """Executions from the server with impossible numbers (NaN, infinite or non-positive size,
+    non-finite or negative price): logged and dropped, never applied to an order."""
 
 
 DEFAULT_RECONNECT = ReconnectPolicy()

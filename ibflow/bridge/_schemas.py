@@ -348,6 +348,7 @@ class SessionStatistics(_Mirror):
     throttle_events: int
     notices: int
     in_flight_requests: int
+    rejected_executions: int
 
 
 class ErrorBody(BaseModel):
