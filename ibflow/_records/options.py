@@ -40,14 +40,16 @@ def _strike_set(strikes: float | Iterable[float] | None, listed: tuple[float, ..
     wanted = [strikes] if isinstance(strikes, int | float) else list(strikes)
     chosen = []
     for strike in wanted:
+        if isinstance(strike, bool) or not isinstance(strike, int | float):
+            raise InvalidRequest(f"strikes must be numbers, got {strike!r}")
         match = next((s for s in listed if abs(s - float(strike)) < 1e-9), None)
         if match is None:
-            raise InvalidRequest(
-                f"strike {strike!r} is not in the chain; listed strikes run from "
-                f"{listed[0]:g} to {listed[-1]:g}"
+            listing = (
+                f"listed strikes run from {listed[0]:g} to {listed[-1]:g}"
                 if listed
-                else "the chain lists no strikes"
+                else "it lists none"
             )
+            raise InvalidRequest(f"strike {strike!r} is not in the chain; {listing}")
         chosen.append(match)
     return chosen
 
