@@ -109,7 +109,29 @@ if tuple(f.name for f in dataclasses.fields(Quote)) != _QUOTE_FIELDS:  # pragma:
     raise RuntimeError("Quote's fields changed: update _QUOTE_FIELDS and new_quote")
 
 _new_object = object.__new__
-_set = object.__setattr__
+# Each field's slot setter, called directly: the frozen dataclass refuses ``setattr``, and
+# ``object.__setattr__`` looks the slot up again on every call.
+(
+    _s_contract,
+    _s_time,
+    _s_bid,
+    _s_ask,
+    _s_last,
+    _s_bid_size,
+    _s_ask_size,
+    _s_last_size,
+    _s_volume,
+    _s_open,
+    _s_high,
+    _s_low,
+    _s_close,
+    _s_market_data_type,
+    _s_halted,
+    _s_greeks,
+    _s_bid_greeks,
+    _s_ask_greeks,
+    _s_last_greeks,
+) = (vars(Quote)[name].__set__ for name in _QUOTE_FIELDS)
 
 
 def new_quote(
@@ -136,25 +158,25 @@ def new_quote(
     """``Quote(...)`` for the hot path: positional, without the frozen dataclass's per-field
     checks (about half the cost). Only for already-clean values (ibflow._ib._market)."""
     q: Quote = _new_object(Quote)
-    _set(q, "contract", contract)
-    _set(q, "time", time)
-    _set(q, "bid", bid)
-    _set(q, "ask", ask)
-    _set(q, "last", last)
-    _set(q, "bid_size", bid_size)
-    _set(q, "ask_size", ask_size)
-    _set(q, "last_size", last_size)
-    _set(q, "volume", volume)
-    _set(q, "open", open_)
-    _set(q, "high", high)
-    _set(q, "low", low)
-    _set(q, "close", close)
-    _set(q, "market_data_type", market_data_type)
-    _set(q, "halted", halted)
-    _set(q, "greeks", greeks)
-    _set(q, "bid_greeks", bid_greeks)
-    _set(q, "ask_greeks", ask_greeks)
-    _set(q, "last_greeks", last_greeks)
+    _s_contract(q, contract)
+    _s_time(q, time)
+    _s_bid(q, bid)
+    _s_ask(q, ask)
+    _s_last(q, last)
+    _s_bid_size(q, bid_size)
+    _s_ask_size(q, ask_size)
+    _s_last_size(q, last_size)
+    _s_volume(q, volume)
+    _s_open(q, open_)
+    _s_high(q, high)
+    _s_low(q, low)
+    _s_close(q, close)
+    _s_market_data_type(q, market_data_type)
+    _s_halted(q, halted)
+    _s_greeks(q, greeks)
+    _s_bid_greeks(q, bid_greeks)
+    _s_ask_greeks(q, ask_greeks)
+    _s_last_greeks(q, last_greeks)
     return q
 
 
