@@ -52,6 +52,7 @@ class ScannerPort:
     def __init__(self, ib: ib_async.IB, is_connected: Callable[[], bool]) -> None:
         self._ib = ib
         self._is_connected = is_connected
+        self._live_scans: set[int] = set()  # one-off scans still subscribed at TWS
 
     def start_parameters(self) -> tuple[None, Awaitable[str]]:
         """``reqScannerParameters``: TWS's XML (no request id)."""
@@ -70,12 +71,13 @@ class ScannerPort:
         self._ib.wrapper._results.pop(key, None)
 
     def cancel(self, req_id: int) -> None:
-        """``cancelScannerSubscription`` for a scan abandoned before its answer ran."""
-        if req_id not in self._ib.wrapper._futures:
-            return  # the scan's own clean-up already cancelled it
+        """``cancelScannerSubscription`` for a one-off scan, once (whoever asks first)."""
         self._forget(req_id)
-        with contextlib.suppress(Exception):
-            self._ib.client.cancelScannerSubscription(req_id)
+        if req_id in self._live_scans:
+            self._live_scans.discard(req_id)
+            if self._is_connected():
+                with contextlib.suppress(Exception):
+                    self._ib.client.cancelScannerSubscription(req_id)
 
     def start_scan(self, sub: ScannerSubscription) -> tuple[int, Awaitable[list[ScanResult]]]:
         """One scan: subscribe, take the first result list, cancel."""
@@ -86,15 +88,13 @@ class ScannerPort:
         answer = ib.wrapper.startReq(req_id, container=ib_async.ScanDataList())
         with _undo_on_error(lambda: self._forget(req_id)):
             client.reqScannerSubscription(req_id, ib_sub, [], filters)
+        self._live_scans.add(req_id)
 
         async def run() -> list[ScanResult]:
             try:
                 return _results(list(await answer))
             finally:
-                self._forget(req_id)
-                if self._is_connected():
-                    with contextlib.suppress(Exception):
-                        client.cancelScannerSubscription(req_id)
+                self.cancel(req_id)  # TWS keeps the scan running until it is cancelled
 
         return req_id, run()
 
