@@ -18,6 +18,7 @@ from .._errors import (
 )
 from .._ib import _orders as _wire
 from .._log import get_logger
+from .._records.account import ContractDetails
 from .._records.contracts import Contract
 from .._records.orders import (
     Commission,
@@ -26,6 +27,7 @@ from .._records.orders import (
     OrderSnapshot,
     OrderStatus,
 )
+from .._records.symbols import MarketRule
 from .._stream import StreamWriter
 from ._checks import Facts, exec_key
 from ._trade import Signal, Trade
@@ -232,10 +234,24 @@ class OrderBook:
             size_increment=match.size_increment if match is not None else None,
             min_size=match.min_size if match is not None else None,
             order_types=match.order_types if match is not None else (),
+            price_rule=await self._price_rule(match, qualified),
         )
         self._facts[contract] = facts
         self._facts[qualified] = facts
         return facts
+
+    async def _price_rule(
+        self, details: ContractDetails | None, contract: Contract
+    ) -> MarketRule | None:
+        """IB's market rule for the contract's exchange: the tick at each price level."""
+        if details is None or not details.market_rule_ids:
+            return None
+        ids, venues = details.market_rule_ids, details.valid_exchanges
+        rule_id = ids[venues.index(contract.exchange)] if contract.exchange in venues else ids[0]
+        try:
+            return await self._contracts.market_rule(rule_id, timeout=None)
+        except RequestError:
+            return None  # an unknown rule: the minimum tick still applies
 
     def attach(self, stream: StreamWriter[Any], streams: set[Any]) -> None:
         """Start delivering to ``stream`` (or end it at once when the session is closed)."""

@@ -21,6 +21,7 @@ from .._records.orders import (
     Side,
     fmt,
 )
+from .._records.symbols import MarketRule
 
 __all__ = ["Facts", "check_against_contract", "check_quantity_rail", "check_rails", "exec_key"]
 
@@ -47,6 +48,7 @@ class Facts:
     size_increment: float | None
     min_size: float | None
     order_types: tuple[str, ...] = ()
+    price_rule: MarketRule | None = None  # the tick by price level, where IB has a rule
 
 
 def _decimal(value: float) -> Decimal:
@@ -84,17 +86,20 @@ def check_against_contract(spec: Order, facts: Facts) -> None:
             f"{name} does not take {spec.order_type.value} orders"
             + (f"; of ibflow's order types it takes {', '.join(ours)}" if ours else "")
         )
-    tick = facts.min_tick
-    if tick:
+    rule = facts.price_rule
+    if facts.min_tick or rule:
         for field_name in ("limit_price", "stop_price"):
             price = getattr(spec, field_name)
             if price is None:
                 continue
+            tick = rule.increment_at(price) if rule else facts.min_tick
+            assert tick is not None
             near = _off_grid(price, tick, field_name)
             if near is not None:
                 raise InvalidRequest(
                     f"{field_name} {fmt(price)} is not a multiple of {name}'s minimum tick "
-                    f"{fmt(tick)}; use {near[0]} or {near[1]}"
+                    f"{fmt(tick)}{' at this price' if tick != facts.min_tick else ''}; "
+                    f"use {near[0]} or {near[1]}"
                 )
     step = facts.size_increment
     if step and _off_grid(spec.quantity, step, "quantity") is not None:

@@ -52,3 +52,13 @@ async def test_an_unknown_market_rule_is_a_typed_error(session: ibflow.Session) 
     assert caught.value.code == 321
     with pytest.raises(ibflow.InvalidRequest, match="rule_id"):
         await session.market_rule(-1)
+
+
+async def test_orders_are_checked_against_the_tick_at_their_price(
+    session: ibflow.Session,
+) -> None:
+    call = ibflow.Option("AAPL", "20270115", 230, "C")  # 0.01 below 3.00, 0.05 from 3.00
+    with pytest.raises(ibflow.InvalidRequest, match=r"minimum tick 0\.05 at this price"):
+        await session.what_if(call, ibflow.LimitOrder("BUY", 1, 3.51))
+    assert await session.what_if(call, ibflow.LimitOrder("BUY", 1, 2.51))
+    assert await session.what_if(call, ibflow.LimitOrder("BUY", 1, 3.55))
