@@ -394,16 +394,29 @@ class MarketPort:
         bars = _history_list(req_id, ib_contract, duration, bar_size, what, rth, keep_up=True)
         answer = wrapper.startReq(req_id, ib_contract, container=bars)
         live = True
+        history_sent = False
 
-        def history_done(fut: asyncio.Future[Any]) -> None:
-            if not live or fut.cancelled() or fut.exception() is not None:
-                return
+        def send_history() -> None:
+            # ib_async ends the request inside the frame that carries the history, but the
+            # future's callbacks run a moment later: updates read in the same chunk land in
+            # ``bars`` first. Whichever comes first hands over the whole list (an update that
+            # began a new bar has completed the last historical one), then trims it.
+            nonlocal history_sent
+            history_sent = True
             on_history(_converted(list(bars)))
             del bars[:-1]  # ib_async compares updates with the last bar only
 
+        def history_done(fut: asyncio.Future[Any]) -> None:
+            if live and not history_sent and not fut.cancelled() and fut.exception() is None:
+                send_history()
+
         def updated(_bars: BarDataList, has_new: bool) -> None:
-            if not bars:
+            if not bars or not live:
                 return
+            if not history_sent:
+                if answer.done() and not answer.cancelled() and answer.exception() is None:
+                    send_history()  # this update is part of what it delivers
+                return  # before the end of the history, an update only extends it
             converted = _converted(bars[-1:])
             if converted:
                 on_update(converted[0], has_new)
