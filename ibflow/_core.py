@@ -653,8 +653,8 @@ class SessionCore:
             feed.send(notice)
 
     async def _after_1101(self) -> None:
-        await self.subscriptions.resubscribe_all(fresh_link=False)
-        if self._state is ConnectionState.RECONNECTING and self.adapter.is_connected:
+        finished = await self.subscriptions.resubscribe_all(fresh_link=False)
+        if finished and self._state is ConnectionState.RECONNECTING and self.adapter.is_connected:
             self._set_state(
                 ConnectionState.READY, "IB error 1101: connectivity restored, data re-requested"
             )

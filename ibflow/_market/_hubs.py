@@ -197,9 +197,7 @@ class _Hub(Generic[T]):
         state = self.state
         if state.hubs.get(self.key) is self:
             del state.hubs[self.key]
-        registry = self.core.subscriptions
-        if self.req_id is not None and registry.get(self.req_id) is self:
-            registry.remove(self.req_id)
+        self.core.subscriptions.forget(self, self.req_id)
         link, self.link = self.link, None
         if link is not None:
             link.cancel(send and self._link_is_current())
@@ -227,16 +225,18 @@ class _Hub(Generic[T]):
         if old is not None:
             old.cancel(not fresh_link and self._link_is_current())
         self._on_shutdown()
-        gap = None
-        if not self.lazy_gap or self.gap_start is not None:
+        if self.gap_start is None and not self.lazy_gap:
+            self.gap_start = _now()  # 1101 without 1100 first
+        # The Gap goes out once the request is re-issued (no data can arrive before this
+        # returns): if the link drops again first, the session retries and one Gap spans both.
+        self._before_open()
+        self._set_link(self._open())
+        if self.gap_start is not None:
             gap = self._gap(
                 "the connection to TWS/IB Gateway was lost and re-established; re-subscribed"
                 if fresh_link
                 else "TWS lost its connection to IB (1100/1101); re-subscribed"
             )
-        self._before_open()
-        self._set_link(self._open())
-        if gap is not None:
             self._after_gap(gap, fresh_link)
         return self.req_id
 
