@@ -192,7 +192,8 @@ async def test_pacing_error_from_ib_carries_retry_after(
 ) -> None:
     sim.fail_next("historical_data", 162, PACING_TEXT)
     with pytest.raises(ibflow.PacingViolation) as info:
-        await session.history(AAPL, end=WEDNESDAY)
+        # Too short to wait the refusal out: the error says when to retry.
+        await session.history(AAPL, end=WEDNESDAY, timeout=0.1)
     error = info.value
     assert error.code == 162
     assert error.req_id > 0  # IB's answer to our request
@@ -202,6 +203,29 @@ async def test_pacing_error_from_ib_carries_retry_after(
     # After retry_after the same request goes through.
     await asyncio.sleep(error.retry_after)
     assert await session.history(AAPL, end=WEDNESDAY)
+
+
+async def test_a_pacing_refusal_is_waited_out_within_the_timeout(
+    sim: Simulator, session: ibflow.Session
+) -> None:
+    """IB refuses for pacing (another program's requests count too): wait, then retry."""
+    sim.fail_next("historical_data", 162, PACING_TEXT)
+    bars = await session.history(AAPL, end=WEDNESDAY)
+    assert bars
+    assert sim.request_count("historical_data") == 2
+    stats = session.pacing_statistics()
+    assert (stats.violations, stats.open_requests) == (1, 0)
+
+
+async def test_a_pacing_error_says_how_long_to_wait(
+    sim: Simulator, session: ibflow.Session
+) -> None:
+    sim.fail_next("historical_data", 162, PACING_TEXT)
+    with pytest.raises(ibflow.PacingViolation, match=r"again in \d+\.\d\d s") as info:
+        await session.history(AAPL, end=WEDNESDAY, timeout=0.1)
+    assert info.value.retry_after is not None
+    assert f"{info.value.retry_after:.2f} s" in str(info.value)
+    assert sim.request_count("historical_data") == 1
 
 
 async def test_ib_errors_raise_their_type(sim: Simulator, session: ibflow.Session) -> None:
