@@ -100,6 +100,9 @@ class Session:
         max_order_notional: refuse any order worth more than this (quantity × price ×
             multiplier, in the contract's currency; a market order is valued at a snapshot
             quote); ``None`` sets no limit.
+        wait_for_gateway: seconds to keep retrying the first connect while the gateway is not
+            up yet (refused, closed or silent), with ``reconnect``'s backoff; each attempt
+            shows in ``state_changes()``. ``None`` (default): the first failure raises.
 
     Raises:
         ConfigError: a setting or environment variable is invalid (the message names it).
@@ -122,6 +125,7 @@ class Session:
         all_open_orders: bool = False,
         max_order_quantity: float | None = None,
         max_order_notional: float | None = None,
+        wait_for_gateway: float | None = None,
     ) -> None:
         self._core = SessionCore(
             host,
@@ -137,6 +141,7 @@ class Session:
             all_open_orders=all_open_orders,
             max_order_quantity=max_order_quantity,
             max_order_notional=max_order_notional,
+            wait_for_gateway=wait_for_gateway,
         )
         self._contracts = Contracts(self._core)
         self._account = Account(self._core)
@@ -191,6 +196,11 @@ class Session:
 
         Calling it on a READY session returns at once. A failed connect leaves the session
         DISCONNECTED, and ``connect()`` may be called again.
+
+        With ``wait_for_gateway``, the failures that mean "the gateway is not up yet"
+        (``ConnectRefused``, ``ConnectTimeout``, ``HandshakeTimeout``,
+        ``ConnectionClosedEarly``) are retried with backoff until that many seconds passed;
+        then the last one is raised.
 
         Raises:
             ConnectRefused: nothing listens on host:port.
