@@ -358,6 +358,7 @@ class SessionCore:
             throttle_events=traffic.throttle_events,
             notices=self._notice_count,
             in_flight_requests=len(self._router),
+            rejected_values=self.adapter.market.guard.rejected,
         )
 
     # -- what the features use ----------------------------------------------------------------

@@ -137,6 +137,9 @@ class SessionStatistics:
     """How many times that throttle engaged."""
     notices: int
     in_flight_requests: int
+    rejected_values: int = 0
+    """Quote values from TWS no market can have (infinite, NaN, a negative size or stock
+    price), delivered as ``None`` instead."""
 
 
 DEFAULT_RECONNECT = ReconnectPolicy()
