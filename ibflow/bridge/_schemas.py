@@ -335,6 +335,7 @@ class SessionStatistics(_Mirror):
     throttle_events: int
     notices: int
     in_flight_requests: int
+    rejected_values: int
 
 
 class ErrorBody(BaseModel):
