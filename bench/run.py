@@ -8,7 +8,8 @@ the README is a number measured on this machine, next to raw ib_async in the sam
 
 1–3 feeds (flood, steady rates, latency) ``feeds.py``   5, 7 connect/reconnect ``lifecycle.py``
 4 memory behind a slow consumer ``memory.py``           6 history under pacing ``history.py``
-8 simulator capacity ``capacity.py``; the simulator process and send stamps ``simproc.py``.
+8 simulator capacity ``capacity.py``; 9 orders through restarts ``reliability.py``; the simulator
+process and send stamps ``simproc.py``.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from harness import Section, render
 from history import history_bench
 from lifecycle import connect_bench, reconnect_bench
 from memory import memory_bench
+from reliability import reliability_bench
 
 import ibflow
 from ibflow._ib._fastpath import ENV_VAR, fast_receive_enabled
@@ -101,7 +103,10 @@ async def main(quick: bool, runs: int, out: Path, only: set[str]) -> None:
     if want("capacity"):
         _log("8: capacity")
         found["capacity"] = [await sim_capacity(100_000 if quick else 400_000, runs)]
-    order = ["feeds", "memory", "connect", "history", "reconnect", "capacity"]
+    if want("reliability"):
+        _log("9: reliability")
+        found["reliability"] = [await reliability_bench(10 if quick else 40, runs, _log)]
+    order = ["feeds", "memory", "connect", "history", "reconnect", "capacity", "reliability"]
     result = [sec for key in order for sec in found.get(key, [])]
     elapsed = time.monotonic() - started
     command = "python3 bench/run.py" + (" --quick" if quick else "")
@@ -109,7 +114,7 @@ async def main(quick: bool, runs: int, out: Path, only: set[str]) -> None:
         f"- ibflow's fast receive path (`ibflow/_ib/_fastpath.py`, on by default, "
         f"`{ENV_VAR}=0` turns it off): {'on' if fast_receive_enabled() else 'off'} in this "
         f"run, which took {elapsed:.0f} s\n"
-        "- setup: the simulator runs in its own process (except 8), so a client that falls "
+        "- setup: the simulator runs in its own process (except 8 and 9), so a client that falls "
         "behind cannot slow the feed down; client and simulator each have a core.\n"
     )
     if missing:
@@ -128,7 +133,7 @@ if __name__ == "__main__":
         "--only",
         action="append",
         default=[],
-        choices=["feeds", "memory", "connect", "history", "reconnect", "capacity"],
+        choices=["feeds", "memory", "connect", "history", "reconnect", "capacity", "reliability"],
         help="run only these benchmarks (repeatable; for development)",
     )
     args = parser.parse_args()

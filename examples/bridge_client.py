@@ -20,7 +20,8 @@ import httpx
 
 
 def main(base_url: str) -> int:
-    with httpx.Client(base_url=base_url, timeout=30) as client:
+    # Every route lives under /api/v1 (the old paths answer 308 to there).
+    with httpx.Client(base_url=base_url.rstrip("/") + "/api/v1", timeout=30) as client:
         health = client.get("/health").json()
         print(f"bridge at {base_url}: {health['state']}, accounts {health['accounts']}")
 

@@ -10,7 +10,8 @@ The public API is this flat namespace; the modules behind it are private::
 
 import typing
 
-from ._client_ids import new_client_id
+from ._client_ids import client_id_for, new_client_id
+from ._connect import connect
 from ._error_codes import Severity
 from ._errors import (
     AmbiguousContract,
@@ -97,7 +98,9 @@ from ._records.session import (
     SessionStatistics,
     StateChange,
 )
-from ._session import Session, connect
+from ._resample import resample
+from ._schedule import TradingSession
+from ._session import Session
 from ._stream import Overflow, Stream, StreamStatistics
 from ._version import __version__
 
@@ -188,14 +191,17 @@ __all__ = [
     "Trade",
     "TradeGroup",
     "TradeTick",
+    "TradingSession",
     "WhatToShow",
     "WouldBlock",
     "__version__",
     "bracket",
+    "client_id_for",
     "configure_logging",
     "connect",
     "new_client_id",
     "oca",
+    "resample",
     "to_frame",
 ]
 

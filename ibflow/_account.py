@@ -15,11 +15,17 @@ import contextlib
 import functools
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from ._core import SessionCore
-from ._errors import AmbiguousContract, ContractNotFound, InvalidRequest, RequestTimeout
+from ._errors import (
+    AmbiguousContract,
+    ContractNotFound,
+    InvalidRequest,
+    RequestError,
+    RequestTimeout,
+)
 from ._log import mask_account, masking_enabled
 from ._records.account import (
     SUMMARY_FIELDS,
@@ -32,6 +38,7 @@ from ._records.account import (
     parse_float,
 )
 from ._records.contracts import Contract
+from ._schedule import TradingSession, parse_schedule, zone_of
 from ._timeouts import SESSION_DEFAULT
 
 __all__ = ["Account", "Contracts", "describe"]
@@ -246,6 +253,70 @@ class Contracts:
                 cache.setdefault(known, known)
             out.append(known)
         return out
+
+    async def trading_sessions(
+        self,
+        contract: Contract,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        *,
+        rth: bool = True,
+        timeout: float | None = _DEFAULT,
+    ) -> list[TradingSession]:
+        """See :meth:`ibflow.Session.trading_sessions`."""
+        for name, value in (("start", start), ("end", end)):
+            if value is not None and (not isinstance(value, datetime) or value.tzinfo is None):
+                raise InvalidRequest(f"{name} must be an aware datetime or None, got {value!r}")
+        if not isinstance(rth, bool):
+            raise InvalidRequest(f"rth must be True or False, got {rth!r}")
+        [details] = (await self.contract_details(contract, timeout=timeout))[:1]
+        text = details.liquid_hours if rth else details.trading_hours
+        zone = zone_of(details.time_zone)
+        if not text or zone is None:
+            raise RequestError(
+                0,
+                f"TWS sent no readable schedule for {describe(details.contract)} "
+                f"(time zone {details.time_zone!r})",
+            )
+        return [
+            s
+            for s in parse_schedule(text, zone).sessions
+            if (start is None or s.close > start) and (end is None or s.open < end)
+        ]
+
+    async def is_open(
+        self,
+        contract: Contract,
+        at: datetime | None = None,
+        *,
+        rth: bool = True,
+        timeout: float | None = _DEFAULT,
+    ) -> bool:
+        """See :meth:`ibflow.Session.is_open`."""
+        when = _aware_now(at, "at")
+        sessions = await self.trading_sessions(contract, rth=rth, timeout=timeout)
+        return any(s.contains(when) for s in sessions)
+
+    async def next_open(
+        self,
+        contract: Contract,
+        after: datetime | None = None,
+        *,
+        rth: bool = True,
+        timeout: float | None = _DEFAULT,
+    ) -> datetime | None:
+        """See :meth:`ibflow.Session.next_open`."""
+        when = _aware_now(after, "after")
+        sessions = await self.trading_sessions(contract, rth=rth, timeout=timeout)
+        return next((s.open for s in sessions if s.open >= when), None)
+
+
+def _aware_now(value: datetime | None, name: str) -> datetime:
+    if value is None:
+        return datetime.now(UTC)
+    if not isinstance(value, datetime) or value.tzinfo is None:
+        raise InvalidRequest(f"{name} must be an aware datetime or None (now), got {value!r}")
+    return value
 
 
 def _account_default(core: SessionCore) -> str | None:

@@ -5,7 +5,12 @@ ibflow masks them (``DU1234567`` → ``DU***567``) in every record its own logge
 program unmasks them on purpose. Components log under ``ibflow.<component>``
 (``ibflow.session``, ``ibflow.orders``, ``ibflow.market``…) so a service can tune them
 separately, and :func:`configure_logging` gives services one JSON object per line.
-ibflow never configures logging on import; it only adds filters to its own loggers.
+
+ibflow owns the errors ib_async would otherwise print itself: every IB error reaches the user
+once, as ibflow's typed exception or log line. So ib_async's records are re-emitted at DEBUG
+under ``ibflow.ib_async`` (masked like the rest), and Python's last-resort handler no longer
+writes them to stderr. Beyond that, ibflow never configures logging on import; it only adds
+filters to its own loggers.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ __all__ = [
     "masking_enabled",
 ]
 
-COMPONENTS = ("session", "orders", "market", "history", "doctor")
+COMPONENTS = ("session", "orders", "market", "history", "doctor", "ib_async")
 """The components that log under ``ibflow.<component>``."""
 
 # IB account ids: individual (U), advisor/master (F), IBroker (I), their paper twins (D…).
@@ -81,6 +86,31 @@ class _MaskFilter(logging.Filter):
 _MASK_FILTER = _MaskFilter()
 
 
+class _FromIBAsync(logging.Handler):
+    """Re-emit an ib_async record at DEBUG under ``ibflow.ib_async``.
+
+    ib_async logs IB's errors (``Error 200, reqId 3: …``) and its own view of events
+    (``Canceled order: Trade(…)``) that ibflow already reports as typed errors and log lines;
+    shown as they are, one problem would appear two or three times.
+    """
+
+    def emit(self, record: logging.LogRecord) -> None:
+        target = get_logger("ib_async")
+        if not target.isEnabledFor(logging.DEBUG):
+            return
+        copy = logging.makeLogRecord(vars(record))
+        copy.name = target.name
+        copy.levelno, copy.levelname = logging.DEBUG, "DEBUG"
+        copy.ib_async_logger = record.name
+        target.handle(copy)
+
+
+def _route_ib_async() -> None:
+    source = logging.getLogger("ib_async")
+    if not any(isinstance(h, _FromIBAsync) for h in source.handlers):
+        source.addHandler(_FromIBAsync())
+
+
 def get_logger(component: str) -> logging.Logger:
     """The logger for an ibflow component (``"session"`` → ``ibflow.session``), masked."""
     name = component if component.startswith("ibflow") else f"ibflow.{component}"
@@ -124,7 +154,8 @@ def configure_logging(
     """Send ibflow's logs to a stream, as text or JSON lines.
 
     Calling it again replaces the handler it installed before. Libraries should not call
-    this; applications and services may.
+    this; applications and services may. ib_async's own records appear here at DEBUG, under
+    ``ibflow.ib_async``; at any higher level they are not shown.
 
     Args:
         level: level for the ``ibflow`` logger tree.
@@ -151,3 +182,6 @@ def configure_logging(
     root.setLevel(level)
     _handler_ref.append(handler)
     return handler
+
+
+_route_ib_async()

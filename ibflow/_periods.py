@@ -35,7 +35,6 @@ __all__ = [
     "check_request",
     "format_end",
     "grid_floor",
-    "idle_weekdays",
     "max_duration",
     "parse_duration",
     "parse_period",
@@ -574,55 +573,6 @@ def _seconds_chunk(a: int, b: int, now: int) -> Chunk:
     if b > now:
         return Chunk(a, now, None, Duration(max(now - a, _MIN_SECONDS), "S"))
     return Chunk(a, b, b, Duration(max(b - a, _MIN_SECONDS), "S"))
-
-
-_WEEKEND = (5, 6)  # Saturday, Sunday
-_SCHEDULE_DAY = re.compile(r"^(\d{8}):(.+)$")
-_SCHEDULE_SPAN = re.compile(r"^(?:(\d{8}):)?(\d{4})-(?:(\d{8}):)?(\d{4})$")
-
-
-def idle_weekdays(schedule: str | None) -> frozenset[int]:
-    """The weekend days (5 Saturday, 6 Sunday) on which ``schedule`` has no trading at all.
-
-    ``schedule`` is IB's ``tradingHours`` or ``liquidHours`` text, in the instrument's time
-    zone: ``;``-separated days, each ``YYYYMMDD:CLOSED`` or ``,``-separated sessions written
-    ``YYYYMMDD:HHMM-YYYYMMDD:HHMM`` (or ``HHMM-HHMM`` after the day, the older spelling). A
-    weekend day counts as idle only if the schedule shows it ``CLOSED`` and no session touches
-    it, so a futures or forex session opening on Sunday evening keeps Sunday, and a market
-    that trades Sunday to Thursday keeps Sunday too. Weekdays are never idle: a closed one in
-    the listed week is a holiday, not a rule. Anything unreadable means nothing is idle.
-    """
-    if not schedule:
-        return frozenset()
-    closed: set[int] = set()
-    trading: set[int] = set()
-    try:
-        for entry in filter(None, (part.strip() for part in schedule.split(";"))):
-            day_match = _SCHEDULE_DAY.match(entry)
-            if day_match is None:
-                return frozenset()
-            day = datetime.strptime(day_match[1], "%Y%m%d")
-            if day_match[2].strip().upper() == "CLOSED":
-                closed.add(day.weekday())
-                continue
-            for span in day_match[2].split(","):
-                span_match = _SCHEDULE_SPAN.match(span.strip())
-                if span_match is None:
-                    return frozenset()
-                start_day, start_hm, end_day, end_hm = span_match.groups()
-                opens = datetime.strptime((start_day or day_match[1]) + start_hm, "%Y%m%d%H%M")
-                closes = datetime.strptime((end_day or day_match[1]) + end_hm, "%Y%m%d%H%M")
-                if closes <= opens:
-                    continue  # an empty session trades on no day
-                # Every local day the session overlaps trades, up to the instant it closes.
-                last = (closes - timedelta(microseconds=1)).date()
-                current = opens.date()
-                while current <= last:
-                    trading.add(current.weekday())
-                    current += timedelta(days=1)
-    except ValueError:
-        return frozenset()
-    return frozenset(d for d in _WEEKEND if d in closed and d not in trading)
 
 
 def touches_only(start: int, end: int, weekdays: frozenset[int], tz: tzinfo) -> bool:

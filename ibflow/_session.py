@@ -11,7 +11,7 @@ import os
 from collections.abc import Callable, Generator
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any, Literal, ParamSpec, TypeVar, overload
+from typing import Any, Literal, overload
 
 from ._account import Account, Contracts
 from ._core import SessionCore
@@ -26,6 +26,7 @@ from ._orders import (
     OrderEvent,
     OrderPreview,
     OrderSnapshot,
+    OrderStatus,
     Trade,
     TradeGroup,
 )
@@ -60,13 +61,11 @@ from ._records.session import (
     SessionStatistics,
     StateChange,
 )
+from ._schedule import TradingSession
 from ._stream import Overflow, Stream
 from ._timeouts import SESSION_DEFAULT
 
-__all__ = ["Session", "connect"]
-
-P = ParamSpec("P")
-R = TypeVar("R")
+__all__ = ["Session"]
 
 _DEFAULT = SESSION_DEFAULT
 
@@ -100,9 +99,8 @@ class Session:
         max_order_notional: refuse any order worth more than this (quantity × price ×
             multiplier, in the contract's currency; a market order is valued at a snapshot
             quote); ``None`` sets no limit.
-        wait_for_gateway: seconds to keep retrying the first connect while the gateway is not
-            up yet (refused, closed or silent), with ``reconnect``'s backoff; each attempt
-            shows in ``state_changes()``. ``None`` (default): the first failure raises.
+        wait_for_gateway: retry a first connect that finds no gateway for this many seconds,
+            with ``reconnect``'s backoff (each attempt shows in ``state_changes()``).
 
     Raises:
         ConfigError: a setting or environment variable is invalid (the message names it).
@@ -188,6 +186,20 @@ class Session:
         """
         return self._core.is_paper
 
+    @property
+    def ib(self) -> Any:
+        """The underlying ``ib_async.IB``, for what ibflow does not wrap yet. Advanced.
+
+        News, fundamentals, FA allocations and other corners of the TWS API are reachable
+        through it (``await session.ib.reqNewsProvidersAsync()``). It is the session's own
+        connection: it reconnects with the session and shares its client id, pacing budget and
+        order ids. There is no stability promise: ib_async's API may change under it, and
+        ibflow's types, errors and guards (read-only, live account, safety rails) do not
+        apply to what you send through it. Do not disconnect it or change its event handlers;
+        use ``session.aclose()``.
+        """
+        return self._core.adapter.ib
+
     def __repr__(self) -> str:
         return repr(self._core)
 
@@ -196,11 +208,6 @@ class Session:
 
         Calling it on a READY session returns at once. A failed connect leaves the session
         DISCONNECTED, and ``connect()`` may be called again.
-
-        With ``wait_for_gateway``, the failures that mean "the gateway is not up yet"
-        (``ConnectRefused``, ``ConnectTimeout``, ``HandshakeTimeout``,
-        ``ConnectionClosedEarly``) are retried with backoff until that many seconds passed;
-        then the last one is raised.
 
         Raises:
             ConnectRefused: nothing listens on host:port.
@@ -272,9 +279,8 @@ class Session:
 
         Raises:
             InvalidRequest: ``account`` is not managed by this login, or a bad ``timeout``.
-            RequestTimeout: TWS did not answer in time.
-            ConnectionLost: the link dropped before the answer.
-            SessionClosedError: the session is not open.
+            RequestTimeout / ConnectionLost / SessionClosedError: no answer in time, the link
+                dropped, or the session is not open.
         """
         return await self._account.positions(account, timeout=timeout)
 
@@ -292,9 +298,8 @@ class Session:
 
         Raises:
             InvalidRequest: ``account`` is not managed by this login, or a bad ``timeout``.
-            RequestTimeout: TWS did not answer in time.
-            ConnectionLost: the link dropped before the answer.
-            SessionClosedError: the session is not open.
+            RequestTimeout / ConnectionLost / SessionClosedError: no answer in time, the link
+                dropped, or the session is not open.
         """
         return await self._account.account_values(account, timeout=timeout)
 
@@ -313,9 +318,8 @@ class Session:
 
         Raises:
             InvalidRequest: ``account`` is unknown, or needed and not given; a bad ``timeout``.
-            RequestTimeout: TWS did not answer in time.
-            ConnectionLost: the link dropped before the answer.
-            SessionClosedError: the session is not open.
+            RequestTimeout / ConnectionLost / SessionClosedError: no answer in time, the link
+                dropped, or the session is not open.
         """
         return await self._account.account_summary(account, timeout=timeout)
 
@@ -333,9 +337,8 @@ class Session:
 
         Raises:
             InvalidRequest: ``account`` is not managed by this login, or a bad ``timeout``.
-            RequestTimeout: TWS did not answer in time.
-            ConnectionLost: the link dropped before the answer.
-            SessionClosedError: the session is not open.
+            RequestTimeout / ConnectionLost / SessionClosedError: no answer in time, the link
+                dropped, or the session is not open.
         """
         return await self._account.portfolio(account, timeout=timeout)
 
@@ -353,9 +356,8 @@ class Session:
         Raises:
             InvalidRequest: ``account`` is unknown, or needed and not given; a bad ``timeout``.
             RequestError: IB refused the request.
-            RequestTimeout: TWS did not answer in time.
-            ConnectionLost: the link dropped before the answer.
-            SessionClosedError: the session is not open.
+            RequestTimeout / ConnectionLost / SessionClosedError: no answer in time, the link
+                dropped, or the session is not open.
         """
         return await self._account.pnl(account, timeout=timeout)
 
@@ -364,9 +366,8 @@ class Session:
 
         Raises:
             InvalidRequest: a bad ``timeout``.
-            RequestTimeout: TWS did not answer in time.
-            ConnectionLost: the link dropped before the answer.
-            SessionClosedError: the session is not open.
+            RequestTimeout / ConnectionLost / SessionClosedError: no answer in time, the link
+                dropped, or the session is not open.
         """
         return await self._account.current_time(timeout=timeout)
 
@@ -390,9 +391,8 @@ class Session:
         Raises:
             InvalidRequest: ``contract`` is not an ibflow ``Contract``; a bad ``timeout``.
             ContractNotFound: IB has no contract matching the description.
-            RequestTimeout: TWS did not answer in time.
-            ConnectionLost: the link dropped before the answer.
-            SessionClosedError: the session is not open.
+            RequestTimeout / ConnectionLost / SessionClosedError: no answer in time, the link
+                dropped, or the session is not open.
         """
         return await self._contracts.contract_details(contract, timeout=timeout)
 
@@ -416,11 +416,70 @@ class Session:
             ContractNotFound: IB has no contract matching a description.
             AmbiguousContract: a description matches several contracts; the message lists
                 them and ``candidates`` holds them.
-            RequestTimeout: TWS did not answer in time.
-            ConnectionLost: the link dropped before the answer.
-            SessionClosedError: the session is not open.
+            RequestTimeout / ConnectionLost / SessionClosedError: no answer in time, the link
+                dropped, or the session is not open.
         """
         return await self._contracts.qualify(*contracts, timeout=timeout)
+
+    async def trading_sessions(
+        self,
+        contract: Contract,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        *,
+        rth: bool = True,
+        timeout: float | None = _DEFAULT,
+    ) -> list[TradingSession]:
+        """When ``contract`` trades, as TWS lists it (about a week ahead).
+
+        Parsed from the contract details' ``liquidHours`` (``rth=True``, regular hours) or
+        ``tradingHours`` (``rth=False``, all hours) in the contract's own time zone, so each
+        session's ``open`` and ``close`` are aware datetimes that stay right across a daylight
+        saving change. Days TWS lists as closed (holidays, weekends) have no session.
+
+        Args:
+            contract: the instrument (qualified on the way, once per session).
+            start, end: only sessions overlapping ``[start, end)`` (aware datetimes).
+            rth: regular trading hours (``liquidHours``) or all hours (``tradingHours``).
+            timeout: seconds for the lookup; the session's timeout by default.
+
+        Raises:
+            InvalidRequest: a bad argument (naive datetimes included).
+            ContractNotFound / AmbiguousContract: the contract is unknown or not unique.
+            RequestError: TWS sent no readable schedule for it.
+            RequestTimeout / ConnectionLost / SessionClosedError: as for every request.
+        """
+        return await self._contracts.trading_sessions(
+            contract, start, end, rth=rth, timeout=timeout
+        )
+
+    async def is_open(
+        self,
+        contract: Contract,
+        at: datetime | None = None,
+        *,
+        rth: bool = True,
+        timeout: float | None = _DEFAULT,
+    ) -> bool:
+        """True if ``contract`` trades at ``at`` (an aware datetime; now by default).
+
+        Reads the schedule as :meth:`trading_sessions` does; ``False`` beyond the days it lists.
+        """
+        return await self._contracts.is_open(contract, at, rth=rth, timeout=timeout)
+
+    async def next_open(
+        self,
+        contract: Contract,
+        after: datetime | None = None,
+        *,
+        rth: bool = True,
+        timeout: float | None = _DEFAULT,
+    ) -> datetime | None:
+        """When ``contract`` next opens at or after ``after`` (now by default).
+
+        Aware, in the contract's time zone; ``None`` when the listed schedule has no later open.
+        """
+        return await self._contracts.next_open(contract, after, rth=rth, timeout=timeout)
 
     # -- orders ----------------------------------------------------------------------------------
 
@@ -448,14 +507,9 @@ class Session:
     ) -> Trade | BracketTrade | TradeGroup:
         """Place an order (or a bracket, or an OCA group) and return once TWS acknowledged it.
 
-        Before anything is sent, the order is checked against the session's safety rails and
-        against the contract (qualified and looked up once per session): prices on the
-        minimum tick, quantity on the size increment. A refusal sends nothing.
-
-        If the call times out or is cancelled after the order went out but before TWS
-        acknowledged it, ibflow sends one cancel for it: an order you hold no handle for is not
-        left working. If the link drops meanwhile, the order is not re-sent; the reconnect's
-        reconciliation settles it (see ``session.trades()``).
+        Checked first against the safety rails and the contract (tick, size increment): a
+        refusal sends nothing. Timed out or cancelled before the acknowledgement, the order is
+        cancelled once; it is never re-sent (see ``docs/orders.md``).
 
         Args:
             contract: what to trade.
@@ -468,14 +522,11 @@ class Session:
             SafetyError: read-only session, live account without ``allow_live``, or over
                 ``max_order_quantity`` / ``max_order_notional``.
             ContractNotFound / AmbiguousContract: the contract is unknown or not unique.
-            OrderRejected: TWS rejected the order before acknowledging it (IB's code is on
-                the error). Its ``trade`` is the order's Trade: TWS may still hold the order
-                (reporting it ``Inactive`` later), and the Trade keeps following it. A
-                rejection after the acknowledgement is not raised here: the Trade returned
-                ends with ``trade.error`` set (``wait_filled()`` raises it).
-            RequestTimeout: no acknowledgement within ``timeout`` (a cancel was sent).
-            ConnectionLost: the link is down (nothing was sent).
-            SessionClosedError: the session is not open.
+            OrderRejected: TWS rejected the order before acknowledging it; its ``trade``
+                keeps following the order (TWS may hold it ``Inactive``). A later rejection
+                ends the returned Trade with ``trade.error`` instead.
+            RequestTimeout / ConnectionLost / SessionClosedError: no answer in time, the link
+                dropped, or the session is not open.
         """
         return await self._orders.place(contract, order, timeout=timeout)
 
@@ -487,11 +538,19 @@ class Session:
         """The orders TWS has open for this client id (every client's with ``all_open_orders``).
 
         Raises:
-            RequestTimeout: TWS did not answer within ``timeout``.
-            ConnectionLost: the link is down.
-            SessionClosedError: the session is not open.
+            RequestTimeout / ConnectionLost / SessionClosedError: no answer in time, the link
+                dropped, or the session is not open.
         """
         return await self._orders.open_orders(timeout=timeout)
+
+    async def cancel_order(self, order_id: int, *, timeout: float | None = _DEFAULT) -> OrderStatus:
+        """Cancel this client id's open order by id, also one an earlier run placed; returns its
+        final status (``OrderRejected`` 10147: no such open order; see ``docs/orders.md``)."""
+        return await self._orders.cancel_order(order_id, timeout=timeout)
+
+    async def cancel_all_orders(self, *, timeout: float | None = _DEFAULT) -> None:
+        """TWS's global cancel: every open order of every client id; returns once none is open."""
+        await self._orders.cancel_all_orders(timeout=timeout)
 
     async def completed_orders(
         self, *, api_only: bool = False, timeout: float | None = _DEFAULT
@@ -504,9 +563,8 @@ class Session:
 
         Raises:
             InvalidRequest: ``api_only`` is not a bool.
-            RequestTimeout: TWS did not answer within ``timeout``.
-            ConnectionLost: the link is down.
-            SessionClosedError: the session is not open.
+            RequestTimeout / ConnectionLost / SessionClosedError: no answer in time, the link
+                dropped, or the session is not open.
         """
         return await self._orders.completed_orders(api_only=api_only, timeout=timeout)
 
@@ -521,9 +579,8 @@ class Session:
 
         Raises:
             InvalidRequest: ``since`` is not an aware datetime.
-            RequestTimeout: TWS did not answer within ``timeout``.
-            ConnectionLost: the link is down.
-            SessionClosedError: the session is not open.
+            RequestTimeout / ConnectionLost / SessionClosedError: no answer in time, the link
+                dropped, or the session is not open.
         """
         return await self._orders.fills(since, timeout=timeout)
 
@@ -539,9 +596,8 @@ class Session:
             InvalidRequest: a bad argument, or the order does not fit the contract.
             ContractNotFound / AmbiguousContract: the contract is unknown or not unique.
             OrderRejected / RequestError: TWS refused the preview.
-            RequestTimeout: no answer within ``timeout``.
-            ConnectionLost: the link is down.
-            SessionClosedError: the session is not open.
+            RequestTimeout / ConnectionLost / SessionClosedError: no answer in time, the link
+                dropped, or the session is not open.
         """
         return await self._orders.what_if(contract, order, timeout=timeout)
 
@@ -599,8 +655,7 @@ class Session:
             InvalidRequest: a bad argument (nothing sent).
             ContractNotFound / AmbiguousContract: the contract is unknown or ambiguous.
             MarketDataError: IB refused the data (354, 10089, 10168…).
-            RequestTimeout: no complete snapshot within ``timeout``.
-            ConnectionLost: the link dropped before the answer.
+            RequestTimeout / ConnectionLost: no complete snapshot in time; the link dropped.
         """
         return await self._market.quote(contract, timeout=timeout)
 
@@ -687,18 +742,14 @@ class Session:
     ) -> Stream[Bar | Gap]:
         """Bars of ``period`` that keep coming (history with keepUpToDate).
 
-        First the ``lookback`` history's completed bars, then each bar as it completes. With
-        ``include_forming=True`` the bar in progress is also yielded, as a :class:`FormingBar`,
-        on every update. After a reconnect the bars of the gap come from the new history.
-        The buffer grows to hold the initial history. IB counts the request as a historical
-        one, open until the stream closes: entering the block waits for a slot under the
-        session's historical pacing, as ``history()`` and ``download()`` do.
+        First the ``lookback`` history, then each bar as it completes (and, with
+        ``include_forming``, the bar in progress as :class:`FormingBar` items); after a
+        reconnect the request is re-sent when IB's pacing allows and the gap's bars come from
+        its history. Entering the block waits for a slot under the session's pacing.
 
         Args:
             contract: the instrument.
-            period: the bar length, spelled as for :meth:`history` (``"5s"`` … ``"1m"``,
-                ``"5m"``, ``"1h"``, ``"1d"``, ``"1w"``, ``"1M"`` for a month, or IB's
-                ``"5 mins"``); at least 5 seconds.
+            period: the bar length, spelled as for :meth:`history`; at least 5 seconds.
             lookback: how much history comes first, as an IB duration (``"1 D"``, ``"3600 S"``).
             include_forming: also yield the bar in progress, as :class:`FormingBar` items.
             what: ``"TRADES"``, ``"MIDPOINT"``, ``"BID"`` or ``"ASK"``.
@@ -837,8 +888,7 @@ class Session:
             what: ``TRADES``, ``MIDPOINT``, ``BID``, ``ASK``, ``BID_ASK`` … (:class:`WhatToShow`).
             rth: regular trading hours only.
             end: an aware datetime; ``None`` means now.
-            timeout: seconds for the whole call (session default if not given; ``None``
-                waits forever).
+            timeout: seconds for the whole call, waits for pacing included (``None``: no limit).
 
         Returns:
             Bars with aware times in the instrument's time zone (daily bars: midnight of the
@@ -846,14 +896,12 @@ class Session:
 
         Raises:
             InvalidRequest: a bad argument (nothing was sent); the message says what works.
-            PacingViolation: IB refused for pacing, or the pacer would hold the request
-                past the timeout (then ``req_id`` is -1: nothing was sent); ``retry_after``
-                says when to try again.
+            PacingViolation: waiting out IB's pacing would pass the timeout (``req_id`` -1:
+                nothing was sent); ``retry_after`` says when to try again.
             MarketDataError: IB has no such data (permissions, no data of this kind).
             ContractNotFound, AmbiguousContract: the contract does not resolve to one.
-            RequestTimeout: no answer in time; the IB cancel has been sent.
-            ConnectionLost: the link dropped before the answer.
-            SessionClosedError: the session is not open.
+            RequestTimeout / ConnectionLost / SessionClosedError: no answer in time, the link
+                dropped, or the session is not open.
         """
         return await self._history.history(
             contract, period=period, duration=duration, what=what, rth=rth, end=end, timeout=timeout
@@ -877,44 +925,29 @@ class Session:
     ) -> list[Bar]:
         """All bars of ``contract`` from ``start`` to ``end``, however many requests it takes.
 
-        The range is cut into the longest requests IB's step table allows, on the instrument's
-        bar grid; what the cache holds is not asked again; requests that would only cover
-        weekend days the instrument never trades are not sent; the rest runs under the
-        session's pacer with up to ``concurrency`` requests in flight, and a request refused
-        for pacing (or unanswered) is repeated with backoff. Bars fetched before a failure stay
-        cached, so running the same download again resumes it.
+        Cut into IB-legal requests on the instrument's bar grid, served from the cache where it
+        can, paced, retried with backoff, and resumable (see ``docs/history.md``).
 
         Args:
             contract: what to fetch.
             start: aware datetime, first bar time wanted (inclusive).
             end: aware datetime, exclusive; ``None`` (or a future time) means now.
-            period: the bar size (see :meth:`history`).
-            what: the data type (see :meth:`history`; not ``ADJUSTED_LAST``).
-            rth: regular trading hours only.
+            period, what, rth: as for :meth:`history` (``what`` not ``ADJUSTED_LAST``).
             progress: show a progress bar (rich) when stderr is a terminal.
-            on_progress: called with a :class:`DownloadProgress` at the start and after each
-                request.
-            cache: ``True``: the default on-disk cache (``IBFLOW_CACHE_DIR`` or the user cache
-                directory); ``False``: no cache; or a :class:`HistoryCache` / directory.
+            on_progress: called with a :class:`DownloadProgress` after each request.
+            cache: ``True`` (the default on-disk cache), ``False``, a :class:`HistoryCache` or
+                a directory.
             concurrency: requests in flight at once (1 to 16; the pacer still applies).
-            skip_closed: leave out requests for Saturdays and Sundays that the instrument's
-                schedule (IB's ``liquidHours`` with ``rth``, else ``tradingHours``) shows
-                closed with no session touching them: IB answers those with no bars but
-                counts them against its pacing limits. A session opening on Sunday evening
-                (futures, forex) keeps Sunday. ``False`` asks for every day, e.g. for a
-                market that held a special weekend session.
-            timeout: seconds for each request's answer (session default if not given). The
-                whole download has no time limit: pacing may make it long. Wrap it in
-                ``asyncio.timeout()`` to bound it.
+            skip_closed: leave out weekend days the instrument's schedule shows closed.
+            timeout: seconds for each request's answer; bound the whole download with
+                ``asyncio.timeout()``.
 
         Returns:
             Bars with ``start <= time < end``, sorted by time, one per time.
 
         Raises:
-            InvalidRequest: a bad argument (nothing was sent).
-            ConfigError: the cache directory cannot be used.
-            PacingViolation: IB kept refusing a request for pacing.
-            RequestTimeout: a request stayed unanswered after every retry.
+            InvalidRequest / ConfigError: a bad argument or cache directory (nothing sent).
+            PacingViolation / RequestTimeout: IB kept refusing, or never answered, a request.
             MarketDataError, ContractNotFound, AmbiguousContract, RequestError: IB refused.
             ConnectionLost, SessionClosedError: the session went away.
         """
@@ -945,8 +978,7 @@ class Session:
 
         Raises:
             InvalidRequest: a bad argument (nothing was sent).
-            MarketDataError: IB has no such data.
-            ContractNotFound: IB does not know the contract.
+            MarketDataError / ContractNotFound: IB has no such data, or no such contract.
             RequestTimeout: no answer in time; the IB cancel has been sent.
             ConnectionLost, SessionClosedError: the session went away.
         """
@@ -966,23 +998,3 @@ class Session:
     def pacing_statistics(self) -> PacingStatistics:
         """What this session's pacer has let through, held back and seen refused."""
         return self._history.pacing_statistics()
-
-
-def _settings_of(_: Callable[P, Any]) -> Callable[[Callable[..., R]], Callable[P, R]]:
-    """Give the decorated function the signature of ``_`` (for type checkers and IDEs)."""
-
-    def apply(func: Callable[..., R]) -> Callable[P, R]:
-        return func
-
-    return apply
-
-
-@_settings_of(Session)
-def connect(*args: Any, **kwargs: Any) -> Session:
-    """A :class:`Session` to use with ``await`` or ``async with``.
-
-    ``session = await ibflow.connect(...)`` connects and returns the READY session (close it
-    with ``await session.aclose()``); ``async with ibflow.connect(...) as session:`` closes it
-    on exit. Arguments are those of :class:`Session`.
-    """
-    return Session(*args, **kwargs)

@@ -104,14 +104,17 @@ EXPECTED = {
     "Trade",
     "TradeGroup",
     "TradeTick",
+    "TradingSession",
     "WhatToShow",
     "WouldBlock",
     "__version__",
     "bracket",
+    "client_id_for",
     "configure_logging",
     "connect",
     "new_client_id",
     "oca",
+    "resample",
     "to_frame",
 }
 

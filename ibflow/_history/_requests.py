@@ -7,7 +7,6 @@ import os
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .._account import Contracts
 from .._core import SessionCore
@@ -22,10 +21,8 @@ from .._errors import (
 )
 from .._log import get_logger
 from .._pacer import HistKey, Pacer, PacingDelay
-from .._periods import (
-    idle_weekdays,
-)
 from .._records.contracts import Bar, Contract
+from .._schedule import idle_weekdays, zone_of
 from ._cache import HistoryCache
 
 __all__ = [
@@ -181,13 +178,12 @@ async def resolve(state: State, contract: Contract, deadline: float | None) -> R
 
 
 def _zone(name: str) -> tzinfo:
-    if not name or name.upper() in ("UTC", "GMT"):
+    zone = zone_of(name)
+    if zone is None:
+        if name:
+            log.warning("unknown time zone %r from TWS; bar times are given in UTC", name)
         return UTC
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        log.warning("unknown time zone %r from TWS; bar times are given in UTC", name)
-        return UTC
+    return zone
 
 
 async def shared(

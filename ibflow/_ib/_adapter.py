@@ -43,8 +43,10 @@ from ._account import AccountPort
 from ._errors import map_ib_errors
 from ._fastpath import install_fast_receive
 from ._history import HistoryPort
+from ._inbound import install_inbound_guard
 from ._market import MarketPort
 from ._orders import OrdersPort
+from ._outbound import install_order_priority
 
 __all__ = ["IBAdapter", "LinkInfo", "QuoteProbe", "Traffic"]
 
@@ -186,6 +188,10 @@ class IBAdapter:
         # ib_async's receive path re-slices its buffer per frame (quadratic under a flood);
         # swap in the linear one first, so that _on_data still runs after the parse.
         install_fast_receive(client)
+        # A frame length over TWS's limit (a corrupt stream) drops the link at once.
+        install_inbound_guard(client, self._on_corrupt)
+        # Orders go ahead of queued requests in the 45 messages/s send throttle.
+        install_order_priority(client)
         client.conn.hasData.connect(self._on_data)  # runs after the client parsed the bytes
         # Our close handler must run before the client's, which resets its counters.
         client.conn.disconnected.disconnect(client._onSocketDisconnected)
@@ -193,6 +199,11 @@ class IBAdapter:
         client.conn.disconnected.connect(client._onSocketDisconnected)
 
     # -- properties ---------------------------------------------------------------------------
+
+    @property
+    def ib(self) -> IB:
+        """The ``ib_async.IB`` this adapter drives (the session's escape hatch)."""
+        return self._ib
 
     @property
     def phase(self) -> Phase:
@@ -730,6 +741,20 @@ class IBAdapter:
         if transport is not None:
             self._abort_reason = reason
             transport.abort()
+
+    def _on_corrupt(self, reason: str) -> None:
+        """The peer sent bytes that cannot be TWS frames: fail a connect attempt, drop the link."""
+        attempt = self._attempt
+        if attempt is not None:
+            attempt.fail(
+                ConnectError(
+                    f"{attempt.host}:{attempt.port} did not answer as TWS/IB Gateway ({reason}); "
+                    "check that this is the API port of TWS or IB Gateway",
+                    host=attempt.host,
+                    port=attempt.port,
+                )
+            )
+        self.abort(reason)
 
     async def close(self) -> None:
         """Leave cleanly: ib_async disconnect, then wait briefly until the socket is gone."""

@@ -4,7 +4,7 @@ ib_async 2.1 parses incoming bytes in ``Client._onSocketHasData``: it appends ea
 ``bytes`` buffer and, after every frame, re-slices the rest of the buffer. When the client falls
 behind, asyncio hands it 256 KiB chunks holding ~12k frames, and re-copying the remainder after
 each one makes the cost per chunk grow with the square of its size, exactly when speed matters
-(``../shared/ib-limits.md`` measured ib_async at ~55k msg/s under a flood; this machine's
+(ib_async has been reported at ~55k msg/s under a flood; this machine's
 figures are in ``docs/benchmarks.md``).
 
 :func:`install_fast_receive` swaps that handler, on one ``Client`` instance, for one that walks
@@ -25,6 +25,10 @@ are applied to the ``Ticker`` right here, field for field as ib_async's ``priceS
 ``tickSize`` would, minus the ``ticks`` list. Any other frame, any other request, and any value
 ib_async treats specially (a size of 0, an empty or malformed field) still goes to ib_async's
 decoder, in arrival order.
+
+A frame of a shape none of this expects (empty, a field short or long, not a number) is never
+an error here: it goes to ib_async's decoder, which logs it, and the frames behind it in the
+chunk are handled at once.
 """
 
 from __future__ import annotations
@@ -281,12 +285,14 @@ def _steady(client: Any, buf: bytes | bytearray, tickers: dict[str, Any]) -> Non
             fields.pop()  # the empty field after the last NUL
             client._numMsgRecv += 1
             if tickers:
-                head = fields[0]
-                if head == "1":
+                # Only a frame of a tick's exact shape is looked at here; anything else (an
+                # empty frame, a field short or long) is the decoder's to handle or log.
+                count = len(fields)
+                if count == 7 and fields[0] == "1":
                     ticker = tickers.get(fields[2])
                     if ticker is not None and _price_tick(ticker, fields, pending):
                         continue  # no callback ran, so no reset to look for
-                elif head == "2":
+                elif count == 5 and fields[0] == "2":
                     ticker = tickers.get(fields[2])
                     if ticker is not None and _size_tick(ticker, fields, pending):
                         continue
@@ -300,12 +306,10 @@ def _steady(client: Any, buf: bytes | bytearray, tickers: dict[str, Any]) -> Non
 def _price_tick(ticker: Any, fields: list[str], pending: set[Any]) -> bool:
     """ib_async's ``priceSizeTick`` for the tick types a quote reads; False: not handled here.
 
-    Unhandled (and left to ib_async, untouched): a frame of another shape, an empty or
-    malformed number, a bid or ask of size 0 (ib_async blanks the side), a last of -1 with size
-    0 (ib_async's TICK-NYSE rule), and every other tick type.
+    ``fields`` is a tickPrice frame of seven fields. Unhandled (and left to ib_async,
+    untouched): an empty or malformed number, a bid or ask of size 0 (ib_async blanks the
+    side), a last of -1 with size 0 (ib_async's TICK-NYSE rule), and every other tick type.
     """
-    if len(fields) != 7:
-        return False
     kind = fields[3]
     text = fields[4]
     if not text:
@@ -346,9 +350,10 @@ def _price_tick(ticker: Any, fields: list[str], pending: set[Any]) -> bool:
 
 
 def _size_tick(ticker: Any, fields: list[str], pending: set[Any]) -> bool:
-    """ib_async's ``tickSize`` for bid size, ask size and volume; False: not handled here."""
-    if len(fields) != 5:
-        return False
+    """ib_async's ``tickSize`` for bid size, ask size and volume; False: not handled here.
+
+    ``fields`` is a tickSize frame of five fields.
+    """
     kind = fields[3]
     try:
         size = float(fields[4] or 0)
@@ -418,24 +423,35 @@ def _starting(client: Any, buf: bytes | bytearray, debug: bool) -> bool:
                 logger.info(f"Logged on to server version {client._serverVersion}")
             else:
                 if not client._apiReady:
-                    # The API is ready once both nextValidId and managedAccounts are in.
-                    msg_id = int(fields[0])
-                    if msg_id == 9:
-                        _, _, valid_id = fields
-                        client.updateReqId(int(valid_id))
-                        client._hasReqId = True
-                    elif msg_id == 15:
-                        _, _, accounts = fields
-                        client._accounts = [a for a in accounts.split(",") if a]
-                    if client._hasReqId and client._accounts:
-                        client._apiReady = True
-                        client.apiStart.emit()
+                    _sniff_ready(client, fields)
                 interpret(fields)
             if client._data is not buf:
                 break  # reset by a callback: the rest of this chunk is dropped, as before
     finally:
         _keep_rest(client, buf, pos)
     return True
+
+
+def _sniff_ready(client: Any, fields: list[str]) -> None:
+    """The API is ready once both nextValidId and managedAccounts are in.
+
+    A frame of another shape (empty, a field short, not a number) is only the decoder's, which
+    logs it; the frames after it are handled all the same.
+    """
+    if len(fields) == 3:
+        head = fields[0]
+        if head == "9":
+            try:
+                valid_id = int(fields[2])
+            except ValueError:
+                return
+            client.updateReqId(valid_id)
+            client._hasReqId = True
+        elif head == "15":
+            client._accounts = [a for a in fields[2].split(",") if a]
+    if client._hasReqId and client._accounts:
+        client._apiReady = True
+        client.apiStart.emit()
 
 
 def install_fast_receive(client: Client) -> bool:

@@ -567,6 +567,11 @@ class OrdersPort:
         with map_ib_errors("cancelOrder"):
             self._ib.client.cancelOrder(order_id, "")
 
+    def send_global_cancel(self) -> None:
+        """Send one reqGlobalCancel: TWS cancels every open order of every client id."""
+        with map_ib_errors("reqGlobalCancel"):
+            self._ib.client.reqGlobalCancel()
+
     def start_open_orders(self, all_clients: bool) -> tuple[None, Awaitable[list[OrderSnapshot]]]:
         """``reqOpenOrders`` (this client id's) or ``reqAllOpenOrders`` (every client's).
 

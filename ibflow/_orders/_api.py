@@ -21,10 +21,12 @@ from .._records.orders import (
     OrderEvent,
     OrderPreview,
     OrderSnapshot,
+    OrderStatus,
 )
 from .._stream import Stream, StreamWriter
 from .._timeouts import SESSION_DEFAULT
 from ._book import OrderBook
+from ._cancels import cancel_all_orders, cancel_order
 from ._checks import check_against_contract
 from ._placing import check_account, locked, place
 from ._trade import BracketTrade, Trade, TradeGroup
@@ -84,6 +86,14 @@ class Orders:
         except TimeoutError:
             raise RequestTimeout(f"open orders: no answer within {limit} s") from None
         return rows
+
+    async def cancel_order(self, order_id: int, *, timeout: float | None = _DEFAULT) -> OrderStatus:
+        """See :meth:`ibflow.Session.cancel_order`."""
+        return await cancel_order(self, self._core, order_id, timeout)
+
+    async def cancel_all_orders(self, *, timeout: float | None = _DEFAULT) -> None:
+        """See :meth:`ibflow.Session.cancel_all_orders`."""
+        await cancel_all_orders(self, self._core, timeout)
 
     async def completed_orders(
         self, *, api_only: bool = False, timeout: float | None = _DEFAULT

@@ -10,6 +10,7 @@ validation errors and unknown routes included, so a client needs one error parse
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 from collections.abc import Mapping, Sequence
 from http import HTTPStatus
@@ -24,15 +25,18 @@ from starlette.websockets import WebSocketDisconnect
 
 import ibflow
 
-from ._schemas import ErrorBody, ErrorMessage
+from ._schemas import ErrorBody
 
 __all__ = [
     "BridgeError",
     "close_socket",
     "describe",
     "error_content",
+    "error_message",
+    "http_error_name",
     "install",
     "status_for",
+    "validation_message",
 ]
 
 # First match wins, so subclasses come before their bases.
@@ -63,11 +67,14 @@ _WS_REASON_BYTES = 123  # the most a close frame's reason can hold
 class BridgeError(Exception):
     """A refusal by the bridge itself (not by ibflow): a missing header, an unknown order."""
 
-    def __init__(self, status: int, error: str, message: str) -> None:
+    def __init__(
+        self, status: int, error: str, message: str, *, headers: Mapping[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.error = error
         self.message = message
+        self.headers = dict(headers or {})
 
 
 def status_for(exc: ibflow.IBFlowError) -> int:
@@ -111,20 +118,19 @@ async def _on_ibflow_error(_request: Request, exc: Exception) -> Response:
 
 async def _on_bridge_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, BridgeError)
-    return _json(exc.status, _plain(exc.error, exc.message))
+    return _json(exc.status, _plain(exc.error, exc.message), exc.headers)
 
 
 async def _on_validation_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
-    return _json(422, _plain("InvalidRequest", _validation_message(exc.errors())))
+    return _json(422, _plain("InvalidRequest", validation_message(exc.errors())))
 
 
 async def _on_http_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    name = "".join(word.capitalize() for word in _phrase(exc.status_code).split())
     return _json(
         exc.status_code,
-        _plain(name or "HTTPError", str(exc.detail)),
+        _plain(http_error_name(exc.status_code), str(exc.detail)),
         exc.headers,
     )
 
@@ -139,7 +145,7 @@ async def _on_socket_validation_error(websocket: WebSocket, exc: Exception) -> N
     assert isinstance(exc, WebSocketRequestValidationError)
     # Accept first: a socket closed before the handshake reaches the client as a bare 403.
     await websocket.accept()
-    message = _validation_message(exc.errors())
+    message = validation_message(exc.errors())
     await _send_close(websocket, _plain("InvalidRequest", message), _WS_POLICY)
 
 
@@ -173,13 +179,17 @@ async def _send_close(websocket: WebSocket, body: ErrorBody, code: int) -> None:
     reason = f"{body.error}: {body.message}".encode()
     if len(reason) > _WS_REASON_BYTES:
         reason = reason[: _WS_REASON_BYTES - 3] + b"..."
-    message = ErrorMessage(**body.model_dump())
     with contextlib.suppress(WebSocketDisconnect, RuntimeError):  # the client is gone
-        await websocket.send_text(message.model_dump_json(exclude_none=True))
+        await websocket.send_text(json.dumps(error_message(body)))
         await websocket.close(code, reason.decode(errors="ignore"))
 
 
-def _validation_message(errors: Sequence[Any]) -> str:
+def error_message(body: ErrorBody) -> dict[str, Any]:
+    """A WebSocket's ``{"type": "error", ...}`` message: an HTTP error body with its type."""
+    return {"type": "error", **error_content(body)}
+
+
+def validation_message(errors: Sequence[Any]) -> str:
     """FastAPI's error list as one sentence per problem: where, then what."""
     parts: list[str] = []
     for error in errors:
@@ -188,8 +198,10 @@ def _validation_message(errors: Sequence[Any]) -> str:
     return "; ".join(parts) or "invalid request"
 
 
-def _phrase(status: int) -> str:
+def http_error_name(status: int) -> str:
+    """``NotFound`` for 404: the status's phrase as a class-like name."""
     try:
-        return HTTPStatus(status).phrase
+        phrase = HTTPStatus(status).phrase
     except ValueError:
-        return ""
+        return "HTTPError"
+    return "".join(word.capitalize() for word in phrase.split())

@@ -11,6 +11,9 @@ its order is in flight does not cancel it half-way, and its retry (with the same
 that same task instead of starting another. A key reused with a different body is refused with
 422, because its first answer describes another order.
 
+An answer that says nothing was sent (ibflow refused the order before sending it: bad terms, an
+unknown symbol, a safety rail) is not kept: the key stays free for the corrected request.
+
 The store is in memory and bounded: a key is remembered for ``ttl`` seconds, or until
 ``max_keys`` newer keys pushed it out, whichever comes first; keys still in flight are never
 evicted. A restarted bridge remembers no keys (ibflow itself never re-sends an order).
@@ -44,6 +47,8 @@ class Answer:
     status: int
     body: bytes
     headers: Mapping[str, str] = field(default_factory=dict)
+    keep: bool = True
+    """Remember it for the key; False when nothing was sent, so the key may be used again."""
 
     def response(self, *, replayed: bool) -> Response:
         headers = {**self.headers, _REPLAYED: "true" if replayed else "false"}
@@ -123,6 +128,7 @@ class IdempotencyStore:
             self._make_room()
             entry = _Entry(fingerprint, asyncio.create_task(work()), time.monotonic())
             self._entries[key] = entry
+            entry.task.add_done_callback(lambda task: self._settle(key, task))
         elif entry.fingerprint != fingerprint:
             raise BridgeError(
                 422,
@@ -138,6 +144,14 @@ class IdempotencyStore:
         pending = [e.task for e in self._entries.values() if not e.task.done()]
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
+
+    def _settle(self, key: str, task: asyncio.Task[Answer]) -> None:
+        """Free the key of an answer that is not to be kept (callers waiting still get it)."""
+        entry = self._entries.get(key)
+        if entry is None or entry.task is not task or task.cancelled():
+            return
+        if task.exception() is None and not task.result().keep:
+            del self._entries[key]
 
     def _expire(self) -> None:
         oldest = time.monotonic() - self._ttl

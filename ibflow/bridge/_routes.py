@@ -1,9 +1,10 @@
-"""The bridge's HTTP endpoints: one thin route per Session method.
+"""The bridge's HTTP endpoints: one thin route per Session method, served under ``/api/v1``.
 
 Each route reads its input, calls the one ibflow method that does the work, and returns the
 mirrored model; validation, timeouts and IB's errors stay ibflow's business (the handlers in
 ``_errors`` turn them into statuses). The one route with logic of its own is ``POST /orders``,
-which goes through the idempotency store so that an order is never sent twice.
+which goes through the idempotency store so that an order is never sent twice. Every route that
+changes an order needs the bridge's token when one is configured.
 """
 
 from __future__ import annotations
@@ -15,28 +16,30 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Depends, Header, Query, Request
 from starlette.responses import Response
 
 import ibflow
-from ibflow import ConnectionState
 
 from . import _schemas as schemas
 from ._errors import BridgeError, describe, error_content
 from ._idempotency import Answer, check_key
+from ._metrics import Metrics
+from ._security import require_token
+from ._settings import API_PREFIX
 from ._state import ContractDep, SessionDep, bridge_of
 
 __all__ = ["router"]
 
 log = logging.getLogger("ibflow.bridge")
 
-router = APIRouter()
+router = APIRouter(prefix=API_PREFIX)
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": schemas.ErrorBody, "description": text}
     for status, text in (
-        (403, "refused on purpose: read-only session, live account, safety rail"),
+        (401, "a token is configured and the request has none (order routes)"),
+        (403, "refused on purpose: read-only session, safety rail, wrong token"),
         (404, "unknown contract (or order)"),
         (409, "the contract is ambiguous: pick one of `candidates`"),
         (422, "invalid input: the message says what to fix"),
@@ -58,41 +61,6 @@ OneAccount = Annotated[
 
 
 # -- session --------------------------------------------------------------------------------------
-
-
-@router.get(
-    "/health",
-    response_model=schemas.Health,
-    responses={503: {"model": schemas.Health, "description": "the session is not READY"}},
-    tags=["session"],
-)
-async def health(request: Request) -> Response:
-    """The session's state and counters; 503 unless it is READY (for load-balancer probes)."""
-    session = bridge_of(request).session
-    if session is None:
-        body = schemas.Health(
-            state=ConnectionState.DISCONNECTED,
-            ready=False,
-            client_id=None,
-            server_version=None,
-            accounts=[],
-            is_paper=None,
-            statistics=None,
-        )
-    else:
-        statistics = session.statistics()
-        # The link's details exist once the session has connected; before that they raise.
-        connected = statistics.connects > 0
-        body = schemas.Health(
-            state=session.state,
-            ready=session.state is ConnectionState.READY,
-            client_id=session.client_id,
-            server_version=session.server_version if connected else None,
-            accounts=list(session.accounts) if connected else [],
-            is_paper=session.is_paper if connected else None,
-            statistics=schemas.SessionStatistics.model_validate(statistics),
-        )
-    return JSONResponse(body.model_dump(mode="json"), status_code=200 if body.ready else 503)
 
 
 @router.get("/accounts", responses=_ERRORS, tags=["session"])
@@ -212,8 +180,13 @@ async def fills(
     return [schemas.Fill.model_validate(f) for f in await session.fills(since)]
 
 
+# Set before FastAPI validates the body, so a request without the token learns nothing more.
+_TOKEN = [Depends(require_token)]
+
+
 @router.post(
     "/orders",
+    dependencies=_TOKEN,
     status_code=201,
     response_model=schemas.Trade,
     responses={
@@ -243,18 +216,23 @@ async def place_order(
     a new key.
     """
     key = check_key(idempotency_key)
+    bridge = bridge_of(request)
     # Built before the key is recorded: a body ibflow refuses is answered 422 and the key stays
     # free for the corrected request.
-    contract = body.contract.to_contract()
-    order = body.order.to_order()
+    try:
+        contract = body.contract.to_contract()
+        order = body.order.to_order()
+    except ibflow.IBFlowError as exc:
+        bridge.metrics.orders_rejected.labels(type(exc).__name__).inc()
+        raise
     # The key names the order, so only the body must match; ``wait`` shapes just the answer.
     fingerprint = json.dumps(body.model_dump(mode="json"), sort_keys=True)
 
     def locate(order_id: int) -> str:
         return str(request.url_for("get_order", order_id=order_id))
 
-    answer, replayed = await bridge_of(request).orders.run(
-        key, fingerprint, lambda: _place(session, contract, order, wait, locate)
+    answer, replayed = await bridge.orders.run(
+        key, fingerprint, lambda: _place(session, contract, order, wait, locate, bridge.metrics)
     )
     return answer.response(replayed=replayed)
 
@@ -265,8 +243,10 @@ async def _place(
     order: ibflow.Order,
     wait: float,
     locate: Callable[[int], str],
+    metrics: Metrics,
 ) -> Answer:
-    """Place the order and turn whatever happens into the answer kept for its key."""
+    """Place the order and turn whatever happens into the answer for its key (kept unless
+    nothing was sent)."""
     try:
         trade = await session.place(contract, order)
         if wait > 0:
@@ -276,8 +256,10 @@ async def _place(
             ):
                 await trade.wait_done(timeout=wait)
     except ibflow.IBFlowError as exc:
+        metrics.orders_rejected.labels(type(exc).__name__).inc()
         status, error, headers = describe(exc)
-        return Answer(status, json.dumps(error_content(error)).encode(), headers)
+        body = json.dumps(error_content(error)).encode()
+        return Answer(status, body, headers, keep=not nothing_sent(exc))
     except Exception as exc:
         # A bug, not a refusal: the order may have gone out, so this answer is kept for the
         # key too, and a retry cannot send it again.
@@ -286,8 +268,31 @@ async def _place(
             error=type(exc).__name__, code=None, message=f"internal error while placing: {exc}"
         )
         return Answer(500, json.dumps(error_content(error)).encode())
+    metrics.orders_placed.inc()
     body = schemas.Trade.model_validate(trade).model_dump_json().encode()
     return Answer(201, body, {"Location": locate(trade.order_id)})
+
+
+# What ``place()`` raises before anything goes out: validation, lookups, safety rails.
+_REFUSED_BEFORE_SENDING = (
+    ibflow.InvalidRequest,
+    ibflow.ContractNotFound,
+    ibflow.AmbiguousContract,
+    ibflow.SafetyError,
+    ibflow.ConfigError,
+)
+
+
+def nothing_sent(exc: ibflow.IBFlowError) -> bool:
+    """Whether ``place()`` failed before sending the order, so its key may be used again.
+
+    An error's own ``sent`` flag (``True``/``False``) decides when it has one; otherwise the
+    classes ibflow raises before sending do.
+    """
+    sent = getattr(exc, "sent", None)
+    if isinstance(sent, bool):
+        return not sent
+    return isinstance(exc, _REFUSED_BEFORE_SENDING)
 
 
 @router.post("/orders/what-if", responses=_ERRORS, tags=["orders"])
@@ -303,7 +308,7 @@ async def get_order(order_id: int, session: SessionDep) -> schemas.Trade:
     return schemas.Trade.model_validate(_trade(session, order_id))
 
 
-@router.delete("/orders/{order_id}", responses=_ERRORS, tags=["orders"])
+@router.delete("/orders/{order_id}", dependencies=_TOKEN, responses=_ERRORS, tags=["orders"])
 async def cancel_order(order_id: int, session: SessionDep) -> schemas.Trade:
     """Cancel an order this bridge placed; returns once TWS reports it done."""
     trade = _trade(session, order_id)
@@ -311,7 +316,7 @@ async def cancel_order(order_id: int, session: SessionDep) -> schemas.Trade:
     return schemas.Trade.model_validate(trade)
 
 
-@router.put("/orders/{order_id}", responses=_ERRORS, tags=["orders"])
+@router.put("/orders/{order_id}", dependencies=_TOKEN, responses=_ERRORS, tags=["orders"])
 async def modify_order(
     order_id: int, body: schemas.ModifyOrder, session: SessionDep
 ) -> schemas.Trade:

@@ -43,7 +43,6 @@ __all__ = [
     "ContractQuery",
     "ContractSpec",
     "ErrorBody",
-    "ErrorMessage",
     "Fill",
     "GapMessage",
     "Health",
@@ -395,6 +394,14 @@ class Trade(_Mirror):
 
 
 class Health(BaseModel):
+    """``GET /api/v1/health``: the TWS Bridge Server's fields first, then ibflow's."""
+
+    status: Literal["ok", "degraded"] = Field(description='"ok" when READY, else "degraded".')
+    connected: bool = Field(description="Connected to TWS and ready.")
+    tws_host: str | None = Field(description="null for a session handed to create_app().")
+    tws_port: int | None
+    uptime_seconds: float = Field(description="Seconds since the bridge started.")
+    version: str = Field(description="ibflow's version.")
     state: ConnectionState
     ready: bool = Field(description="True when requests can be served now.")
     client_id: int | None
@@ -444,12 +451,6 @@ class GapMessage(BaseModel):
     @classmethod
     def of(cls, gap: ibflow.Gap, symbol: str) -> GapMessage:
         return cls(symbol=symbol, start=gap.start, end=gap.end, reason=gap.reason)
-
-
-class ErrorMessage(ErrorBody):
-    """Sent just before the close frame, whose reason is too short for the whole message."""
-
-    type: Literal["error"] = "error"
 
 
 # -- input ----------------------------------------------------------------------------------------

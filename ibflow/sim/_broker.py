@@ -1,10 +1,9 @@
-"""The simulated broker: accounts, positions, orders, matching, commissions and PnL.
+"""The simulated broker's order side: orders, brackets, OCA, time in force, matching and fills.
 
 Pure state machine with no I/O and no asyncio: the server hands it requests and quote changes,
-and it answers with a list of events in the order TWS would put them on the wire (§7.6 of
-``shared/tws-protocol.md``). Keeping it pure makes every order path — fills, brackets, OCA,
-modify, cancel, rejects — testable in microseconds, and keeps the server a thin translator from
-events to frames.
+and it answers with a list of events in the order TWS would put them on the wire. Each fill is
+booked in the :class:`~._ledger.Ledger` (positions, cash, FX, PnL), which the broker also exposes
+for the account views. Keeping it pure makes every order path testable in microseconds.
 
 Decisions worth knowing:
 
@@ -16,19 +15,14 @@ Decisions worth knowing:
 * Children of one parent behave as an OCA group that reduces the siblings' quantity by each fill
   (ocaType 3), as TWS does for brackets; explicit groups honour ocaType 1 (cancel the others on a
   fill) and 2/3 (reduce them).
-* Cash moves by the trade's full value for stocks, options and forex; futures move cash only by
-  realized PnL. Average cost includes the commission, as IB reports it.
-* There is no trading-day rollover: "today" is the broker's lifetime, and daily PnL is measured
-  from each instrument's previous close (``QuoteState.close``).
 * Read-only mode refuses placeOrder, cancelOrder and reqGlobalCancel with error 321.
 * An order made ``Inactive`` (:meth:`Broker.inactivate_next`, standing in for a margin or
   permission check that TWS runs after accepting the order) is acknowledged, gets the error,
-  then reports ``Inactive``: the sequence ib_insync#554 logged from a real TWS. It is never
-  worked, yet it stays among the open orders, and a cancel still turns it ``Cancelled``.
+  then reports ``Inactive``, the sequence logged from a real TWS. It is never worked, yet it
+  stays among the open orders, and a cancel still turns it ``Cancelled``.
 * An execution correction (:meth:`Broker.correct_execution`) replaces the execution in the
-  day's record, as reqExecutions then reports it, and re-derives the position by replaying the
-  day's executions: average cost and realized PnL depend on the order of the fills, so only a
-  replay moves them by exactly what the correction changes.
+  day's record, as reqExecutions then reports it, and the ledger re-derives the position by
+  replaying the day's executions.
 """
 
 from __future__ import annotations
@@ -38,21 +32,46 @@ import math
 import random
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Protocol
-from zoneinfo import ZoneInfo
+from datetime import UTC, datetime
+from decimal import Decimal
 
-from ._codec import UNSET_DOUBLE
+from ._events import (
+    AccountChanged,
+    Commission,
+    Event,
+    Executed,
+    OrderChanged,
+    OrderError,
+    PositionChanged,
+)
 from ._layouts import PlaceOrderRequest, PortfolioItem, format_exec_time
+from ._ledger import EPS as _EPS
+from ._ledger import CommissionModel, Ledger, MarketLike, Trade, dec, tidy
 from ._model import (
     Instrument,
-    QuoteState,
     SimAccount,
     SimError,
     SimExecution,
     SimOrder,
     SimPosition,
     WhatIfResult,
+)
+from ._order_rules import (
+    CANCELED_TEXT,
+    INACTIVE_CODE,
+    INACTIVE_TEXT,
+    READONLY_TEXT,
+    average_fill,
+    check_request,
+    exec_base,
+    fill_price,
+    next_revision,
+    normalize_side,
+    order_from,
+    parse_ib_time,
+    select_executions,
+    session_open,
+    trigger_reference,
 )
 
 __all__ = [
@@ -65,197 +84,8 @@ __all__ = [
     "MarketLike",
     "OrderChanged",
     "OrderError",
-    "PortfolioItem",
     "PositionChanged",
 ]
-
-READONLY_TEXT = (
-    "Error validating request.-'bN' : cause - The API interface is currently in Read-Only mode."
-)
-OFF_TICK_TEXT = "The price does not conform to the minimum price variation for this contract."
-CANCELED_TEXT = "Order Canceled - reason:"
-INACTIVE_CODE = 201
-INACTIVE_TEXT = "Order rejected - reason:The order failed a risk check and is held inactive."
-
-_ORDER_TYPES = frozenset({"MKT", "LMT", "STP", "STP LMT"})
-_TIFS = frozenset({"DAY", "GTC", "IOC", "GTD", "FOK", "OPG", "DTC"})
-_EPS = 1e-9
-
-# Margin rates as fractions of the market value (of the notional for futures and forex).
-# Stocks use Reg T (50% initial, 25% maintenance); the rest are round figures of the right size.
-_INIT_RATE = {"STK": 0.5, "FUT": 0.06, "CASH": 0.03}
-_MAINT_RATE = {"STK": 0.25, "FUT": 0.05, "CASH": 0.025}
-_SHORT_OPTION_RATE = 0.2
-_BUYING_POWER_FACTOR = 4.0  # day-trading buying power of a Reg T margin account
-
-# The cash-balance ("ledger") tags that $LEDGER, $LEDGER:CCY and $LEDGER:ALL expand to.
-LEDGER_TAGS = (
-    "CashBalance",
-    "TotalCashBalance",
-    "AccruedCash",
-    "StockMarketValue",
-    "OptionMarketValue",
-    "FutureOptionValue",
-    "FuturesPNL",
-    "NetLiquidationByCurrency",
-    "UnrealizedPnL",
-    "RealizedPnL",
-    "ExchangeRate",
-    "FundValue",
-    "NetDividend",
-    "MutualFundValue",
-    "MoneyMarketFundValue",
-    "CorporateBondValue",
-    "TBondValue",
-    "TBillValue",
-    "WarrantValue",
-    "FxCashBalance",
-    "AccountOrGroup",
-    "RealCurrency",
-    "IssuerOptionValue",
-    "Currency",
-)
-
-# Tags of reqAccountSummary that are not ledger tags, in TWS's documented order.
-SUMMARY_TAGS = (
-    "AccountType",
-    "NetLiquidation",
-    "TotalCashValue",
-    "SettledCash",
-    "AccruedCash",
-    "BuyingPower",
-    "EquityWithLoanValue",
-    "PreviousDayEquityWithLoanValue",
-    "GrossPositionValue",
-    "RegTEquity",
-    "RegTMargin",
-    "SMA",
-    "InitMarginReq",
-    "MaintMarginReq",
-    "AvailableFunds",
-    "ExcessLiquidity",
-    "Cushion",
-    "FullInitMarginReq",
-    "FullMaintMarginReq",
-    "FullAvailableFunds",
-    "FullExcessLiquidity",
-    "LookAheadNextChange",
-    "LookAheadInitMarginReq",
-    "LookAheadMaintMarginReq",
-    "LookAheadAvailableFunds",
-    "LookAheadExcessLiquidity",
-    "HighestSeverity",
-    "DayTradesRemaining",
-    "Leverage",
-)
-
-
-class MarketLike(Protocol):
-    """What the broker needs from the market: the current quote of an instrument."""
-
-    def quote(self, con_id: int) -> QuoteState: ...
-
-
-# ---------------------------------------------------------------------------------------------
-# Events
-
-
-@dataclass(frozen=True, slots=True)
-class OrderChanged:
-    """The order's state changed; the server sends openOrder then orderStatus.
-
-    ``order`` is a snapshot taken when the event was made, never the live record.
-    """
-
-    order: SimOrder
-
-
-@dataclass(frozen=True, slots=True)
-class OrderError:
-    """An errMsg for ``order_id``, to the connection of ``client_id``."""
-
-    order_id: int
-    client_id: int
-    code: int
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
-class Executed:
-    """A fill; the server sends execDetails with reqId -1."""
-
-    execution: SimExecution
-
-
-@dataclass(frozen=True, slots=True)
-class Commission:
-    """The commission of a fill; the server sends commissionReport (after its execDetails)."""
-
-    execution: SimExecution
-
-
-@dataclass(frozen=True, slots=True)
-class PositionChanged:
-    """A position changed; ``position`` is its snapshot after the change."""
-
-    account: str
-    instrument: Instrument
-    position: SimPosition | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class AccountChanged:
-    """Cash, margin or PnL of ``account`` changed: push account values / summary / PnL."""
-
-    account: str
-
-
-Event = OrderChanged | OrderError | Executed | Commission | PositionChanged | AccountChanged
-
-
-# ---------------------------------------------------------------------------------------------
-# Commissions
-
-
-@dataclass(frozen=True, slots=True)
-class CommissionModel:
-    """IB's fixed pricing, roughly: what an order costs for its total filled size and value.
-
-    Rates mirror the scenario's keys: per share with a per-order minimum and a cap as a fraction
-    of the trade value for stocks; a fraction of the value with a minimum for forex; per contract
-    for futures; per contract with a minimum for options.
-    """
-
-    per_share: float = 0.005
-    min_per_order: float = 1.0
-    max_rate: float = 0.01
-    forex_rate: float = 0.00002
-    forex_min: float = 2.0
-    future_per_contract: float = 0.85
-    option_per_contract: float = 0.65
-    option_min: float = 1.0
-
-    def order_total(self, inst: Instrument, quantity: float, value: float) -> float:
-        """Commission of an order that has filled ``quantity`` for ``value`` (absolute)."""
-        if quantity <= 0:
-            return 0.0
-        st = inst.sec_type
-        if st == "CASH":
-            total = max(value * self.forex_rate, self.forex_min)
-        elif st in ("FUT", "FOP"):
-            total = quantity * self.future_per_contract
-        elif st == "OPT":
-            total = max(quantity * self.option_per_contract, self.option_min)
-        else:
-            total = max(quantity * self.per_share, self.min_per_order)
-            if self.max_rate > 0:
-                total = min(total, value * self.max_rate)
-        return round(total, 4)
-
-    @staticmethod
-    def currency(inst: Instrument) -> str:
-        # IB charges forex commissions in USD whatever the pair's quote currency.
-        return "USD" if inst.sec_type == "CASH" else inst.currency
 
 
 # ---------------------------------------------------------------------------------------------
@@ -281,147 +111,11 @@ class _Working:
     held: bool = False
     commission_charged: float = 0.0
     value_filled: float = 0.0
-
-
-@dataclass(slots=True)
-class _Figures:
-    """Account figures in the base currency plus the per-currency ledger."""
-
-    base: str
-    cash: dict[str, float]
-    stock: dict[str, float]
-    option: dict[str, float]
-    futures_pnl: dict[str, float]
-    unrealized: dict[str, float]
-    realized: dict[str, float]
-    rates: dict[str, float]
-    gross_position_value: float = 0.0
-    init_margin: float = 0.0
-    maint_margin: float = 0.0
-
-    def total(self, table: dict[str, float]) -> float:
-        return sum(v * self.rates.get(c, 1.0) for c, v in table.items())
-
-    @property
-    def total_cash(self) -> float:
-        return self.total(self.cash)
-
-    def net_liq_in(self, ccy: str) -> float:
-        return (
-            self.cash.get(ccy, 0.0)
-            + self.stock.get(ccy, 0.0)
-            + self.option.get(ccy, 0.0)
-            + self.futures_pnl.get(ccy, 0.0)
-        )
-
-    @property
-    def net_liquidation(self) -> float:
-        return sum(self.net_liq_in(c) * self.rates.get(c, 1.0) for c in self.currencies)
-
-    @property
-    def equity_with_loan(self) -> float:
-        return self.net_liquidation - self.total(self.option)
-
-    @property
-    def currencies(self) -> list[str]:
-        seen = {self.base}
-        for table in (self.cash, self.stock, self.option, self.futures_pnl, self.realized):
-            seen.update(table)
-        return sorted(seen, key=lambda c: (c != self.base, c))
-
-
-def _money(value: float) -> str:
-    return f"{value:.2f}"
-
-
-def _rate_text(value: float) -> str:
-    return "1.00" if value == 1.0 else f"{value:.8g}"
-
-
-def _parse_ib_time(text: str) -> datetime | None:
-    """``yyyymmdd hh:mm:ss [zone]`` or ``yyyymmdd-hh:mm:ss``; no zone means UTC."""
-    text = text.strip()
-    if not text:
-        return None
-    zone = "UTC"
-    if "-" in text[:9]:
-        stamp = text
-    else:
-        parts = text.split()
-        if len(parts) >= 3:
-            zone = parts[2]
-        stamp = "-".join(parts[:2]) if len(parts) >= 2 else parts[0]
-    for fmt in ("%Y%m%d-%H:%M:%S", "%Y%m%d"):
-        try:
-            naive = datetime.strptime(stamp, fmt)
-        except ValueError:
-            continue
-        try:
-            tz: ZoneInfo | None = ZoneInfo(zone)
-        except (KeyError, ValueError):
-            tz = None
-        return naive.replace(tzinfo=tz or UTC)
-    return None
-
-
-def _same_sign(a: float, b: float) -> bool:
-    return (a > 0 and b > 0) or (a < 0 and b < 0)
-
-
-def _apply_fill(pos: SimPosition, signed: float, unit: float, commission: float) -> float | None:
-    """Move ``pos`` by one fill of ``signed`` at ``unit`` (price × multiplier).
-
-    Returns the realized PnL, or None when the fill only opens or adds. Average cost includes
-    the commission, as IB reports it.
-    """
-    old = pos.quantity
-    new = old + signed
-    realized: float | None = None
-    if old == 0 or _same_sign(old, signed):
-        cost = abs(old) * pos.avg_cost + abs(signed) * unit
-        # Commission raises a long's cost and lowers a short's proceeds.
-        cost += commission if new > 0 else -commission
-        pos.avg_cost = cost / abs(new)
-    else:
-        closing = min(abs(signed), abs(old))
-        opening = abs(signed) - closing
-        close_commission = commission * closing / abs(signed)
-        open_commission = commission - close_commission
-        direction = 1.0 if old > 0 else -1.0
-        realized = direction * (unit - pos.avg_cost) * closing - close_commission
-        pos.realized_pnl += realized
-        if opening > _EPS:
-            cost = opening * unit + (open_commission if new > 0 else -open_commission)
-            pos.avg_cost = cost / opening
-        elif abs(new) <= _EPS:
-            pos.avg_cost = 0.0
-            new = 0.0
-    pos.quantity = new
-    return realized
-
-
-def _exec_base(exec_id: str) -> str:
-    return exec_id.rpartition(".")[0] or exec_id
-
-
-def _signed(ex: SimExecution) -> float:
-    return ex.shares if ex.side == "BOT" else -ex.shares
-
-
-def _next_revision(exec_id: str) -> str:
-    """The id TWS gives a correction of ``exec_id``: its last dot-separated part raised by one."""
-    head, dot, tail = exec_id.rpartition(".")
-    if not dot or not tail.isdigit():
-        raise ValueError(f"execution id {exec_id!r} has no correction number to raise")
-    return f"{head}.{int(tail) + 1:0{len(tail)}d}"
-
-
-# ---------------------------------------------------------------------------------------------
-# The broker
+    notional: Decimal = Decimal(0)  # sum of quantity × price of the fills
 
 
 class Broker:
-    """Accounts, positions and orders of one simulated TWS, shared by all its clients."""
+    """Orders of one simulated TWS, shared by all its clients, and the ledger they fill into."""
 
     def __init__(
         self,
@@ -437,33 +131,15 @@ class Broker:
         partial_fill_clip: float | None = None,
         enforce_market_hours: bool = False,
     ) -> None:
-        if not accounts:
-            raise ValueError("the broker needs at least one account")
         self._market = market
         self._clock = clock
         self.commission = commission or CommissionModel()
         self.readonly = readonly
         self.partial_fill_clip = partial_fill_clip if partial_fill_clip else None
         self.enforce_market_hours = enforce_market_hours
-
-        self._accounts = {a.account_id: dataclasses.replace(a) for a in accounts}
-        self._cash: dict[str, dict[str, float]] = {
-            a.account_id: {a.base_currency: float(a.cash)} for a in accounts
-        }
-        self._instruments: dict[int, Instrument] = {i.con_id: i for i in instruments}
-        self._positions: dict[tuple[str, int], SimPosition] = {}
-        # The day's opening positions: corrections replay the executions from here.
-        self._opening: dict[tuple[str, int], SimPosition] = {}
-        self._start_qty: dict[tuple[str, int], float] = {}
-        self._day_flow: dict[tuple[str, int], float] = {}
-        for p in positions:
-            if p.account not in self._accounts:
-                raise ValueError(f"position in unknown account {p.account}")
-            key = (p.account, p.instrument.con_id)
-            self._positions[key] = dataclasses.replace(p)
-            self._opening[key] = dataclasses.replace(p)
-            self._start_qty[key] = p.quantity
-            self._instruments.setdefault(p.instrument.con_id, p.instrument)
+        self.ledger = Ledger(
+            accounts, positions, market, commission=self.commission, instruments=instruments
+        )
 
         self._orders: dict[tuple[int, int], SimOrder] = {}
         self._working: dict[tuple[int, int], _Working] = {}
@@ -481,7 +157,7 @@ class Broker:
 
     @property
     def accounts(self) -> list[str]:
-        return list(self._accounts)
+        return self.ledger.accounts
 
     def order(self, client_id: int, order_id: int) -> SimOrder | None:
         """The live record of one order (for inspection; do not mutate)."""
@@ -489,7 +165,7 @@ class Broker:
 
     def cash(self, account: str) -> dict[str, float]:
         """Cash balances of ``account`` by currency."""
-        return dict(self._cash[account])
+        return self.ledger.cash(account)
 
     def open_orders(self, client_id: int | None = None) -> list[SimOrder]:
         """Snapshots of the orders TWS still holds (working, held, inactive), oldest first."""
@@ -515,38 +191,20 @@ class Broker:
         side: str = "",
     ) -> list[SimExecution]:
         """Executions matching a reqExecutions filter; blank fields and client id 0 match all."""
-        since = _parse_ib_time(time)
-        want_side = {"BUY": "BOT", "SELL": "SLD"}.get(side.upper(), side.upper())
-        out = []
-        for ex in self._executions:
-            inst = ex.instrument
-            if client_id and ex.client_id != client_id:
-                continue
-            if account and ex.account.upper() != account.upper():
-                continue
-            if since is not None and ex.time < since:
-                continue
-            if symbol and inst.symbol.upper() != symbol.upper():
-                continue
-            if sec_type and inst.sec_type.upper() != sec_type.upper():
-                continue
-            if exchange and exchange.upper() not in (
-                inst.exchange.upper(),
-                inst.primary_exchange.upper(),
-            ):
-                continue
-            if want_side and ex.side != want_side:
-                continue
-            out.append(ex)
-        return out
+        return select_executions(
+            self._executions,
+            client_id=client_id,
+            account=account,
+            time=time,
+            symbol=symbol,
+            sec_type=sec_type,
+            exchange=exchange,
+            side=side,
+        )
 
     def positions(self, account: str | None = None) -> list[SimPosition]:
         """Snapshots of the positions (closed ones stay, with quantity 0, as TWS reports them)."""
-        return [
-            dataclasses.replace(p)
-            for (acct, _), p in self._positions.items()
-            if account is None or acct == account
-        ]
+        return self.ledger.positions(account)
 
     # -- orders ----------------------------------------------------------------------------
 
@@ -556,18 +214,18 @@ class Broker:
             raise ValueError("what-if orders are previewed with Broker.what_if, never placed")
         if self.readonly:
             return [OrderError(req.order_id, client_id, 321, READONLY_TEXT)]
-        self._instruments.setdefault(inst.con_id, inst)
+        self.ledger.know(inst)
         key = (client_id, req.order_id)
         existing = self._orders.get(key)
         if existing is not None:
             return self._modify(existing, req, inst)
         try:
-            account = self._resolve_account(req.account)
+            account = self.ledger.resolve_account(req.account)
             self._validate(client_id, req, inst, account, existing=None)
         except SimError as e:
             return [OrderError(req.order_id, client_id, e.code, e.text)]
 
-        order = _order_from(req, client_id, inst, account, perm_id=self._new_perm_id())
+        order = order_from(req, client_id, inst, account, perm_id=self._new_perm_id())
         self._seq += 1
         self._orders[key] = order
         self._working[key] = _Working(seq=self._seq, held=not req.transmit)
@@ -583,8 +241,8 @@ class Broker:
 
     def preview_order(self, client_id: int, req: PlaceOrderRequest, inst: Instrument) -> SimOrder:
         """The order a what-if request describes, for the openOrder that carries the preview."""
-        account = req.account or (self.accounts[0] if len(self._accounts) == 1 else "")
-        return _order_from(
+        account = req.account or (self.accounts[0] if len(self.accounts) == 1 else "")
+        return order_from(
             req, client_id, inst, account, perm_id=0, what_if=True, status="PreSubmitted"
         )
 
@@ -594,37 +252,10 @@ class Broker:
         Raises:
             SimError: the order would be rejected (same checks as :meth:`place`).
         """
-        self._instruments.setdefault(inst.con_id, inst)
-        account = self._resolve_account(req.account)
+        self.ledger.know(inst)
+        account = self.ledger.resolve_account(req.account)
         self._validate(client_id, req, inst, account, existing=None, check_margin=False)
-        price = self._estimate_price(req, inst)
-        qty = float(req.total_quantity)
-        signed = qty if _side(req.action) == "BUY" else -qty
-        mult = inst.multiplier_value
-        commission = self.commission.order_total(inst, qty, abs(qty * price * mult))
-        before = self._figures(account)
-        after = self._figures(account, trade=(inst, signed, price, commission))
-        warning = ""
-        if after.init_margin > after.equity_with_loan + _EPS and after.init_margin > (
-            before.init_margin
-        ):
-            warning = "Insufficient equity with loan value to cover the initial margin."
-        return WhatIfResult(
-            init_margin_before=before.init_margin,
-            maint_margin_before=before.maint_margin,
-            equity_with_loan_before=before.equity_with_loan,
-            init_margin_change=after.init_margin - before.init_margin,
-            maint_margin_change=after.maint_margin - before.maint_margin,
-            equity_with_loan_change=after.equity_with_loan - before.equity_with_loan,
-            init_margin_after=after.init_margin,
-            maint_margin_after=after.maint_margin,
-            equity_with_loan_after=after.equity_with_loan,
-            commission=commission,
-            min_commission=UNSET_DOUBLE,
-            max_commission=UNSET_DOUBLE,
-            commission_currency=self.commission.currency(inst),
-            warning_text=warning,
-        )
+        return self.ledger.what_if(account, self._as_filled(req, inst))
 
     def cancel(self, client_id: int, order_id: int) -> list[Event]:
         """A cancelOrder from ``client_id``."""
@@ -694,134 +325,32 @@ class Broker:
             events += self._try_fill(order)
         return events
 
-    # -- account views ----------------------------------------------------------------------
+    # -- account views (the ledger's) -------------------------------------------------------
 
     def portfolio(self, account: str) -> list[PortfolioItem]:
-        """updatePortfolio rows: every position of ``account`` marked to the current quote."""
-        out = []
-        for (acct, _), p in self._positions.items():
-            if acct != account:
-                continue
-            inst = p.instrument
-            mark = self._mark(inst)
-            value = p.quantity * mark * inst.multiplier_value
-            out.append(
-                PortfolioItem(
-                    account=acct,
-                    instrument=inst,
-                    position=p.quantity,
-                    market_price=mark,
-                    market_value=value,
-                    avg_cost=p.avg_cost,
-                    unrealized_pnl=value - p.quantity * p.avg_cost,
-                    realized_pnl=p.realized_pnl,
-                )
-            )
-        return out
+        return self.ledger.portfolio(account)
 
     def account_values(self, account: str) -> list[tuple[str, str, str]]:
-        """updateAccountValue rows ``(key, value, currency)`` as TWS sends them.
-
-        Account-wide figures carry the base currency; the ledger keys come once per currency
-        and once more for the pseudo-currency ``BASE`` (all currencies converted).
-        """
-        fig = self._figures(account)
-        rows: list[tuple[str, str, str]] = [
-            ("AccountCode", account, ""),
-            ("AccountReady", "true", ""),
-            ("AccountType", "INDIVIDUAL", ""),
-        ]
-        summary = self._summary_values(fig)
-        for tag in SUMMARY_TAGS:
-            if tag in ("AccountType", "AccruedCash"):
-                continue
-            value, ccy = summary[tag]
-            rows.append((tag, value, ccy))
-        for ccy in ["BASE", *fig.currencies]:
-            for tag, value in self._ledger(account, fig, ccy):
-                rows.append((tag, value, ccy))
-        return rows
+        return self.ledger.account_values(account)
 
     def account_summary(
         self, account: str, tags: Sequence[str] | str
     ) -> list[tuple[str, str, str]]:
-        """reqAccountSummary rows ``(tag, value, currency)`` for the requested tags.
-
-        ``$LEDGER`` gives the ledger tags converted to the base currency (currency ``BASE``),
-        ``$LEDGER:ALL`` one block per currency plus ``BASE``, ``$LEDGER:EUR`` only that currency.
-        """
-        if isinstance(tags, str):
-            tags = [t for t in tags.split(",") if t.strip()]
-        fig = self._figures(account)
-        summary = self._summary_values(fig)
-        rows: list[tuple[str, str, str]] = []
-        seen: set[tuple[str, str]] = set()
-
-        def add(tag: str, value: str, ccy: str) -> None:
-            if (tag, ccy) not in seen:
-                seen.add((tag, ccy))
-                rows.append((tag, value, ccy))
-
-        for raw in tags:
-            tag = raw.strip()
-            upper = tag.upper()
-            if upper.startswith("$LEDGER"):
-                _, _, which = upper.partition(":")
-                if which == "":
-                    ccys = ["BASE"]
-                elif which == "ALL":
-                    ccys = ["BASE", *fig.currencies]
-                else:
-                    ccys = [which] if which in fig.currencies or which == "BASE" else []
-                for ccy in ccys:
-                    for ltag, value in self._ledger(account, fig, ccy):
-                        add(ltag, value, ccy)
-            elif tag in summary:
-                value, ccy = summary[tag]
-                add(tag, value, ccy)
-        return rows
+        return self.ledger.account_summary(account, tags)
 
     def pnl(self, account: str) -> tuple[float, float, float]:
-        """``(daily, unrealized, realized)`` of ``account`` in its base currency."""
-        base = self._accounts[account].base_currency
-        daily = unrealized = realized = 0.0
-        for (acct, _), p in self._positions.items():
-            if acct != account:
-                continue
-            d, u, r, _ = self._position_pnl(p)
-            rate = self._fx(p.instrument.currency, base)
-            daily += d * rate
-            unrealized += u * rate
-            realized += r * rate
-        return daily, unrealized, realized
+        return self.ledger.pnl(account)
 
     def pnl_single(
         self, account: str, con_id: int
     ) -> tuple[float, float, float, float, float] | None:
-        """``(position, daily, unrealized, realized, value)`` of one position, or None."""
-        p = self._positions.get((account, con_id))
-        if p is None:
-            return None
-        daily, unrealized, realized, value = self._position_pnl(p)
-        return p.quantity, daily, unrealized, realized, value
+        return self.ledger.pnl_single(account, con_id)
 
     # -- order lifecycle --------------------------------------------------------------------
 
     def _new_perm_id(self) -> int:
         self._next_perm_id += 1
         return self._next_perm_id
-
-    def _resolve_account(self, account: str) -> str:
-        if not account:
-            if len(self._accounts) == 1:
-                return next(iter(self._accounts))
-            raise SimError(
-                436, "You must specify an allocation (either a single account, group, or profile)."
-            )
-        for known in self._accounts:
-            if known.upper() == account.upper():
-                return known
-        raise SimError(201, f"Order rejected - reason:Invalid account code {account}")
 
     def _validate(
         self,
@@ -833,35 +362,8 @@ class Broker:
         *,
         check_margin: bool = True,
     ) -> None:
-        action = _side(req.action)
-        if action not in ("BUY", "SELL"):
-            raise SimError(201, f"Order rejected - reason:Invalid action {req.action!r}")
-        if inst.sec_type == "IND":
-            raise SimError(201, "Order rejected - reason:Indices are not tradable.")
-        if req.total_quantity == 0:
-            raise SimError(434, "The order size cannot be zero.")
-        if req.total_quantity < 0:
-            raise SimError(201, "Order rejected - reason:The order quantity must be positive.")
-        if req.order_type not in _ORDER_TYPES or (
-            inst.order_types and req.order_type not in inst.order_types
-        ):
-            raise SimError(387, "Unsupported order type for this exchange and security type.")
-        if (req.tif or "DAY") not in _TIFS:
-            raise SimError(201, f"Order rejected - reason:Invalid time in force {req.tif!r}.")
-        if req.order_type in ("LMT", "STP LMT") and req.lmt_price is None:
-            raise SimError(201, "Order rejected - reason:A limit price is required.")
-        if req.order_type in ("STP", "STP LMT") and req.aux_price is None:
-            raise SimError(201, "Order rejected - reason:A stop price is required.")
-        for price in (req.lmt_price, req.aux_price):
-            if price is not None and req.order_type != "MKT" and not _on_tick(price, inst):
-                raise SimError(110, OFF_TICK_TEXT)
+        check_request(req, inst, existing)
         if existing is not None:
-            if inst.con_id != existing.instrument.con_id or action != existing.action:
-                raise SimError(105, "Order being modified does not match the original order.")
-            if req.total_quantity < existing.filled - _EPS:
-                raise SimError(
-                    201, "Order rejected - reason:The quantity is below the filled quantity."
-                )
             return
         if req.parent_id:
             parent = self._orders.get((client_id, req.parent_id))
@@ -872,23 +374,14 @@ class Broker:
             if parent.is_done and parent.status != "Filled":
                 raise SimError(201, "Order rejected - reason:Parent order is being cancelled.")
         if check_margin:
-            price = self._estimate_price(req, inst)
-            qty = float(req.total_quantity)
-            signed = qty if action == "BUY" else -qty
-            commission = self.commission.order_total(
-                inst, qty, abs(qty * price * inst.multiplier_value)
-            )
-            before = self._figures(account)
-            after = self._figures(account, trade=(inst, signed, price, commission))
-            if after.init_margin > before.init_margin and (
-                after.init_margin > after.equity_with_loan + _EPS
-            ):
-                ccy = before.base
+            short = self.ledger.margin_shortfall(account, self._as_filled(req, inst))
+            if short is not None:
+                elv, margin, ccy = short
                 raise SimError(
                     201,
                     "Order rejected - reason:YOUR ORDER IS NOT ACCEPTED. IN ORDER TO OBTAIN THE "
-                    f"DESIRED POSITION YOUR EQUITY WITH LOAN VALUE [{after.equity_with_loan:.2f} "
-                    f"{ccy}] MUST EXCEED THE INITIAL MARGIN [{after.init_margin:.2f} {ccy}]",
+                    f"DESIRED POSITION YOUR EQUITY WITH LOAN VALUE [{elv:.2f} {ccy}] MUST EXCEED "
+                    f"THE INITIAL MARGIN [{margin:.2f} {ccy}]",
                 )
 
     def _modify(self, order: SimOrder, req: PlaceOrderRequest, inst: Instrument) -> list[Event]:
@@ -962,7 +455,9 @@ class Broker:
         waiting = not self._parent_filled(order) or (
             order.order_type in ("STP", "STP LMT") and not order.triggered
         )
-        if self.enforce_market_hours and not self._session_open(order):
+        if self.enforce_market_hours and not session_open(
+            order.instrument, order.outside_rth, self._clock()
+        ):
             waiting = True
         status = "PreSubmitted" if waiting else "Submitted"
         changed = status != order.status
@@ -983,14 +478,16 @@ class Broker:
     def _try_fill(self, order: SimOrder) -> list[Event]:
         if not self._is_active(order):
             return []
-        if self.enforce_market_hours and not self._session_open(order):
+        if self.enforce_market_hours and not session_open(
+            order.instrument, order.outside_rth, self._clock()
+        ):
             return []
         q = self._market.quote(order.instrument.con_id)
         if q.halted:
             return []
         events: list[Event] = []
         if order.order_type in ("STP", "STP LMT") and not order.triggered:
-            ref = _trigger_reference(q)
+            ref = trigger_reference(q)
             stop = order.aux_price
             if ref is None or stop is None:
                 return []
@@ -1003,7 +500,7 @@ class Broker:
         elif order.status != "Submitted":
             order.status = "Submitted"
             events.append(OrderChanged(_snap(order)))
-        price = self._fill_price(order, q)
+        price = fill_price(order, q)
         if price is None:
             return events
         qty = order.remaining
@@ -1013,22 +510,6 @@ class Broker:
             return events
         events += self._fill(order, qty, price)
         return events
-
-    def _fill_price(self, order: SimOrder, q: QuoteState) -> float | None:
-        buy = order.action == "BUY"
-        far = q.ask if buy else q.bid
-        if not far or far <= 0 or not math.isfinite(far):
-            return None
-        if order.order_type in ("MKT", "STP"):
-            return far
-        limit = order.lmt_price
-        if limit is None:
-            return None
-        if buy and far <= limit + _EPS:
-            return far
-        if not buy and far >= limit - _EPS:
-            return far
-        return None
 
     def _time_in_force(self, order: SimOrder) -> list[Event]:
         """IOC and FOK orders do not rest: whatever did not fill at once is cancelled."""
@@ -1043,16 +524,18 @@ class Broker:
         work = self._working[key]
         inst = order.instrument
         mult = inst.multiplier_value
-        prev = order.filled
-        order.filled = prev + qty
-        order.avg_fill_price = (order.avg_fill_price * prev + price * qty) / order.filled
+        # Decimal sums on the price grid: an average of 192.05 and 192.07 is 192.06, not
+        # 192.05999999999997.
+        work.notional += dec(qty) * dec(price)
+        order.filled = tidy(dec(order.filled) + dec(qty))
+        order.avg_fill_price = tidy(work.notional / dec(order.filled))
         order.last_fill_price = price
         work.value_filled += abs(qty * price * mult)
         total = self.commission.order_total(inst, order.filled, work.value_filled)
         commission = max(round(total - work.commission_charged, 4), 0.0)
         work.commission_charged += commission
         signed = qty if order.action == "BUY" else -qty
-        realized = self._book_fill(order.account, inst, signed, price, commission)
+        realized = self.ledger.book_fill(order.account, inst, signed, price, commission)
         execution = SimExecution(
             exec_id=self._new_exec_id(),
             order_id=order.order_id,
@@ -1074,7 +557,7 @@ class Broker:
         self._executions.append(execution)
         if order.remaining <= _EPS:
             self._finish(order, "Filled", "Filled")
-        pos = self._positions[(order.account, inst.con_id)]
+        pos = self.ledger.position(order.account, inst.con_id)
         events: list[Event] = [
             Executed(execution),
             OrderChanged(_snap(order)),
@@ -1153,7 +636,7 @@ class Broker:
         """
         index = next((i for i, ex in enumerate(self._executions) if ex.exec_id == exec_id), None)
         if index is None:
-            superseded = _exec_base(exec_id) in {_exec_base(ex.exec_id) for ex in self._executions}
+            superseded = exec_base(exec_id) in {exec_base(ex.exec_id) for ex in self._executions}
             why = "it was already replaced by a correction" if superseded else "no such execution"
             raise ValueError(f"cannot correct execution {exec_id!r}: {why}")
         old = self._executions[index]
@@ -1183,28 +666,31 @@ class Broker:
             for i, ex in enumerate(self._executions)
             if (ex.client_id, ex.order_id) == key and i != index
         ]
-        earlier = [self._executions[i] for i in same_order if i < index]
-        cum_qty = sum(ex.shares for ex in earlier) + new_qty
-        cum_value = sum(ex.shares * ex.price for ex in earlier) + new_qty * new_price
+        earlier = [
+            (ex.shares, ex.price)
+            for ex in self._executions[:index]
+            if (ex.client_id, ex.order_id) == key
+        ]
+        cum_qty, cum_avg = average_fill([*earlier, (new_qty, new_price)])
         corrected = dataclasses.replace(
             old,
-            exec_id=_next_revision(old.exec_id),
+            exec_id=next_revision(old.exec_id),
             shares=new_qty,
             price=new_price,
             cum_qty=cum_qty,
-            avg_price=cum_value / cum_qty,
+            avg_price=cum_avg,
             commission=commission,
         )
         self._executions[index] = corrected
-        realized = self._rebook(old, corrected)
+        realized = self.ledger.rebook(old, corrected, self._executions)
         corrected = dataclasses.replace(corrected, realized_pnl=realized)
         self._executions[index] = corrected
 
         mine = [self._executions[i] for i in sorted([*same_order, index])]
-        order.filled = sum(ex.shares for ex in mine)
-        order.avg_fill_price = sum(ex.shares * ex.price for ex in mine) / order.filled
+        order.filled, order.avg_fill_price = average_fill((ex.shares, ex.price) for ex in mine)
+        work.notional = sum((dec(ex.shares) * dec(ex.price) for ex in mine), Decimal(0))
         order.last_fill_price = mine[-1].price
-        pos = self._positions[(old.account, inst.con_id)]
+        pos = self.ledger.position(old.account, inst.con_id)
         events: list[Event] = [
             Executed(corrected),
             Commission(corrected),
@@ -1215,51 +701,6 @@ class Broker:
             self._finish(order, "Filled", "Filled")
             events += [OrderChanged(_snap(order)), *self._after_fill(order, 0.0)]
         return corrected, events
-
-    def _rebook(self, old: SimExecution, new: SimExecution) -> float | None:
-        """Move position, cash and PnL from ``old`` to ``new`` (already in the record).
-
-        Returns the realized PnL of ``new`` as the replay found it.
-        """
-        account, inst = old.account, old.instrument
-        key = (account, inst.con_id)
-        opening = self._opening.get(key)
-        replay = dataclasses.replace(opening) if opening else SimPosition(account, inst, 0.0, 0.0)
-        realized: float | None = None
-        for ex in self._executions:
-            if ex.account != account or ex.instrument.con_id != inst.con_id:
-                continue
-            unit = ex.price * ex.instrument.multiplier_value
-            booked = _apply_fill(replay, _signed(ex), unit, ex.commission)
-            if ex is new:
-                realized = booked
-        pos = self._positions[key]
-        realized_change = replay.realized_pnl - pos.realized_pnl
-        pos.quantity, pos.avg_cost, pos.realized_pnl = (
-            replay.quantity,
-            replay.avg_cost,
-            replay.realized_pnl,
-        )
-
-        mult = inst.multiplier_value
-        old_flow = _signed(old) * old.price * mult
-        new_flow = _signed(new) * new.price * mult
-        cash = self._cash[account]
-        if inst.sec_type in ("FUT", "FOP"):
-            cash[inst.currency] = cash.get(inst.currency, 0.0) + realized_change
-        else:
-            if inst.sec_type == "CASH":
-                cash[inst.symbol] = cash.get(inst.symbol, 0.0) + _signed(new) - _signed(old)
-            cash[inst.currency] = cash.get(inst.currency, 0.0) - (new_flow - old_flow)
-            comm_ccy = self.commission.currency(inst)
-            cash[comm_ccy] = cash.get(comm_ccy, 0.0) - (new.commission - old.commission)
-        self._day_flow[key] = (
-            self._day_flow.get(key, 0.0) + new_flow + new.commission - old_flow - old.commission
-        )
-        acct = self._accounts[account]
-        acct.cash = cash.get(acct.base_currency, 0.0)
-        acct.realized_pnl += realized_change * self._fx(inst.currency, acct.base_currency)
-        return realized
 
     def _inactive_rule_for(self, inst: Instrument) -> _InactiveRule | None:
         """The rule that makes this new order Inactive (removed), counting it for the others."""
@@ -1276,8 +717,8 @@ class Broker:
 
     def _inactivate(self, order: SimOrder, rule: _InactiveRule) -> list[Event]:
         # TWS acknowledges the order before the check that refuses it, then sends the reason
-        # and the Inactive status: the sequence ib_insync#554 logged from a real TWS. Other
-        # logs (thetagang#709) show the reason first, before any acknowledgement.
+        # and the Inactive status, as logged from a real TWS. Other logs show the reason first,
+        # before any acknowledgement.
         events: list[Event] = []
         if rule.acknowledge:
             order.status = "PreSubmitted"
@@ -1304,13 +745,26 @@ class Broker:
         order.completed_time = format_exec_time(datetime.fromtimestamp(self._clock(), UTC))
         self._working[(order.client_id, order.order_id)].held = False
 
+    def _market_closed(self, order: SimOrder) -> bool:
+        if not self.enforce_market_hours:
+            return False
+        return not session_open(order.instrument, order.outside_rth, self._clock())
+
     def _expired(self, order: SimOrder, now: datetime) -> bool:
-        until = _parse_ib_time(order.good_till_date)
+        until = parse_ib_time(order.good_till_date)
         return until is not None and now >= until
 
     def _new_exec_id(self) -> str:
         self._exec_counter += 1
         return f"{self._exec_prefix:08x}.{self._exec_counter & 0xFFFFFFFF:08x}.01.01"
+
+    def _as_filled(self, req: PlaceOrderRequest, inst: Instrument) -> Trade:
+        """``req`` as if it filled completely now: what a margin check books."""
+        price = self._estimate_price(req, inst)
+        qty = float(req.total_quantity)
+        signed = qty if normalize_side(req.action) == "BUY" else -qty
+        value = abs(qty * price * inst.multiplier_value)
+        return inst, signed, price, self.commission.order_total(inst, qty, value)
 
     def _estimate_price(self, req: PlaceOrderRequest, inst: Instrument) -> float:
         if req.order_type in ("LMT", "STP LMT") and req.lmt_price is not None:
@@ -1318,312 +772,13 @@ class Broker:
         if req.order_type == "STP" and req.aux_price is not None:
             return req.aux_price
         q = self._market.quote(inst.con_id)
-        far = q.ask if _side(req.action) == "BUY" else q.bid
-        return far if far and far > 0 else self._mark(inst)
-
-    def _session_open(self, order: SimOrder) -> bool:
-        inst = order.instrument
-        try:
-            tz = ZoneInfo(inst.time_zone)
-        except (KeyError, ValueError):
-            tz = ZoneInfo("UTC")
-        local = datetime.fromtimestamp(self._clock(), tz)
-        start, end = inst.eth if order.outside_rth else inst.rth
-        hhmm = local.strftime("%H%M")
-        if start <= end:
-            return local.weekday() < 5 and start <= hhmm < end
-        # A session crossing midnight belongs to the day on which it ends.
-        day = local + timedelta(days=1) if hhmm >= start else local
-        return day.weekday() < 5 and (hhmm >= start or hhmm < end)
-
-    # -- bookkeeping ----------------------------------------------------------------------
-
-    def _book_fill(
-        self, account: str, inst: Instrument, signed: float, price: float, commission: float
-    ) -> float | None:
-        """Update position and cash for one fill; returns the realized PnL, None if opening."""
-        key = (account, inst.con_id)
-        pos = self._positions.get(key)
-        if pos is None:
-            pos = SimPosition(account, inst, 0.0, 0.0)
-            self._positions[key] = pos
-            self._start_qty.setdefault(key, 0.0)
-        unit = price * inst.multiplier_value
-        realized = _apply_fill(pos, signed, unit, commission)
-
-        cash = self._cash[account]
-        comm_ccy = self.commission.currency(inst)
-        if inst.sec_type in ("FUT", "FOP"):
-            # Futures settle variation margin, not the contract value: only PnL moves cash, and
-            # an opening commission sits in the average cost until the position closes.
-            if realized is not None:
-                cash[inst.currency] = cash.get(inst.currency, 0.0) + realized
-        else:
-            if inst.sec_type == "CASH":
-                cash[inst.symbol] = cash.get(inst.symbol, 0.0) + signed
-            cash[inst.currency] = cash.get(inst.currency, 0.0) - signed * unit
-            cash[comm_ccy] = cash.get(comm_ccy, 0.0) - commission
-        self._day_flow[key] = self._day_flow.get(key, 0.0) + signed * unit + commission
-
-        acct = self._accounts[account]
-        acct.cash = cash.get(acct.base_currency, 0.0)
-        if realized is not None:
-            acct.realized_pnl += realized * self._fx(inst.currency, acct.base_currency)
-        return realized
-
-    def _mark(self, inst: Instrument) -> float:
-        q = self._market.quote(inst.con_id)
-        if q.last and q.last > 0:
-            return q.last
-        if q.bid > 0 and q.ask > 0:
-            return (q.bid + q.ask) / 2
-        return q.close if q.close > 0 else 0.0
-
-    def _fx(self, ccy: str, base: str) -> float:
-        """Units of ``base`` per unit of ``ccy``, from the universe's forex pairs."""
-        if ccy in ("", base):
-            return 1.0
-        for inst in self._instruments.values():
-            if inst.sec_type != "CASH":
-                continue
-            if inst.symbol == ccy and inst.currency == base:
-                rate = self._mark(inst)
-                return rate if rate > 0 else 1.0
-            if inst.symbol == base and inst.currency == ccy:
-                rate = self._mark(inst)
-                return 1.0 / rate if rate > 0 else 1.0
-        return 1.0
-
-    def _position_pnl(self, p: SimPosition) -> tuple[float, float, float, float]:
-        """``(daily, unrealized, realized, value)`` in the instrument's currency."""
-        inst = p.instrument
-        key = (p.account, inst.con_id)
-        mult = inst.multiplier_value
-        mark = self._mark(inst)
-        close = self._market.quote(inst.con_id).close
-        if close <= 0:
-            close = mark
-        value = p.quantity * mark * mult
-        start_value = self._start_qty.get(key, 0.0) * close * mult
-        daily = value - start_value - self._day_flow.get(key, 0.0)
-        unrealized = value - p.quantity * p.avg_cost
-        return daily, unrealized, p.realized_pnl, value
-
-    def _figures(
-        self,
-        account: str,
-        trade: tuple[Instrument, float, float, float] | None = None,
-    ) -> _Figures:
-        """Account figures now, or after a hypothetical ``(inst, signed qty, price, fee)``."""
-        acct = self._accounts[account]
-        base = acct.base_currency
-        cash = dict(self._cash[account])
-        holdings: dict[int, tuple[Instrument, float, float, float]] = {
-            con_id: (p.instrument, p.quantity, p.avg_cost, p.realized_pnl)
-            for (a, con_id), p in self._positions.items()
-            if a == account
-        }
-        if trade is not None:
-            inst, signed, price, commission = trade
-            mult = inst.multiplier_value
-            _, qty, avg, realized = holdings.get(inst.con_id, (inst, 0.0, 0.0, 0.0))
-            new_qty = qty + signed
-            if _same_sign(qty, signed) or qty == 0:
-                avg = (abs(qty) * avg + abs(signed) * price * mult) / abs(new_qty)
-            elif abs(new_qty) > _EPS and not _same_sign(new_qty, qty):
-                avg = price * mult
-            holdings[inst.con_id] = (inst, new_qty, avg, realized)
-            ccy = self.commission.currency(inst)
-            if inst.sec_type not in ("FUT", "FOP"):
-                if inst.sec_type == "CASH":
-                    cash[inst.symbol] = cash.get(inst.symbol, 0.0) + signed
-                cash[inst.currency] = cash.get(inst.currency, 0.0) - signed * price * mult
-            cash[ccy] = cash.get(ccy, 0.0) - commission
-
-        fig = _Figures(
-            base=base,
-            cash=cash,
-            stock={},
-            option={},
-            futures_pnl={},
-            unrealized={},
-            realized={},
-            rates={},
-        )
-        for inst, qty, avg, realized in holdings.values():
-            ccy = inst.currency
-            mult = inst.multiplier_value
-            value = qty * self._mark(inst) * mult
-            fig.unrealized[ccy] = fig.unrealized.get(ccy, 0.0) + (value - qty * avg if qty else 0.0)
-            fig.realized[ccy] = fig.realized.get(ccy, 0.0) + realized
-            rate = self._fx(ccy, base)
-            st = inst.sec_type
-            if st in ("FUT", "FOP"):
-                fig.futures_pnl[ccy] = fig.futures_pnl.get(ccy, 0.0) + value - qty * avg
-                notional = abs(value) * rate
-            elif st == "CASH":
-                notional = abs(value) * rate
-            elif st == "OPT":
-                fig.option[ccy] = fig.option.get(ccy, 0.0) + value
-                fig.gross_position_value += abs(value) * rate
-                # Long options are paid in full and need no margin; a short one needs its value
-                # plus a fifth of the underlying's notional.
-                if qty < 0:
-                    need = abs(value) + _SHORT_OPTION_RATE * abs(qty) * inst.strike * mult
-                    fig.init_margin += need * rate
-                    fig.maint_margin += need * rate
-                continue
-            else:
-                fig.stock[ccy] = fig.stock.get(ccy, 0.0) + value
-                fig.gross_position_value += abs(value) * rate
-                notional = abs(value) * rate
-            kind = st if st in _INIT_RATE else "STK"
-            fig.init_margin += notional * _INIT_RATE[kind]
-            fig.maint_margin += notional * _MAINT_RATE[kind]
-        for ccy in fig.currencies:
-            fig.rates[ccy] = self._fx(ccy, base)
-        return fig
-
-    def _summary_values(self, fig: _Figures) -> dict[str, tuple[str, str]]:
-        base = fig.base
-        nlv = fig.net_liquidation
-        elv = fig.equity_with_loan
-        available = elv - fig.init_margin
-        excess = elv - fig.maint_margin
-        money = {
-            "NetLiquidation": nlv,
-            "TotalCashValue": fig.total_cash,
-            "SettledCash": fig.total_cash,
-            "AccruedCash": 0.0,
-            "BuyingPower": max(available, 0.0) * _BUYING_POWER_FACTOR,
-            "EquityWithLoanValue": elv,
-            "PreviousDayEquityWithLoanValue": elv,
-            "GrossPositionValue": fig.gross_position_value,
-            "RegTEquity": elv,
-            "RegTMargin": fig.init_margin,
-            "SMA": max(available, 0.0),
-            "InitMarginReq": fig.init_margin,
-            "MaintMarginReq": fig.maint_margin,
-            "AvailableFunds": available,
-            "ExcessLiquidity": excess,
-            "FullInitMarginReq": fig.init_margin,
-            "FullMaintMarginReq": fig.maint_margin,
-            "FullAvailableFunds": available,
-            "FullExcessLiquidity": excess,
-            "LookAheadInitMarginReq": fig.init_margin,
-            "LookAheadMaintMarginReq": fig.maint_margin,
-            "LookAheadAvailableFunds": available,
-            "LookAheadExcessLiquidity": excess,
-        }
-        out = {tag: (_money(v), base) for tag, v in money.items()}
-        out["AccountType"] = ("INDIVIDUAL", "")
-        out["Cushion"] = (f"{excess / nlv:.6f}" if nlv else "0", "")
-        out["LookAheadNextChange"] = ("0", "")
-        out["HighestSeverity"] = ("0", "")
-        out["DayTradesRemaining"] = ("-1", "")
-        out["Leverage"] = (f"{fig.gross_position_value / nlv:.2f}" if nlv else "0.00", "")
-        return out
-
-    def _ledger(self, account: str, fig: _Figures, ccy: str) -> list[tuple[str, str]]:
-        """The ledger tags of one currency, or of ``BASE`` (all currencies converted)."""
-        is_base = ccy == "BASE"
-
-        def get(table: dict[str, float]) -> float:
-            return fig.total(table) if is_base else table.get(ccy, 0.0)
-
-        net_liq = fig.net_liquidation if is_base else fig.net_liq_in(ccy)
-        rate = 1.0 if is_base else fig.rates.get(ccy, self._fx(ccy, fig.base))
-        real = fig.base if is_base else ccy
-        cash = get(fig.cash)
-        values = {
-            "CashBalance": _money(cash),
-            "TotalCashBalance": _money(cash),
-            "AccruedCash": "0.00",
-            "StockMarketValue": _money(get(fig.stock)),
-            "OptionMarketValue": _money(get(fig.option)),
-            "FutureOptionValue": "0.00",
-            "FuturesPNL": _money(get(fig.futures_pnl)),
-            "NetLiquidationByCurrency": _money(net_liq),
-            "UnrealizedPnL": _money(get(fig.unrealized)),
-            "RealizedPnL": _money(get(fig.realized)),
-            "ExchangeRate": _rate_text(rate),
-            "FundValue": "0.00",
-            "NetDividend": "0.00",
-            "MutualFundValue": "0.00",
-            "MoneyMarketFundValue": "0.00",
-            "CorporateBondValue": "0.00",
-            "TBondValue": "0.00",
-            "TBillValue": "0.00",
-            "WarrantValue": "0.00",
-            "FxCashBalance": "0.00",
-            "AccountOrGroup": account,
-            "RealCurrency": real,
-            "IssuerOptionValue": "0.00",
-            "Currency": ccy,
-        }
-        return [(tag, values[tag]) for tag in LEDGER_TAGS]
+        far = q.ask if normalize_side(req.action) == "BUY" else q.bid
+        return far if far and far > 0 else self.ledger.mark(inst)
 
 
 # ---------------------------------------------------------------------------------------------
 # Helpers
 
 
-def _order_from(
-    req: PlaceOrderRequest,
-    client_id: int,
-    inst: Instrument,
-    account: str,
-    *,
-    perm_id: int,
-    what_if: bool = False,
-    status: str = "PendingSubmit",
-) -> SimOrder:
-    """The order a placeOrder describes, as the broker books it (or previews it)."""
-    return SimOrder(
-        order_id=req.order_id,
-        client_id=client_id,
-        perm_id=perm_id,
-        account=account,
-        instrument=inst,
-        action=_side(req.action),
-        total_quantity=float(req.total_quantity),
-        order_type=req.order_type,
-        lmt_price=req.lmt_price,
-        aux_price=req.aux_price,
-        tif=req.tif or "DAY",
-        oca_group=req.oca_group,
-        oca_type=req.oca_type,
-        order_ref=req.order_ref,
-        transmit=req.transmit,
-        parent_id=req.parent_id,
-        outside_rth=req.outside_rth,
-        good_till_date=req.good_till_date,
-        what_if=what_if,
-        status=status,
-    )
-
-
 def _snap(order: SimOrder) -> SimOrder:
     return dataclasses.replace(order)
-
-
-def _side(action: str) -> str:
-    a = action.strip().upper()
-    return {"SSHORT": "SELL", "SLONG": "BUY"}.get(a, a)
-
-
-def _on_tick(price: float, inst: Instrument) -> bool:
-    tick = inst.min_tick
-    if tick <= 0:
-        return True
-    steps = price / tick
-    return abs(steps - round(steps)) < 1e-6
-
-
-def _trigger_reference(q: QuoteState) -> float | None:
-    """Stops trigger on the last trade, or on the midpoint where nothing trades (forex)."""
-    if q.last and q.last > 0:
-        return q.last
-    if q.bid > 0 and q.ask > 0:
-        return (q.bid + q.ask) / 2
-    return None

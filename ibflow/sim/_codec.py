@@ -2,7 +2,7 @@
 
 Framing, the ``API\\0`` handshake, version negotiation and field encoding live here with no
 sockets and no asyncio, so every rule of the wire format is unit-testable from bytes alone and the
-asyncio server stays a thin shell around it. Facts: ``shared/tws-protocol.md`` §1–§4.
+asyncio server stays a thin shell around it.
 """
 
 from __future__ import annotations
@@ -196,6 +196,11 @@ class Fields:
     def __init__(self, fields: Sequence[str], start: int = 1) -> None:
         self._fields = fields
         self._i = start
+
+    @property
+    def raw(self) -> Sequence[str]:
+        """Every field of the message, the message id first."""
+        return self._fields
 
     @property
     def remaining(self) -> int:

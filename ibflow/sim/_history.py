@@ -10,12 +10,11 @@ Sources for the rules and texts (facts only, no code taken):
 
 * IB's "Historical Data Limitations" page (step-size table, pacing rules, 2000-bar guideline).
 * Error texts reported from real TWS sessions in public issue trackers, e.g. 321 "Historical data
-  bar size setting is invalid. Legal ones are: ..." (rust-ibapi #245), 321 "Historical data
-  requests for durations longer than 365 days must be made in years." (ib_async #229), 10314
-  "End Date/Time: The date, time, or time-zone entered is invalid. ..." (backtrader_ib_insync #6),
-  162 "...invalid step: 1" for 1-second bars over one day, 162 "...Time length exceed max.",
-  162 "...No historical market data for EUR/CASH@FXSUBPIP Last 300" for TRADES on forex
-  (ib_insync #316, ezibpy #24), 162 "...HMDS query returned no data: ..." (QuantConnect Lean #607).
+  bar size setting is invalid. Legal ones are: ...", 321 "Historical data requests for durations
+  longer than 365 days must be made in years.", 10314 "End Date/Time: The date, time, or
+  time-zone entered is invalid. ...", 162 "...invalid step: 1" for 1-second bars over one day,
+  162 "...Time length exceed max.", 162 "...No historical market data for EUR/CASH@FXSUBPIP Last
+  300" for TRADES on forex, 162 "...HMDS query returned no data: ...".
 
 Chosen (TWS's exact behaviour is unknown to us, documented here instead):
 
@@ -187,7 +186,7 @@ class HistKey:
     duration: str = ""
     bar_size: str = ""
     use_rth: bool = True
-    bar_seconds: int = 0  # lets pacing exempt one-minute-and-longer bars; 0 counts as small
+    bar_seconds: int = 0  # lets pacing spare bars over 30 s some rules; 0 counts as small
 
 
 @dataclass(frozen=True, slots=True)

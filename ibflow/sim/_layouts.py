@@ -4,7 +4,7 @@ The order, contract and execution messages are long positional lists with condit
 a single missing or mistyped field makes a client drop the message (ib_async) or disconnect
 (ibapi). Keeping every such layout in one pure module lets the tests feed each encoder's output to
 the real client decoders, so the wire format is checked against the clients and not against our
-own reading of it. Facts: ``shared/tws-protocol.md`` §4, §6, §7 and §8.
+own reading of it.
 
 Every encoder returns a list of Python values whose first element is the message id, ready for
 :func:`ibflow.sim._codec.encode_fields`. Int fields are always ``int`` and flags always ``bool``
@@ -95,7 +95,7 @@ class PlaceOrderRequest:
     """Everything a placeOrder message carries that the simulator may care about.
 
     Unset doubles are ``None`` and unset ints ``None`` (or the field's TWS default), whichever of
-    the several "unset" spellings the client used (§4).
+    the several "unset" spellings the client used.
     """
 
     order_id: int
@@ -232,7 +232,7 @@ def _pairs(f: Fields, count: int) -> tuple[tuple[str, str], ...]:
 def parse_place_order(f: Fields, *, version: int = SERVER_VERSION) -> PlaceOrderRequest:
     """Read a placeOrder message; ``f`` is positioned just after the message id.
 
-    Walks every conditional block of the layout (§7.1) so the later fields are read at the
+    Walks every conditional block of the layout so the later fields are read at the
     right position whatever the order carries. Trailing fields beyond the known layout are left
     unread, so a newer client's extra fields do not break the parse.
     """
@@ -560,7 +560,7 @@ def _margin(value: float | None) -> object:
 def open_order(
     order: SimOrder, what_if: WhatIfResult | None = None, *, version: int = SERVER_VERSION
 ) -> list[object]:
-    """openOrder (id 5, §7.2): 127 fields for a plain order at 178."""
+    """openOrder (id 5): 127 fields for a plain order at 178."""
     wi = what_if
     out: list[object] = [
         int(Msg.OPEN_ORDER),
@@ -721,7 +721,7 @@ def order_status(order: SimOrder) -> list[object]:
 
 
 def completed_order(order: SimOrder, *, version: int = SERVER_VERSION) -> list[object]:
-    """completedOrder (id 101, §7.5): 96 fields for a plain order at 178."""
+    """completedOrder (id 101): 96 fields for a plain order at 178."""
     out: list[object] = [
         int(Msg.COMPLETED_ORDER),
         *_contract11(order.instrument),
@@ -841,7 +841,7 @@ def format_exec_time(when: datetime) -> str:
 
 
 def exec_details(req_id: int, ex: SimExecution, *, version: int = SERVER_VERSION) -> list[object]:
-    """execDetails (id 11, §7.4): 32 fields at 178; ``req_id`` is -1 for live fills."""
+    """execDetails (id 11): 32 fields at 178; ``req_id`` is -1 for live fills."""
     inst = ex.instrument
     venue = _listing_exchange(inst) or inst.exchange
     out: list[object] = [
@@ -921,7 +921,7 @@ def _contract_month(inst: Instrument) -> str:
 
 
 def contract_data(req_id: int, inst: Instrument, *, today: date | None = None) -> list[object]:
-    """contractData (id 10, §7.3): 40 fields (no secIds), no version field (≥164)."""
+    """contractData (id 10): 40 fields (no secIds), no version field (≥164)."""
     day = today if today is not None else datetime.now(UTC).date()
     hours, liquid = trading_hours(inst, day)
     market_name = inst.market_name or inst.trading_class or inst.symbol

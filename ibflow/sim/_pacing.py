@@ -10,8 +10,9 @@ Limits (IB's "Historical Data Limitations", "Tick-by-Tick Data" and order-limita
 
 * 50 messages per second per client; beyond it error 100, and repeated violations disconnect.
 * Historical data: no identical request within 15 s; six or more requests for the same contract,
-  exchange and whatToShow within 2 s is a violation; at most 60 requests in any 10 minutes;
-  BID_ASK counts twice; at most 50 requests open at once.
+  exchange and whatToShow within 2 s is a violation (IB applies these two to bars of 30 s and
+  smaller); at most 60 requests in any 10 minutes; BID_ASK counts twice; at most 50 requests
+  open at once.
 * Tick-by-tick: at most one request per instrument per 15 s.
 
 Codes and texts: 162 "Historical Market Data Service error message:Historical data request pacing
@@ -34,6 +35,8 @@ from ._model import SimError
 
 MESSAGE_RATE_ERROR = (100, "Max rate of messages per second has been exceeded.")
 TICK_BY_TICK_ERROR = (10190, "Max number of tick-by-tick requests has been reached.")
+# The largest bar size IB's identical-request and burst rules apply to.
+SMALL_BAR_SECONDS = 30
 
 RateVerdict = Literal["ok", "violation", "dropped", "disconnect"]
 
@@ -98,9 +101,10 @@ class HistoricalPacing:
 
     ``admit(key)`` returns ``(token, None)`` or ``(None, SimError)`` (162 pacing violation, 322
     too many open); pass the token to ``finished`` when the request is answered, fails, or its
-    keepUpToDate subscription is cancelled. IB lifted the pacing rules for bars of one minute
-    and longer (the open cap still applies); ``small_bars_only=True`` reproduces that, the
-    default applies them to every request, as the issue asks.
+    keepUpToDate subscription is cancelled. With ``small_bars_only=True`` (IB's rule, the
+    simulator's default) the identical-request and burst rules apply only to bars of 30 s and
+    smaller, while larger bars keep the softer limits (60 requests in 10 minutes, 50 open);
+    ``False`` applies every rule to every bar size.
     """
 
     def __init__(
@@ -145,22 +149,25 @@ class HistoricalPacing:
         t = self._now()
         if self.enabled and len(self._open) >= self.max_open:
             return None, SimError(322, TOO_MANY_OPEN)
-        if self.enabled and not (self.small_bars_only and key.bar_seconds >= 60):
+        if self.enabled:
             weight = 2 if key.what.upper() == "BID_ASK" else 1
             group = (key.con_id, key.exchange, key.what.upper())
-            last = self._last_identical.get(key)
-            if last is not None and t - last < self.identical_window:
-                return None, SimError(162, PACING_VIOLATION)
-            burst = self._bursts.get(group)
-            if burst is not None:
-                _expire(burst, t - self.burst_window)
-                if sum(w for _, w in burst) + weight >= self.burst_limit:
+            small = not (self.small_bars_only and key.bar_seconds > SMALL_BAR_SECONDS)
+            if small:
+                last = self._last_identical.get(key)
+                if last is not None and t - last < self.identical_window:
                     return None, SimError(162, PACING_VIOLATION)
+                burst = self._bursts.get(group)
+                if burst is not None:
+                    _expire(burst, t - self.burst_window)
+                    if sum(w for _, w in burst) + weight >= self.burst_limit:
+                        return None, SimError(162, PACING_VIOLATION)
             self._expire_period(t)
             if self._period_weight + weight > self.period_limit:
                 return None, SimError(162, PACING_VIOLATION)
-            self._last_identical[key] = t
-            self._bursts.setdefault(group, deque()).append((t, weight))
+            if small:
+                self._last_identical[key] = t
+                self._bursts.setdefault(group, deque()).append((t, weight))
             self._period.append((t, weight))
             self._period_weight += weight
             self._forget_stale(t)

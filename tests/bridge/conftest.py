@@ -22,6 +22,7 @@ import ibflow
 from ibflow.bridge import create_app
 from ibflow.sim import Simulator
 
+API = "/api/v1"
 # Wednesday 2027-01-13 15:00 UTC: US stocks are trading (10:00 in New York).
 MARKET_OPEN = datetime(2027, 1, 13, 15, 0, tzinfo=UTC).timestamp()
 
@@ -70,7 +71,8 @@ async def base_url(session: ibflow.Session) -> AsyncIterator[str]:
 
 @pytest.fixture
 async def client(base_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=base_url, timeout=10) as c:
+    """A client of the API's routes: ``client.get("/positions")`` reads ``/api/v1/positions``."""
+    async with httpx.AsyncClient(base_url=base_url + API, timeout=10) as c:
         yield c
 
 

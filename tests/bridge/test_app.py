@@ -18,13 +18,13 @@ from ibflow.bridge import _schemas, create_app
 from ibflow.sim import Simulator
 from ibflow.testing import eventually
 
-from .conftest import serving
+from .conftest import API, serving
 
 
 async def test_an_owned_session_connects_and_closes_with_the_app(sim: Simulator) -> None:
     app = create_app(host=sim.host, port=sim.port, client_id=5)
     assert sim.clients == []
-    async with serving(app) as url, httpx.AsyncClient(base_url=url) as client:
+    async with serving(app) as url, httpx.AsyncClient(base_url=url + API) as client:
         health = (await client.get("/health")).json()
         assert (health["state"], health["client_id"]) == ("ready", 5)
         assert [c.client_id for c in sim.clients] == [5]
@@ -37,7 +37,7 @@ async def test_an_owned_session_takes_its_settings_from_the_environment(
     monkeypatch.setenv("IBFLOW_PORT", str(sim.port))
     monkeypatch.setenv("IBFLOW_CLIENT_ID", "6")
     monkeypatch.setenv("IBFLOW_READONLY", "1")
-    async with serving(create_app()) as url, httpx.AsyncClient(base_url=url) as client:
+    async with serving(create_app()) as url, httpx.AsyncClient(base_url=url + API) as client:
         assert (await client.get("/health")).json()["client_id"] == 6
         order = {
             "contract": {"symbol": "AAPL"},
@@ -70,25 +70,25 @@ async def test_the_app_mounts_inside_another_with_a_session_it_is_given(
 ) -> None:
     host = FastAPI()
     host.mount("/ib", create_app(session))
-    async with serving(host) as url, httpx.AsyncClient(base_url=url) as client:
-        positions = (await client.get("/ib/positions")).json()
+    async with serving(host) as url, httpx.AsyncClient(base_url=url + "/ib" + API) as client:
+        positions = (await client.get("/positions")).json()
         assert any(p["contract"]["symbol"] == "AAPL" for p in positions)
         order = {
             "contract": {"symbol": "AAPL"},
             "order": {"action": "BUY", "quantity": 1, "type": "MKT"},
         }
-        placed = await client.post("/ib/orders", json=order, headers={"Idempotency-Key": "m"})
-        assert "/ib/orders/" in placed.headers["Location"]
+        placed = await client.post("/orders", json=order, headers={"Idempotency-Key": "m"})
+        assert "/ib/api/v1/orders/" in placed.headers["Location"]
 
 
 async def test_a_mounted_app_without_a_session_answers_503() -> None:
     host = FastAPI()
     host.mount("/ib", create_app(port=1))  # a mounted app's lifespan never runs
-    async with serving(host) as url, httpx.AsyncClient(base_url=url) as client:
-        response = await client.get("/ib/positions")
+    async with serving(host) as url, httpx.AsyncClient(base_url=url + "/ib" + API) as client:
+        response = await client.get("/positions")
         assert response.status_code == 503
         assert "pass a session you connect yourself" in response.json()["message"]
-        assert (await client.get("/ib/health")).status_code == 503
+        assert (await client.get("/health")).status_code == 503
 
 
 def test_a_session_and_settings_together_are_refused(session: ibflow.Session) -> None:
@@ -183,3 +183,10 @@ def test_the_bridge_uses_only_ibflows_public_api() -> None:
                 imported.add(node.module)
     assert not {m for m in imported if m.startswith(("ib_async", "ibflow._"))}
     assert {m for m in imported if m.startswith("ibflow")} == {"ibflow", "ibflow.sim"}
+
+
+def test_the_bridge_reports_tws_settings_from_the_sessions_own_variables() -> None:
+    from ibflow._config import ENV_NAMES
+    from ibflow.bridge._settings import _TWS_ENV
+
+    assert {name: ENV_NAMES[name] for name in _TWS_ENV} == dict(_TWS_ENV)

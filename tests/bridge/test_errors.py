@@ -10,7 +10,7 @@ from ibflow.bridge import create_app
 from ibflow.sim import Simulator
 from ibflow.testing import eventually, session_for
 
-from .conftest import serving
+from .conftest import API, serving
 
 MARKET_BUY = {
     "contract": {"symbol": "AAPL"},
@@ -78,7 +78,7 @@ async def test_read_only_session_refuses_orders_with_403(sim: Simulator) -> None
     async with (
         session_for(sim, readonly=True) as session,
         serving(create_app(session)) as url,
-        httpx.AsyncClient(base_url=url) as client,
+        httpx.AsyncClient(base_url=url + API) as client,
     ):
         response = await client.post("/orders", json=MARKET_BUY, headers={"Idempotency-Key": "ro"})
         assert "read-only" in assert_error(response, 403, "SafetyError", None)["message"]
@@ -105,7 +105,7 @@ async def test_no_answer_in_time_is_504(sim: Simulator) -> None:
     async with (
         session_for(sim, timeout=0.3) as session,
         serving(create_app(session)) as url,
-        httpx.AsyncClient(base_url=url) as client,
+        httpx.AsyncClient(base_url=url + API) as client,
     ):
         sim.stall(True)
         try:
@@ -119,7 +119,7 @@ async def test_lost_connection_is_503_and_health_says_so(sim: Simulator) -> None
     async with (
         session_for(sim, reconnect=None) as session,
         serving(create_app(session)) as url,
-        httpx.AsyncClient(base_url=url) as client,
+        httpx.AsyncClient(base_url=url + API) as client,
     ):
         sim.drop_connections()
         await eventually(lambda: session.state is ibflow.ConnectionState.CLOSED)
@@ -158,10 +158,29 @@ def test_every_error_class_has_its_status(exc: ibflow.IBFlowError, status: int) 
 async def test_a_bug_answers_500_in_the_same_shape(session: ibflow.Session) -> None:
     app = create_app(session)
 
-    @app.get("/broken")
+    @app.get(API + "/broken")
     async def broken() -> None:
         raise ZeroDivisionError("division by zero")
 
-    async with serving(app) as url, httpx.AsyncClient(base_url=url) as client:
+    async with serving(app) as url, httpx.AsyncClient(base_url=url + API) as client:
         response = await client.get("/broken")
     assert_error(response, 500, "ZeroDivisionError", None)
+
+
+async def test_every_422_has_one_shape(client: httpx.AsyncClient) -> None:
+    key = {"Idempotency-Key": "shape"}
+    answers = [
+        await client.get("/history", params={"symbol": "AAPL", "period": "7x"}),  # ibflow
+        await client.get("/contracts", params={"symbol": "AAPL", "con_id": "abc"}),  # FastAPI
+        await client.post("/orders", json={"contract": {}, "order": {}}, headers=key),
+        await client.post("/orders", content=b"{not json", headers=key),
+        await client.post("/orders", json=MARKET_BUY, headers=key, params={"wait": 99}),
+        await client.get("/positions", params={"account": "DU0000000"}),
+        await client.put("/orders/1", json={"quantity": "many"}),
+    ]
+    for response in answers:
+        assert response.status_code == 422, response.request.url
+        body = response.json()
+        assert set(body) == {"error", "code", "message"}, body
+        assert body["error"] == "InvalidRequest"
+        assert body["code"] is None

@@ -156,3 +156,12 @@ async def test_sockets_close_normally_when_the_session_closes(sim: Simulator) ->
             code, reason = await closing_frame(ws)
     assert code == 1000
     assert "session closed" in reason
+
+
+async def test_a_socket_error_message_always_has_a_code(ws_url: WsUrl) -> None:
+    async with connect(ws_url("/ws/bars?symbol=AAPL&period=7x")) as ws:
+        error = await receive(ws)
+    assert set(error) == {"type", "error", "code", "message"}
+    assert (error["type"], error["error"], error["code"]) == ("error", "InvalidRequest", None)
+    async with connect(ws_url("/ws/quotes")) as ws:
+        assert (await receive(ws))["code"] is None

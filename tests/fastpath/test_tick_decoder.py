@@ -291,3 +291,47 @@ async def test_tracking_falls_back_when_ib_async_handles_ticks_differently(
     assert install_fast_receive(plain.client)
     ticker = plain.wrapper.startTicker(TRACKED, Stock("AAPL", "SMART", "USD", conId=1), "mktData")
     assert track_ticker(plain.client, TRACKED, ticker)
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "ib_async"])
+async def test_frames_too_short_for_a_tick_go_to_ib_async_and_the_chunk_goes_on(
+    fast: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An empty frame, or a tick frame of one or two fields, is ib_async's to log; the frames
+    behind it in the same chunk are applied at once, not when the next chunk arrives."""
+    feed = Feed(fast=fast)
+    feed.feed([START])
+    caplog.clear()
+    short = [frame(), frame(1), frame(2), frame(1, 6), frame(2, 6)]
+    chunk = b"".join(
+        [price(TRACKED, 1, "10.00", 5), *short, price(TRACKED, 2, "10.05", 7), size(TRACKED, 0, 9)]
+    )
+    with caplog.at_level(logging.ERROR, logger="ib_async"):
+        feed.feed([chunk])
+    client = feed.ib.client
+    assert client._data == b""
+    assert client._numMsgRecv == 3 + 3 + len(short)
+    tracked = feed.tickers[TRACKED]
+    assert (tracked.bid, tracked.ask, tracked.bidSize, tracked.askSize) == (10.0, 10.05, 9, 7)
+    # One chunk, one round of pending tickers, with the tracked ticker in it.
+    assert [record[1] for record in feed.records] == [(TRACKED,)]
+    logged = [r.getMessage() for r in caplog.records]
+    assert len(logged) == len(short)
+    assert all(line.startswith(("Error handling fields", "Error for tickSize")) for line in logged)
+
+
+async def test_malformed_frames_during_start_up_are_logged_and_the_start_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    feed = Feed(fast=True)
+    client = feed.ib.client
+    started: list[bool] = []
+    client.apiStart += lambda: started.append(True)
+    hello, ids = frame(178, "20260105 09:30:00 US/Eastern"), frame(9, 1, 42)
+    odd = [frame(), frame(9, 1, "not-an-id"), frame(15)]
+    with caplog.at_level(logging.ERROR, logger="ib_async"):
+        feed.feed([hello + b"".join(odd) + frame(15, 1, "DU1234567") + ids])
+    assert started == [True]
+    assert client._data == b""
+    assert (client._apiReady, client.getAccounts(), client._reqIdSeq) == (True, ["DU1234567"], 42)
+    assert len(caplog.records) == len(odd)

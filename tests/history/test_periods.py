@@ -16,7 +16,6 @@ from ibflow._periods import (
     check_request,
     format_end,
     grid_floor,
-    idle_weekdays,
     max_duration,
     parse_duration,
     parse_period,
@@ -24,6 +23,7 @@ from ibflow._periods import (
     plan_chunks,
     touches_only,
 )
+from ibflow._schedule import idle_weekdays
 
 from .helpers import AAPL, ET
 

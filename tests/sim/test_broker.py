@@ -1,7 +1,7 @@
 """The simulated broker: order lifecycles, matching, brackets, OCA, bookkeeping and PnL.
 
 The broker is pure, so these tests drive it directly with a hand-set market and a fake clock and
-check the events it emits (in wire order, §7.6) and the state it keeps.
+check the events it emits (in wire order) and the state it keeps.
 """
 
 from __future__ import annotations
@@ -13,15 +13,10 @@ from typing import Any
 
 import pytest
 
-from ibflow.sim._broker import (
-    CANCELED_TEXT,
-    INACTIVE_TEXT,
-    OFF_TICK_TEXT,
-    READONLY_TEXT,
+from ibflow.sim._broker import Broker
+from ibflow.sim._events import (
     AccountChanged,
-    Broker,
     Commission,
-    CommissionModel,
     Event,
     Executed,
     OrderChanged,
@@ -29,6 +24,7 @@ from ibflow.sim._broker import (
     PositionChanged,
 )
 from ibflow.sim._layouts import PlaceOrderRequest
+from ibflow.sim._ledger import CommissionModel
 from ibflow.sim._model import (
     ContractQuery,
     Instrument,
@@ -37,6 +33,7 @@ from ibflow.sim._model import (
     SimError,
     SimPosition,
 )
+from ibflow.sim._order_rules import CANCELED_TEXT, INACTIVE_TEXT, OFF_TICK_TEXT, READONLY_TEXT
 
 ACCOUNT = "DU1234567"
 AAPL = Instrument(

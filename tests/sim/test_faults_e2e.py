@@ -135,8 +135,8 @@ async def test_message_rate_limit_is_error_100_then_disconnect(ib_sim_factory) -
 
 @pytest.fixture
 async def real_time_ib(ib_sim_factory):  # type: ignore[no-untyped-def]
-    """A client on a sim whose pacing windows run in real time (speed 1)."""
-    sim = await ib_sim_factory(speed=1.0)
+    """A client on a strict sim (every history rule on every bar size) in real time (speed 1)."""
+    sim = await ib_sim_factory(speed=1.0, pacing="strict")
     ib = ib_async.IB()
     await ib.connectAsync(sim.host, sim.port, clientId=1, timeout=3)
     try:

@@ -1,4 +1,4 @@
-"""Orders through to their terminal states, driven by real ib_async (tws-protocol.md §7.6)."""
+"""Orders through to their terminal states, driven by real ib_async."""
 
 from __future__ import annotations
 

@@ -12,12 +12,8 @@ from typing import Any
 import pytest
 
 from ibflow.sim._model import ContractQuery, Instrument, SimAccount, SimError, SimPosition
-from ibflow.sim._scenario import (
-    BUNDLED_SCENARIOS,
-    Scenario,
-    ScenarioError,
-    Universe,
-)
+from ibflow.sim._scenario import BUNDLED_SCENARIOS, Scenario, ScenarioError
+from ibflow.sim._universe import Universe
 
 AAPL, MSFT, SPY, EURUSD = 265598, 272093, 756733, 12087792
 

@@ -1,0 +1,137 @@
+"""Cancelling orders no ``Trade`` handle covers: by order id, or all of them at once.
+
+A :class:`~ibflow.Trade` follows the orders its session placed. An order an earlier program or
+run placed under the same client id has no handle in this session, yet TWS lets that client id
+cancel it; ``cancel_order`` reaches it by id. ``cancel_all_orders`` is TWS's global cancel: every
+open order of every client id, and of TWS itself. Both wait until TWS no longer lists the
+orders as open, and both are refused client-side on a read-only session or a live account
+without ``allow_live``, like every order-mutating call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
+
+from .._error_codes import Severity, error_for
+from .._errors import InvalidRequest, RequestTimeout
+from .._log import get_logger
+from .._records.orders import OrderSnapshot, OrderStatus
+from .._records.session import Notice
+from .._stream import Stream
+from ._trade import Trade
+
+if TYPE_CHECKING:
+    from .._core import SessionCore
+
+__all__ = ["cancel_all_orders", "cancel_order"]
+
+log = get_logger("orders")
+
+_POLL_FIRST = 0.05  # seconds before the first re-read of the open orders; doubles up to _POLL_MAX
+_POLL_MAX = 0.5
+
+_Match = Callable[[OrderSnapshot], bool]
+
+
+class Orders(Protocol):
+    """What the cancels need of the orders feature."""
+
+    def trades(self) -> tuple[Trade, ...]: ...
+
+    async def open_orders(self, *, timeout: float | None = ...) -> list[OrderSnapshot]: ...
+
+    async def completed_orders(
+        self, *, api_only: bool = ..., timeout: float | None = ...
+    ) -> list[OrderSnapshot]: ...
+
+
+async def cancel_order(
+    orders: Orders, core: SessionCore, order_id: int, timeout: object
+) -> OrderStatus:
+    """See :meth:`ibflow.Session.cancel_order`."""
+    if isinstance(order_id, bool) or not isinstance(order_id, int) or order_id <= 0:
+        raise InvalidRequest(f"order_id must be a positive integer, got {order_id!r}")
+    limit = core.limit(timeout)
+    core.check_can_trade("cancel an order")
+    core.require_ready()
+    trade = next(
+        (t for t in orders.trades() if t.order_id == order_id and t.client_id == core.client_id),
+        None,
+    )
+    if trade is not None:
+        return await trade.cancel(timeout=limit)
+
+    def ours(row: OrderSnapshot) -> bool:
+        return row.order_id == order_id and row.client_id == core.client_id
+
+    try:
+        async with asyncio.timeout(limit):
+            before = [r for r in await orders.open_orders(timeout=None) if ours(r)]
+            perm_id = before[0].perm_id if before else None
+
+            def start() -> tuple[int, asyncio.Future[None]]:
+                core.adapter.orders.send_cancel(order_id)
+                log.info("order %d: cancel sent (placed by an earlier session)", order_id)
+                return order_id, asyncio.ensure_future(_until_listed_none(orders, ours))
+
+            # Routed by the order id, so TWS's 10147 or 161 for it fails the call.
+            await core.request(f"cancel of order {order_id}", start, timeout=None)
+            if perm_id is None:
+                return OrderStatus.CANCELLED
+            done = await orders.completed_orders(timeout=None)
+    except TimeoutError:
+        raise RequestTimeout(
+            f"TWS still lists order {order_id} as open after {limit} s (the cancel was sent "
+            "once); check it with open_orders()"
+        ) from None
+    row = next((r for r in done if r.perm_id == perm_id), None)
+    return row.status if row is not None else OrderStatus.CANCELLED
+
+
+async def cancel_all_orders(orders: Orders, core: SessionCore, timeout: object) -> None:
+    """See :meth:`ibflow.Session.cancel_all_orders`."""
+    limit = core.limit(timeout)
+    core.check_can_trade("cancel orders")
+    core.require_ready()
+    try:
+        async with asyncio.timeout(limit), core.notices() as notices:
+            core.adapter.orders.send_global_cancel()
+            log.info("global cancel sent")
+            refused = asyncio.ensure_future(_refusal(notices))
+            cleared = asyncio.ensure_future(_until_listed_none(orders, lambda _row: True))
+            try:
+                await asyncio.wait({refused, cleared}, return_when=asyncio.FIRST_COMPLETED)
+                error = refused.result() if refused.done() else None
+                if error is not None:
+                    raise error
+                await cleared
+            finally:
+                for task in (refused, cleared):
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+    except TimeoutError:
+        raise RequestTimeout(
+            f"orders were still open {limit} s after the global cancel (it was sent once); "
+            "check them with open_orders()"
+        ) from None
+
+
+async def _until_listed_none(orders: Orders, match: _Match) -> None:
+    """Re-read the open orders, backing off, until none that ``match`` is still working."""
+    pause = _POLL_FIRST
+    while any(match(r) and not r.status.is_done for r in await orders.open_orders(timeout=None)):
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, _POLL_MAX)
+
+
+async def _refusal(notices: Stream[Notice]) -> Exception | None:
+    """The first error TWS sends addressed to no request (a refused global cancel), or
+    ``None`` when the session's notices end (the open-orders reads then say why)."""
+    async for notice in notices:
+        if notice.severity is Severity.ERROR and notice.req_id < 0:
+            return error_for(notice.code, notice.message, notice.req_id)
+    return None

@@ -1,0 +1,123 @@
+"""``ibflow orders`` and ``ibflow cancel`` against a simulator holding other programs' orders,
+and the session calls behind them (``cancel_order``, ``cancel_all_orders``)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+import ibflow
+from ibflow.sim import Simulator
+
+from .conftest import Result, invoke
+
+AAPL = ibflow.Stock("AAPL")
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[Simulator]:
+    async with Simulator(port=0) as simulator:
+        simulator.push_quote("AAPL", bid=190.00, ask=190.02, last=190.01)
+        yield simulator
+
+
+def session(sim: Simulator, client_id: int, **kwargs: object) -> ibflow.Session:
+    return ibflow.Session(
+        sim.host, sim.port, client_id, timeout=5, heartbeat_interval=None, **kwargs
+    )
+
+
+async def resting(s: ibflow.Session, price: float = 150.0) -> ibflow.Trade:
+    return await s.place(AAPL, ibflow.LimitOrder("BUY", 10, price))
+
+
+async def cli(*args: str, input: str | None = None) -> Result:
+    return await asyncio.to_thread(invoke, *args, input=input)
+
+
+async def test_orders_lists_every_client_ids_orders(sim: Simulator) -> None:
+    async with session(sim, 5) as five, session(sim, 6) as six:
+        first = await resting(five, 150.0)
+        second = await resting(six, 151.5)
+        listed = (await cli("--port", str(sim.port), "--json", "orders")).json()
+        mine = {(o["client_id"], o["order_id"]) for o in listed}
+        assert {(5, first.order_id), (6, second.order_id)} <= mine
+        table = await cli("--port", str(sim.port), "orders")
+        assert "151.50" in table.out
+        await first.cancel()
+        everything = await cli("--port", str(sim.port), "--json", "orders", "--all")
+        statuses = {o["status"] for o in everything.json()}
+        assert {"Cancelled", "Submitted"} <= statuses
+
+
+async def test_cancel_an_order_another_program_placed(sim: Simulator) -> None:
+    port = str(sim.port)
+    async with session(sim, 5) as five:
+        trade = await resting(five)
+        order_id = str(trade.order_id)
+        busy = await cli("--port", port, "cancel", order_id, "--yes")
+        assert busy.code == 1
+        assert "belongs to client id 5, which is connected now" in busy.error_line
+    # The program that placed it is gone: the CLI cancels as its client id, after asking.
+    declined = await cli("--port", port, "cancel", order_id, input="n\n")
+    assert declined.code == 1
+    question, answer = declined.err.strip().splitlines()
+    assert question == f"Cancel order {order_id} (BUY 10 AAPL LMT 150.00, client id 5)? [y/N]: n"
+    assert (
+        answer == "ibflow: error: not confirmed: nothing was cancelled (--yes skips the question)"
+    )
+    unanswered = await cli("--port", port, "cancel", order_id)
+    assert unanswered.code == 1
+    assert [o.status for o in sim.orders] == ["Submitted"]
+    done = await cli("--port", port, "--json", "cancel", order_id, input="y\n")
+    assert done.code == 0, done.err
+    assert done.json() == {"order_id": trade.order_id, "client_id": 5, "status": "Cancelled"}
+    assert [o.status for o in sim.orders] == ["Cancelled"]
+
+
+async def test_cancel_all_reaches_every_client(sim: Simulator) -> None:
+    async with session(sim, 6) as six, session(sim, 7) as seven:
+        a, b = await resting(six), await resting(seven, 149.0)
+        result = await cli("--port", str(sim.port), "cancel", "--all", "--yes")
+        assert result.code == 0, result.err
+        assert result.out.strip() == "cancelled 2 order(s)"
+        await asyncio.wait_for(asyncio.gather(a.wait_done(), b.wait_done()), 5)
+        assert (a.status, b.status) == (ibflow.OrderStatus.CANCELLED,) * 2
+
+
+async def test_cancel_order_by_id_from_a_later_session(sim: Simulator) -> None:
+    async with session(sim, 5) as first:
+        trade = await resting(first)
+    async with session(sim, 5) as later:
+        assert await later.cancel_order(trade.order_id) is ibflow.OrderStatus.CANCELLED
+        assert await later.open_orders() == []
+        with pytest.raises(ibflow.OrderRejected) as missing:
+            await later.cancel_order(trade.order_id + 100)
+        assert missing.value.code == 10147
+
+
+async def test_cancel_order_of_this_session_goes_through_its_trade(sim: Simulator) -> None:
+    async with session(sim, 5) as s:
+        trade = await resting(s)
+        assert await s.cancel_order(trade.order_id) is ibflow.OrderStatus.CANCELLED
+        assert trade.status is ibflow.OrderStatus.CANCELLED
+
+
+async def test_cancels_are_refused_read_only_and_checked(sim: Simulator) -> None:
+    async with session(sim, 5, readonly=True) as s:
+        with pytest.raises(ibflow.SafetyError):
+            await s.cancel_order(1)
+        with pytest.raises(ibflow.SafetyError):
+            await s.cancel_all_orders()
+    async with session(sim, 5) as s:
+        with pytest.raises(ibflow.InvalidRequest):
+            await s.cancel_order(0)
+
+
+async def test_a_refused_global_cancel_raises() -> None:
+    async with Simulator(port=0, readonly=True) as sim, session(sim, 5) as s:
+        with pytest.raises(ibflow.RequestError) as refused:
+            await s.cancel_all_orders(timeout=5)
+        assert refused.value.code == 321
