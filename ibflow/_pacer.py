@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from ._errors import InvalidRequest
 
 __all__ = [
+    "IB_SMALL_BAR_SECONDS",
     "HistKey",
     "Pacer",
     "PacerCore",
@@ -50,6 +51,10 @@ __all__ = [
     "PacingStatistics",
     "Ticket",
 ]
+
+
+IB_SMALL_BAR_SECONDS = 30
+"""IB applies the identical-request and burst rules to bars of this many seconds and fewer."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -14,7 +14,7 @@ from .._account import Contracts
 from .._core import SessionCore
 from .._errors import IBFlowError, PacingViolation, RequestError, RequestTimeout
 from .._log import get_logger
-from .._pacer import HistKey, Ticket
+from .._pacer import IB_SMALL_BAR_SECONDS, HistKey, Ticket
 from .._periods import BarSize, bar_seconds
 from .._records.account import AccountValue, PnL, Position, PositionPnL
 from .._records.contracts import Bar, Contract
@@ -430,15 +430,17 @@ class _LiveBarHub(_Hub[Bar]):
     async def resubscribe(self, fresh_link: bool) -> int | None:
         """Re-send at once when IB's rules allow it; else wait for the pacer in the background.
 
-        A request re-sent within 15 s of the last one is refused (162), so it waits its turn
-        without holding up the reconnect; the lookback history then fills the gap. While it
-        waits, the hub stays registered under a placeholder key, so another drop, a close or
-        the next round still reach it.
+        A request for bars of 30 s or less re-sent within 15 s of the last one is refused
+        (162), so it waits its turn without holding up the reconnect; the lookback history
+        then fills the gap. While it waits, the hub stays registered under a placeholder key,
+        so another drop, a close or the next round still reach it.
         """
         if self.closed or not self._live():
             return await super().resubscribe(fresh_link)
         self._detach(fresh_link)
-        if self.core.pacer.core.delay(self._key()) <= 0:
+        key = self._key()
+        # IB applies its 15 s and burst rules to small bars only; larger ones go at once.
+        if key.bar_seconds > IB_SMALL_BAR_SECONDS or self.core.pacer.core.delay(key) <= 0:
             self._reopen(fresh_link)
             return self.req_id
         return self._wait_turn(fresh_link)

@@ -130,8 +130,6 @@ async def test_live_bars_complete_and_backfill_after_a_restart() -> None:
         session_for(sim) as session,
         session.live_bars(AAPL, "1m", "3600 S") as bars,
     ):
-        # The re-sent request waits for IB's 15 s rule: on the simulator's time scale.
-        session.set_pacing(ibflow.PacingRules(time_scale=100, margin=0.05))
         seen = Collector(bars)
         await seen.wait(lambda c: len(c.items) >= 40)
         history = list(seen.items)

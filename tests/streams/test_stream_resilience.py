@@ -37,13 +37,14 @@ async def test_a_drop_while_re_subscribing_does_not_end_the_streams(
 
 async def test_live_bars_resubscribed_within_the_identical_window_wait_their_turn() -> None:
     """A reconnect right after subscribing: the re-sent request waits out IB's 15 s rule."""
-    # speed=20: IB's 15 s identical-request window is 0.75 s; a one-minute bar takes 0.5 s.
+    # IB applies the rule to bars of 30 s and smaller. speed=20: its 15 s window is 0.75 s;
+    # market time runs 120x, so a 30-second bar takes a quarter of a second.
     async with (
         Simulator(port=0, speed=20, clock=fast_clock(120)) as sim,
         session_for(sim) as session,
     ):
         session.set_pacing(ibflow.PacingRules(time_scale=20, margin=0.05))
-        async with session.live_bars(AAPL, "1m", "3600 S") as bars:
+        async with session.live_bars(AAPL, "30s", "3600 S") as bars:
             seen = Collector(bars)
             await seen.wait(lambda c: len(c.items) >= 50)
             sim.drop_connections()  # reconnects within ~0.1 s: inside the window
@@ -51,8 +52,8 @@ async def test_live_bars_resubscribed_within_the_identical_window_wait_their_tur
             assert len(seen.gaps()) == 1
             before = seen.before_gap()[-1].time
             after = [b.time for b in seen.after_gap()]
-            assert after[0] == before + timedelta(minutes=1)  # the gap is backfilled
-            assert all(b - a == timedelta(minutes=1) for a, b in itertools.pairwise(after))
+            assert after[0] == before + timedelta(seconds=30)  # the gap is backfilled
+            assert all(b - a == timedelta(seconds=30) for a, b in itertools.pairwise(after))
             stats = session.pacing_statistics()
             assert stats.violations == 0
             assert (stats.historical_requests, stats.open_requests) == (2, 1)
