@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import struct
 import sys
 
 import ib_async
@@ -10,7 +12,9 @@ import pytest
 
 import ibflow
 from ibflow._ib._market import ValueGuard, quote_from_ticker
-from ibflow.sim import Simulator
+from ibflow.sim import Scenario, Simulator
+from ibflow.testing import session_for
+from tests.faults.conftest import HostileProxy
 
 from .helpers import AAPL
 
@@ -44,6 +48,43 @@ async def test_a_stream_never_delivers_impossible_values(
         assert q.last is None or q.last > 0
         assert q.ask_size is None or q.ask_size >= 0
         assert q.volume is None or q.volume >= 0
+
+
+def _frame(*fields: object) -> bytes:
+    payload = b"".join(str(f).encode() + b"\0" for f in fields)
+    return struct.pack(">I", len(payload)) + payload
+
+
+@pytest.mark.parametrize("fast_receive", ["1", "0"], ids=["fast", "ib_async"])
+async def test_non_finite_numbers_from_the_wire_become_none(
+    fast_receive: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Infinite prices and sizes in TWS's own frames, on both receive paths."""
+    monkeypatch.setenv("IBFLOW_FAST_RECEIVE", fast_receive)
+    quiet = dataclasses.replace(Scenario.default(), tick_interval=1e6)  # only what we send
+    async with Simulator(port=0, speed=100, scenario=quiet) as sim:
+        sim.push_quote("AAPL", bid=190.00, ask=190.02, last=190.01)
+        proxy = HostileProxy(sim)
+        await proxy.start()
+        try:
+            async with session_for(proxy) as session, session.quotes(AAPL) as quotes:  # type: ignore[arg-type]
+                await anext(quotes)
+                req_id = [f[2] for _, kind, f in sim.requests if kind == "mkt_data"][-1]
+                proxy.inject(
+                    _frame(1, 6, req_id, 2, "inf", 300, 0)  # ask
+                    + _frame(1, 6, req_id, 4, "-5", 1, 0)  # last
+                    + _frame(2, 6, req_id, 8, "inf")  # volume
+                    + _frame(1, 6, req_id, 1, "190.50", "1e999", 0)  # bid, infinite size
+                )
+                while True:
+                    quote = await anext(quotes)
+                    assert isinstance(quote, ibflow.Quote)
+                    if quote.bid == 190.50:
+                        break
+                assert (quote.ask, quote.last, quote.volume, quote.bid_size) == (None,) * 4
+                assert session.statistics().rejected_values >= 4
+        finally:
+            await proxy.aclose()
 
 
 def _ticker(**values: float) -> ib_async.Ticker:
