@@ -8,101 +8,12 @@ The public API is this flat namespace; the modules behind it are private::
         print(session.accounts, session.is_paper)
 """
 
-import typing
+import typing as _typing
 
-from ._client_ids import client_id_for, new_client_id
-from ._connect import connect
-from ._error_codes import Severity
-from ._errors import (
-    AmbiguousContract,
-    ClientIdInUse,
-    ConfigError,
-    ConnectError,
-    ConnectionClosedEarly,
-    ConnectionLost,
-    ConnectRefused,
-    ConnectTimeout,
-    ContractNotFound,
-    EndOfStream,
-    HandshakeTimeout,
-    IBFlowError,
-    InvalidRequest,
-    MarketDataError,
-    OrderCancelled,
-    OrderRejected,
-    PacingViolation,
-    RequestError,
-    RequestTimeout,
-    SafetyError,
-    SessionClosedError,
-    SlowConsumer,
-    StreamClosed,
-    StreamError,
-    SyncTimeout,
-    WouldBlock,
-)
-from ._frames import to_frame
-from ._history import HistoryCache
-from ._log import configure_logging
-from ._orders import BracketTrade, Trade, TradeGroup
-from ._pacer import PacingRules, PacingStatistics
-from ._periods import BarSize, WhatToShow
-from ._records.account import (
-    AccountSummary,
-    AccountValue,
-    ContractDetails,
-    PnL,
-    PortfolioItem,
-    Position,
-    PositionPnL,
-)
-from ._records.contracts import Bar, Contract, Forex, Future, Index, Option, Right, SecType, Stock
-from ._records.history import DownloadProgress
-from ._records.market import (
-    BidAskTick,
-    FormingBar,
-    Gap,
-    MarketDataType,
-    MidpointTick,
-    Quote,
-    Tick,
-    TickKind,
-    TradeTick,
-)
-from ._records.orders import (
-    Bracket,
-    Commission,
-    Fill,
-    LimitOrder,
-    MarketOrder,
-    OcaGroup,
-    OcaType,
-    Order,
-    OrderEvent,
-    OrderEventKind,
-    OrderPreview,
-    OrderSnapshot,
-    OrderStatus,
-    OrderType,
-    Side,
-    StopLimitOrder,
-    StopOrder,
-    TimeInForce,
-    bracket,
-    oca,
-)
-from ._records.session import (
-    ConnectionState,
-    Notice,
-    ReconnectPolicy,
-    SessionStatistics,
-    StateChange,
-)
-from ._resample import resample
-from ._schedule import TradingSession
-from ._session import Session
-from ._stream import Overflow, Stream, StreamStatistics
 from ._version import __version__
+
+if _typing.TYPE_CHECKING:
+    from ._public import *  # noqa: F403 - what the lazy loader below provides
 
 __all__ = [
     "AccountSummary",
@@ -206,21 +117,16 @@ __all__ = [
 ]
 
 
-def _claim_public_names() -> None:
-    """Show ``ibflow.Trade`` (not ``ibflow._orders._trade.Trade``) in reprs and tracebacks.
+def __getattr__(name: str) -> _typing.Any:
+    # Importing ibflow stays cheap (a CLI can handle Ctrl-C from its first line); the first
+    # public name asked for loads them all.
+    if name in __all__:
+        from . import _public
 
-    Its own annotations are resolved first, in the module that wrote them, so
-    ``typing.get_type_hints`` keeps working on it once its ``__module__`` says ``ibflow``.
-    """
-    for name in __all__:
-        obj = globals()[name]
-        if not callable(obj) or not getattr(obj, "__module__", "").startswith("ibflow."):
-            continue
-        own = vars(obj).get("__annotations__") if isinstance(obj, type) else obj.__annotations__
-        if own:
-            hints = typing.get_type_hints(obj, include_extras=True)
-            obj.__annotations__ = {key: hints[key] for key in own}
-        obj.__module__ = "ibflow"
+        globals().update((n, getattr(_public, n)) for n in _public.__all__)
+        return globals()[name]
+    raise AttributeError(f"module 'ibflow' has no attribute {name!r}")
 
 
-_claim_public_names()
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -118,6 +118,7 @@ class SessionCore:
         all_open_orders: bool = False,
         max_order_quantity: float | None = None,
         max_order_notional: float | None = None,
+        max_finished_trades: int = 10_000,
         wait_for_gateway: float | None = None,
     ) -> None:
         self.config: ResolvedConfig = resolve_config(host, port, client_id, account, readonly)
@@ -150,6 +151,16 @@ class SessionCore:
         self.all_open_orders = all_open_orders
         self.max_order_quantity = _check_limit(max_order_quantity, "max_order_quantity")
         self.max_order_notional = _check_limit(max_order_notional, "max_order_notional")
+        if (
+            isinstance(max_finished_trades, bool)
+            or not isinstance(max_finished_trades, int)
+            or max_finished_trades < 0
+        ):
+            raise InvalidRequest(
+                f"max_finished_trades must be a whole number, 0 or more; got "
+                f"{max_finished_trades!r}"
+            )
+        self.max_finished_trades = max_finished_trades
         self._reconnect = reconnect
         self._wait_for_gateway = None if wait_for_gateway is None else float(wait_for_gateway)
         self._closing = asyncio.Event()
@@ -358,6 +369,7 @@ class SessionCore:
             throttle_events=traffic.throttle_events,
             notices=self._notice_count,
             in_flight_requests=len(self._router),
+            rejected_executions=self.adapter.orders.rejected_executions,
             rejected_values=self.adapter.market.guard.rejected,
         )
 

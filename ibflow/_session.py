@@ -77,6 +77,11 @@ class Session:
     ``await session.connect()`` … ``await session.aclose()``. A closed session cannot be
     reopened. Settings not given come from the environment (see ``docs/session.md``).
 
+    Every request takes a keyword-only ``timeout=`` (seconds; the session's ``timeout`` when not
+    given, ``None`` for no limit) and, besides what its own docstring lists, may raise
+    :class:`RequestTimeout` (no answer in time, the IB cancel sent), :class:`ConnectionLost`
+    (the link dropped or is down) or :class:`SessionClosedError` (not connected, or closed).
+
     Args:
         host: TWS/Gateway host (default ``127.0.0.1``).
         port: API port (default 7497, TWS paper).
@@ -99,6 +104,9 @@ class Session:
         max_order_notional: refuse any order worth more than this (quantity × price ×
             multiplier, in the contract's currency; a market order is valued at a snapshot
             quote); ``None`` sets no limit.
+        max_finished_trades: how many done orders :meth:`trades` keeps (each holds its whole
+            history); beyond it the oldest leave the book once their executions and
+            commissions are in. Orders not done are always kept.
         wait_for_gateway: retry a first connect that finds no gateway for this many seconds,
             with ``reconnect``'s backoff (each attempt shows in ``state_changes()``).
 
@@ -123,6 +131,7 @@ class Session:
         all_open_orders: bool = False,
         max_order_quantity: float | None = None,
         max_order_notional: float | None = None,
+        max_finished_trades: int = 10_000,
         wait_for_gateway: float | None = None,
     ) -> None:
         self._core = SessionCore(
@@ -139,6 +148,7 @@ class Session:
             all_open_orders=all_open_orders,
             max_order_quantity=max_order_quantity,
             max_order_notional=max_order_notional,
+            max_finished_trades=max_finished_trades,
             wait_for_gateway=wait_for_gateway,
         )
         self._contracts = Contracts(self._core)
@@ -272,15 +282,12 @@ class Session:
 
         Args:
             account: one managed account; default: the session's account, or every account.
-            timeout: seconds to wait; the session's timeout by default, ``None`` for no limit.
 
         Returns:
             One :class:`Position` per non-zero position, in TWS's order.
 
         Raises:
             InvalidRequest: ``account`` is not managed by this login, or a bad ``timeout``.
-            RequestTimeout / ConnectionLost / SessionClosedError: no answer in time, the link
-                dropped, or the session is not open.
         """
         return await self._account.positions(account, timeout=timeout)
 
@@ -291,15 +298,12 @@ class Session:
 
         Args:
             account: one managed account; default: the session's account, or every account.
-            timeout: seconds for the whole call; the session's timeout by default.
 
         Returns:
             The values as IB's text (see :attr:`AccountValue.number`), account by account.
 
         Raises:
             InvalidRequest: ``account`` is not managed by this login, or a bad ``timeout``.
-            RequestTimeout / ConnectionLost / SessionClosedError: no answer in time, the link
-                dropped, or the session is not open.
         """
         return await self._account.account_values(account, timeout=timeout)
 
@@ -311,15 +315,12 @@ class Session:
         Args:
             account: a managed account; default: the session's account or the login's only
                 one (with several and none set, pass it).
-            timeout: seconds to wait; the session's timeout by default.
 
         Returns:
             An :class:`AccountSummary` with typed fields and every tag as text.
 
         Raises:
             InvalidRequest: ``account`` is unknown, or needed and not given; a bad ``timeout``.
-            RequestTimeout / ConnectionLost / SessionClosedError: no answer in time, the link
-                dropped, or the session is not open.
         """
         return await self._account.account_summary(account, timeout=timeout)
 
@@ -333,12 +334,9 @@ class Session:
 
         Args:
             account: one managed account; default: the session's account, or every account.
-            timeout: seconds for the whole call; the session's timeout by default.
 
         Raises:
             InvalidRequest: ``account`` is not managed by this login, or a bad ``timeout``.
-            RequestTimeout / ConnectionLost / SessionClosedError: no answer in time, the link
-                dropped, or the session is not open.
         """
         return await self._account.portfolio(account, timeout=timeout)
 
@@ -348,7 +346,6 @@ class Session:
         Args:
             account: a managed account; default: the session's account or the login's only
                 one (with several and none set, pass it).
-            timeout: seconds to wait; the session's timeout by default.
 
         Returns:
             A :class:`PnL`; a figure IB leaves unset is ``None``.
@@ -356,8 +353,6 @@ class Session:
         Raises:
             InvalidRequest: ``account`` is unknown, or needed and not given; a bad ``timeout``.
             RequestError: IB refused the request.
-            RequestTimeout / ConnectionLost / SessionClosedError: no answer in time, the link
-                dropped, or the session is not open.
         """
         return await self._account.pnl(account, timeout=timeout)
 
@@ -366,8 +361,6 @@ class Session:
 
         Raises:
             InvalidRequest: a bad ``timeout``.
-            RequestTimeout / ConnectionLost / SessionClosedError: no answer in time, the link
-                dropped, or the session is not open.
         """
         return await self._account.current_time(timeout=timeout)
 
@@ -383,7 +376,6 @@ class Session:
 
         Args:
             contract: a full or partial description (``Stock("AAPL")``, a bare option…).
-            timeout: seconds to wait (queueing included); the session's timeout by default.
 
         Returns:
             One :class:`ContractDetails` per match (at least one).
@@ -391,8 +383,6 @@ class Session:
         Raises:
             InvalidRequest: ``contract`` is not an ibflow ``Contract``; a bad ``timeout``.
             ContractNotFound: IB has no contract matching the description.
-            RequestTimeout / ConnectionLost / SessionClosedError: no answer in time, the link
-                dropped, or the session is not open.
         """
         return await self._contracts.contract_details(contract, timeout=timeout)
 
@@ -406,7 +396,6 @@ class Session:
 
         Args:
             contracts: one or more descriptions (``Stock("AAPL")``, ``Future("ES", …)``…).
-            timeout: seconds for the whole call; the session's timeout by default.
 
         Returns:
             The qualified contracts, in the order given.
@@ -416,8 +405,6 @@ class Session:
             ContractNotFound: IB has no contract matching a description.
             AmbiguousContract: a description matches several contracts; the message lists
                 them and ``candidates`` holds them.
-            RequestTimeout / ConnectionLost / SessionClosedError: no answer in time, the link
-                dropped, or the session is not open.
         """
         return await self._contracts.qualify(*contracts, timeout=timeout)
 
@@ -441,13 +428,11 @@ class Session:
             contract: the instrument (qualified on the way, once per session).
             start, end: only sessions overlapping ``[start, end)`` (aware datetimes).
             rth: regular trading hours (``liquidHours``) or all hours (``tradingHours``).
-            timeout: seconds for the lookup; the session's timeout by default.
 
         Raises:
             InvalidRequest: a bad argument (naive datetimes included).
             ContractNotFound / AmbiguousContract: the contract is unknown or not unique.
             RequestError: TWS sent no readable schedule for it.
-            RequestTimeout / ConnectionLost / SessionClosedError: as for every request.
         """
         return await self._contracts.trading_sessions(
             contract, start, end, rth=rth, timeout=timeout
@@ -515,7 +500,6 @@ class Session:
             contract: what to trade.
             order: an :class:`Order`, a :class:`Bracket` (→ :class:`BracketTrade`) or an
                 :class:`OcaGroup` (→ :class:`TradeGroup`).
-            timeout: seconds for the whole call (the session default when not given).
 
         Raises:
             InvalidRequest: a bad argument, or the order does not fit the contract.
@@ -525,22 +509,18 @@ class Session:
             OrderRejected: TWS rejected the order before acknowledging it; its ``trade``
                 keeps following the order (TWS may hold it ``Inactive``). A later rejection
                 ends the returned Trade with ``trade.error`` instead.
-            RequestTimeout / ConnectionLost / SessionClosedError: no answer in time, the link
-                dropped, or the session is not open.
         """
         return await self._orders.place(contract, order, timeout=timeout)
 
     def trades(self) -> tuple[Trade, ...]:
-        """Every order this session placed (including done ones), oldest first."""
+        """The orders this session placed, oldest first: all live ones, the latest done ones.
+
+        Done orders beyond the session's ``max_finished_trades`` are dropped, oldest first.
+        """
         return self._orders.trades()
 
     async def open_orders(self, *, timeout: float | None = _DEFAULT) -> list[OrderSnapshot]:
-        """The orders TWS has open for this client id (every client's with ``all_open_orders``).
-
-        Raises:
-            RequestTimeout / ConnectionLost / SessionClosedError: no answer in time, the link
-                dropped, or the session is not open.
-        """
+        """The orders TWS has open for this client id (every client's with ``all_open_orders``)."""
         return await self._orders.open_orders(timeout=timeout)
 
     async def cancel_order(self, order_id: int, *, timeout: float | None = _DEFAULT) -> OrderStatus:
@@ -559,12 +539,9 @@ class Session:
 
         Args:
             api_only: only orders placed through the API (not by hand in TWS).
-            timeout: seconds to wait (the session default when not given).
 
         Raises:
             InvalidRequest: ``api_only`` is not a bool.
-            RequestTimeout / ConnectionLost / SessionClosedError: no answer in time, the link
-                dropped, or the session is not open.
         """
         return await self._orders.completed_orders(api_only=api_only, timeout=timeout)
 
@@ -575,12 +552,9 @@ class Session:
 
         Args:
             since: only executions at or after this aware datetime (TWS keeps about a day).
-            timeout: seconds to wait (the session default when not given).
 
         Raises:
             InvalidRequest: ``since`` is not an aware datetime.
-            RequestTimeout / ConnectionLost / SessionClosedError: no answer in time, the link
-                dropped, or the session is not open.
         """
         return await self._orders.fills(since, timeout=timeout)
 
@@ -596,8 +570,6 @@ class Session:
             InvalidRequest: a bad argument, or the order does not fit the contract.
             ContractNotFound / AmbiguousContract: the contract is unknown or not unique.
             OrderRejected / RequestError: TWS refused the preview.
-            RequestTimeout / ConnectionLost / SessionClosedError: no answer in time, the link
-                dropped, or the session is not open.
         """
         return await self._orders.what_if(contract, order, timeout=timeout)
 
@@ -860,7 +832,6 @@ class Session:
 
         Raises:
             InvalidRequest: an unknown ``kind`` (nothing sent).
-            ConnectionLost / SessionClosedError: the session is not connected.
         """
         return await self._market.set_market_data_type(kind, timeout=timeout)
 
@@ -888,7 +859,6 @@ class Session:
             what: ``TRADES``, ``MIDPOINT``, ``BID``, ``ASK``, ``BID_ASK`` … (:class:`WhatToShow`).
             rth: regular trading hours only.
             end: an aware datetime; ``None`` means now.
-            timeout: seconds for the whole call, waits for pacing included (``None``: no limit).
 
         Returns:
             Bars with aware times in the instrument's time zone (daily bars: midnight of the
@@ -900,8 +870,6 @@ class Session:
                 nothing was sent); ``retry_after`` says when to try again.
             MarketDataError: IB has no such data (permissions, no data of this kind).
             ContractNotFound, AmbiguousContract: the contract does not resolve to one.
-            RequestTimeout / ConnectionLost / SessionClosedError: no answer in time, the link
-                dropped, or the session is not open.
         """
         return await self._history.history(
             contract, period=period, duration=duration, what=what, rth=rth, end=end, timeout=timeout

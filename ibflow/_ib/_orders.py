@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -174,15 +174,33 @@ def commission_from_ib(report: ib_async.CommissionReport) -> Commission | None:
     )
 
 
+def execution_problem(execution: ib_async.Execution) -> str | None:
+    """What makes an execution impossible (a non-finite or non-positive size, a non-finite or
+    negative price), or ``None`` when its numbers make sense."""
+    try:
+        shares = float(execution.shares)
+        price = float(execution.price)
+    except (TypeError, ValueError):
+        return f"unreadable size {execution.shares!r} or price {execution.price!r}"
+    if not math.isfinite(shares) or shares <= 0:
+        return f"impossible size {execution.shares!r}"
+    if not math.isfinite(price) or price < 0:
+        return f"impossible price {execution.price!r}"
+    return None
+
+
 def fill_from_ib(
     contract: Contract, execution: ib_async.Execution, commission: Commission | None = None
 ) -> Fill:
-    """One execution; ``ValueError`` for a side ibflow does not know."""
+    """One execution; ``ValueError`` for a side ibflow does not know or impossible numbers."""
     side = {"BOT": "BUY", "BUY": "BUY", "SLD": "SELL", "SELL": "SELL"}.get(
         (execution.side or "").upper()
     )
     if side is None:
         raise ValueError(f"unknown execution side {execution.side!r}")
+    problem = execution_problem(execution)
+    if problem is not None:
+        raise ValueError(problem)
     time = execution.time
     when = _aware(time) if isinstance(time, datetime) else datetime.now(UTC)
     return m.Fill(
@@ -357,6 +375,16 @@ class OrdersPort:
     def __init__(self, ib: ib_async.IB, is_connected: Callable[[], bool]) -> None:
         self._ib = ib
         self._is_connected = is_connected
+        # The highest order id handed out in this session's life. TWS's nextValidId does not
+        # count an order lost in transit, and ib_async restarts its counter from it on every
+        # connect: each API start raises the shared counter above this, so no id is sent twice.
+        self._highest_order_id = 0
+        self.rejected_executions = 0
+        """Executions from the server with impossible numbers, dropped (see the tap)."""
+        ib.client.apiStart.connect(self._keep_ids_rising)
+
+    def _keep_ids_rising(self) -> None:
+        self._ib.client.updateReqId(self._highest_order_id + 1)
 
     def install_order_tap(self, listener: OrderListener) -> Callable[[], None]:
         """Feed ``listener`` from every order message this adapter's ``IB`` decodes.
@@ -466,6 +494,17 @@ class OrdersPort:
         def exec_details(
             reqId: int, contract: ib_async.Contract, execution: ib_async.Execution
         ) -> None:
+            problem = execution_problem(execution)
+            if problem is not None:
+                # Neither ib_async's caches nor the order book ever see it.
+                self.rejected_executions += 1
+                log.warning(
+                    "rejected an execution from the server: %s (exec id %s, order %s)",
+                    problem,
+                    execution.execId,
+                    execution.orderId,
+                )
+                return
             originals["execDetails"](reqId, contract, execution)
 
             def deliver() -> None:
@@ -519,10 +558,33 @@ class OrdersPort:
 
         return uninstall
 
+    def forget_order(
+        self, client_id: int, order_id: int, perm_id: int | None, exec_ids: Iterable[str]
+    ) -> None:
+        """Drop ib_async's own records of a finished order (its trade and its fills).
+
+        ib_async keeps every order and execution it saw for the life of the connection;
+        ibflow's order book decides what is kept, so this bounds ib_async's share too.
+        """
+        wrapper = self._ib.wrapper
+        trade = wrapper.trades.pop((client_id, order_id), None)
+        if perm_id and wrapper.permId2Trade.get(perm_id, trade) is trade:
+            wrapper.permId2Trade.pop(perm_id, None)
+        for exec_id in exec_ids:
+            wrapper.fills.pop(exec_id, None)
+
     def next_order_id(self) -> int:
-        """A fresh order id from ib_async's shared request/order id counter."""
+        """A fresh order id from ib_async's shared request/order id counter.
+
+        Never one handed out before in this session's life, whatever TWS's nextValidId says
+        after a reconnect.
+        """
+        client = self._ib.client
         with map_ib_errors("placeOrder"):
-            return int(self._ib.client.getReqId())
+            client.updateReqId(self._highest_order_id + 1)
+            order_id = int(client.getReqId())
+        self._highest_order_id = order_id
+        return order_id
 
     def send_order(
         self,
@@ -657,7 +719,7 @@ class OrdersPort:
     def start_what_if(self, contract: Contract, spec: Order) -> tuple[int, Awaitable[OrderPreview]]:
         """A what-if placeOrder: TWS previews margin and commission and places nothing."""
         ib = self._ib
-        req_id = int(ib.client.getReqId())
+        req_id = self.next_order_id()  # a placeOrder: its id is an order id
         ib_contract = contract_to_ib(contract)
         answer = ib.wrapper.startReq(req_id, ib_contract)
         ib.client.placeOrder(req_id, ib_contract, order_to_ib(spec, req_id, what_if=True))

@@ -20,6 +20,7 @@ An order is never re-sent by ibflow. The state machine is described in ``docs/or
 from .._errors import OrderCancelled
 from .._records.orders import *  # noqa: F403 - the order records join the feature's names
 from .._records.orders import __all__ as _records
-from ._trade import BracketTrade, Trade, TradeGroup
+from ._groups import BracketTrade, TradeGroup
+from ._trade import Trade
 
 __all__ = [*_records, "BracketTrade", "OrderCancelled", "Trade", "TradeGroup"]

@@ -28,8 +28,9 @@ from .._timeouts import SESSION_DEFAULT
 from ._book import OrderBook
 from ._cancels import cancel_all_orders, cancel_order
 from ._checks import check_against_contract
+from ._groups import BracketTrade, TradeGroup
 from ._placing import check_account, locked, place
-from ._trade import BracketTrade, Trade, TradeGroup
+from ._trade import Trade
 
 __all__ = ["Orders"]
 

@@ -104,6 +104,9 @@ class OrderBook:
         self._commissions: OrderedDict[str, Commission] = OrderedDict()
         self._pending_fills: dict[str, asyncio.TimerHandle] = {}
         self._seen_since_down: set[Trade] = set()
+        # Done trades, in the order they finished; beyond core.max_finished_trades the oldest
+        # settled ones leave the book.
+        self._finished: OrderedDict[tuple[int, int], Trade] = OrderedDict()
         self._uninstall = core.adapter.orders.install_order_tap(self)
         core.subscriptions.add(_RECONCILER_KEY, _Reconciler(self))
         if core.state == "closed":
@@ -112,18 +115,67 @@ class OrderBook:
     # -- lookup ----------------------------------------------------------------------------
 
     def register(self, trade: Trade) -> None:
-        self.trades[(trade.client_id, trade.order_id)] = trade
+        key = (trade.client_id, trade.order_id)
+        if self.trades.get(key, trade) is not trade or key in self.rejected:
+            # Ids are never handed out twice; refuse rather than lose track of an order.
+            raise RuntimeError(f"order id {trade.order_id} is already in use in this session")
+        self.trades[key] = trade
+
+    def taken(self, client_id: int, order_id: int) -> bool:
+        """Whether this book knows an order under that id (placed, rejected or finished)."""
+        key = (client_id, order_id)
+        return key in self.trades or key in self.rejected
 
     def forget(self, trade: Trade) -> None:
-        self.trades.pop((trade.client_id, trade.order_id), None)
-        if trade.perm_id is not None:
-            self.by_perm.pop(trade.perm_id, None)
+        key = (trade.client_id, trade.order_id)
+        if self.trades.get(key) is trade:
+            del self.trades[key]
+        if trade.perm_id is not None and self.by_perm.get(trade.perm_id) is trade:
+            del self.by_perm[trade.perm_id]
+
+    def finished(self, trade: Trade) -> None:
+        """``trade`` just became done: keep it among the finished, drop the oldest beyond."""
+        key = (trade.client_id, trade.order_id)
+        if self.trades.get(key) is trade:
+            self._finished[key] = trade
+        self.prune()
+
+    def prune(self) -> None:
+        """Drop finished trades beyond ``max_finished_trades``, oldest first, once settled.
+
+        A settled trade (done, every execution and commission in) will not change again; one
+        still waiting for a commission stays until it has it.
+        """
+        excess = len(self._finished) - self.core.max_finished_trades
+        if excess <= 0:
+            return
+        for key, trade in list(self._finished.items()):
+            if excess <= 0:
+                break
+            if not trade._settled():
+                continue
+            del self._finished[key]
+            excess -= 1
+            self.forget(trade)
+            self._seen_since_down.discard(trade)
+            for fill in trade._fills:
+                base, _ = exec_key(fill.exec_id)
+                seen = self._execs.get(base)
+                if seen is not None and seen.trade is trade:
+                    del self._execs[base]
+            self.core.adapter.orders.forget_order(
+                trade.client_id,
+                trade.order_id,
+                trade.perm_id,
+                [f.exec_id for f in trade._fills],
+            )
 
     def set_aside(self, trade: Trade) -> None:
         """Out of ``trades`` (it was rejected), but found again if TWS reports it after all."""
         if trade._acked:
             return  # TWS already reported the order it rejected: it stays a known trade
         self.forget(trade)
+        self._finished.pop((trade.client_id, trade.order_id), None)
         self.rejected[(trade.client_id, trade.order_id)] = trade
         while len(self.rejected) > _MAX_REJECTED:
             self.rejected.popitem(last=False)
@@ -198,12 +250,17 @@ class OrderBook:
         ib_async rewrites an unset realized PnL to 0.0 in its cache; the tap kept the original.
         """
         seen = self._execs.get(exec_key(fill.exec_id)[0])
-        if seen is None or seen.exec_id != fill.exec_id:
+        kept: Commission | None = None
+        if seen is not None and seen.exec_id == fill.exec_id:
+            mine = next((f for f in seen.trade._fills if f.exec_id == fill.exec_id), None)
+            kept = mine.commission if mine is not None else None
+        else:
+            # An execution of no trade in the book (another client's, or one dropped as
+            # finished): its report, as the tap received it, waits among the orphans.
+            kept = self._commissions.get(fill.exec_id)
+        if kept is None or kept == fill.commission:
             return fill
-        mine = next((f for f in seen.trade._fills if f.exec_id == fill.exec_id), None)
-        if mine is None or mine.commission is None or mine.commission == fill.commission:
-            return fill
-        return replace(fill, commission=mine.commission)
+        return replace(fill, commission=kept)
 
     # -- publishing ----------------------------------------------------------------------------
 
@@ -280,6 +337,7 @@ class OrderBook:
         )
         if trade is None:
             return
+        self._seen_since_down.add(trade)
         corrects = None
         if seen is not None:
             corrects = next((f for f in trade._fills if f.exec_id == seen.exec_id), None)
@@ -305,6 +363,8 @@ class OrderBook:
         updated = seen.trade._on_commission(commission)
         if updated is not None and updated.exec_id in self._pending_fills:
             self._publish_fill(updated)
+        if seen.trade.is_done:
+            self.prune()
 
     def on_order_error(self, order_id: int, code: int, message: str) -> None:
         trade = self.trades.get((self.core.client_id, order_id))
@@ -347,12 +407,16 @@ class OrderBook:
                     self.completed_lock,
                 ),
             ]
+        complete = not readonly
         for name, start, lock in parts:
             try:
                 async with lock if lock is not None else contextlib.nullcontext():
                     await _direct(core.adapter.begin(name, start), limit)
             except (IBFlowError, TimeoutError) as exc:
+                complete = False
                 log.warning("reconciling orders: could not re-read %s: %s", name, exc)
+        if fresh_link and complete:
+            self._mark_lost()
         for trade in list(self.orphans):
             self.orphans.discard(trade)
             if not trade.is_done and trade.client_id == core.client_id:
@@ -365,12 +429,32 @@ class OrderBook:
         missing = [t.order_id for t in self.live() if t not in self._seen_since_down]
         if missing and not readonly:
             log.warning(
-                "after the %s TWS reported nothing about order(s) %s; their last known state "
-                "is kept (ibflow never marks an order done on its own)",
+                "after the %s TWS reported nothing about order(s) %s, which it had "
+                "acknowledged; their last known state is kept",
                 "reconnect" if fresh_link else "1101",
                 ", ".join(map(str, missing)),
             )
         log.info("orders reconciled: %d live trade(s)", len(self.live()))
+
+    def _mark_lost(self) -> None:
+        """End ``Lost`` every order sent before the drop that TWS, asked everything, never knew.
+
+        Only after a fresh link whose every read (executions, open and completed orders)
+        answered: TWS's nextValidId does not count such an order, and nothing of it is working.
+        """
+        client_id = self.core.client_id
+        for trade in self.live():
+            if (
+                not trade._acked
+                and trade not in self._seen_since_down
+                and trade.client_id == client_id
+                and trade._sent_epoch < self.link_epoch
+            ):
+                trade._lose(
+                    "the link dropped before TWS acknowledged it, and after the reconnect TWS "
+                    "reported no trace of it (no open order, completed order or execution): "
+                    "nothing of it is working. Place it again if you still want it."
+                )
 
     def close(self, error: IBFlowError | None) -> None:
         if self.closed_error is not None:

@@ -53,16 +53,25 @@ def _decimal(value: float) -> Decimal:
     return Decimal(repr(float(value)))
 
 
-def _off_grid(value: float, step: float) -> tuple[Decimal, Decimal] | None:
-    """``None`` when ``value`` is a multiple of ``step``, else the two nearest multiples."""
+def _off_grid(value: float, step: float, what: str) -> tuple[Decimal, Decimal] | None:
+    """``None`` when ``value`` is a multiple of ``step``, else the two nearest multiples.
+
+    Raises:
+        InvalidRequest: ``value`` is too far from the grid's scale to tell (never "on it").
+    """
     try:
         v, s = _decimal(value), _decimal(step)
-        if s <= 0 or v % s == 0:
+        if s <= 0:
             return None
+        if v % s == 0:
+            return None
+        below = (v // s) * s
+        return below.quantize(s), (below + s).quantize(s)
     except InvalidOperation:
-        return None
-    below = (v // s) * s
-    return below.quantize(s), (below + s).quantize(s)
+        raise InvalidRequest(
+            f"{what} {fmt(value)} cannot be checked against the step {fmt(step)}: it is out of "
+            "any sensible range"
+        ) from None
 
 
 def check_against_contract(spec: Order, facts: Facts) -> None:
@@ -81,14 +90,14 @@ def check_against_contract(spec: Order, facts: Facts) -> None:
             price = getattr(spec, field_name)
             if price is None:
                 continue
-            near = _off_grid(price, tick)
+            near = _off_grid(price, tick, field_name)
             if near is not None:
                 raise InvalidRequest(
                     f"{field_name} {fmt(price)} is not a multiple of {name}'s minimum tick "
                     f"{fmt(tick)}; use {near[0]} or {near[1]}"
                 )
     step = facts.size_increment
-    if step and _off_grid(spec.quantity, step) is not None:
+    if step and _off_grid(spec.quantity, step, "quantity") is not None:
         raise InvalidRequest(
             f"quantity {fmt(spec.quantity)} is not a multiple of {name}'s size increment "
             f"{fmt(step)}"

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from .._core import SessionCore
 from .._errors import (
+    ConnectionLost,
     InvalidRequest,
     OrderRejected,
     RequestTimeout,
@@ -19,10 +20,12 @@ from .._records.orders import (
     Bracket,
     OcaGroup,
     Order,
+    OrderStatus,
 )
 from ._book import OrderBook
 from ._checks import check_against_contract, check_quantity_rail, check_rails
-from ._trade import BracketTrade, Trade, TradeGroup
+from ._groups import BracketTrade, TradeGroup
+from ._trade import Trade
 
 __all__ = ["check_account", "locked", "place"]
 
@@ -54,7 +57,7 @@ def _send_legs(
     Nothing can interrupt a bracket half-sent: cancellation only lands at an ``await``.
     """
     adapter = core.adapter
-    ids = [adapter.orders.next_order_id() for _ in legs]
+    ids = [_fresh_id(core, book) for _ in legs]
     trades: list[Trade] = []
     for leg, order_id in zip(legs, ids, strict=True):
         parent = trades[leg.parent] if leg.parent is not None else None
@@ -84,6 +87,14 @@ def _send_legs(
     return trades
 
 
+def _fresh_id(core: SessionCore, book: OrderBook) -> int:
+    """An order id this session never used (the adapter never repeats one; this makes sure)."""
+    while True:
+        order_id = core.adapter.orders.next_order_id()
+        if not book.taken(core.client_id, order_id):
+            return order_id
+
+
 async def _wait_acknowledged(book: OrderBook, trades: list[Trade]) -> None:
     """Until TWS has acknowledged every leg; a leg's rejection raises it."""
 
@@ -91,6 +102,11 @@ async def _wait_acknowledged(book: OrderBook, trades: list[Trade]) -> None:
         for trade in trades:
             if trade._rejected_first and trade.error is not None:
                 raise trade.error
+            if trade.status is OrderStatus.LOST:
+                raise ConnectionLost(
+                    f"order {trade.order_id} was lost in transit: {trade.lost_reason} "
+                    "(its Trade, status Lost, is in session.trades())"
+                )
         if all(t._acked for t in trades):
             return True
         book.raise_if_closed()
@@ -160,6 +176,10 @@ async def place(
     except asyncio.CancelledError:
         if sent:
             _abandon(core, book, trades, "place() was cancelled before TWS acknowledged it")
+        raise
+    except ConnectionLost:
+        if any(t.status is OrderStatus.LOST for t in trades):
+            _abandon(core, book, trades, "another order of its group was lost in transit")
         raise
     except OrderRejected as exc:
         rejected = [t for t in trades if t._rejected_first]

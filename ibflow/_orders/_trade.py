@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -37,7 +37,7 @@ from .._records.orders import (
 from .._timeouts import SESSION_DEFAULT
 from ._checks import Facts, check_against_contract, check_rails
 
-__all__ = ["BracketTrade", "Signal", "Trade", "TradeGroup", "TradeOwner"]
+__all__ = ["Signal", "Trade", "TradeOwner", "wait_until"]
 
 log = get_logger("orders")
 
@@ -72,7 +72,7 @@ class Signal:
 _DEFAULT = SESSION_DEFAULT
 
 
-async def _wait_until(
+async def wait_until(
     signal: Signal, ready: Callable[[], bool], limit: float | None, what: str
 ) -> None:
     """Wait until ``ready()``; ``RequestTimeout`` after ``limit`` seconds."""
@@ -98,6 +98,8 @@ class TradeOwner(Protocol):
     async def facts(self, contract: Contract) -> Facts: ...
 
     def publish(self, event: OrderEvent) -> None: ...
+
+    def finished(self, trade: Trade) -> None: ...
 
     def raise_if_closed(self) -> None: ...
 
@@ -157,6 +159,9 @@ class Trade:
         self._op_lock = asyncio.Lock()
         self._modify_sent = False
         self._signal = Signal()
+        # The link it was sent on: only an order sent before a drop can be lost in transit.
+        self._sent_epoch = book.link_epoch
+        self._lost_reason: str | None = None
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -227,6 +232,11 @@ class Trade:
     def error(self) -> RequestError | None:
         """The last refusal TWS addressed to the order itself (not to a cancel or modify)."""
         return self._error
+
+    @property
+    def lost_reason(self) -> str | None:
+        """Why the order is ``Lost`` (see :class:`OrderStatus`); ``None`` for any other status."""
+        return self._lost_reason if self._status is OrderStatus.LOST else None
 
     @property
     def history(self) -> tuple[OrderEvent, ...]:
@@ -306,10 +316,17 @@ class Trade:
             self._book.raise_if_closed()
             return False
 
-        await _wait_until(self._signal, check, limit, f"waiting for {what}")
+        await wait_until(self._signal, check, limit, f"waiting for {what}")
 
     def _end_error(self) -> RequestError:
         status = self._status
+        if status is OrderStatus.LOST:
+            return OrderCancelled(
+                f"order {self._order_id} was lost in transit: {self._lost_reason}",
+                order_id=self._order_id,
+                status=status,
+                filled=self.filled,
+            )
         if self._error is not None or status is OrderStatus.INACTIVE:
             if self._error is not None:
                 return self._error
@@ -550,13 +567,28 @@ class Trade:
         if status is current:
             return False
         if current is OrderStatus.INACTIVE and status in ENDS_INACTIVE:
-            pass  # the one way out of a terminal status: TWS cancelled the order it held
+            pass  # a way out of a terminal status: TWS cancelled the order it held
+        elif current is OrderStatus.LOST:
+            # ibflow's own verdict gives way to TWS's word, should it ever come.
+            log.warning(
+                "order %d: reported %s by TWS after it was marked Lost", self._order_id, status
+            )
         elif current.is_done:
             log.debug("order %d: ignoring %s after the final %s", self._order_id, status, current)
             return False
         self._status = status
         log.info("order %d: %s -> %s", self._order_id, current.value, status.value)
+        if status.is_done and not current.is_done:
+            self._book.finished(self)
         return True
+
+    def _lose(self, reason: str) -> None:
+        """End the order ``Lost``: sent, never acknowledged, and unknown to TWS after all."""
+        self._lost_reason = reason
+        if self._transition(OrderStatus.LOST):
+            log.warning("order %d: %s", self._order_id, reason)
+            self._emit(OrderEventKind.STATUS, message=reason)
+        self._wake()
 
     def _on_status(
         self,
@@ -696,86 +728,3 @@ class _TradeEvents:
                     raise StopAsyncIteration
                 raise closed
             await trade._signal.changed()
-
-
-class TradeGroup:
-    """The trades of one bracket or OCA group, placed together."""
-
-    def __init__(self, trades: Sequence[Trade]) -> None:
-        self._trades = tuple(trades)
-
-    @property
-    def trades(self) -> tuple[Trade, ...]:
-        return self._trades
-
-    def __iter__(self) -> Iterator[Trade]:
-        return iter(self._trades)
-
-    def __len__(self) -> int:
-        return len(self._trades)
-
-    def __getitem__(self, index: int) -> Trade:
-        return self._trades[index]
-
-    @property
-    def is_done(self) -> bool:
-        return all(t.is_done for t in self._trades)
-
-    def __repr__(self) -> str:
-        inner = ", ".join(repr(t) for t in self._trades)
-        return f"<{type(self).__name__} [{inner}]>"
-
-    async def wait_done(self, *, timeout: float | None = _DEFAULT) -> tuple[OrderStatus, ...]:
-        """Wait until every order of the group is done; returns their statuses.
-
-        Raises:
-            RequestTimeout: not all done within ``timeout`` (the session default if not given).
-            SessionClosedError / ConnectionLost: the session closed (or gave up reconnecting).
-        """
-        if not self._trades:
-            return ()
-        book = self._trades[0]._book
-        limit = book.core.limit(timeout)
-
-        def ready() -> bool:
-            if self.is_done:
-                return True
-            book.raise_if_closed()
-            return False
-
-        await _wait_until(book.signal, ready, limit, "waiting for the group to finish")
-        return tuple(t.status for t in self._trades)
-
-    async def cancel(self, *, timeout: float | None = _DEFAULT) -> tuple[OrderStatus, ...]:
-        """Cancel every order of the group that is not done; returns the final statuses.
-
-        For a bracket whose entry has not filled, only the entry is cancelled (TWS cancels its
-        children with it).
-
-        Raises:
-            SafetyError, OrderRejected, RequestTimeout, ConnectionLost: as ``Trade.cancel``.
-        """
-        if not self._trades:
-            return ()
-        limit = self._trades[0]._book.core.limit(timeout)
-        targets = [
-            t for t in self._trades if not t.is_done and (t._parent is None or t._parent.is_done)
-        ]
-        await asyncio.gather(*(t.cancel(timeout=limit) for t in targets))
-        return await self.wait_done(timeout=limit)
-
-
-class BracketTrade(TradeGroup):
-    """The three trades of a bracket: ``parent``, ``take_profit``, ``stop_loss``."""
-
-    @property
-    def parent(self) -> Trade:
-        return self._trades[0]
-
-    @property
-    def take_profit(self) -> Trade:
-        return self._trades[1]
-
-    @property
-    def stop_loss(self) -> Trade:
-        return self._trades[2]

@@ -85,7 +85,7 @@ class TimeInForce(StrEnum):
 
 
 class OrderStatus(StrEnum):
-    """An order's status, as TWS names it."""
+    """An order's status, as TWS names it; ``Lost`` is ibflow's own."""
 
     API_PENDING = "ApiPending"
     PENDING_SUBMIT = "PendingSubmit"
@@ -98,6 +98,10 @@ class OrderStatus(StrEnum):
     CANCELLED = "Cancelled"
     FILLED = "Filled"
     INACTIVE = "Inactive"
+    LOST = "Lost"
+    """Sent, but never acknowledged: the link dropped with the order in transit, and after the
+    reconnect TWS reported no open order, completed order or execution for it. Nothing is
+    working; ``Trade.lost_reason`` says why. TWS never uses this status."""
 
     @property
     def is_done(self) -> bool:
@@ -106,7 +110,13 @@ class OrderStatus(StrEnum):
 
 
 DONE = frozenset(
-    {OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.API_CANCELLED, OrderStatus.INACTIVE}
+    {
+        OrderStatus.FILLED,
+        OrderStatus.CANCELLED,
+        OrderStatus.API_CANCELLED,
+        OrderStatus.INACTIVE,
+        OrderStatus.LOST,
+    }
 )
 ENDS_INACTIVE = frozenset({OrderStatus.CANCELLED, OrderStatus.API_CANCELLED})
 
@@ -144,19 +154,30 @@ class OrderEventKind(StrEnum):
 # -- validation helpers ---------------------------------------------------------------------------
 
 
+MAX_QUANTITY = 1e9
+"""The largest order quantity ibflow sends (no instrument trades more in one order)."""
+MAX_PRICE = 1e9
+"""The largest limit or stop price ibflow sends; TWS reads float max as "no price"."""
+
+
 def _number(value: object, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
         raise InvalidRequest(f"{what} must be a number, got {value!r}")
-    out = float(value)
+    try:
+        out = float(value)
+    except (OverflowError, ValueError):  # a huge int, a signalling Decimal NaN
+        out = math.nan
     if not math.isfinite(out):
         raise InvalidRequest(f"{what} must be a finite number, got {value!r}")
     return out
 
 
-def _positive(value: object, what: str) -> float:
+def _positive(value: object, what: str, limit: float) -> float:
     out = _number(value, what)
     if out <= 0:
         raise InvalidRequest(f"{what} must be greater than 0, got {value!r}")
+    if out > limit:
+        raise InvalidRequest(f"{what} must be at most {limit:,.0f}, got {value!r}")
     return out
 
 
@@ -226,7 +247,7 @@ class Order:
         put(self, "side", _enum(Side, self.side, "side"))
         put(self, "order_type", _enum(OrderType, self.order_type, "order_type"))
         put(self, "tif", _enum(TimeInForce, self.tif, "tif"))
-        put(self, "quantity", _positive(self.quantity, "quantity"))
+        put(self, "quantity", _positive(self.quantity, "quantity", MAX_QUANTITY))
         kind = self.order_type
         wants_limit = kind in (OrderType.LIMIT, OrderType.STOP_LIMIT)
         wants_stop = kind in (OrderType.STOP, OrderType.STOP_LIMIT)
@@ -239,7 +260,7 @@ class Order:
                 "LimitOrder or StopLimitOrder for a limit"
             )
         else:
-            put(self, "limit_price", _positive(self.limit_price, "limit_price"))
+            put(self, "limit_price", _positive(self.limit_price, "limit_price", MAX_PRICE))
         if self.stop_price is None:
             if wants_stop:
                 raise InvalidRequest(f"a {kind.value} order needs a stop_price")
@@ -249,7 +270,7 @@ class Order:
                 "StopOrder or StopLimitOrder for a stop"
             )
         else:
-            put(self, "stop_price", _positive(self.stop_price, "stop_price"))
+            put(self, "stop_price", _positive(self.stop_price, "stop_price", MAX_PRICE))
         if not isinstance(self.outside_rth, bool):
             raise InvalidRequest(f"outside_rth must be True or False, got {self.outside_rth!r}")
         self._check_tif()

@@ -137,7 +137,10 @@ class SessionStatistics:
     """How many times that throttle engaged."""
     notices: int
     in_flight_requests: int
-    rejected_values: int = 0
+    rejected_executions: int
+    """Executions from the server with impossible numbers (NaN, infinite or non-positive size,
+    non-finite or negative price): logged and dropped, never applied to an order."""
+    rejected_values: int
     """Quote values from TWS no market can have (infinite, NaN, a negative size or stock
     price), delivered as ``None`` instead."""
 

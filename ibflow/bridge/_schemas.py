@@ -334,6 +334,7 @@ class SessionStatistics(_Mirror):
     throttle_events: int
     notices: int
     in_flight_requests: int
+    rejected_executions: int
     rejected_values: int
 
 

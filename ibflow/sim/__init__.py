@@ -2,7 +2,8 @@
 
 Point any TWS API client at it (ib_async, the official ``ibapi``, clients in other languages):
 it answers the handshake at server version 178, the start-up sync, account and position
-requests, contract details, market data, history, and orders with matching and fills, and it
+requests, contract details, market data, history, option chains and computations, market
+depth, historical ticks, symbol search, scanners, and orders with matching and fills, and it
 enforces IB's limits. It is the backbone of ibflow's own tests and the engine behind
 ``ibflow demo``; it never imports ibflow's client side.
 

@@ -45,7 +45,16 @@ FARM_NOTICES = (
 )
 REQUEST_KINDS = frozenset(r.name.lower() for r in Req)
 # Subscriptions that carry market data: they stop during an 1100 and die with an 1101.
-MARKET_KINDS = frozenset({"mkt_data", "tick_by_tick", "real_time_bars", "historical_data"})
+MARKET_KINDS = frozenset(
+    {
+        "mkt_data",
+        "tick_by_tick",
+        "real_time_bars",
+        "historical_data",
+        "mkt_depth",
+        "scanner_subscription",
+    }
+)
 # Subscriptions that hold a market data line.
 LINE_KINDS = frozenset({"mkt_data", "tick_by_tick", "real_time_bars"})
 
@@ -62,6 +71,16 @@ class Fault:
     code: int
     text: str
     skip: int = 0
+
+
+@dataclass(slots=True)
+class FeatureState:
+    """What symbol search and the scanners remember across requests, per simulator."""
+
+    # Client id → monotonic time of its last reqMatchingSymbols (IB allows one a second).
+    symbol_lookups: dict[int, float] = field(default_factory=dict)
+    # (conId, minute) → (session volume so far, average session volume) for the scanners.
+    scan_volumes: dict[tuple[int, int], tuple[float, float]] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -140,6 +159,7 @@ class SimCore:
             HistoricalPacing(speed=speed, small_bars_only=pacing == "ib") if paced else None
         )
         self.tbt_pacing = TickByTickPacing(speed=speed) if paced else None
+        self.features = FeatureState()
         self._clients: dict[int, Connection] = {}
         self._pending: set[Connection] = set()
         self._order_ids: dict[int, int] = {}
@@ -161,6 +181,14 @@ class SimCore:
 
     def client(self, client_id: int) -> Connection | None:
         return self._clients.get(client_id)
+
+    def subscriptions(self) -> dict[str, int]:
+        """Active subscriptions by kind across all clients (e.g. ``{"mkt_data": 2}``)."""
+        counts: Counter[str] = Counter()
+        for conn in self._clients.values():
+            for sub in conn.subs.values():
+                counts[sub.kind] += 1
+        return dict(counts)
 
     def lines_in_use(self) -> int:
         """Market data lines held by all clients (quotes, tick-by-tick, real-time bars)."""

@@ -24,6 +24,7 @@ from datetime import UTC, date, datetime, timedelta
 from ._codec import SERVER_VERSION, UNSET_DOUBLE, UNSET_INTEGER, Fields, ProtocolError
 from ._ids import Msg
 from ._model import ContractQuery, Instrument, SimExecution, SimOrder, SimPosition, WhatIfResult
+from ._rules import market_rule_ids
 
 __all__ = [
     "ComboLegSpec",
@@ -960,7 +961,7 @@ def contract_data(req_id: int, inst: Instrument, *, today: date | None = None) -
         1,  # aggGroup
         inst.under_symbol,
         inst.under_sec_type,
-        "",  # marketRuleIds
+        market_rule_ids(inst),
         inst.last_trade_date,  # realExpirationDate
         inst.stock_type,
         float(inst.min_size),

@@ -19,6 +19,8 @@ from datetime import datetime, timedelta
 
 from ._history import DAY, WEEK, validating_error
 from ._model import Instrument, QuoteState, SimBar, SimError
+from ._options import option_value
+from ._rules import increment_at, increments
 from ._series import PROFILES, HistorySeries, decimals, hash_key, midnight, sessions_between
 
 REALTIME_WHATS = ("TRADES", "MIDPOINT", "BID", "ASK")
@@ -116,7 +118,7 @@ class Market:
         self._clock = clock
         self._tick_interval = tick_interval
         self._live: dict[int, _Live] = {}
-        self._series = HistorySeries(seed=seed, clock=clock)
+        self._series = HistorySeries(seed=seed, clock=clock, instruments=self._instruments)
 
     # -- live quotes --------------------------------------------------------------------------
 
@@ -137,6 +139,9 @@ class Market:
             price = max(h.base * math.exp(h.path.at(self._clock())), inst.min_tick * 2)
         q = QuoteState(bid=0.0, ask=0.0, last=0.0)
         lv = _Live(inst, q, rng, sigma, price)
+        theo = self._theo(lv)
+        if theo is not None:
+            price = lv.mid = theo
         lv.spread = 1 + int(rng.random() * profile.max_spread)
         self._set_book(lv, price)
         last = self._round(lv, price)
@@ -152,6 +157,23 @@ class Market:
             q.last_size = profile.trade_lot * (1 + int(rng.random() * profile.max_trade_lots))
         self._live[con_id] = lv
         return lv
+
+    def _theo(self, lv: _Live) -> float | None:
+        """An option's model price on its underlying's live mid (None for anything else); it
+        also moves the option's tick to its market rule's increment at that price."""
+        inst = lv.inst
+        under = self._instruments.get(inst.under_con_id) if inst.sec_type == "OPT" else None
+        if under is None:
+            return None
+        uq = self.quote(under.con_id)
+        spot = (uq.bid + uq.ask) / 2 if uq.bid > 0 and uq.ask > 0 else uq.last
+        price = max(option_value(inst, under, spot, self._clock()), inst.min_tick)
+        # The whole quote must sit on the rule's grid: near a level's low edge the ask may be
+        # above it, so price on the coarser increment from a widest spread below the edge.
+        grid = increments(inst)
+        lv.tick = increment_at(grid, price + lv.profile.max_spread * grid[0][1])
+        lv.dec = decimals(lv.tick)
+        return price
 
     @staticmethod
     def _round(lv: _Live, price: float) -> float:
@@ -187,9 +209,13 @@ class Market:
             return q
         rng = lv.rng
         profile = lv.profile
-        mid = lv.mid * math.exp(lv.sigma * rng.gauss(0.0, 1.0))
-        if mid < lv.tick * 2:  # reflect at the bottom so prices stay positive
-            mid = lv.tick * 4 - mid
+        theo = self._theo(lv)
+        if theo is not None:
+            mid = theo
+        else:
+            mid = lv.mid * math.exp(lv.sigma * rng.gauss(0.0, 1.0))
+            if mid < lv.tick * 2:  # reflect at the bottom so prices stay positive
+                mid = lv.tick * 4 - mid
         lv.mid = mid
         if rng.random() < 0.1:
             lv.spread = 1 + int(rng.random() * profile.max_spread)

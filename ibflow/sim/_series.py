@@ -14,7 +14,7 @@ Also here: the trading sessions bars are cut along. Pure: no I/O, no asyncio.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -33,6 +33,7 @@ from ._history import (
     zone,
 )
 from ._model import Instrument, SimBar
+from ._options import option_history
 
 _M64 = (1 << 64) - 1
 _SQRT3 = math.sqrt(3.0)
@@ -264,9 +265,16 @@ def nth_last_session_open(inst: Instrument, use_rth: bool, end: float, n: int) -
 class HistorySeries:
     """Historical bars and head timestamps of a universe, all derived from ``seed``."""
 
-    def __init__(self, *, seed: int, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        *,
+        seed: int,
+        clock: Callable[[], float],
+        instruments: Mapping[int, Instrument] | None = None,
+    ) -> None:
         self._seed = seed
         self._clock = clock
+        self._instruments: Mapping[int, Instrument] = instruments or {}
         self._hist: dict[int, _Hist] = {}
 
     def state(self, inst: Instrument) -> _Hist:
@@ -309,6 +317,7 @@ class HistorySeries:
         timed at local midnight of the session date; weekly and monthly bars aggregate the
         daily ones. ``N D`` means the last N sessions. The bar in progress at ``end`` is cut
         at ``end``; every complete bar is a pure function of (seed, conId, start, whatToShow).
+        An option's bars are re-priced by the option model on its underlying's bars.
         """
         dur = parse_duration(duration)
         bar_seconds = parse_bar_size(bar_size)
@@ -331,6 +340,11 @@ class HistorySeries:
                 bars = daily if bar_seconds == DAY else self._group(h, daily, bar_seconds)
         if not bars:
             raise no_data_error(instrument, what_norm)
+        under = self._instruments.get(instrument.under_con_id)
+        if instrument.sec_type == "OPT" and under is not None:
+            # The underlying's bars of the same request, re-priced by the option model.
+            request = (end, duration, bar_size, what_norm, use_rth)
+            bars = option_history(self.history, instrument, under, bars, *request)
         return bars
 
     def _window_start(self, inst: Instrument, use_rth: bool, dur: Duration, end_ts: float) -> float:

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from . import _depth as depth
+from . import _scanner as scanner
 from ._codec import SERVER_VERSION, encode_fields, encode_raw
 from ._core import (
     MARKET_KINDS,
@@ -31,6 +32,7 @@ from ._handlers.market import maybe_send_realtime_bar, send_quote_update, send_t
 from ._handlers.orders import dispatch
 from ._ids import Msg
 from ._model import ContractQuery, Instrument, SimExecution, SimOrder
+from ._options import with_underlyings
 from ._order_rules import INACTIVE_CODE, INACTIVE_TEXT
 from ._scenario import Scenario
 
@@ -404,14 +406,6 @@ class Simulator(SimCore):
             ClientInfo(cid, c.version, c.peer, c.connected_at) for cid, c in self._clients.items()
         ]
 
-    def subscriptions(self) -> dict[str, int]:
-        """Active subscriptions by kind across all clients (e.g. ``{"mkt_data": 2}``)."""
-        counts: Counter[str] = Counter()
-        for conn in self._clients.values():
-            for sub in conn.subs.values():
-                counts[sub.kind] += 1
-        return dict(counts)
-
     def request_count(self, kind: str) -> int:
         return self._requests[self._kind(kind)]
 
@@ -442,6 +436,8 @@ class Simulator(SimCore):
                     send_quote_update(conn, sub, inst)
                 elif sub.kind == "tick_by_tick":
                     send_tick_by_tick(conn, sub, inst)
+                elif sub.kind == "mkt_depth":
+                    depth.on_move(self, conn, sub, inst)
 
     async def _run_market(self) -> None:
         # Faster time makes the market move more often, but never beyond 100 steps a second:
@@ -463,7 +459,7 @@ class Simulator(SimCore):
                     moving[sub.instrument.con_id] = sub.instrument
         for order in self.broker.open_orders(None):
             moving.setdefault(order.instrument.con_id, order.instrument)
-        for con_id, inst in moving.items():
+        for con_id, inst in with_underlyings(self.universe, moving).items():
             self.market.step(con_id)
             self._after_move(inst)
         now = self.clock()
@@ -478,3 +474,5 @@ class Simulator(SimCore):
                     send_bar_update(conn, sub, now)
                 elif periodic and sub.kind in ("pnl", "pnl_single"):
                     send_pnl(conn, sub)
+                elif sub.kind == "scanner_subscription":
+                    scanner.on_tick(self, conn, sub, now)

@@ -8,6 +8,7 @@ import asyncio
 import json
 import os
 import signal
+import subprocess
 import sys
 
 from ibflow.sim import Simulator
@@ -135,6 +136,45 @@ async def test_ctrl_c_while_the_command_loads_and_connects() -> None:
                 _, err = await proc.communicate()
             assert proc.returncode == 130, (delay, err.decode())
             assert err.decode().strip() == "ibflow: interrupted", delay
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+
+
+def test_importing_ibflow_loads_nothing_heavy() -> None:
+    # The console script imports the package before any CLI code runs; keeping that import
+    # free of ib_async and the features is what lets Ctrl-C at start-up end in one line.
+    code = (
+        "import sys, ibflow\n"
+        "print(sorted(m for m in ('ib_async', 'ibflow._session') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=ENV, check=True
+    )
+    assert out.stdout.strip() == "[]"
+
+
+async def test_ctrl_c_at_the_very_start_of_the_command() -> None:
+    for delay in (0.0, 0.05):
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "ibflow",
+            "--sim",
+            "positions",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=ENV,
+        )
+        try:
+            async with asyncio.timeout(30):
+                await asyncio.sleep(delay)
+                proc.send_signal(signal.SIGINT)
+                _, err = await proc.communicate()
+            text = err.decode()
+            assert "Traceback" not in text, (delay, text)
+            assert proc.returncode in (130, -signal.SIGINT), (delay, proc.returncode, text)
         finally:
             if proc.returncode is None:
                 proc.kill()

@@ -170,5 +170,6 @@ def test_status_knows_which_states_are_final() -> None:
         OrderStatus.CANCELLED,
         OrderStatus.API_CANCELLED,
         OrderStatus.INACTIVE,
+        OrderStatus.LOST,
     }
     assert OrderStatus("PreSubmitted") is OrderStatus.PRE_SUBMITTED

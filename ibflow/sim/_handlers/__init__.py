@@ -1,14 +1,20 @@
 """The simulator's request handlers, one module per concept, and the table the server uses.
 
 Every request id of the API has an entry: a simulated handler, or the refusal of
-:mod:`.unsupported` (which a simulated handler overrides).
+:mod:`.unsupported` (which a simulated handler overrides). Depth, historical ticks, symbol
+search, market rules and scanners keep their handlers next to their models, in the simulator's
+modules of those names; the option model serves the market too, so its handlers live here.
 """
 
 from __future__ import annotations
 
+from .. import _depth as depth
+from .. import _scanner as scanner
+from .. import _symbols as symbols
+from .. import _ticks as ticks
 from .._core import Handler
 from .._ids import Req
-from . import account, history, market, orders, unsupported
+from . import account, history, market, options, orders, unsupported
 
 __all__ = ["HANDLERS"]
 
@@ -49,4 +55,18 @@ HANDLERS: dict[Req, Handler] = {
     Req.AUTO_OPEN_ORDERS: orders.h_auto_open_orders,
     Req.COMPLETED_ORDERS: orders.h_completed_orders,
     Req.EXECUTIONS: orders.h_executions,
+    Req.SEC_DEF_OPT_PARAMS: options.h_sec_def_opt_params,
+    Req.CALC_IMPLIED_VOLAT: options.h_calc_implied_volat,
+    Req.CALC_OPTION_PRICE: options.h_calc_option_price,
+    Req.CANCEL_CALC_IMPLIED_VOLAT: options.h_cancel_calculation,
+    Req.CANCEL_CALC_OPTION_PRICE: options.h_cancel_calculation,
+    Req.MKT_DEPTH: depth.h_mkt_depth,
+    Req.CANCEL_MKT_DEPTH: depth.h_cancel_mkt_depth,
+    Req.MKT_DEPTH_EXCHANGES: depth.h_mkt_depth_exchanges,
+    Req.HISTORICAL_TICKS: ticks.h_historical_ticks,
+    Req.MATCHING_SYMBOLS: symbols.h_matching_symbols,
+    Req.MARKET_RULE: symbols.h_market_rule,
+    Req.SCANNER_PARAMETERS: scanner.h_scanner_parameters,
+    Req.SCANNER_SUBSCRIPTION: scanner.h_scanner_subscription,
+    Req.CANCEL_SCANNER_SUBSCRIPTION: scanner.h_cancel_scanner_subscription,
 }

@@ -14,6 +14,7 @@ from .._core import Connection, Sub
 from .._ids import Msg
 from .._layouts import contract_data
 from .._model import Instrument, SimError
+from .options import send_option_ticks
 
 # Data-type dependent tick ids: (live, delayed).
 _BID, _ASK, _LAST = (1, 66), (2, 67), (4, 68)
@@ -152,6 +153,8 @@ def send_full_quote(c: Connection, req_id: int, inst: Instrument) -> None:
     c.send([Msg.TICK_STRING, 6, req_id, _LAST_TIMESTAMP[d], str(int(q.time))])
     if q.halted:
         c.send([Msg.TICK_GENERIC, 6, req_id, _HALTED, 1])
+    if inst.sec_type == "OPT":
+        send_option_ticks(c, req_id, inst)
 
 
 def send_quote_update(c: Connection, sub: Sub, inst: Instrument) -> None:
@@ -166,6 +169,8 @@ def send_quote_update(c: Connection, sub: Sub, inst: Instrument) -> None:
     if q.halted != sub.params.get("halted", False):
         sub.params["halted"] = q.halted
         c.send([Msg.TICK_GENERIC, 6, req_id, _HALTED, 1 if q.halted else 0])
+    if inst.sec_type == "OPT":
+        send_option_ticks(c, req_id, inst)
 
 
 def send_tick_by_tick(c: Connection, sub: Sub, inst: Instrument) -> None:
