@@ -32,6 +32,7 @@ _RECORD_MODULES = {
     "ibflow._errors",
     "ibflow._frames",
     "ibflow._log",
+    "ibflow._names",
     "ibflow._periods",
     "ibflow._resample",
     "ibflow._schedule",
