@@ -74,11 +74,14 @@ def hub_name() -> str:
 async def hub_factory(
     ib_sim_factory: SimFactory, nats_url: str, hub_name: str
 ) -> AsyncIterator[HubFactory]:
-    """Start a hub on a fresh simulator: ``hub, sim = await hub_factory(readonly_names=...)``."""
+    """Start a hub on a fresh simulator: ``hub, sim = await hub_factory(readonly_names=...)``
+    (``sim_options=`` go to the simulator)."""
     opened: list[Any] = []
 
-    async def start(**options: Any) -> tuple[Hub, Simulator]:
-        sim = await ib_sim_factory()
+    async def start(
+        sim_options: dict[str, Any] | None = None, **options: Any
+    ) -> tuple[Hub, Simulator]:
+        sim = await ib_sim_factory(**(sim_options or {}))
         session = session_for(sim)
         await session.connect()
         opened.append(session)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import pytest
 
 import ibflow
@@ -31,8 +29,11 @@ async def test_reads_match_a_direct_session(hub_factory: HubFactory, nats_url: s
         assert await remote.qualify(aapl) == await direct.qualify(aapl)
         assert await remote.contract_details(aapl) == await direct.contract_details(aapl)
         bars = await remote.history(aapl, period="1h", duration="2 D")
-        assert bars == await direct.history(aapl, period="1h", duration="2 D")
-        assert bars and all(isinstance(b.time, datetime) and b.time.tzinfo for b in bars)
+        direct_bars = await direct.history(aapl, period="1h", duration="2 D")
+        assert bars
+        assert bars == direct_bars
+        # Same instants, and the same time zone (the instrument's), not just an offset.
+        assert [b.time.tzinfo for b in bars] == [b.time.tzinfo for b in direct_bars]
         clock = await remote.current_time()
         assert clock.tzinfo is not None
         assert abs((clock - await direct.current_time()).total_seconds()) < 2
