@@ -232,6 +232,10 @@ if click is not None:
             print(f"ibflow: error: {exc}", file=sys.stderr)
             raise SystemExit(1) from None
 
+    from .hub._cli import hub as _hub
+
+    app.add_command(_hub)
+
 
 def main() -> None:
     """Console-script entry point."""

@@ -5,13 +5,19 @@ process the session's API through it. Needs the ``hub`` extra (``pip install "ib
 See ``docs/hub.md`` for what is served today and what is not yet.
 """
 
-try:
-    import nats as _nats  # noqa: F401
-except ImportError as exc:  # pragma: no cover - only without the hub extra
-    raise ImportError('ibflow.hub needs the hub extra: pip install "ibflow[hub]"') from exc
+from typing import Any
 
-from ._remote import RemoteSession, RemoteTrade
-from ._server import Hub
-from ._stream import RemoteStream
+try:
+    from ._remote import RemoteSession, RemoteTrade
+    from ._server import Hub
+    from ._stream import RemoteStream
+except ModuleNotFoundError as _missing:  # pragma: no cover - only without the hub extra
+    if not (_missing.name or "").startswith("nats"):
+        raise
+    _reason = _missing
+
+    def __getattr__(name: str) -> Any:
+        raise ImportError('ibflow.hub needs the hub extra: pip install "ibflow[hub]"') from _reason
+
 
 __all__ = ["Hub", "RemoteSession", "RemoteStream", "RemoteTrade"]

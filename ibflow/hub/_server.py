@@ -93,6 +93,7 @@ class Hub:
         lease_ttl: seconds a consumer's interest in an instrument lasts without a renewal.
         max_lines: market-data lines the hub may hold at TWS; one more raises
             ``MarketDataError`` at the remote caller instead of error 101 at TWS.
+        connect_timeout: seconds ``start()`` waits for the NATS server.
     """
 
     def __init__(
@@ -104,6 +105,7 @@ class Hub:
         readonly_names: Iterable[str] = (),
         lease_ttl: float = 3.0,
         max_lines: int = 100,
+        connect_timeout: float = 10.0,
     ) -> None:
         self._session = session
         self._url = nats_url
@@ -114,6 +116,7 @@ class Hub:
         if isinstance(max_lines, bool) or not isinstance(max_lines, int) or max_lines < 1:
             raise ibflow.InvalidRequest(f"max_lines must be an int >= 1, got {max_lines!r}")
         self._lease_ttl = float(lease_ttl)
+        self._connect_timeout = connect_timeout
         self._max_lines = max_lines
         self._subjects = Subjects(self._name)
         self._nc: NATS | None = None
@@ -136,7 +139,9 @@ class Hub:
 
     async def start(self) -> None:
         """Connect to NATS, open the order-key bucket and start answering."""
-        self._nc = await connect_nats(self._url, name=f"ibflow-hub-{self._name}", timeout=10.0)
+        self._nc = await connect_nats(
+            self._url, name=f"ibflow-hub-{self._name}", timeout=self._connect_timeout
+        )
         js = self._nc.jetstream()
         self._orders_kv = await js.create_key_value(
             bucket=self._subjects.orders_bucket, history=1, ttl=_ORDER_KEYS_TTL
