@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import sys
 
 import click
@@ -26,7 +27,7 @@ async def serve(
     lease_ttl: float,
     nats_timeout: float,
 ) -> None:
-    """Serve until cancelled; the session (and the simulator) close afterwards."""
+    """Serve until cancelled (Ctrl-C) or SIGTERM; the session and the simulator close after."""
     from ._server import Hub
 
     async with contextlib.AsyncExitStack() as stack:
@@ -57,7 +58,10 @@ async def serve(
             "Ctrl-C stops it.",
             flush=True,
         )
-        await asyncio.Event().wait()
+        stop = asyncio.Event()
+        with contextlib.suppress(NotImplementedError):  # no signal handlers on Windows loops
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+        await stop.wait()
 
 
 @click.command()

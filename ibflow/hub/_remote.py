@@ -257,7 +257,8 @@ class RemoteSession:
         if self._nc is not None:
             nc, self._nc = self._nc, None
             with contextlib.suppress(nats.errors.Error):
-                await nc.drain()
+                # Drain delivers what is in flight; with the server away, just close.
+                await (nc.drain() if nc.is_connected else nc.close())
 
     async def __aenter__(self) -> RemoteSession:
         return await self.connect()

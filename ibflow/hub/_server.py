@@ -171,7 +171,8 @@ class Hub:
         if self._nc is not None:
             nc, self._nc = self._nc, None
             with contextlib.suppress(nats.errors.Error):
-                await nc.drain()
+                # Drain delivers what is in flight; with the server away, just close.
+                await (nc.drain() if nc.is_connected else nc.close())
 
     async def __aenter__(self) -> Hub:
         await self.start()
@@ -258,7 +259,8 @@ class Hub:
             async for change in changes:
                 if self._nc is not None:
                     payload = dumps({"state": encode(change.current)})
-                    await self._nc.publish(self._subjects.state, payload)
+                    with contextlib.suppress(nats.errors.Error):
+                        await self._nc.publish(self._subjects.state, payload)
 
     # -- orders --------------------------------------------------------------------------------
 
@@ -393,7 +395,9 @@ class Hub:
                 if isinstance(item, ibflow.Quote):
                     feed.last = payload
                 if self._nc is not None:
-                    await self._nc.publish(subject, payload)
+                    # While NATS is away the client buffers; past its buffer, quotes are dropped.
+                    with contextlib.suppress(nats.errors.Error):
+                        await self._nc.publish(subject, payload)
             final: dict[str, Any] = {"end": True}
         except ibflow.IBFlowError as exc:
             final = {"error": encode_error(exc)}

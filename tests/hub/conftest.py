@@ -38,30 +38,61 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
-def nats_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """One nats-server for the whole run, on a free loopback port, JetStream on."""
-    port = _free_port()
-    store = tmp_path_factory.mktemp("jetstream")
-    server = subprocess.Popen(
-        [nats_server_binary(), "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(store)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
+class NatsServer:
+    """A real nats-server on loopback with JetStream; ``stop()`` and ``start()`` it again on
+    the same port and store."""
+
+    def __init__(self, store: Path) -> None:
+        self.port = _free_port()
+        self.url = f"nats://127.0.0.1:{self.port}"
+        self._store = store
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        command = [nats_server_binary(), "-a", "127.0.0.1", "-p", str(self.port), "-js"]
+        self._proc = subprocess.Popen(
+            [*command, "-sd", str(self._store)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 10
         while True:
             try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
             except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
+                if time.monotonic() > deadline or self._proc.poll() is not None:
+                    self.stop()
                     pytest.fail("nats-server did not start")
                 time.sleep(0.02)
-        yield f"nats://127.0.0.1:{port}"
+
+    def stop(self) -> None:
+        if self._proc is not None:
+            self._proc.terminate()
+            self._proc.wait(timeout=10)
+            self._proc = None
+
+
+@pytest.fixture(scope="session")
+def nats_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One nats-server for the whole run, on a free loopback port, JetStream on."""
+    server = NatsServer(tmp_path_factory.mktemp("jetstream"))
+    server.start()
+    try:
+        yield server.url
     finally:
-        server.terminate()
-        server.wait(timeout=10)
+        server.stop()
+
+
+@pytest.fixture
+def own_nats(tmp_path: Path) -> Iterator[NatsServer]:
+    """A nats-server of the test's own, which it may stop and start."""
+    server = NatsServer(tmp_path / "jetstream")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture

@@ -47,7 +47,7 @@ async def test_hub_sim_serves_remote_sessions_until_interrupted(
             async with viewer.quotes(ibflow.Stock("AAPL")) as quotes:
                 quote = await asyncio.wait_for(quotes.receive(), 5)
                 assert isinstance(quote, ibflow.Quote)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signal.SIGTERM)  # as docker stop or systemd would: a clean exit
         async with asyncio.timeout(15):
             _, err = await proc.communicate()
         assert proc.returncode == 0, err.decode()
