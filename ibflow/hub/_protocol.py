@@ -158,7 +158,10 @@ def decode(data: Any) -> Any:
         return timedelta(seconds=data["$td"])
     if "$r" in data:
         cls = _public_type(data["$r"], object)
-        return cls(**{k: decode(v) for k, v in data["f"].items()})
+        try:
+            return cls(**{k: decode(v) for k, v in data["f"].items()})
+        except TypeError as exc:
+            raise ibflow.InvalidRequest(f"not a valid {data['$r']}: {exc}") from None
     if "$t" in data:
         return tuple(decode(v) for v in data["$t"])
     if "$m" in data:

@@ -213,7 +213,7 @@ class Hub:
             request = loads(msg.data)
             remote = check_name(request.get("name"), "the remote session's name")
             args = decode(request.get("args", []))
-            kwargs = decode(request.get("kwargs", {}))
+            kwargs = decode(request.get("kwargs", {"$m": {}}))
             result = await self._dispatch(method, remote, args, kwargs)
             reply = {"ok": encode(result)}
         except asyncio.CancelledError:

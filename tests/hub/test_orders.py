@@ -54,6 +54,7 @@ async def test_the_same_key_places_once(hub_factory: HubFactory, nats_url: str) 
         other = await a.place(AAPL, order, key="rebalance-43")
         assert other.order_id != first.order_id
     assert sim.request_count("place_order") == 2
+    assert hub.statistics()["orders_relayed"] == 2
 
 
 async def test_a_retry_after_a_lost_reply_never_places_twice(

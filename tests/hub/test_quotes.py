@@ -38,6 +38,8 @@ async def test_three_remotes_on_two_instruments_hold_two_lines(
                 streams.append((symbol, await stack.enter_async_context(stream)))
         assert sim.subscriptions().get("mkt_data") == 2
         assert sorted(hub.subscriptions().values()) == [3, 3]
+        stats = hub.statistics()
+        assert (stats["subscriptions"], stats["leases"], stats["lines_free"]) == (2, 6, 98)
         sim.push_quote("AAPL", bid=190.25, ask=190.27)
         sim.push_quote("MSFT", bid=410.5, ask=410.52)
         bids = {"AAPL": 190.25, "MSFT": 410.5}

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import nats
 import pytest
 
 import ibflow
 from ibflow.hub import RemoteSession
+from ibflow.hub._protocol import Subjects, decode_error, dumps, loads
 from ibflow.testing import session_for
 
 from .conftest import HubFactory
 
+WEDNESDAY = datetime(2024, 3, 6, 15, 0, tzinfo=ZoneInfo("America/New_York"))  # bars that are done
 PACING_TEXT = (
     "Historical Market Data Service error message:Historical data request pacing violation"
 )
@@ -28,8 +34,8 @@ async def test_reads_match_a_direct_session(hub_factory: HubFactory, nats_url: s
         aapl = ibflow.Stock("AAPL")
         assert await remote.qualify(aapl) == await direct.qualify(aapl)
         assert await remote.contract_details(aapl) == await direct.contract_details(aapl)
-        bars = await remote.history(aapl, period="1h", duration="2 D")
-        direct_bars = await direct.history(aapl, period="1h", duration="2 D")
+        bars = await remote.history(aapl, period="1h", duration="2 D", end=WEDNESDAY)
+        direct_bars = await direct.history(aapl, period="1h", duration="2 D", end=WEDNESDAY)
         assert bars
         assert bars == direct_bars
         # Same instants, and the same time zone (the instrument's), not just an offset.
@@ -91,3 +97,48 @@ async def test_closed_remote_session_refuses(hub_factory: HubFactory, nats_url: 
     assert remote.state is ibflow.ConnectionState.CLOSED
     with pytest.raises(ibflow.SessionClosedError):
         await remote.current_time()
+
+
+async def test_every_served_read_answers_as_the_session(
+    hub_factory: HubFactory, nats_url: str
+) -> None:
+    hub, sim = await hub_factory({"speed": 1.0})
+    aapl = ibflow.Stock("AAPL")
+    async with (
+        RemoteSession(nats_url, hub=hub.name) as remote,
+        session_for(sim, client_id=9) as direct,
+    ):
+        assert await remote.account_values() == await direct.account_values()
+        remote_portfolio, direct_portfolio = await remote.portfolio(), await direct.portfolio()
+        assert [p.contract for p in remote_portfolio] == [p.contract for p in direct_portfolio]
+        assert (await remote.pnl()).account == (await direct.pnl()).account
+        assert await remote.head_timestamp(aapl) == await direct.head_timestamp(aapl)
+        preview = await remote.what_if(aapl, ibflow.LimitOrder("BUY", 10, 150.0))
+        assert preview == await direct.what_if(aapl, ibflow.LimitOrder("BUY", 10, 150.0))
+        trade = await remote.place(aapl, ibflow.LimitOrder("BUY", 1, 150.0))
+        [snapshot] = await remote.open_orders()
+        assert snapshot.order_id == trade.order_id
+        assert await trade.cancel() is ibflow.OrderStatus.CANCELLED
+        completed = await remote.completed_orders()
+        # The direct session is another client id: TWS shows it the order without its id.
+        assert [(o.perm_id, o.status) for o in completed] == [
+            (o.perm_id, o.status) for o in await direct.completed_orders()
+        ]
+        assert trade.order_id in [o.order_id for o in completed]
+
+
+async def test_a_malformed_request_is_invalid_request(
+    hub_factory: HubFactory, nats_url: str
+) -> None:
+    hub, _ = await hub_factory()
+    nc = await nats.connect(nats_url)
+    try:
+        bad = {"name": "x", "args": [{"$r": "Contract", "f": {"colour": "red"}}]}
+        reply = await nc.request(Subjects(hub.name).request("qualify"), dumps(bad), timeout=2)
+        error = decode_error(loads(reply.data)["error"])
+        assert isinstance(error, ibflow.InvalidRequest)
+        assert "Contract" in str(error)
+        reply = await nc.request(Subjects(hub.name).request("reboot"), dumps({"name": "x"}))
+        assert "serves no method 'reboot'" in str(decode_error(loads(reply.data)["error"]))
+    finally:
+        await nc.close()
