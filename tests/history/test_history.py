@@ -281,7 +281,8 @@ async def test_task_cancel_sends_the_cancel_once(sim: Simulator, session: ibflow
 async def test_pacer_holding_past_the_timeout_raises_without_sending(
     sim: Simulator, session: ibflow.Session
 ) -> None:
-    session.set_pacing(ibflow.PacingRules())  # real time: 15 s between identical requests
+    # Real time: 15 s between identical requests, for these 5-minute bars too.
+    session.set_pacing(ibflow.PacingRules(small_bars_only=False))
     sim.fail_next("historical_data", 354, "Requested market data is not subscribed.")
     with pytest.raises(ibflow.MarketDataError):
         await session.history(AAPL, end=WEDNESDAY)
@@ -326,7 +327,10 @@ async def test_memory_expires_with_the_window(sim: Simulator, session: ibflow.Se
 async def test_many_requests_pace_without_violations(open_session: Opener) -> None:
     sim, session = await open_session()
     ends = [WEDNESDAY - timedelta(minutes=m) for m in range(12)]
-    await asyncio.gather(*(session.history(AAPL, end=e, duration="3600 S") for e in ends))
+    # 30-second bars: IB's burst rule applies to bars of 30 s and smaller.
+    await asyncio.gather(
+        *(session.history(AAPL, end=e, duration="3600 S", period="30s") for e in ends)
+    )
     stats = session.pacing_statistics()
     assert stats.violations == 0
     assert stats.historical_requests == sim.request_count("historical_data") == 12
