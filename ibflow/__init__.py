@@ -10,7 +10,12 @@ The public API is this flat namespace; the modules behind it are private::
 
 import typing as _typing
 
+from . import _errors
+from ._errors import *  # noqa: F403 - light, and needed at once by `except ibflow.X:` clauses
+from ._names import claim as _claim
 from ._version import __version__
+
+_claim(getattr(_errors, name) for name in _errors.__all__)
 
 if _typing.TYPE_CHECKING:
     from ._public import *  # noqa: F403 - what the lazy loader below provides
@@ -133,7 +138,8 @@ __all__ = [
 
 def __getattr__(name: str) -> _typing.Any:
     # Importing ibflow stays cheap (a CLI can handle Ctrl-C from its first line); the first
-    # public name asked for loads them all.
+    # public name asked for loads them all. The exceptions are loaded at once: an `except
+    # ibflow.X:` clause must never start that load while another exception is in flight.
     if name in __all__:
         from . import _public
 

@@ -23,7 +23,11 @@ from ._error_codes import Severity, error_for, lookup
 from ._errors import (
     ClientIdInUse,
     ConfigError,
+    ConnectionClosedEarly,
     ConnectionLost,
+    ConnectRefused,
+    ConnectTimeout,
+    HandshakeTimeout,
     IBFlowError,
     InvalidRequest,
     RequestTimeout,
@@ -55,6 +59,8 @@ T = TypeVar("T")
 _AUTO_ID_ATTEMPTS = 3  # fresh ids tried after a 326 before giving up
 _MIN_HEARTBEAT = 1.0  # a gateway ignores a reqCurrentTime repeated within 1 s of its answer
 _STATE_BUFFER = 256
+# Connect failures that mean "the gateway is not up (yet)": worth waiting for.
+_GATEWAY_DOWN = (ConnectRefused, ConnectTimeout, HandshakeTimeout, ConnectionClosedEarly)
 _NOTICE_BUFFER = 1024
 
 
@@ -113,6 +119,7 @@ class SessionCore:
         max_order_quantity: float | None = None,
         max_order_notional: float | None = None,
         max_finished_trades: int = 10_000,
+        wait_for_gateway: float | None = None,
     ) -> None:
         self.config: ResolvedConfig = resolve_config(host, port, client_id, account, readonly)
         self.timeout = _check_timeout(timeout, "timeout")
@@ -132,6 +139,11 @@ class SessionCore:
                 f"reqCurrentTime repeated within 1 s), got {heartbeat_interval!r}"
             )
         hb_timeout = _check_timeout(heartbeat_timeout, "heartbeat_timeout")
+        if wait_for_gateway is not None and not is_positive_number(wait_for_gateway):
+            raise InvalidRequest(
+                "wait_for_gateway must be a positive number of seconds to keep retrying the "
+                f"first connect, or None to fail at once; got {wait_for_gateway!r}"
+            )
         if hb_timeout is None:
             hb_timeout = min(self.timeout, 10.0) if self.timeout is not None else 10.0
 
@@ -150,6 +162,8 @@ class SessionCore:
             )
         self.max_finished_trades = max_finished_trades
         self._reconnect = reconnect
+        self._wait_for_gateway = None if wait_for_gateway is None else float(wait_for_gateway)
+        self._closing = asyncio.Event()
         self._heartbeat_interval = interval
         self._heartbeat_timeout = hb_timeout
         self._auto_id = self.config.client_id is None
@@ -260,7 +274,7 @@ class SessionCore:
                 return
             self._set_state(ConnectionState.CONNECTING, "connect()")
             try:
-                await self._establish()
+                await self._first_connect()
             except BaseException as exc:
                 if not self._is_closed():
                     self._set_state(
@@ -285,6 +299,7 @@ class SessionCore:
         and ``notices()`` end.
         """
         already = self._state is ConnectionState.CLOSED
+        self._closing.set()
         try:
             await self._stop_tasks()
         finally:
@@ -355,6 +370,7 @@ class SessionCore:
             notices=self._notice_count,
             in_flight_requests=len(self._router),
             rejected_executions=self.adapter.orders.rejected_executions,
+            rejected_values=self.adapter.market.guard.rejected,
         )
 
     # -- what the features use ----------------------------------------------------------------
@@ -508,6 +524,39 @@ class SessionCore:
                 "'await session.connect()' first"
             )
         return self._link
+
+    async def _first_connect(self) -> None:
+        """``_establish``; with ``wait_for_gateway``, retried with backoff while the gateway is
+        not up yet (nothing listening, or closing before the API is ready)."""
+        limit = self._wait_for_gateway
+        if limit is None:
+            await self._establish()
+            return
+        policy = self._reconnect or DEFAULT_RECONNECT
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + limit
+        attempt = 0
+        while True:
+            try:
+                await self._establish()
+                return
+            except _GATEWAY_DOWN as exc:
+                left = deadline - loop.time()
+                if left <= 0:
+                    raise
+                delay = min(policy.delay(attempt, self._rng), left)
+                attempt += 1
+                self._set_state(
+                    ConnectionState.DISCONNECTED,
+                    f"waiting for the gateway: attempt {attempt} failed ({type(exc).__name__}: "
+                    f"{exc}); next attempt in {delay:.2f} s",
+                )
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await self._closing.wait()
+            if self._closing.is_set():
+                raise SessionClosedError("the session was closed while waiting for the gateway")
+            self._set_state(ConnectionState.CONNECTING, f"connect() attempt {attempt + 1}")
 
     async def _establish(self) -> None:
         """One full connect: staged open (with fresh ids after 326 for auto ids) and sync."""
@@ -665,8 +714,8 @@ class SessionCore:
             feed.send(notice)
 
     async def _after_1101(self) -> None:
-        await self.subscriptions.resubscribe_all(fresh_link=False)
-        if self._state is ConnectionState.RECONNECTING and self.adapter.is_connected:
+        finished = await self.subscriptions.resubscribe_all(fresh_link=False)
+        if finished and self._state is ConnectionState.RECONNECTING and self.adapter.is_connected:
             self._set_state(
                 ConnectionState.READY, "IB error 1101: connectivity restored, data re-requested"
             )

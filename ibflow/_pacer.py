@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from ._errors import InvalidRequest
 
 __all__ = [
+    "IB_SMALL_BAR_SECONDS",
     "HistKey",
     "Pacer",
     "PacerCore",
@@ -50,6 +51,10 @@ __all__ = [
     "PacingStatistics",
     "Ticket",
 ]
+
+
+IB_SMALL_BAR_SECONDS = 30
+"""IB applies the identical-request and burst rules to bars of this many seconds and fewer."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -68,9 +73,10 @@ class PacingRules:
         period_window: seconds (ten minutes).
         bid_ask_weight: how much a BID_ASK request counts.
         tick_by_tick_window: seconds between tick-by-tick requests for one instrument.
-        small_bars_only: apply the identical/burst/period rules only to bars under a minute,
-            as IB documents; ``False`` (default) applies them to every bar size, which is what
-            IB's soft limits reward and what the simulator enforces.
+        small_bars_only: apply the identical-request and burst rules only to bars of 30
+            seconds and smaller, as IB documents (the default); larger bars keep the softer
+            throttle of the period and open-request limits. ``False`` applies every rule to
+            every bar size (the simulator's ``pacing="strict"``).
         margin: real seconds added to every window to absorb network delay (not scaled).
         time_scale: divide every window by this (match ``Simulator(speed=...)`` in tests).
     """
@@ -84,7 +90,7 @@ class PacingRules:
     period_window: float = 600.0
     bid_ask_weight: int = 2
     tick_by_tick_window: float = 15.0
-    small_bars_only: bool = False
+    small_bars_only: bool = True
     margin: float = 0.25
     time_scale: float = 1.0
 
@@ -241,8 +247,9 @@ class PacerCore:
     def _weight(self, key: HistKey) -> int:
         return self.rules.bid_ask_weight if key.what.upper() == "BID_ASK" else 1
 
-    def _paced(self, key: HistKey) -> bool:
-        return not (self.rules.small_bars_only and key.bar_seconds >= 60)
+    def _strict(self, key: HistKey) -> bool:
+        """Whether the identical-request and burst rules apply to ``key``."""
+        return not (self.rules.small_bars_only and key.bar_seconds > IB_SMALL_BAR_SECONDS)
 
     def delay(self, key: HistKey) -> float:
         """Seconds until ``key`` may be sent (0: now; ``inf``: wait for a release)."""
@@ -255,8 +262,8 @@ class PacerCore:
         if self._open >= rules.max_open:
             return math.inf, f"{rules.max_open} historical requests open"
         waits: list[tuple[float, str]] = [(self._blocked_until - t, "backing off after IB error")]
-        if self._paced(key):
-            weight = self._weight(key)
+        weight = self._weight(key)
+        if self._strict(key):
             last = self._books.identical.get(key)
             if last is not None:
                 waits.append((last + rules.window(rules.identical_window) - t, "identical request"))
@@ -271,32 +278,31 @@ class PacerCore:
                         f"{rules.burst_window / rules.time_scale:g} s",
                     )
                 )
-            waits.append(
-                (
-                    _slot(
-                        self._books.period,
-                        t,
-                        rules.window(rules.period_window),
-                        rules.period_limit,
-                        weight,
-                    ),
-                    f"{rules.period_limit} requests per "
-                    f"{rules.period_window / rules.time_scale:g} s",
-                )
+        waits.append(
+            (
+                _slot(
+                    self._books.period,
+                    t,
+                    rules.window(rules.period_window),
+                    rules.period_limit,
+                    weight,
+                ),
+                f"{rules.period_limit} requests per {rules.period_window / rules.time_scale:g} s",
             )
+        )
         wait, rule = max(waits)
         return (max(wait, 0.0), rule)
 
     def admit(self, key: HistKey) -> Ticket:
         """Record ``key`` as sent now and open (whatever ``delay`` says: the caller decides)."""
         t = self._now()
-        if self._paced(key):
-            weight = self._weight(key)
+        weight = self._weight(key)
+        if self._strict(key):
             self._books.identical[key] = t
             self._books.bursts.setdefault(key.group, deque()).append((t, weight))
-            self._books.period.append((t, weight))
-            self.weight += weight
-            self._forget(t)
+        self._books.period.append((t, weight))
+        self.weight += weight
+        self._forget(t)
         self._open += 1
         self.admitted += 1
         if self.first_at is None:

@@ -1,7 +1,5 @@
 """Everything ``ibflow`` exports, imported at once (``ibflow/__init__.py`` loads it lazily)."""
 
-import typing
-
 from ._client_ids import client_id_for, new_client_id
 from ._connect import connect
 from ._error_codes import Severity
@@ -36,6 +34,7 @@ from ._errors import (
 from ._frames import to_frame
 from ._history import HistoryCache
 from ._log import configure_logging
+from ._names import claim
 from ._orders import BracketTrade, Trade, TradeGroup
 from ._pacer import PacingRules, PacingStatistics
 from ._periods import BarSize, WhatToShow
@@ -221,21 +220,4 @@ __all__ = [
 ]
 
 
-def _claim_public_names() -> None:
-    """Show ``ibflow.Trade`` (not ``ibflow._orders._trade.Trade``) in reprs and tracebacks.
-
-    Its own annotations are resolved first, in the module that wrote them, so
-    ``typing.get_type_hints`` keeps working on it once its ``__module__`` says ``ibflow``.
-    """
-    for name in __all__:
-        obj = globals()[name]
-        if not callable(obj) or not getattr(obj, "__module__", "").startswith("ibflow."):
-            continue
-        own = vars(obj).get("__annotations__") if isinstance(obj, type) else obj.__annotations__
-        if own:
-            hints = typing.get_type_hints(obj, include_extras=True)
-            obj.__annotations__ = {key: hints[key] for key in own}
-        obj.__module__ = "ibflow"
-
-
-_claim_public_names()
+claim(globals()[name] for name in __all__)

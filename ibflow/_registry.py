@@ -42,10 +42,18 @@ class SubscriptionHandler(Protocol):
 
 
 class SubscriptionRegistry:
-    """Live subscriptions keyed by request id (the nautilus shape)."""
+    """Live subscriptions keyed by request id, and those waiting to be re-issued.
+
+    A subscription whose re-issue fails because the link dropped again waits for the next
+    round (the next READY); only a refusal (an IB error, a bad request) or the session's end
+    closes it.
+    """
 
     def __init__(self) -> None:
         self._by_id: dict[int, SubscriptionHandler] = {}
+        self._waiting: dict[SubscriptionHandler, None] = {}  # an ordered set
+        self._round = 0
+        self._lock = asyncio.Lock()
 
     def add(self, req_id: int, handler: SubscriptionHandler) -> None:
         self._by_id[req_id] = handler
@@ -53,15 +61,24 @@ class SubscriptionRegistry:
     def remove(self, req_id: int) -> SubscriptionHandler | None:
         return self._by_id.pop(req_id, None)
 
+    def forget(self, handler: SubscriptionHandler, req_id: int | None) -> None:
+        """Drop ``handler`` for good, whether it is live under ``req_id`` or waiting."""
+        if req_id is not None and self._by_id.get(req_id) is handler:
+            del self._by_id[req_id]
+        self._waiting.pop(handler, None)
+
     def get(self, req_id: int) -> SubscriptionHandler | None:
         return self._by_id.get(req_id)
 
+    def _handlers(self) -> list[SubscriptionHandler]:
+        return [*self._by_id.values(), *self._waiting]
+
     def __len__(self) -> int:
-        return len(self._by_id)
+        return len(self._by_id) + len(self._waiting)
 
     def kinds(self) -> dict[str, int]:
         counts: dict[str, int] = {}
-        for handler in self._by_id.values():
+        for handler in self._handlers():
             counts[handler.kind] = counts.get(handler.kind, 0) + 1
         return counts
 
@@ -73,31 +90,57 @@ class SubscriptionRegistry:
         return True
 
     def link_down(self) -> None:
-        for handler in list(self._by_id.values()):
+        for handler in self._handlers():
             _guarded(handler.on_link_down)
 
-    async def resubscribe_all(self, fresh_link: bool) -> None:
-        entries = list(self._by_id.items())
-        for req_id, _ in entries:
-            self._by_id.pop(req_id, None)
-        for old_id, handler in entries:
-            try:
-                new_id = await handler.resubscribe(fresh_link)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("could not re-issue %s subscription %d: %r", handler.kind, old_id, exc)
-                _guarded(
-                    handler.on_close,
-                    ConnectionLost(f"the {handler.kind} subscription could not be resumed: {exc}"),
-                )
-                continue
-            if new_id is not None:
-                self._by_id[new_id] = handler
+    async def resubscribe_all(self, fresh_link: bool) -> bool:
+        """Re-issue every subscription, one at a time; a later call takes over what is left.
+
+        Returns False when a later call took over before this one finished.
+        """
+        self._round += 1
+        round_ = self._round
+        async with self._lock:
+            if round_ != self._round:
+                return False  # a newer round is queued behind this one and will do it all
+            for handler in self._by_id.values():
+                self._waiting[handler] = None
+            self._by_id.clear()
+            for handler in list(self._waiting):
+                if round_ != self._round:
+                    return False
+                if handler not in self._waiting:
+                    continue  # closed meanwhile
+                del self._waiting[handler]
+                try:
+                    new_id = await handler.resubscribe(fresh_link)
+                except asyncio.CancelledError:
+                    self._waiting[handler] = None
+                    raise
+                except (ConnectionError, TimeoutError) as exc:
+                    # The link dropped (again) or went silent: try again at the next round.
+                    log.info("%s subscription waits for the next reconnect: %s", handler.kind, exc)
+                    self._waiting[handler] = None
+                    continue
+                except Exception as exc:
+                    log.warning("could not re-issue a %s subscription: %r", handler.kind, exc)
+                    error = exc if isinstance(exc, IBFlowError) else None
+                    _guarded(
+                        handler.on_close,
+                        error
+                        or ConnectionLost(
+                            f"the {handler.kind} subscription could not be resumed: {exc!r}"
+                        ),
+                    )
+                    continue
+                if new_id is not None:
+                    self._by_id[new_id] = handler
+            return True
 
     def close_all(self, error: IBFlowError | None) -> None:
-        handlers = list(self._by_id.values())
+        handlers = self._handlers()
         self._by_id.clear()
+        self._waiting.clear()
         for handler in handlers:
             _guarded(handler.on_close, error)
 

@@ -118,6 +118,8 @@ class Session:
         max_finished_trades: how many done orders :meth:`trades` keeps (each holds its whole
             history); beyond it the oldest leave the book once their executions and
             commissions are in. Orders not done are always kept.
+        wait_for_gateway: retry a first connect that finds no gateway for this many seconds,
+            with ``reconnect``'s backoff (each attempt shows in ``state_changes()``).
 
     Raises:
         ConfigError: a setting or environment variable is invalid (the message names it).
@@ -141,6 +143,7 @@ class Session:
         max_order_quantity: float | None = None,
         max_order_notional: float | None = None,
         max_finished_trades: int = 10_000,
+        wait_for_gateway: float | None = None,
     ) -> None:
         self._core = SessionCore(
             host,
@@ -157,6 +160,7 @@ class Session:
             max_order_quantity=max_order_quantity,
             max_order_notional=max_order_notional,
             max_finished_trades=max_finished_trades,
+            wait_for_gateway=wait_for_gateway,
         )
         self._contracts = Contracts(self._core)
         self._account = Account(self._core)
@@ -632,8 +636,7 @@ class Session:
             InvalidRequest: a bad argument (nothing sent).
             ContractNotFound / AmbiguousContract: the contract is unknown or ambiguous.
             MarketDataError: IB refused the data (354, 10089, 10168…).
-            RequestTimeout: no complete snapshot within ``timeout``.
-            ConnectionLost: the link dropped before the answer.
+            RequestTimeout / ConnectionLost: no complete snapshot in time; the link dropped.
         """
         return await self._market.quote(contract, timeout=timeout)
 
@@ -953,8 +956,7 @@ class Session:
 
         Raises:
             InvalidRequest: a bad argument (nothing was sent).
-            MarketDataError: IB has no such data.
-            ContractNotFound: IB does not know the contract.
+            MarketDataError / ContractNotFound: IB has no such data, or no such contract.
             RequestTimeout: no answer in time; the IB cancel has been sent.
             ConnectionLost, SessionClosedError: the session went away.
         """

@@ -165,8 +165,8 @@ Bars of ``period`` that keep coming (history with keepUpToDate).
 
 First the ``lookback`` history, then each bar as it completes (and, with
 ``include_forming``, the bar in progress as :class:`FormingBar` items); after a
-reconnect the gap's bars come from the new history. Entering the block waits for a
-slot under the session's historical pacing.
+reconnect the request is re-sent when IB's pacing allows and the gap's bars come from
+its history. Entering the block waits for a slot under the session's pacing.
 
 Args:
     contract: the instrument.
@@ -187,6 +187,7 @@ Raises:
     ConnectionLost: from the iterator, when the link drops and reconnect is off.
 """
 
+
 HISTORY = """\
 Historical bars for ``contract``, oldest first.
 
@@ -206,12 +207,12 @@ Returns:
 
 Raises:
     InvalidRequest: a bad argument (nothing was sent); the message says what works.
-    PacingViolation: IB refused for pacing, or the pacer would hold the request
-        past the timeout (then ``req_id`` is -1: nothing was sent); ``retry_after``
-        says when to try again.
+    PacingViolation: waiting out IB's pacing would pass the timeout (``req_id`` -1:
+        nothing was sent); ``retry_after`` says when to try again.
     MarketDataError: IB has no such data (permissions, no data of this kind).
     ContractNotFound, AmbiguousContract: the contract does not resolve to one.
 """
+
 
 DOWNLOAD = """\
 All bars of ``contract`` from ``start`` to ``end``, however many requests it takes.

@@ -32,6 +32,7 @@ _RECORD_MODULES = {
     "ibflow._errors",
     "ibflow._frames",
     "ibflow._log",
+    "ibflow._names",
     "ibflow._periods",
     "ibflow._resample",
     "ibflow._schedule",
@@ -68,7 +69,7 @@ def layer(module: str) -> int:
         return BORDER
     if module in ("ibflow", "ibflow._public", "ibflow._session", "ibflow._connect"):
         return SESSION
-    if module in _FACE_MODULES or module.startswith(("ibflow.bridge", "ibflow.cli.")):
+    if module in _FACE_MODULES or module.startswith(("ibflow.bridge", "ibflow.cli.", "ibflow.hub")):
         return FACES
     return FEATURES
 

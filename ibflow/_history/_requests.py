@@ -40,6 +40,8 @@ __all__ = [
 
 log = get_logger("history")
 
+_PACING_RETRIES = 3  # pacing refusals waited out within one call before giving up
+
 
 @dataclass(slots=True)
 class Resolved:
@@ -212,7 +214,9 @@ async def shared(
     shared: asyncio.Future[list[Bar]] = asyncio.get_running_loop().create_future()
     state.inflight[key] = shared
     try:
-        bars = await send(core, resolved, key, pace_deadline=deadline, deadline=deadline)
+        bars = await send(
+            core, resolved, key, pace_deadline=deadline, deadline=deadline, retry_pacing=True
+        )
     except BaseException as exc:
         # Others waiting on the same request get IB's answer; if this caller merely gave up,
         # they ask again themselves.
@@ -238,44 +242,56 @@ async def send(
     pace_deadline: float | None,
     deadline: float | None,
     timeout: float | None = None,
+    retry_pacing: bool = False,
 ) -> list[Bar]:
     """Send one historical request under the pacer; IB's answer or a typed error.
 
     ``deadline`` bounds the whole call (history); otherwise ``timeout`` bounds the answer once
-    the pacer let the request go (download).
+    the pacer let the request go (download). With ``retry_pacing``, a pacing refusal IB still
+    sends (another program's requests count too) is waited out and the request sent again, as
+    long as that fits before ``deadline``.
     """
     pacer = core.pacer
-    try:
-        ticket = await pacer.acquire(key, deadline=pace_deadline)
-    except PacingDelay as delay:
-        raise _held_back(delay) from None
     adapter = core.adapter
-    try:
-        limit = timeout if deadline is None else remaining(deadline, "reqHistoricalData")
-        return await core.request(
-            "reqHistoricalData",
-            lambda: adapter.history.start_historical(
-                resolved.contract,
-                end=key.end,
-                duration=key.duration,
-                bar_size=key.bar_size,
-                what=key.what,
-                rth=key.rth,
-                tz=resolved.tz,
-            ),
-            timeout=limit,
-            cancel=adapter.history.cancel_historical(),
-        )
-    except PacingViolation as exc:
-        raise _pacing_error(pacer, key, exc) from exc
-    except RequestError as exc:
-        if exc.code == 322 and "simultaneous" in exc.message.lower():
-            raise _pacing_error(pacer, key, exc) from exc
-        if isinstance(exc, MarketDataError) and _no_data(exc):
-            return []
-        raise
-    finally:
-        pacer.release(ticket)
+    refusals = 0
+    while True:
+        try:
+            ticket = await pacer.acquire(key, deadline=pace_deadline)
+        except PacingDelay as delay:
+            raise _held_back(delay) from None
+        try:
+            limit = timeout if deadline is None else remaining(deadline, "reqHistoricalData")
+            return await core.request(
+                "reqHistoricalData",
+                lambda: adapter.history.start_historical(
+                    resolved.contract,
+                    end=key.end,
+                    duration=key.duration,
+                    bar_size=key.bar_size,
+                    what=key.what,
+                    rth=key.rth,
+                    tz=resolved.tz,
+                ),
+                timeout=limit,
+                cancel=adapter.history.cancel_historical(),
+            )
+        except PacingViolation as exc:
+            error = _pacing_error(pacer, key, exc)
+        except RequestError as exc:
+            if exc.code == 322 and "simultaneous" in exc.message.lower():
+                error = _pacing_error(pacer, key, exc)
+            elif isinstance(exc, MarketDataError) and _no_data(exc):
+                return []
+            else:
+                raise
+        finally:
+            pacer.release(ticket)
+        refusals += 1
+        wait = error.retry_after or 0.0
+        fits = deadline is None or time.monotonic() + wait < deadline
+        if not retry_pacing or refusals > _PACING_RETRIES or not fits:
+            raise error
+        log.info("retrying a historical request refused for pacing in %.2f s", wait)
 
 
 def _no_data(exc: RequestError) -> bool:
@@ -289,7 +305,14 @@ def _pacing_error(pacer: Pacer, key: HistKey, exc: RequestError) -> PacingViolat
     pacer.core.violation(retry)
     log.warning("IB refused a historical request for pacing (%s); backing off %.2f s", exc, retry)
     return PacingViolation(
-        exc.code, exc.message, exc.req_id, hint=exc.hint or "wait, then retry", retry_after=retry
+        exc.code,
+        exc.message,
+        exc.req_id,
+        hint=(
+            f"IB's pacing rules admit it again in {retry:.2f} s: wait retry_after seconds, or "
+            "give a timeout long enough for ibflow to wait and retry"
+        ),
+        retry_after=retry,
     )
 
 

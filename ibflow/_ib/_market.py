@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -25,8 +26,9 @@ from typing import Any
 import ib_async
 from ib_async.objects import BarDataList, RealTimeBarList
 
+from .._log import get_logger
 from .._records.account import AccountValue, PnL, Position, PositionPnL
-from .._records.contracts import Bar, Contract
+from .._records.contracts import Bar, Contract, SecType
 from .._records.market import (
     MARKET_DATA_TYPES,
     BidAskTick,
@@ -47,8 +49,11 @@ from ._options import greeks_from
 __all__ = [
     "Link",
     "MarketPort",
+    "ValueGuard",
     "quote_from_ticker",
 ]
+
+log = get_logger("market")
 
 _LATE_GRACE = 10.0  # s to keep a cancelled ticker's id known, so late ticks are not logged
 _MARKET_DATA_TYPES = MARKET_DATA_TYPES
@@ -107,33 +112,138 @@ def _size(value: float) -> float | None:
 # -- quotes ------------------------------------------------------------------------------------
 
 
-def quote_from_ticker(ticker: ib_async.Ticker, contract: Contract) -> Quote:
-    """An immutable snapshot of ``ticker`` (built inside ib_async's callback: keep it lean)."""
+class ValueGuard:
+    """Counts (and logs, sparingly) values from TWS no market can have, replaced by ``None``."""
+
+    __slots__ = ("rejected",)
+
+    def __init__(self) -> None:
+        self.rejected = 0
+
+    def reject(self, contract: Contract, fields: list[str], values: list[float]) -> None:
+        self.rejected += len(fields)
+        if self.rejected <= _LOGGED_REJECTS or self.rejected % 1000 < len(fields):
+            shown = ", ".join(f"{f}={v!r}" for f, v in zip(fields, values, strict=True))
+            log.warning(
+                "impossible quote values for %s from TWS, shown as None: %s (%d so far)",
+                contract.display_name,
+                shown,
+                self.rejected,
+            )
+
+
+_LOGGED_REJECTS = 20
+_MAX = sys.float_info.max
+# Prices that may go below zero (spreads, a future's settlement); a stock's cannot.
+_SIGNED_PRICES = frozenset({SecType.FUTURE, SecType.INDEX, SecType.CFD, SecType.COMMODITY})
+_QUOTE_VALUES = (
+    "bid",
+    "ask",
+    "last",
+    "bid_size",
+    "ask_size",
+    "last_size",
+    "volume",
+    "open",
+    "high",
+    "low",
+    "close",
+)
+_PRICE_COUNT = 3  # bid, ask, last: then sizes and volume, then open/high/low/close
+
+
+def _screen(
+    values: list[float | None], floor: float, contract: Contract, guard: ValueGuard
+) -> None:
+    """Replace non-finite or impossible values by None in place (the rare path)."""
+    fields: list[str] = []
+    bad: list[float] = []
+    for n, v in enumerate(values):
+        if v is None:
+            continue
+        low = 0.0 if _PRICE_COUNT <= n < _PRICE_COUNT + 4 else floor
+        if not low <= v < _MAX:
+            values[n] = None
+            if v != _MAX:  # the largest double is TWS's "unset", not a wrong value
+                fields.append(_QUOTE_VALUES[n])
+                bad.append(v)
+    if fields:
+        guard.reject(contract, fields, bad)
+
+
+def quote_from_ticker(
+    ticker: ib_async.Ticker, contract: Contract, guard: ValueGuard | None = None
+) -> Quote:
+    """An immutable snapshot of ``ticker`` (built inside ib_async's callback: keep it lean).
+
+    Values no market can have (infinite, NaN sizes, a negative stock price or size) become
+    ``None`` and are counted in ``guard``; IB's own "none" markers (-1, NaN) are just ``None``.
+    """
     t = ticker
-    bid = t.bid
-    ask = t.ask
-    last = t.last
-    bid_size = t.bidSize
-    ask_size = t.askSize
-    last_size = t.lastSize
+    bid: float | None = t.bid
+    ask: float | None = t.ask
+    last: float | None = t.last
+    bid_size: float | None = t.bidSize
+    ask_size: float | None = t.askSize
+    last_size: float | None = t.lastSize
     if bid != bid or bid == -1.0:
-        bid = bid_size = None  # type: ignore[assignment]
+        bid = bid_size = None
     elif bid_size != bid_size:
-        bid_size = None  # type: ignore[assignment]
+        bid_size = None
     if ask != ask or ask == -1.0:
-        ask = ask_size = None  # type: ignore[assignment]
+        ask = ask_size = None
     elif ask_size != ask_size:
-        ask_size = None  # type: ignore[assignment]
+        ask_size = None
     if last != last or last == -1.0:
-        last = last_size = None  # type: ignore[assignment]
+        last = last_size = None
     elif last_size != last_size:
-        last_size = None  # type: ignore[assignment]
-    volume = t.volume
+        last_size = None
+    volume: float | None = t.volume
+    if volume != volume:
+        volume = None
+    open_: float | None = t.open
+    if open_ != open_ or open_ == -1.0:
+        open_ = None
+    high: float | None = t.high
+    if high != high or high == -1.0:
+        high = None
+    low: float | None = t.low
+    if low != low or low == -1.0:
+        low = None
+    close: float | None = t.close
+    if close != close or close == -1.0:
+        close = None
+    floor = -_MAX if contract.sec_type in _SIGNED_PRICES else 0.0
+    # One cheap pass for the common case: every value present is finite and in range.
+    if not (
+        (bid is None or floor <= bid < _MAX)
+        and (ask is None or floor <= ask < _MAX)
+        and (last is None or floor <= last < _MAX)
+        and (bid_size is None or 0.0 <= bid_size < _MAX)
+        and (ask_size is None or 0.0 <= ask_size < _MAX)
+        and (last_size is None or 0.0 <= last_size < _MAX)
+        and (volume is None or 0.0 <= volume < _MAX)
+        and (open_ is None or floor <= open_ < _MAX)
+        and (high is None or floor <= high < _MAX)
+        and (low is None or floor <= low < _MAX)
+        and (close is None or floor <= close < _MAX)
+    ):
+        values: list[float | None] = [
+            bid,
+            ask,
+            last,
+            bid_size,
+            ask_size,
+            last_size,
+            volume,
+            open_,
+            high,
+            low,
+            close,
+        ]
+        _screen(values, floor, contract, guard or ValueGuard())
+        bid, ask, last, bid_size, ask_size, last_size, volume, open_, high, low, close = values
     halted = t.halted
-    open_ = t.open
-    high = t.high
-    low = t.low
-    close = t.close
     model, bid_g, ask_g, last_g = t.modelGreeks, t.bidGreeks, t.askGreeks, t.lastGreeks
     return new_quote(
         contract,
@@ -144,11 +254,11 @@ def quote_from_ticker(ticker: ib_async.Ticker, contract: Contract) -> Quote:
         bid_size,
         ask_size,
         last_size,
-        None if volume != volume else volume,
-        None if open_ != open_ or open_ == -1.0 else open_,
-        None if high != high or high == -1.0 else high,
-        None if low != low or low == -1.0 else low,
-        None if close != close or close == -1.0 else close,
+        volume,
+        open_,
+        high,
+        low,
+        close,
         _MARKET_DATA_TYPES.get(t.marketDataType, _LIVE),
         halted == halted and halted > 0,
         None if model is None else greeks_from(model),
@@ -207,6 +317,7 @@ class MarketPort:
     def __init__(self, ib: ib_async.IB, is_connected: Callable[[], bool]) -> None:
         self._ib = ib
         self._is_connected = is_connected
+        self.guard = ValueGuard()
 
     def open_quotes(self, contract: Contract, emit: Callable[[Quote], None]) -> Link:
         """``reqMktData`` (streaming) with a private ``Ticker``; ``emit`` gets one Quote per batch.
@@ -220,8 +331,10 @@ class MarketPort:
         ib_contract = contract_to_ib(contract)
         ticker = ib_async.Ticker(contract=ib_contract, defaults=wrapper.defaults)
 
+        guard = self.guard
+
         def on_update(t: ib_async.Ticker) -> None:
-            emit(quote_from_ticker(t, contract))
+            emit(quote_from_ticker(t, contract, guard))
 
         def stop(send: bool) -> None:
             ticker.updateEvent -= on_update
@@ -267,7 +380,7 @@ class MarketPort:
                 await done
             finally:
                 forget()
-            return quote_from_ticker(ticker, contract)
+            return quote_from_ticker(ticker, contract, self.guard)
 
         return req_id, run()
 
@@ -400,16 +513,29 @@ class MarketPort:
         bars = _history_list(req_id, ib_contract, duration, bar_size, what, rth, keep_up=True)
         answer = wrapper.startReq(req_id, ib_contract, container=bars)
         live = True
+        history_sent = False
 
-        def history_done(fut: asyncio.Future[Any]) -> None:
-            if not live or fut.cancelled() or fut.exception() is not None:
-                return
+        def send_history() -> None:
+            # ib_async ends the request inside the frame that carries the history, but the
+            # future's callbacks run a moment later: updates read in the same chunk land in
+            # ``bars`` first. Whichever comes first hands over the whole list (an update that
+            # began a new bar has completed the last historical one), then trims it.
+            nonlocal history_sent
+            history_sent = True
             on_history(_converted(list(bars)))
             del bars[:-1]  # ib_async compares updates with the last bar only
 
+        def history_done(fut: asyncio.Future[Any]) -> None:
+            if live and not history_sent and not fut.cancelled() and fut.exception() is None:
+                send_history()
+
         def updated(_bars: BarDataList, has_new: bool) -> None:
-            if not bars:
+            if not bars or not live:
                 return
+            if not history_sent:
+                if answer.done() and not answer.cancelled() and answer.exception() is None:
+                    send_history()  # this update is part of what it delivers
+                return  # before the end of the history, an update only extends it
             converted = _converted(bars[-1:])
             if converted:
                 on_update(converted[0], has_new)

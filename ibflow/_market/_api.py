@@ -12,7 +12,7 @@ from .._errors import InvalidRequest
 from .._pacer import Ticket
 from .._periods import BarSize, bar_seconds, parse_duration, parse_period
 from .._records.account import AccountValue, PnL, Position, PositionPnL
-from .._records.contracts import Bar, Contract
+from .._records.contracts import Bar, Contract, check_text
 from .._records.market import (
     MARKET_DATA_CODES,
     Gap,
@@ -55,8 +55,8 @@ def _check_contract(contract: object) -> Contract:
 
 def _check_account(account: object) -> str | None:
     if account is not None and (not isinstance(account, str) or not account.strip()):
-        raise InvalidRequest(f"account must be an account id like 'DU1234567', got {account!r}")
-    return account.strip() if isinstance(account, str) else None
+        raise InvalidRequest(f"account must be an account id like 'DU1234567', got {account!r:.80}")
+    return check_text(account, "account").strip() if isinstance(account, str) else None
 
 
 def _check_tick_kind(kind: object) -> TickKind:

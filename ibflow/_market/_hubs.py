@@ -12,9 +12,9 @@ from typing import Any, Final, Generic, Protocol, TypeVar
 
 from .._account import Contracts
 from .._core import SessionCore
-from .._errors import IBFlowError, RequestError, RequestTimeout
+from .._errors import IBFlowError, PacingViolation, RequestError, RequestTimeout
 from .._log import get_logger
-from .._pacer import HistKey, Ticket
+from .._pacer import IB_SMALL_BAR_SECONDS, HistKey, Ticket
 from .._periods import BarSize, bar_seconds
 from .._records.account import AccountValue, PnL, Position, PositionPnL
 from .._records.contracts import Bar, Contract
@@ -197,9 +197,7 @@ class _Hub(Generic[T]):
         state = self.state
         if state.hubs.get(self.key) is self:
             del state.hubs[self.key]
-        registry = self.core.subscriptions
-        if self.req_id is not None and registry.get(self.req_id) is self:
-            registry.remove(self.req_id)
+        self.core.subscriptions.forget(self, self.req_id)
         link, self.link = self.link, None
         if link is not None:
             link.cancel(send and self._link_is_current())
@@ -223,22 +221,34 @@ class _Hub(Generic[T]):
         if not self._live():
             self._shutdown(send=False)
             return None
+        self._detach(fresh_link)
+        self._reopen(fresh_link)
+        return self.req_id
+
+    def _detach(self, fresh_link: bool) -> None:
+        """Let go of the request of the lost link (cancelling it when TWS still holds it)."""
         old, self.link = self.link, None
         if old is not None:
             old.cancel(not fresh_link and self._link_is_current())
         self._on_shutdown()
-        gap = None
-        if not self.lazy_gap or self.gap_start is not None:
+        if self.gap_start is None and not self.lazy_gap:
+            self.gap_start = _now()  # 1101 without 1100 first
+
+    def _reopen(self, fresh_link: bool) -> None:
+        """Send the request again, then mark the Gap (no data can arrive before this returns).
+
+        If it raises (the link dropped again), the session retries later and one Gap spans
+        both outages.
+        """
+        self._before_open()
+        self._set_link(self._open())
+        if self.gap_start is not None:
             gap = self._gap(
                 "the connection to TWS/IB Gateway was lost and re-established; re-subscribed"
                 if fresh_link
                 else "TWS lost its connection to IB (1100/1101); re-subscribed"
             )
-        self._before_open()
-        self._set_link(self._open())
-        if gap is not None:
             self._after_gap(gap, fresh_link)
-        return self.req_id
 
     def on_error(self, error: RequestError) -> None:
         self._finish(error, send=error.code in _KEEPS_SUBSCRIPTION)
@@ -400,6 +410,8 @@ class _LiveBarHub(_Hub[Bar]):
         # The pacer slot of the open request: a keepUpToDate request stays open at IB (and
         # counts against its open-request limit) until it is cancelled.
         self.ticket = ticket
+        self.waiter: asyncio.Task[None] | None = None  # a re-subscription waiting its turn
+        self.resumed = False  # re-subscribed at least once
 
     def start(self) -> None:
         try:
@@ -408,12 +420,86 @@ class _LiveBarHub(_Hub[Bar]):
             self._on_shutdown()  # the slot taken for a request that was never sent
             raise
 
+    def _key(self) -> HistKey:
+        return live_key(self.contract, self.bar_size, self.lookback, self.what, self.rth)
+
     def _before_open(self) -> None:
         if self.ticket is None:
-            # A re-subscription after a reconnect happens inside the reconnect and cannot wait
-            # its turn; it is still booked, so downloads and other streams wait for it.
-            key = live_key(self.contract, self.bar_size, self.lookback, self.what, self.rth)
-            self.ticket = self.core.pacer.core.admit(key)
+            self.ticket = self.core.pacer.core.admit(self._key())
+
+    async def resubscribe(self, fresh_link: bool) -> int | None:
+        """Re-send at once when IB's rules allow it; else wait for the pacer in the background.
+
+        A request for bars of 30 s or less re-sent within 15 s of the last one is refused
+        (162), so it waits its turn without holding up the reconnect; the lookback history
+        then fills the gap. While it waits, the hub stays registered under a placeholder key,
+        so another drop, a close or the next round still reach it.
+        """
+        if self.closed or not self._live():
+            return await super().resubscribe(fresh_link)
+        self._detach(fresh_link)
+        key = self._key()
+        # IB applies its 15 s and burst rules to small bars only; larger ones go at once.
+        if key.bar_seconds > IB_SMALL_BAR_SECONDS or self.core.pacer.core.delay(key) <= 0:
+            self._reopen(fresh_link)
+            return self.req_id
+        return self._wait_turn(fresh_link)
+
+    def _wait_turn(self, fresh_link: bool) -> int:
+        placeholder = next(self.state.tap_ids)
+        self.req_id = placeholder
+        self.waiter = asyncio.create_task(
+            self._reopen_in_turn(placeholder, fresh_link),
+            name=f"ibflow-live-bars-{self.contract.display_name}",
+        )
+        return placeholder
+
+    async def _reopen_in_turn(self, placeholder: int, fresh_link: bool) -> None:
+        pacer = self.core.pacer
+        log.info("live bars for %s wait for IB's pacing rules", self.contract.display_name)
+        ticket = await pacer.acquire(self._key())
+        registry = self.core.subscriptions
+        if self.closed or registry.get(placeholder) is not self:
+            pacer.release(ticket)  # closed, or a new round of re-subscription has it now
+            return
+        self.ticket = ticket
+        self.waiter = None
+        try:
+            self._reopen(fresh_link)
+        except (ConnectionError, TimeoutError) as exc:
+            log.info("live bars for %s wait for the next reconnect: %s", self.contract, exc)
+            return  # still registered under the placeholder: the next round re-issues it
+        except IBFlowError as exc:
+            self._finish(exc)
+            return
+        registry.remove(placeholder)
+        assert self.req_id is not None
+        registry.add(self.req_id, self)
+
+    def _after_gap(self, gap: Gap, fresh_link: bool) -> None:
+        self.resumed = True
+
+    def on_error(self, error: RequestError) -> None:
+        if isinstance(error, PacingViolation) and self.resumed and not self.closed:
+            # A re-sent request refused for pacing (another program's requests count too):
+            # back off like history does, then try again; the stream goes on.
+            pacer = self.core.pacer
+            wait = pacer.core.retry_after(self._key())
+            pacer.core.violation(wait)
+            log.warning(
+                "live bars for %s refused for pacing after a reconnect; retrying in %.2f s",
+                self.contract.display_name,
+                wait,
+            )
+            registry = self.core.subscriptions
+            old_id = self.req_id
+            self._detach(fresh_link=True)
+            self.gap_start = None  # the Gap already went out; the lookback fills this wait
+            if old_id is not None:
+                registry.remove(old_id)
+            registry.add(self._wait_turn(fresh_link=True), self)
+            return
+        super().on_error(error)
 
     def _open(self) -> Link:
         self.forming = None
@@ -473,6 +559,9 @@ class _LiveBarHub(_Hub[Bar]):
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
+        waiter, self.waiter = self.waiter, None
+        if waiter is not None and waiter is not asyncio.current_task():
+            waiter.cancel()
         ticket, self.ticket = self.ticket, None
         if ticket is not None:
             self.core.pacer.release(ticket)

@@ -20,6 +20,7 @@ from enum import StrEnum
 from .._errors import InvalidRequest
 
 __all__ = [
+    "MAX_TEXT",
     "Bar",
     "Contract",
     "Forex",
@@ -29,7 +30,46 @@ __all__ = [
     "Right",
     "SecType",
     "Stock",
+    "check_text",
 ]
+
+MAX_TEXT = 128
+"""The longest string ibflow sends in a contract field or an id (IB's own are far shorter)."""
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_MAX_NUMBER = 1e9  # strikes and multipliers beyond this are typos, not instruments
+_MAX_CON_ID = 2**31 - 1
+
+
+def check_text(value: object, name: str, *, limit: int = MAX_TEXT) -> str:
+    """``value`` if it is a string that may go on the wire, else :class:`InvalidRequest`.
+
+    A control character (NUL is TWS's field separator) would shift the fields of the request
+    it is part of, and an oversized string can exceed TWS's frame limit and drop the link.
+    """
+    if not isinstance(value, str):
+        raise InvalidRequest(f"{name} must be a string, got {type(value).__name__} {value!r:.80}")
+    if len(value) > limit:
+        raise InvalidRequest(
+            f"{name} is {len(value):,} characters long; at most {limit} are allowed"
+        )
+    bad = _CONTROL.search(value)
+    if bad is not None:
+        raise InvalidRequest(
+            f"{name} contains the control character {bad.group()!r} at position {bad.start()} "
+            f"in {value!r:.80}; remove it (TWS reads control characters as field separators)"
+        )
+    return value
+
+
+def _number(value: object, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidRequest(f"{name} must be a number, got {value!r:.80}")
+    number = float(value)
+    if not -_MAX_NUMBER <= number <= _MAX_NUMBER:  # NaN and infinities fail here too
+        raise InvalidRequest(
+            f"{name} must be a finite number of at most {_MAX_NUMBER:g}, got {value!r}"
+        )
+    return number
 
 
 class SecType(StrEnum):
@@ -80,8 +120,25 @@ class Contract:
                 raise InvalidRequest(
                     f"unknown security type {self.sec_type!r}; use one of {allowed}"
                 ) from None
-        if self.con_id is not None and (not isinstance(self.con_id, int) or self.con_id <= 0):
-            raise InvalidRequest(f"con_id must be a positive integer, got {self.con_id!r}")
+        con_id = self.con_id
+        if con_id is not None and (
+            isinstance(con_id, bool) or not isinstance(con_id, int) or not 0 < con_id <= _MAX_CON_ID
+        ):
+            raise InvalidRequest(f"con_id must be a positive 32-bit integer, got {con_id!r:.80}")
+        # The one check for every string of a contract, whoever built it: no Contract that
+        # could corrupt a request exists, so nothing downstream has to check again.
+        for name in ("symbol", "exchange", "currency"):
+            check_text(getattr(self, name), f"contract {name}")
+        for name in ("primary_exchange", "local_symbol", "trading_class", "expiry"):
+            value = getattr(self, name)
+            if value is not None:
+                check_text(value, f"contract {name}")
+        for name in ("strike", "multiplier"):
+            value = getattr(self, name)
+            if value is not None:
+                _number(value, f"contract {name}")
+        if self.right is not None and not isinstance(self.right, Right):
+            object.__setattr__(self, "right", _right(self.right))
         if not self.symbol and self.con_id is None and not self.local_symbol:
             raise InvalidRequest("a contract needs a symbol, a local_symbol or a con_id")
 
@@ -107,8 +164,14 @@ _SYMBOL = re.compile(r"^[A-Za-z0-9.\-/ ]{1,32}$")
 _CCY = re.compile(r"^[A-Z]{3}$")
 
 
+def _code(value: object, name: str) -> str:
+    """An exchange-like code, upper-cased; wrong types are refused before ``.upper()``."""
+    return check_text(value, name).upper()
+
+
 def _symbol(symbol: str, what: str = "symbol") -> str:
-    if not isinstance(symbol, str) or not _SYMBOL.match(symbol.strip()):
+    # Checked before stripping: str.strip() would remove some control characters quietly.
+    if not _SYMBOL.match(check_text(symbol, what).strip()):
         raise InvalidRequest(f"{what} must be a ticker like 'AAPL', got {symbol!r}")
     return symbol.strip().upper()
 
@@ -124,7 +187,7 @@ def _expiry(expiry: str | date) -> str:
         expiry = expiry.date()
     if isinstance(expiry, date):
         return expiry.strftime("%Y%m%d")
-    text = str(expiry).replace("-", "").strip()
+    text = check_text(expiry, "expiry").replace("-", "").strip()
     if not re.fullmatch(r"\d{6}(\d{2})?", text):
         raise InvalidRequest(f"expiry must be 'yyyymmdd', 'yyyymm' or a date, got {expiry!r}")
     return text
@@ -143,16 +206,18 @@ def Stock(
     return Contract(
         sec_type=SecType.STOCK,
         symbol=_symbol(symbol),
-        exchange=exchange.upper(),
+        exchange=_code(exchange, "exchange"),
         currency=_currency(currency),
-        primary_exchange=primary_exchange.upper() if primary_exchange else None,
+        primary_exchange=(
+            _code(primary_exchange, "primary_exchange") if primary_exchange is not None else None
+        ),
         con_id=con_id,
     )
 
 
 def Forex(pair: str, exchange: str = "IDEALPRO", *, con_id: int | None = None) -> Contract:
     """A currency pair: ``Forex("EURUSD")`` or ``Forex("EUR.USD")`` (base, then quote)."""
-    text = pair.replace(".", "").replace("/", "").strip().upper() if isinstance(pair, str) else ""
+    text = check_text(pair, "forex pair").replace(".", "").replace("/", "").strip().upper()
     if not re.fullmatch(r"[A-Z]{6}", text):
         raise InvalidRequest(
             f"a forex pair is six letters like 'EURUSD' or 'EUR.USD', got {pair!r}"
@@ -161,7 +226,7 @@ def Forex(pair: str, exchange: str = "IDEALPRO", *, con_id: int | None = None) -
         sec_type=SecType.FOREX,
         symbol=text[:3],
         currency=text[3:],
-        exchange=exchange.upper(),
+        exchange=_code(exchange, "exchange"),
         local_symbol=f"{text[:3]}.{text[3:]}",
         con_id=con_id,
     )
@@ -179,13 +244,13 @@ def Future(
     con_id: int | None = None,
 ) -> Contract:
     """A futures contract: ``Future("ES", "202703", "CME")``."""
-    if not exchange or exchange.upper() == "SMART":
+    if not _code(exchange, "exchange") or exchange.upper() == "SMART":
         raise InvalidRequest("futures need their exchange, e.g. 'CME' (SMART does not route them)")
     return Contract(
         sec_type=SecType.FUTURE,
         symbol=_symbol(symbol),
         expiry=_expiry(expiry),
-        exchange=exchange.upper(),
+        exchange=_code(exchange, "exchange"),
         currency=_currency(currency),
         multiplier=_positive(multiplier, "multiplier") if multiplier is not None else None,
         local_symbol=local_symbol,
@@ -213,7 +278,7 @@ def Option(
         expiry=_expiry(expiry),
         strike=_positive(strike, "strike"),
         right=_right(right),
-        exchange=exchange.upper(),
+        exchange=_code(exchange, "exchange"),
         currency=_currency(currency),
         multiplier=_positive(multiplier, "multiplier") if multiplier is not None else None,
         trading_class=trading_class,
@@ -225,29 +290,28 @@ def Index(
     symbol: str, exchange: str, currency: str = "USD", *, con_id: int | None = None
 ) -> Contract:
     """An index (not tradable; for quotes and history): ``Index("SPX", "CBOE")``."""
-    if not exchange or exchange.upper() == "SMART":
+    if not _code(exchange, "exchange") or exchange.upper() == "SMART":
         raise InvalidRequest("indexes need their exchange, e.g. 'CBOE' for SPX")
     return Contract(
         sec_type=SecType.INDEX,
         symbol=_symbol(symbol),
-        exchange=exchange.upper(),
+        exchange=_code(exchange, "exchange"),
         currency=_currency(currency),
         con_id=con_id,
     )
 
 
 def _positive(value: float, what: str) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise InvalidRequest(f"{what} must be a positive number, got {value!r}") from None
-    if not number > 0 or number != number or number == float("inf"):
+    number = _number(value, what)
+    if not number > 0:
         raise InvalidRequest(f"{what} must be a positive number, got {value!r}")
     return number
 
 
 def _right(right: str | Right) -> Right:
-    text = str(right.value if isinstance(right, Right) else right).strip().upper()
+    if isinstance(right, Right):
+        return right
+    text = check_text(right, "option right").strip().upper()
     mapped = {"C": Right.CALL, "CALL": Right.CALL, "P": Right.PUT, "PUT": Right.PUT}.get(text)
     if mapped is None:
         raise InvalidRequest(f"option right must be 'C' or 'P' (or 'CALL'/'PUT'), got {right!r}")

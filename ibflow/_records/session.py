@@ -140,6 +140,9 @@ class SessionStatistics:
     rejected_executions: int
     """Executions from the server with impossible numbers (NaN, infinite or non-positive size,
     non-finite or negative price): logged and dropped, never applied to an order."""
+    rejected_values: int
+    """Quote values from TWS no market can have (infinite, NaN, a negative size or stock
+    price), delivered as ``None`` instead."""
 
 
 DEFAULT_RECONNECT = ReconnectPolicy()

@@ -349,6 +349,7 @@ class SessionStatistics(_Mirror):
     notices: int
     in_flight_requests: int
     rejected_executions: int
+    rejected_values: int
 
 
 class ErrorBody(BaseModel):

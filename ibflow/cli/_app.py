@@ -9,6 +9,7 @@ import sys
 
 import click
 
+from ..hub._cli import hub
 from ._account import account, positions
 from ._bridge import bridge
 from ._common import EXIT_INTERRUPTED, EXIT_USAGE, Settings, connection_options
@@ -30,6 +31,7 @@ COMMANDS: tuple[click.Command, ...] = (
     doctor,
     sim,
     bridge,
+    hub,
 )
 
 

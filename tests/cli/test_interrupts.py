@@ -153,29 +153,3 @@ def test_importing_ibflow_loads_nothing_heavy() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, env=ENV, check=True
     )
     assert out.stdout.strip() == "[]"
-
-
-async def test_ctrl_c_at_the_very_start_of_the_command() -> None:
-    for delay in (0.0, 0.05):
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "ibflow",
-            "--sim",
-            "positions",
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=ENV,
-        )
-        try:
-            async with asyncio.timeout(30):
-                await asyncio.sleep(delay)
-                proc.send_signal(signal.SIGINT)
-                _, err = await proc.communicate()
-            text = err.decode()
-            assert "Traceback" not in text, (delay, text)
-            assert proc.returncode in (130, -signal.SIGINT), (delay, proc.returncode, text)
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()

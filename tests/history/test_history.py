@@ -192,7 +192,8 @@ async def test_pacing_error_from_ib_carries_retry_after(
 ) -> None:
     sim.fail_next("historical_data", 162, PACING_TEXT)
     with pytest.raises(ibflow.PacingViolation) as info:
-        await session.history(AAPL, end=WEDNESDAY)
+        # Too short to wait the refusal out: the error says when to retry.
+        await session.history(AAPL, end=WEDNESDAY, timeout=0.1)
     error = info.value
     assert error.code == 162
     assert error.req_id > 0  # IB's answer to our request
@@ -202,6 +203,29 @@ async def test_pacing_error_from_ib_carries_retry_after(
     # After retry_after the same request goes through.
     await asyncio.sleep(error.retry_after)
     assert await session.history(AAPL, end=WEDNESDAY)
+
+
+async def test_a_pacing_refusal_is_waited_out_within_the_timeout(
+    sim: Simulator, session: ibflow.Session
+) -> None:
+    """IB refuses for pacing (another program's requests count too): wait, then retry."""
+    sim.fail_next("historical_data", 162, PACING_TEXT)
+    bars = await session.history(AAPL, end=WEDNESDAY)
+    assert bars
+    assert sim.request_count("historical_data") == 2
+    stats = session.pacing_statistics()
+    assert (stats.violations, stats.open_requests) == (1, 0)
+
+
+async def test_a_pacing_error_says_how_long_to_wait(
+    sim: Simulator, session: ibflow.Session
+) -> None:
+    sim.fail_next("historical_data", 162, PACING_TEXT)
+    with pytest.raises(ibflow.PacingViolation, match=r"again in \d+\.\d\d s") as info:
+        await session.history(AAPL, end=WEDNESDAY, timeout=0.1)
+    assert info.value.retry_after is not None
+    assert f"{info.value.retry_after:.2f} s" in str(info.value)
+    assert sim.request_count("historical_data") == 1
 
 
 async def test_ib_errors_raise_their_type(sim: Simulator, session: ibflow.Session) -> None:
@@ -257,7 +281,8 @@ async def test_task_cancel_sends_the_cancel_once(sim: Simulator, session: ibflow
 async def test_pacer_holding_past_the_timeout_raises_without_sending(
     sim: Simulator, session: ibflow.Session
 ) -> None:
-    session.set_pacing(ibflow.PacingRules())  # real time: 15 s between identical requests
+    # Real time: 15 s between identical requests, for these 5-minute bars too.
+    session.set_pacing(ibflow.PacingRules(small_bars_only=False))
     sim.fail_next("historical_data", 354, "Requested market data is not subscribed.")
     with pytest.raises(ibflow.MarketDataError):
         await session.history(AAPL, end=WEDNESDAY)
@@ -302,7 +327,10 @@ async def test_memory_expires_with_the_window(sim: Simulator, session: ibflow.Se
 async def test_many_requests_pace_without_violations(open_session: Opener) -> None:
     sim, session = await open_session()
     ends = [WEDNESDAY - timedelta(minutes=m) for m in range(12)]
-    await asyncio.gather(*(session.history(AAPL, end=e, duration="3600 S") for e in ends))
+    # 30-second bars: IB's burst rule applies to bars of 30 s and smaller.
+    await asyncio.gather(
+        *(session.history(AAPL, end=e, duration="3600 S", period="30s") for e in ends)
+    )
     stats = session.pacing_statistics()
     assert stats.violations == 0
     assert stats.historical_requests == sim.request_count("historical_data") == 12

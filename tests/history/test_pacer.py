@@ -103,12 +103,21 @@ def test_time_scale_and_margin() -> None:
     assert pacer.delay(key(end="a")) == 0.0
 
 
-def test_small_bars_only_exempts_minute_bars() -> None:
-    pacer, _ = core(small_bars_only=True)
+def test_bars_over_30_s_skip_the_identical_and_burst_rules_but_keep_the_period_limit() -> None:
+    pacer, _ = core()  # small_bars_only is the default, as IB documents
     for _ in range(10):
         pacer.admit(key(bar_seconds=60))
-    assert pacer.delay(key(bar_seconds=60)) == 0.0
-    assert pacer.weight == 0
+    assert pacer.delay(key(bar_seconds=60)) == 0.0  # no identical-request or burst wait
+    assert pacer.weight == 10  # the softer throttle still counts them
+    for _ in range(6):
+        pacer.admit(key(bar_seconds=30))
+    assert pacer.delay(key(bar_seconds=30)) > 0  # 30-second bars: the burst rule holds
+
+
+def test_strict_rules_pace_every_bar_size() -> None:
+    pacer, _ = core(small_bars_only=False)
+    pacer.admit(key(bar_seconds=3600))
+    assert pacer.delay(key(bar_seconds=3600)) > 0  # identical request
 
 
 def test_a_violation_holds_everything_back() -> None:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import ibflow
 from ibflow.sim import Simulator
+from ibflow.testing import eventually
 
 AAPL = ibflow.Stock("AAPL")
 MSFT = ibflow.Stock("MSFT")
@@ -26,3 +29,43 @@ def fast_clock(factor: float = 120.0, start: float = MARKET_START) -> Callable[[
 def lines(sim: Simulator, kind: str = "mkt_data") -> int:
     """How many subscriptions of ``kind`` the simulator holds for all clients."""
     return sim.subscriptions().get(kind, 0)
+
+
+class Collector:
+    """Reads a stream in the background into ``items``."""
+
+    def __init__(self, stream: ibflow.Stream[Any]) -> None:
+        self.stream = stream
+        self.items: list[Any] = []
+        self.error: BaseException | None = None
+        self.task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        try:
+            async for item in self.stream:
+                self.items.append(item)
+        except Exception as exc:
+            self.error = exc
+
+    def gaps(self) -> list[ibflow.Gap]:
+        return [i for i in self.items if isinstance(i, ibflow.Gap)]
+
+    def after_gap(self) -> list[Any]:
+        for n, item in enumerate(self.items):
+            if isinstance(item, ibflow.Gap):
+                return self.items[n + 1 :]
+        return []
+
+    def before_gap(self) -> list[Any]:
+        for n, item in enumerate(self.items):
+            if isinstance(item, ibflow.Gap):
+                return self.items[:n]
+        return list(self.items)
+
+    async def wait(self, predicate: Callable[[Collector], object]) -> None:
+        await eventually(lambda: predicate(self) or self.error, timeout=10)
+        assert self.error is None, self.error
+
+    async def stop(self) -> None:
+        self.task.cancel()
+        await asyncio.gather(self.task, return_exceptions=True)

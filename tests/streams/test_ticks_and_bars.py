@@ -127,7 +127,8 @@ async def test_live_bars_and_history_share_the_burst_limit(sim: Simulator) -> No
     """Six requests for one contract inside IB's 2 s would trip a 162: the sixth waits."""
     async with session_for(sim) as session:
         # 2 s → 0.5 s: long enough that the four history calls fall inside one window.
-        session.set_pacing(ibflow.PacingRules(time_scale=4, margin=0.05))
+        # Every bar size under the burst rule, as the simulator's strict mode counts them.
+        session.set_pacing(ibflow.PacingRules(time_scale=4, margin=0.05, small_bars_only=False))
         for days in range(1, 5):
             await session.history(AAPL, duration=f"{days} D", period="5m", rth=False)
         async with (

@@ -1,0 +1,472 @@
+"""``Hub``: one ``ibflow.Session`` served to many remote sessions over NATS.
+
+The hub owns the only TWS connection. Reads are NATS request-reply on ``ibflow.<hub>.req.*``;
+quotes are published once per instrument on ``ibflow.<hub>.quotes.<con_id>`` however many
+remote consumers listen (one market-data line at TWS each, accounted against ``max_lines``);
+interest in an instrument is a lease its consumers renew, and the hub cancels the TWS
+subscription once no lease is left. Orders carry a client key that the hub claims in a
+JetStream key-value bucket before placing, so a retried request never places twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+import nats.errors
+import nats.js.errors
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from nats.js.kv import KeyValue
+
+import ibflow
+
+from ._protocol import (
+    Subjects,
+    check_name,
+    connect_nats,
+    decode,
+    decode_error,
+    dumps,
+    encode,
+    encode_error,
+    loads,
+)
+
+__all__ = ["Hub"]
+
+_log = logging.getLogger("ibflow.hub")
+
+# Session reads served as they are: the hub calls the method of that name with the remote's
+# arguments and returns its records.
+_READS = frozenset(
+    {
+        "positions",
+        "account_values",
+        "account_summary",
+        "portfolio",
+        "pnl",
+        "current_time",
+        "contract_details",
+        "qualify",
+        "history",
+        "head_timestamp",
+        "open_orders",
+        "completed_orders",
+        "fills",
+        "what_if",
+    }
+)
+_ORDER_KEYS_TTL = 24 * 3600.0  # IB's orders and executions are a day's business
+_CLAIM_POLL = 0.02
+
+
+@dataclass(eq=False)
+class _Feed:
+    """One instrument's quotes at TWS, and the leases that keep it open."""
+
+    contract: ibflow.Contract
+    stream: ibflow.Stream[ibflow.Quote | ibflow.Gap]
+    leases: dict[str, float] = field(default_factory=dict)  # lease id → expiry (loop time)
+    last: bytes | None = None
+    task: asyncio.Task[None] | None = None
+
+
+class Hub:
+    """Serve ``session`` on the NATS server at ``nats_url`` under the name ``name``.
+
+    ``async with Hub(session, "nats://127.0.0.1:4222", name="desk1"): ...`` — the session must
+    be connected already and stays the caller's to close.
+
+    Args:
+        session: the connected session to serve.
+        nats_url: the NATS server (JetStream on), e.g. ``nats://127.0.0.1:4222``.
+        name: the hub's name; remote sessions address it with ``hub=``.
+        readonly_names: remote names that may read and stream but never trade.
+        lease_ttl: seconds a consumer's interest in an instrument lasts without a renewal.
+        max_lines: market-data lines the hub may hold at TWS; one more raises
+            ``MarketDataError`` at the remote caller instead of error 101 at TWS.
+        connect_timeout: seconds ``start()`` waits for the NATS server.
+    """
+
+    def __init__(
+        self,
+        session: ibflow.Session,
+        nats_url: str,
+        *,
+        name: str,
+        readonly_names: Iterable[str] = (),
+        lease_ttl: float = 3.0,
+        max_lines: int = 100,
+        connect_timeout: float = 10.0,
+    ) -> None:
+        self._session = session
+        self._url = nats_url
+        self._name = check_name(name, "the hub's name")
+        self._readonly = frozenset(check_name(n, "a read-only name") for n in readonly_names)
+        if not lease_ttl > 0.1:
+            raise ibflow.InvalidRequest(f"lease_ttl must be > 0.1 s, got {lease_ttl!r}")
+        if isinstance(max_lines, bool) or not isinstance(max_lines, int) or max_lines < 1:
+            raise ibflow.InvalidRequest(f"max_lines must be an int >= 1, got {max_lines!r}")
+        self._lease_ttl = float(lease_ttl)
+        self._connect_timeout = connect_timeout
+        self._max_lines = max_lines
+        self._subjects = Subjects(self._name)
+        self._nc: NATS | None = None
+        self._orders_kv: KeyValue | None = None
+        self._subs: list[Subscription] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._feeds: dict[int, _Feed] = {}
+        self._lease_feed: dict[str, int] = {}
+        self._feed_lock = asyncio.Lock()
+        self._trades: dict[int, ibflow.Trade] = {}
+        self._orders_relayed = 0
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def subscriptions(self) -> dict[int, int]:
+        """Instruments subscribed at TWS (by ``con_id``) and how many leases hold each."""
+        return {con_id: len(feed.leases) for con_id, feed in self._feeds.items()}
+
+    async def start(self) -> None:
+        """Connect to NATS, open the order-key bucket and start answering."""
+        self._nc = await connect_nats(
+            self._url, name=f"ibflow-hub-{self._name}", timeout=self._connect_timeout
+        )
+        js = self._nc.jetstream()
+        self._orders_kv = await js.create_key_value(
+            bucket=self._subjects.orders_bucket, history=1, ttl=_ORDER_KEYS_TTL
+        )
+        nc = self._nc
+        self._subs = [
+            await nc.subscribe(self._subjects.requests, cb=self._on_request),
+            await nc.subscribe(self._subjects.renew, cb=self._on_renew),
+            await nc.subscribe(self._subjects.release, cb=self._on_release),
+        ]
+        self._spawn(self._reap_leases())
+        self._spawn(self._publish_states())
+        await nc.flush()
+        _log.info("hub %s serving on %s", self._name, self._url)
+
+    async def aclose(self) -> None:
+        """Stop answering, cancel every TWS subscription, leave NATS; the session stays open."""
+        for sub in self._subs:
+            with contextlib.suppress(nats.errors.Error):
+                await sub.unsubscribe()
+        self._subs = []
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for con_id in list(self._feeds):
+            await self._close_feed(con_id)
+        if self._nc is not None:
+            nc, self._nc = self._nc, None
+            with contextlib.suppress(nats.errors.Error):
+                # Drain delivers what is in flight; with the server away, just close.
+                await (nc.drain() if nc.is_connected else nc.close())
+
+    async def __aenter__(self) -> Hub:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def statistics(self) -> dict[str, Any]:
+        """Feeds at TWS, leases held, lines left, orders relayed."""
+        return {
+            "subscriptions": len(self._feeds),
+            "leases": len(self._lease_feed),
+            "lines_free": self._max_lines - len(self._feeds),
+            "orders_relayed": self._orders_relayed,
+            "state": self._session.state.value,
+        }
+
+    # -- request-reply -------------------------------------------------------------------------
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _on_request(self, msg: Msg) -> None:
+        # nats-py runs one callback at a time per subscription: answer in a task of its own.
+        self._spawn(self._answer(msg))
+
+    async def _answer(self, msg: Msg) -> None:
+        method = self._subjects.method_of(msg.subject)
+        try:
+            request = loads(msg.data)
+            remote = check_name(request.get("name"), "the remote session's name")
+            args = decode(request.get("args", []))
+            kwargs = decode(request.get("kwargs", {"$m": {}}))
+            result = await self._dispatch(method, remote, args, kwargs)
+            reply = {"ok": encode(result)}
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if not isinstance(exc, ibflow.IBFlowError):
+                _log.exception("hub %s: %s failed", self._name, method)
+            reply = {"error": encode_error(exc)}
+        if msg.reply:
+            with contextlib.suppress(nats.errors.Error):
+                await msg.respond(dumps(reply))
+
+    async def _dispatch(
+        self, method: str, remote: str, args: list[Any], kwargs: dict[str, Any]
+    ) -> Any:
+        if method in _READS:
+            call: Callable[..., Awaitable[Any]] = getattr(self._session, method)
+            return await call(*args, **kwargs)
+        handlers: dict[str, Callable[..., Awaitable[Any]]] = {
+            "hello": self._hello,
+            "place": self._place,
+            "order.wait": self._wait_order,
+            "order.cancel": self._cancel_order,
+            "md.subscribe": self._subscribe,
+        }
+        handler = handlers.get(method)
+        if handler is None:
+            raise ibflow.InvalidRequest(f"hub {self._name!r} serves no method {method!r}")
+        return await handler(remote, *args, **kwargs)
+
+    async def _hello(self, remote: str) -> dict[str, Any]:
+        session = self._session
+        return {
+            "state": session.state,
+            "accounts": list(session.accounts),
+            "is_paper": session.is_paper,
+            "lease_ttl": self._lease_ttl,
+            "readonly": remote in self._readonly,
+        }
+
+    async def _publish_states(self) -> None:
+        async with self._session.state_changes() as changes:
+            async for change in changes:
+                if self._nc is not None:
+                    payload = dumps({"state": encode(change.current)})
+                    with contextlib.suppress(nats.errors.Error):
+                        await self._nc.publish(self._subjects.state, payload)
+
+    # -- orders --------------------------------------------------------------------------------
+
+    def _check_trader(self, remote: str) -> None:
+        if remote in self._readonly:
+            raise ibflow.SafetyError(
+                f"remote session {remote!r} is read-only at hub {self._name!r}: it may read "
+                "and stream but not trade"
+            )
+
+    async def _place(
+        self,
+        remote: str,
+        contract: ibflow.Contract,
+        order: object,
+        *,
+        key: str,
+        timeout: float | None,
+    ) -> dict[str, Any]:
+        self._check_trader(remote)
+        if not isinstance(order, ibflow.Order):
+            raise ibflow.InvalidRequest(
+                "the hub places single orders (ibflow.Order); brackets and OCA groups are not "
+                f"served yet, got {type(order).__name__}"
+            )
+        if not isinstance(key, str) or not key:
+            raise ibflow.InvalidRequest(f"key must be a non-empty str, got {key!r}")
+        assert self._orders_kv is not None
+        kv_key = hashlib.sha256(key.encode()).hexdigest()
+        try:
+            await self._orders_kv.create(kv_key, dumps({"state": "placing", "by": remote}))
+        except nats.js.errors.KeyWrongLastSequenceError:
+            return await self._placed_before(kv_key, key, timeout)
+        try:
+            trade = await self._session.place(contract, order, timeout=timeout)
+        except BaseException as exc:
+            record = {"state": "failed", "error": encode_error(exc)}
+            await asyncio.shield(self._orders_kv.put(kv_key, dumps(record)))
+            raise
+        self._trades[trade.order_id] = trade
+        self._orders_relayed += 1
+        result = {"order_id": trade.order_id, "status": trade.status, "key": key}
+        await self._orders_kv.put(kv_key, dumps({"state": "placed", **encode(result)["$m"]}))
+        _log.info("hub %s: %s placed order %d (key %s)", self._name, remote, trade.order_id, key)
+        return {**result, "duplicate": False}
+
+    async def _placed_before(self, kv_key: str, key: str, timeout: float | None) -> dict[str, Any]:
+        """The outcome of the first request with this key, waiting while it is in flight."""
+        assert self._orders_kv is not None
+        async with asyncio.timeout(timeout):
+            while True:
+                entry = await self._orders_kv.get(kv_key)
+                record = loads(entry.value or b"{}")
+                if record.get("state") == "placed":
+                    return {
+                        "order_id": record["order_id"],
+                        "status": decode(record["status"]),
+                        "key": key,
+                        "duplicate": True,
+                    }
+                if record.get("state") == "failed":
+                    raise decode_error(record["error"])
+                await asyncio.sleep(_CLAIM_POLL)
+
+    def _trade(self, order_id: object) -> ibflow.Trade:
+        trade = self._trades.get(order_id) if isinstance(order_id, int) else None
+        if trade is None:
+            raise ibflow.InvalidRequest(
+                f"order {order_id!r} was not placed through hub {self._name!r} since it started"
+            )
+        return trade
+
+    async def _wait_order(
+        self, remote: str, order_id: int, *, until: str, timeout: float | None
+    ) -> dict[str, Any]:
+        trade = self._trade(order_id)
+        fills: tuple[ibflow.Fill, ...] = ()
+        if until == "filled":
+            fills = await trade.wait_filled(timeout=timeout)
+        elif until == "done":
+            await trade.wait_done(timeout=timeout)
+        elif until != "now":
+            raise ibflow.InvalidRequest(f"until must be filled, done or now, got {until!r}")
+        return {"status": trade.status, "fills": fills, "filled": trade.filled}
+
+    async def _cancel_order(
+        self, remote: str, order_id: int, *, timeout: float | None
+    ) -> ibflow.OrderStatus:
+        self._check_trader(remote)
+        return await self._trade(order_id).cancel(timeout=timeout)
+
+    # -- market data ---------------------------------------------------------------------------
+
+    async def _subscribe(
+        self, remote: str, contract: ibflow.Contract, *, lease: str
+    ) -> dict[str, Any]:
+        if not isinstance(lease, str) or not lease:
+            raise ibflow.InvalidRequest(f"lease must be a non-empty str, got {lease!r}")
+        (qualified,) = await self._session.qualify(contract)
+        assert qualified.con_id is not None
+        con_id = qualified.con_id
+        async with self._feed_lock:
+            feed = self._feeds.get(con_id)
+            if feed is None:
+                if len(self._feeds) >= self._max_lines:
+                    raise ibflow.MarketDataError(
+                        101,
+                        f"hub {self._name!r} holds all its {self._max_lines} market-data lines",
+                        hint="release a subscription, or start the hub with more --lines if "
+                        "the IB account has them",
+                    )
+                stream = self._session.quotes(qualified)
+                await stream.__aenter__()
+                feed = _Feed(contract=qualified, stream=stream)
+                self._feeds[con_id] = feed
+                feed.task = asyncio.ensure_future(self._pump(con_id, feed))
+                _log.info("hub %s: subscribed %s at TWS", self._name, qualified.symbol)
+        feed.leases[lease] = asyncio.get_running_loop().time() + self._lease_ttl
+        self._lease_feed[lease] = con_id
+        return {
+            "con_id": con_id,
+            "subject": self._subjects.quotes(con_id),
+            "lease_ttl": self._lease_ttl,
+            "last": feed.last.decode() if feed.last is not None else None,
+        }
+
+    async def _pump(self, con_id: int, feed: _Feed) -> None:
+        subject = self._subjects.quotes(con_id)
+        try:
+            async for item in feed.stream:
+                payload = dumps({"item": encode(item)})
+                if isinstance(item, ibflow.Quote):
+                    feed.last = payload
+                if self._nc is not None:
+                    # While NATS is away the client buffers; past its buffer, quotes are dropped.
+                    with contextlib.suppress(nats.errors.Error):
+                        await self._nc.publish(subject, payload)
+            final: dict[str, Any] = {"end": True}
+        except ibflow.IBFlowError as exc:
+            final = {"error": encode_error(exc)}
+        if self._nc is not None:
+            with contextlib.suppress(nats.errors.Error):
+                await self._nc.publish(subject, dumps(final))
+        if self._feeds.get(con_id) is feed:
+            self._forget_feed(con_id)
+
+    def _forget_feed(self, con_id: int) -> _Feed | None:
+        feed = self._feeds.pop(con_id, None)
+        if feed is not None:
+            for lease in feed.leases:
+                self._lease_feed.pop(lease, None)
+        return feed
+
+    async def _close_feed(self, con_id: int) -> None:
+        feed = self._forget_feed(con_id)
+        if feed is None:
+            return
+        if feed.task is not None:
+            feed.task.cancel()
+        await feed.stream.aclose()
+        _log.info(
+            "hub %s: cancelled %s at TWS (no interest left)", self._name, feed.contract.symbol
+        )
+
+    async def _on_renew(self, msg: Msg) -> None:
+        try:
+            leases = loads(msg.data).get("leases", [])
+        except ibflow.InvalidRequest:
+            return
+        expiry = asyncio.get_running_loop().time() + self._lease_ttl
+        unknown = []
+        for lease in leases if isinstance(leases, list) else ():
+            feed = self._feeds.get(self._lease_feed.get(lease, -1))
+            if feed is None or lease not in feed.leases:
+                unknown.append(lease)
+            else:
+                feed.leases[lease] = expiry
+        if msg.reply:
+            with contextlib.suppress(nats.errors.Error):
+                await msg.respond(dumps({"unknown": unknown}))
+
+    async def _on_release(self, msg: Msg) -> None:
+        try:
+            lease = loads(msg.data).get("lease")
+        except ibflow.InvalidRequest:
+            return
+        con_id = self._lease_feed.pop(lease, None)
+        feed = self._feeds.get(con_id) if con_id is not None else None
+        if con_id is not None and feed is not None:
+            feed.leases.pop(lease, None)
+            if not feed.leases:
+                async with self._feed_lock:
+                    if not feed.leases and self._feeds.get(con_id) is feed:
+                        await self._close_feed(con_id)
+
+    async def _reap_leases(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(min(0.5, self._lease_ttl / 3))
+            now = loop.time()
+            for con_id, feed in list(self._feeds.items()):
+                for lease, expiry in list(feed.leases.items()):
+                    if expiry < now:
+                        del feed.leases[lease]
+                        self._lease_feed.pop(lease, None)
+                if not feed.leases:
+                    async with self._feed_lock:
+                        if not feed.leases and self._feeds.get(con_id) is feed:
+                            await self._close_feed(con_id)
