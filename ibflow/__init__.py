@@ -143,7 +143,7 @@ def __getattr__(name: str) -> _typing.Any:
     if name in __all__:
         from . import _public
 
-        globals().update((n, getattr(_public, n)) for n in _public.__all__)
+        globals().update((n, getattr(_public, n)) for n in __all__ if hasattr(_public, n))
         return globals()[name]
     raise AttributeError(f"module 'ibflow' has no attribute {name!r}")
 

@@ -1,223 +1,119 @@
-"""Everything ``ibflow`` exports, imported at once (``ibflow/__init__.py`` loads it lazily)."""
+"""Everything ``ibflow`` exports, imported at once (``ibflow/__init__.py`` loads it lazily).
 
-from ._client_ids import client_id_for, new_client_id
-from ._connect import connect
-from ._error_codes import Severity
-from ._errors import (
-    AmbiguousContract,
-    ClientIdInUse,
-    ConfigError,
-    ConnectError,
-    ConnectionClosedEarly,
-    ConnectionLost,
-    ConnectRefused,
-    ConnectTimeout,
-    ContractNotFound,
-    EndOfStream,
-    HandshakeTimeout,
-    IBFlowError,
-    InvalidRequest,
-    MarketDataError,
-    OrderCancelled,
-    OrderRejected,
-    PacingViolation,
-    RequestError,
-    RequestTimeout,
-    SafetyError,
-    SessionClosedError,
-    SlowConsumer,
-    StreamClosed,
-    StreamError,
-    SyncTimeout,
-    WouldBlock,
-)
-from ._frames import to_frame
-from ._history import HistoryCache
-from ._log import configure_logging
-from ._names import claim
-from ._orders import BracketTrade, Trade, TradeGroup
-from ._pacer import PacingRules, PacingStatistics
-from ._periods import BarSize, WhatToShow
-from ._records.account import (
-    AccountSummary,
-    AccountValue,
-    ContractDetails,
-    PnL,
-    PortfolioItem,
-    Position,
-    PositionPnL,
-)
-from ._records.contracts import Bar, Contract, Forex, Future, Index, Option, Right, SecType, Stock
-from ._records.depth import DepthExchange, Level, OrderBook
-from ._records.history import DownloadProgress
-from ._records.market import (
-    BidAskTick,
-    FormingBar,
-    Gap,
-    MarketDataType,
-    MidpointTick,
-    Quote,
-    Tick,
-    TickKind,
-    TradeTick,
-)
-from ._records.options import Greeks, OptionChain
-from ._records.orders import (
-    Bracket,
-    Commission,
-    Fill,
-    LimitOrder,
-    MarketOrder,
-    OcaGroup,
-    OcaType,
-    Order,
-    OrderEvent,
-    OrderEventKind,
-    OrderPreview,
-    OrderSnapshot,
-    OrderStatus,
-    OrderType,
-    Side,
-    StopLimitOrder,
-    StopOrder,
-    TimeInForce,
-    bracket,
-    oca,
-)
-from ._records.scanner import (
-    ScanCode,
-    ScanInstrument,
-    ScanLocation,
-    ScannerParameters,
-    ScannerSubscription,
-    ScanResult,
-)
-from ._records.session import (
-    ConnectionState,
-    Notice,
-    ReconnectPolicy,
-    SessionStatistics,
-    StateChange,
-)
-from ._records.symbols import ContractDescription, MarketRule, PriceIncrement
-from ._resample import resample
-from ._schedule import TradingSession
-from ._session import Session
-from ._stream import Overflow, Stream, StreamStatistics
+Each name is re-exported explicitly (``X as X``); ``ibflow.__all__`` is the one list of them.
+"""
 
-__all__ = [
-    "AccountSummary",
-    "AccountValue",
-    "AmbiguousContract",
-    "Bar",
-    "BarSize",
-    "BidAskTick",
-    "Bracket",
-    "BracketTrade",
-    "ClientIdInUse",
-    "Commission",
-    "ConfigError",
-    "ConnectError",
-    "ConnectRefused",
-    "ConnectTimeout",
-    "ConnectionClosedEarly",
-    "ConnectionLost",
-    "ConnectionState",
-    "Contract",
-    "ContractDescription",
-    "ContractDetails",
-    "ContractNotFound",
-    "DepthExchange",
-    "DownloadProgress",
-    "EndOfStream",
-    "Fill",
-    "Forex",
-    "FormingBar",
-    "Future",
-    "Gap",
-    "Greeks",
-    "HandshakeTimeout",
-    "HistoryCache",
-    "IBFlowError",
-    "Index",
-    "InvalidRequest",
-    "Level",
-    "LimitOrder",
-    "MarketDataError",
-    "MarketDataType",
-    "MarketOrder",
-    "MarketRule",
-    "MidpointTick",
-    "Notice",
-    "OcaGroup",
-    "OcaType",
-    "Option",
-    "OptionChain",
-    "Order",
-    "OrderBook",
-    "OrderCancelled",
-    "OrderEvent",
-    "OrderEventKind",
-    "OrderPreview",
-    "OrderRejected",
-    "OrderSnapshot",
-    "OrderStatus",
-    "OrderType",
-    "Overflow",
-    "PacingRules",
-    "PacingStatistics",
-    "PacingViolation",
-    "PnL",
-    "PortfolioItem",
-    "Position",
-    "PositionPnL",
-    "PriceIncrement",
-    "Quote",
-    "ReconnectPolicy",
-    "RequestError",
-    "RequestTimeout",
-    "Right",
-    "SafetyError",
-    "ScanCode",
-    "ScanInstrument",
-    "ScanLocation",
-    "ScanResult",
-    "ScannerParameters",
-    "ScannerSubscription",
-    "SecType",
-    "Session",
-    "SessionClosedError",
-    "SessionStatistics",
-    "Severity",
-    "Side",
-    "SlowConsumer",
-    "StateChange",
-    "Stock",
-    "StopLimitOrder",
-    "StopOrder",
-    "Stream",
-    "StreamClosed",
-    "StreamError",
-    "StreamStatistics",
-    "SyncTimeout",
-    "Tick",
-    "TickKind",
-    "TimeInForce",
-    "Trade",
-    "TradeGroup",
-    "TradeTick",
-    "TradingSession",
-    "WhatToShow",
-    "WouldBlock",
-    "bracket",
-    "client_id_for",
-    "configure_logging",
-    "connect",
-    "new_client_id",
-    "oca",
-    "resample",
-    "to_frame",
-]
+from ._client_ids import client_id_for as client_id_for
+from ._client_ids import new_client_id as new_client_id
+from ._connect import connect as connect
+from ._error_codes import Severity as Severity
+from ._errors import AmbiguousContract as AmbiguousContract
+from ._errors import ClientIdInUse as ClientIdInUse
+from ._errors import ConfigError as ConfigError
+from ._errors import ConnectError as ConnectError
+from ._errors import ConnectionClosedEarly as ConnectionClosedEarly
+from ._errors import ConnectionLost as ConnectionLost
+from ._errors import ConnectRefused as ConnectRefused
+from ._errors import ConnectTimeout as ConnectTimeout
+from ._errors import ContractNotFound as ContractNotFound
+from ._errors import EndOfStream as EndOfStream
+from ._errors import HandshakeTimeout as HandshakeTimeout
+from ._errors import IBFlowError as IBFlowError
+from ._errors import InvalidRequest as InvalidRequest
+from ._errors import MarketDataError as MarketDataError
+from ._errors import OrderCancelled as OrderCancelled
+from ._errors import OrderRejected as OrderRejected
+from ._errors import PacingViolation as PacingViolation
+from ._errors import RequestError as RequestError
+from ._errors import RequestTimeout as RequestTimeout
+from ._errors import SafetyError as SafetyError
+from ._errors import SessionClosedError as SessionClosedError
+from ._errors import SlowConsumer as SlowConsumer
+from ._errors import StreamClosed as StreamClosed
+from ._errors import StreamError as StreamError
+from ._errors import SyncTimeout as SyncTimeout
+from ._errors import WouldBlock as WouldBlock
+from ._frames import to_frame as to_frame
+from ._history import HistoryCache as HistoryCache
+from ._log import configure_logging as configure_logging
+from ._names import claim as _claim
+from ._orders import BracketTrade as BracketTrade
+from ._orders import Trade as Trade
+from ._orders import TradeGroup as TradeGroup
+from ._pacer import PacingRules as PacingRules
+from ._pacer import PacingStatistics as PacingStatistics
+from ._periods import BarSize as BarSize
+from ._periods import WhatToShow as WhatToShow
+from ._records.account import AccountSummary as AccountSummary
+from ._records.account import AccountValue as AccountValue
+from ._records.account import ContractDetails as ContractDetails
+from ._records.account import PnL as PnL
+from ._records.account import PortfolioItem as PortfolioItem
+from ._records.account import Position as Position
+from ._records.account import PositionPnL as PositionPnL
+from ._records.contracts import Bar as Bar
+from ._records.contracts import Contract as Contract
+from ._records.contracts import Forex as Forex
+from ._records.contracts import Future as Future
+from ._records.contracts import Index as Index
+from ._records.contracts import Option as Option
+from ._records.contracts import Right as Right
+from ._records.contracts import SecType as SecType
+from ._records.contracts import Stock as Stock
+from ._records.depth import DepthExchange as DepthExchange
+from ._records.depth import Level as Level
+from ._records.depth import OrderBook as OrderBook
+from ._records.history import DownloadProgress as DownloadProgress
+from ._records.market import BidAskTick as BidAskTick
+from ._records.market import FormingBar as FormingBar
+from ._records.market import Gap as Gap
+from ._records.market import MarketDataType as MarketDataType
+from ._records.market import MidpointTick as MidpointTick
+from ._records.market import Quote as Quote
+from ._records.market import Tick as Tick
+from ._records.market import TickKind as TickKind
+from ._records.market import TradeTick as TradeTick
+from ._records.options import Greeks as Greeks
+from ._records.options import OptionChain as OptionChain
+from ._records.orders import Bracket as Bracket
+from ._records.orders import Commission as Commission
+from ._records.orders import Fill as Fill
+from ._records.orders import LimitOrder as LimitOrder
+from ._records.orders import MarketOrder as MarketOrder
+from ._records.orders import OcaGroup as OcaGroup
+from ._records.orders import OcaType as OcaType
+from ._records.orders import Order as Order
+from ._records.orders import OrderEvent as OrderEvent
+from ._records.orders import OrderEventKind as OrderEventKind
+from ._records.orders import OrderPreview as OrderPreview
+from ._records.orders import OrderSnapshot as OrderSnapshot
+from ._records.orders import OrderStatus as OrderStatus
+from ._records.orders import OrderType as OrderType
+from ._records.orders import Side as Side
+from ._records.orders import StopLimitOrder as StopLimitOrder
+from ._records.orders import StopOrder as StopOrder
+from ._records.orders import TimeInForce as TimeInForce
+from ._records.orders import bracket as bracket
+from ._records.orders import oca as oca
+from ._records.scanner import ScanCode as ScanCode
+from ._records.scanner import ScanInstrument as ScanInstrument
+from ._records.scanner import ScanLocation as ScanLocation
+from ._records.scanner import ScannerParameters as ScannerParameters
+from ._records.scanner import ScannerSubscription as ScannerSubscription
+from ._records.scanner import ScanResult as ScanResult
+from ._records.session import ConnectionState as ConnectionState
+from ._records.session import Notice as Notice
+from ._records.session import ReconnectPolicy as ReconnectPolicy
+from ._records.session import SessionStatistics as SessionStatistics
+from ._records.session import StateChange as StateChange
+from ._records.symbols import ContractDescription as ContractDescription
+from ._records.symbols import MarketRule as MarketRule
+from ._records.symbols import PriceIncrement as PriceIncrement
+from ._resample import resample as resample
+from ._schedule import TradingSession as TradingSession
+from ._session import Session as Session
+from ._stream import Overflow as Overflow
+from ._stream import Stream as Stream
+from ._stream import StreamStatistics as StreamStatistics
 
-
-claim(globals()[name] for name in __all__)
+_claim(value for name, value in list(globals().items()) if not name.startswith("_"))
