@@ -101,3 +101,25 @@ async def test_a_scanner_stream_is_resubscribed_after_a_restart(
             assert isinstance(again, list)
             assert again
         assert sim.subscriptions()["scanner_subscription"] == 1
+
+
+async def test_the_eleventh_scanner_subscription_is_refused_with_a_typed_error(
+    session: ibflow.Session, sim: Simulator
+) -> None:
+    """TWS allows ten scanner subscriptions at once; the eleventh is refused, the others run."""
+    streams = [
+        session.scanner(ibflow.ScannerSubscription(code="MOST_ACTIVE", rows=rows))
+        for rows in range(1, 12)
+    ]
+    try:
+        for stream in streams[:10]:
+            await stream.__aenter__()
+            assert not isinstance(await asyncio.wait_for(anext(stream), 10), ibflow.Gap)
+        with pytest.raises(ibflow.RequestError) as refused:
+            async with streams[10] as eleventh:
+                await asyncio.wait_for(anext(eleventh), 10)
+        assert "10 simultaneous" in str(refused.value)
+        assert sim.subscriptions().get("scanner_subscription") == 10
+    finally:
+        for stream in streams:
+            await stream.aclose()
