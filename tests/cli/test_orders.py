@@ -1,5 +1,5 @@
 """``ibflow orders`` and ``ibflow cancel`` against a simulator holding other programs' orders,
-and the session calls behind them (``cancel_order``, ``cancel_all_orders``)."""
+and the session calls behind them (``cancel_order``, ``cancel_all``, ``flatten``)."""
 
 from __future__ import annotations
 
@@ -110,7 +110,7 @@ async def test_cancels_are_refused_read_only_and_checked(sim: Simulator) -> None
         with pytest.raises(ibflow.SafetyError):
             await s.cancel_order(1)
         with pytest.raises(ibflow.SafetyError):
-            await s.cancel_all_orders()
+            await s.cancel_all()
     async with session(sim, 5) as s:
         with pytest.raises(ibflow.InvalidRequest):
             await s.cancel_order(0)
@@ -119,5 +119,5 @@ async def test_cancels_are_refused_read_only_and_checked(sim: Simulator) -> None
 async def test_a_refused_global_cancel_raises() -> None:
     async with Simulator(port=0, readonly=True) as sim, session(sim, 5) as s:
         with pytest.raises(ibflow.RequestError) as refused:
-            await s.cancel_all_orders(timeout=5)
+            await s.cancel_all(timeout=5)
         assert refused.value.code == 321
