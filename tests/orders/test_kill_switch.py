@@ -115,19 +115,27 @@ async def test_flatten_symbols_refuses_another_client_ids_order_first(ib_sim: Si
         await theirs.cancel()
 
 
+@pytest.mark.parametrize(
+    ("quantity", "side", "limit"), [(50, ibflow.Side.SELL, 410.00), (-30, ibflow.Side.BUY, 410.04)]
+)
 async def test_flatten_uses_a_marketable_limit_where_market_orders_are_not_taken(
-    ib_sim_factory: SimFactory,
+    ib_sim_factory: SimFactory, quantity: float, side: ibflow.Side, limit: float
 ) -> None:
     scenario = Scenario.from_dict(
-        {"extends": "default", "instruments": [{"con_id": MSFT_CON_ID, "order_types": ["LMT"]}]}
+        {
+            "extends": "default",
+            "instruments": [{"con_id": MSFT_CON_ID, "order_types": ["LMT"]}],
+            "positions": [{"con_id": MSFT_CON_ID, "quantity": quantity, "avg_cost": 400.0}],
+        }
     )
     sim = quoted(await ib_sim_factory(scenario=scenario))
     async with session_for(sim) as session:
         [trade] = await session.flatten(symbols=["MSFT"])
+        # A sell at the bid, a buy at the ask: a limit that crosses the spread.
         assert trade.order.order_type is ibflow.OrderType.LIMIT
-        assert trade.order.limit_price == 410.00  # the bid: a sell that crosses the spread
-        assert trade.status is ibflow.OrderStatus.FILLED
-        assert "MSFT" not in {p.contract.symbol for p in await session.positions()}
+        assert (trade.order.side, trade.order.limit_price) == (side, limit)
+        assert (trade.status, trade.filled) == (ibflow.OrderStatus.FILLED, abs(quantity))
+        assert await session.positions() == []
 
 
 async def test_both_are_refused_read_only_before_anything_is_sent(ib_sim: Simulator) -> None:
