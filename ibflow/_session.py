@@ -8,7 +8,7 @@ them in a line, so all of a session's state is listed in ``__init__``.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterable
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Literal, overload
@@ -164,7 +164,7 @@ class Session:
         )
         self._contracts = Contracts(self._core)
         self._account = Account(self._core)
-        self._orders = Orders(self._core, self._contracts)
+        self._orders = Orders(self._core, self._contracts, self._account)
         self._market = Market(self._core, self._contracts)
         self._history = History(self._core, self._contracts)
         self._options = Options(self._core, self._contracts)
@@ -532,14 +532,19 @@ class Session:
         """The orders TWS has open for this client id (every client's with ``all_open_orders``)."""
         return await self._orders.open_orders(timeout=timeout)
 
+    @documented(docs.CANCEL_ORDER)
     async def cancel_order(self, order_id: int, *, timeout: float | None = _DEFAULT) -> OrderStatus:
-        """Cancel this client id's open order by id, also one an earlier run placed; returns its
-        final status (``OrderRejected`` 10147: no such open order; see ``docs/orders.md``)."""
         return await self._orders.cancel_order(order_id, timeout=timeout)
 
-    async def cancel_all_orders(self, *, timeout: float | None = _DEFAULT) -> None:
-        """TWS's global cancel: every open order of every client id; returns once none is open."""
-        await self._orders.cancel_all_orders(timeout=timeout)
+    @documented(docs.CANCEL_ALL)
+    async def cancel_all(self, *, timeout: float | None = _DEFAULT) -> list[OrderSnapshot]:
+        return await self._orders.cancel_all(timeout=timeout)
+
+    @documented(docs.FLATTEN)
+    async def flatten(
+        self, *, symbols: Iterable[str] | None = None, timeout: float | None = _DEFAULT
+    ) -> list[Trade]:
+        return await self._orders.flatten(symbols=symbols, timeout=timeout)
 
     async def completed_orders(
         self, *, api_only: bool = False, timeout: float | None = _DEFAULT

@@ -1,4 +1,4 @@
-"""The public docstrings of the Session's longer methods: contracts, market data, history.
+"""The public docstrings of the Session's longer methods: contracts, orders, market data, history.
 
 ``Session`` keeps one delegating line per method; these texts are what ``help()`` and the docs
 show for them, kept here so the class stays readable and within the size rule.
@@ -261,6 +261,56 @@ Raises:
     InvalidRequest: a bad argument (naive datetimes included).
     ContractNotFound / AmbiguousContract: the contract is unknown or not unique.
     RequestError: TWS sent no readable schedule for it.
+"""
+
+
+CANCEL_ORDER = """Cancel this client id's open order by id, also one an earlier run placed; returns
+its final status (``OrderRejected`` 10147: no such open order; see ``docs/orders.md``)."""
+
+CANCEL_ALL = """\
+The kill switch's first half: TWS's global cancel (``reqGlobalCancel``), then wait until no
+order of any client id is open.
+
+The cancel reaches every open order of the account: this client id's, other client ids' and
+those placed in TWS itself. It is sent once; the call re-reads every client id's open orders
+until none is working.
+
+Returns:
+    One :class:`OrderSnapshot` per order that was open when the cancel went out, as it ended
+    (``Cancelled``, or ``Filled`` if it filled first), from TWS's completed orders.
+
+Raises:
+    SafetyError: read-only session, or a live account without ``allow_live`` (nothing sent).
+    RequestError: TWS refused the global cancel (321 in read-only API mode).
+    RequestTimeout: orders were still open after ``timeout``.
+"""
+
+FLATTEN = """\
+The kill switch: cancel the open orders, then close every position with market orders.
+
+Without ``symbols``, it is :meth:`cancel_all` followed by closing every position of the
+session's account (every account's when none is set). With ``symbols``, only this client id's
+open orders on those symbols are cancelled and only their positions closed; a symbol matches a
+position's ``contract.symbol``, so ``["AAPL"]`` closes the stock and its options. Positions are
+read after the cancels are done. Each one is closed by one order for its whole size: a market
+order, or a limit order at the bid (to sell) or the ask (to buy) where the contract does not
+take market orders. The session's ``max_order_quantity`` and ``max_order_notional`` still
+apply. The call returns once every closing order filled.
+
+Args:
+    symbols: the symbols to flatten (``["AAPL", "MSFT"]``); ``None`` flattens everything.
+
+Returns:
+    The closing :class:`Trade` of each position, filled, in TWS's position order; empty when
+    there was nothing to close.
+
+Raises:
+    SafetyError: read-only session, a live account without ``allow_live``, or (with
+        ``symbols``) an open order on them that another client id placed; nothing was sent.
+    InvalidRequest: ``symbols`` is not a list of symbols.
+    OrderRejected / OrderCancelled: a closing order did not fill.
+    RequestTimeout: not done within ``timeout`` (the closing orders sent are in
+        :meth:`trades`).
 """
 
 

@@ -12,7 +12,8 @@ disconnect never delivered, execution corrections counted twice). The modules he
   when executions add up to the whole order);
 * ``_book`` — every Trade of a session, and reconciliation after every reconnect and 1101:
   fills deduplicated by execution id, IB's correction suffix included;
-* ``_placing`` and ``_api`` — placing legs back to back and the session's order methods.
+* ``_placing`` and ``_api`` — placing legs back to back and the session's order methods;
+* ``_cancels`` and ``_flatten`` — cancels by id, TWS's global cancel, and the kill switch.
 
 An order is never re-sent by ibflow. The state machine is described in ``docs/orders.md``.
 """

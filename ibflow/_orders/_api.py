@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from datetime import datetime
 
-from .._account import Contracts
+from .._account import Account, Contracts
 from .._core import SessionCore
 from .._errors import (
     InvalidRequest,
@@ -26,8 +27,9 @@ from .._records.orders import (
 from .._stream import Stream, StreamWriter
 from .._timeouts import SESSION_DEFAULT
 from ._book import OrderBook
-from ._cancels import cancel_all_orders, cancel_order
+from ._cancels import cancel_all, cancel_order
 from ._checks import check_against_contract
+from ._flatten import flatten
 from ._groups import BracketTrade, TradeGroup
 from ._placing import check_account, locked, place
 from ._trade import Trade
@@ -42,9 +44,10 @@ _DEFAULT = SESSION_DEFAULT
 class Orders:
     """Placing and tracking orders; the order book is made (and its tap installed) on first use."""
 
-    def __init__(self, core: SessionCore, contracts: Contracts) -> None:
+    def __init__(self, core: SessionCore, contracts: Contracts, account: Account) -> None:
         self._core = core
         self._contracts = contracts
+        self._account = account
         self._book: OrderBook | None = None
 
     def book(self) -> OrderBook:
@@ -71,12 +74,19 @@ class Orders:
 
     async def open_orders(self, *, timeout: float | None = _DEFAULT) -> list[OrderSnapshot]:
         """See :meth:`ibflow.Session.open_orders`."""
+        return await self._read_open(self._core.all_open_orders, timeout)
+
+    async def every_open_order(self) -> list[OrderSnapshot]:
+        """Every client id's open orders (``reqAllOpenOrders``), whatever ``all_open_orders``
+        says: what a global cancel reaches. The caller's deadline bounds it."""
+        return await self._read_open(True, None)
+
+    async def _read_open(self, all_clients: bool, timeout: object) -> list[OrderSnapshot]:
         core = self._core
         limit = core.limit(timeout)
         core.require_ready()
         book = self.book()
         adapter = core.adapter
-        all_clients = core.all_open_orders
         try:
             async with asyncio.timeout(limit), locked(book.open_lock):
                 rows: list[OrderSnapshot] = await core.request(
@@ -92,9 +102,15 @@ class Orders:
         """See :meth:`ibflow.Session.cancel_order`."""
         return await cancel_order(self, self._core, order_id, timeout)
 
-    async def cancel_all_orders(self, *, timeout: float | None = _DEFAULT) -> None:
-        """See :meth:`ibflow.Session.cancel_all_orders`."""
-        await cancel_all_orders(self, self._core, timeout)
+    async def cancel_all(self, *, timeout: float | None = _DEFAULT) -> list[OrderSnapshot]:
+        """See :meth:`ibflow.Session.cancel_all`."""
+        return await cancel_all(self, self._core, timeout)
+
+    async def flatten(
+        self, *, symbols: Iterable[str] | None = None, timeout: float | None = _DEFAULT
+    ) -> list[Trade]:
+        """See :meth:`ibflow.Session.flatten`."""
+        return await flatten(self, self._account, self.book(), symbols, timeout)
 
     async def completed_orders(
         self, *, api_only: bool = False, timeout: float | None = _DEFAULT

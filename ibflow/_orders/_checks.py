@@ -23,7 +23,14 @@ from .._records.orders import (
 )
 from .._records.symbols import MarketRule
 
-__all__ = ["Facts", "check_against_contract", "check_quantity_rail", "check_rails", "exec_key"]
+__all__ = [
+    "Facts",
+    "check_against_contract",
+    "check_quantity_rail",
+    "check_rails",
+    "exec_key",
+    "market_price",
+]
 
 log = get_logger("orders")
 
@@ -133,7 +140,12 @@ async def check_rails(core: SessionCore, facts: Facts, legs: Sequence[Order]) ->
     for leg in legs:
         price = leg.price
         if price is None:
-            price = await _market_price(core, facts.contract, leg.side)
+            price = await market_price(
+                core,
+                facts.contract,
+                leg.side,
+                "check max_order_notional for a market order (use a limit order)",
+            )
         notional = abs(leg.quantity * price * multiplier)
         if notional > cap + EPS:
             raise SafetyError(
@@ -143,7 +155,12 @@ async def check_rails(core: SessionCore, facts: Facts, legs: Sequence[Order]) ->
             )
 
 
-async def _market_price(core: SessionCore, contract: Contract, side: Side) -> float:
+async def market_price(core: SessionCore, contract: Contract, side: Side, purpose: str) -> float:
+    """The price ``side`` trades at now (a snapshot quote: the ask to buy, the bid to sell).
+
+    Raises:
+        SafetyError: no quote at all; the message says what it was for (``purpose``).
+    """
     adapter = core.adapter
     cancels: list[Callable[[int], None]] = []
 
@@ -161,8 +178,7 @@ async def _market_price(core: SessionCore, contract: Contract, side: Side) -> fl
     price = price or quote.last or quote.close
     if price is None:
         raise SafetyError(
-            f"cannot check max_order_notional for a market order on {contract.display_name}: "
-            "no quote to value it with. Nothing was sent. Use a limit order."
+            f"cannot {purpose}: no quote for {contract.display_name}. Nothing was sent."
         )
     return price
 

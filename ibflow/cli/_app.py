@@ -14,7 +14,7 @@ from ._account import account, positions
 from ._bridge import bridge
 from ._common import EXIT_INTERRUPTED, EXIT_USAGE, Settings, connection_options
 from ._market import bars, quote
-from ._orders import cancel, orders
+from ._orders import cancel, flatten, orders
 from ._sim import sim
 from ._tools import demo, doctor
 
@@ -27,6 +27,7 @@ COMMANDS: tuple[click.Command, ...] = (
     account,
     orders,
     cancel,
+    flatten,
     demo,
     doctor,
     sim,

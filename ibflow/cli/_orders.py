@@ -1,9 +1,11 @@
-"""``ibflow orders`` (what is working, of every client id) and ``ibflow cancel``.
+"""``ibflow orders`` (what is working, of every client id), ``cancel`` and ``flatten``.
 
 TWS lets only the client id that placed an order cancel it, so ``ibflow cancel ORDER_ID`` finds
 the order among every client id's open orders and cancels it as that client id. If the program
 that placed it is still connected with that id, TWS would refuse a second connection: cancel it
 there, or cancel everything with ``ibflow cancel --all`` (TWS's global cancel).
+``ibflow flatten`` is the kill switch: it cancels the open orders and closes the positions.
+Each of these asks first unless ``--yes``.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from ._common import (
     settings,
 )
 
-__all__ = ["cancel", "orders"]
+__all__ = ["cancel", "flatten", "orders"]
 
 
 @click.command()
@@ -158,12 +160,81 @@ async def _cancel_all(where: Settings, yes: bool) -> None:
             return
         live = "" if session.is_paper else " on a LIVE account"
         _confirm(f"Cancel all {len(rows)} open order(s) of every client id{live}?", yes)
-        await session.cancel_all_orders()
-    ids = [{"order_id": r.order_id, "client_id": r.client_id, "perm_id": r.perm_id} for r in rows]
+        ended = await session.cancel_all()
     if where.json:
-        emit_json({"cancelled": ids})
+        emit_json({"cancelled": [_ended(r) for r in ended]})
     else:
-        click.echo(f"cancelled {len(rows)} order(s)")
+        click.echo(f"cancelled {len(ended)} order(s)")
+
+
+def _ended(row: ibflow.OrderSnapshot) -> dict[str, Any]:
+    return {
+        "order_id": row.order_id,
+        "client_id": row.client_id,
+        "perm_id": row.perm_id,
+        "status": row.status,
+    }
+
+
+@click.command()
+@click.argument("symbols", nargs=-1, metavar="[SYMBOL]...")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@connection_options()
+@click.pass_context
+def flatten(ctx: click.Context, symbols: tuple[str, ...], yes: bool) -> None:
+    """Cancel the open orders and close every position (or those of SYMBOL…) at the market."""
+    wanted = [s.strip().upper() for s in symbols]
+    if not all(wanted):
+        raise click.UsageError("a SYMBOL cannot be empty")
+    where = settings(ctx)
+    run(_flatten(where, wanted, yes), where.verbose)
+
+
+async def _flatten(where: Settings, wanted: list[str], yes: bool) -> None:
+    def chosen(contract: ibflow.Contract) -> bool:
+        return not wanted or contract.symbol.upper() in wanted
+
+    async with open_session(
+        where, readonly=False, allow_live=True, all_open_orders=True
+    ) as session:
+        held = [p for p in await session.positions() if p.quantity and chosen(p.contract)]
+        working = [r for r in await session.open_orders() if chosen(r.contract)]
+        if not held and not working:
+            if where.json:
+                emit_json({"closed": []})
+            else:
+                click.echo("nothing to flatten: no open order and no position")
+            return
+        what = ", ".join(f"{fmt.quantity(p.quantity)} {p.contract.display_name}" for p in held)
+        live = "" if session.is_paper else " on a LIVE account"
+        _confirm(
+            f"Cancel {len(working)} open order(s) and close {len(held)} position(s)"
+            + (f" ({what})" if what else "")
+            + f"{live} at the market?",
+            yes,
+            "nothing was sent",
+        )
+        trades = await session.flatten(symbols=wanted or None)
+    if where.json:
+        emit_json({"closed": [_closed(t) for t in trades]})
+        return
+    for t in trades:
+        click.echo(
+            f"order {t.order_id}: {t.order.side.value} {fmt.quantity(t.filled)} "
+            f"{t.contract.display_name} filled at {fmt.price(t.avg_fill_price)}"
+        )
+    click.echo(f"closed {len(trades)} position(s)")
+
+
+def _closed(trade: ibflow.Trade) -> dict[str, Any]:
+    return {
+        "order_id": trade.order_id,
+        "contract": trade.contract,
+        "side": trade.order.side,
+        "quantity": trade.filled,
+        "avg_price": trade.avg_fill_price,
+        "status": trade.status,
+    }
 
 
 def _describe(row: ibflow.OrderSnapshot) -> str:
@@ -176,7 +247,7 @@ def _describe(row: ibflow.OrderSnapshot) -> str:
     return terms
 
 
-def _confirm(question: str, yes: bool) -> None:
+def _confirm(question: str, yes: bool, nothing: str = "nothing was cancelled") -> None:
     if yes:
         return
     try:
@@ -184,7 +255,7 @@ def _confirm(question: str, yes: bool) -> None:
     except click.Abort:  # no answer: stdin closed (or Ctrl-C at the question)
         agreed = False
     if not agreed:
-        raise Failure("not confirmed: nothing was cancelled (--yes skips the question)")
+        raise Failure(f"not confirmed: {nothing} (--yes skips the question)")
 
 
 def _print(renderable: Any) -> None:

@@ -1,5 +1,5 @@
 """``ibflow orders`` and ``ibflow cancel`` against a simulator holding other programs' orders,
-and the session calls behind them (``cancel_order``, ``cancel_all_orders``)."""
+and the session calls behind them (``cancel_order``, ``cancel_all``, ``flatten``)."""
 
 from __future__ import annotations
 
@@ -110,7 +110,7 @@ async def test_cancels_are_refused_read_only_and_checked(sim: Simulator) -> None
         with pytest.raises(ibflow.SafetyError):
             await s.cancel_order(1)
         with pytest.raises(ibflow.SafetyError):
-            await s.cancel_all_orders()
+            await s.cancel_all()
     async with session(sim, 5) as s:
         with pytest.raises(ibflow.InvalidRequest):
             await s.cancel_order(0)
@@ -119,5 +119,76 @@ async def test_cancels_are_refused_read_only_and_checked(sim: Simulator) -> None
 async def test_a_refused_global_cancel_raises() -> None:
     async with Simulator(port=0, readonly=True) as sim, session(sim, 5) as s:
         with pytest.raises(ibflow.RequestError) as refused:
-            await s.cancel_all_orders(timeout=5)
+            await s.cancel_all(timeout=5)
         assert refused.value.code == 321
+
+
+async def test_cancel_all_asks_first_and_reports_how_each_order_ended(sim: Simulator) -> None:
+    port = str(sim.port)
+    async with session(sim, 6) as six:
+        trade = await resting(six)
+        declined = await cli("--port", port, "cancel", "--all", input="n\n")
+        assert declined.code == 1
+        assert "Cancel all 1 open order(s) of every client id? [y/N]: n" in declined.err
+        assert sim.request_count("global_cancel") == 0
+        done = await cli("--port", port, "--json", "cancel", "--all", input="y\n")
+        assert done.code == 0, done.err
+        assert done.json() == {
+            "cancelled": [
+                {
+                    "order_id": trade.order_id,
+                    "client_id": 6,
+                    "perm_id": trade.perm_id,
+                    "status": "Cancelled",
+                }
+            ]
+        }
+
+
+async def test_flatten_asks_first_then_closes_positions(sim: Simulator) -> None:
+    port = str(sim.port)
+    sim.push_quote("MSFT", bid=410.00, ask=410.04, last=410.02)
+    declined = await cli("--port", port, "flatten", "MSFT", input="n\n")
+    assert declined.code == 1
+    question = declined.err.strip().splitlines()[0]
+    assert (
+        question
+        == "Cancel 0 open order(s) and close 1 position(s) (50 MSFT) at the market? [y/N]: n"
+    )
+    assert declined.err.strip().endswith(
+        "ibflow: error: not confirmed: nothing was sent (--yes skips the question)"
+    )
+    unanswered = await cli("--port", port, "flatten")
+    assert unanswered.code == 1
+    assert sim.request_count("place_order") == 0
+    one = await cli("--port", port, "flatten", "msft", "--yes")
+    assert one.code == 0, one.err
+    first, last = one.out.strip().splitlines()
+    assert first.endswith(": SELL 50 MSFT filled at 410.00")
+    assert last == "closed 1 position(s)"
+    rest = await cli("--port", port, "--json", "flatten", "-y")
+    assert rest.code == 0, rest.err
+    closed = rest.json()["closed"]
+    assert sorted(c["contract"]["local_symbol"] for c in closed) == [
+        "AAPL",
+        "AAPL  270115C00230000",
+        "SPY",
+    ]
+    assert {(c["side"], c["status"]) for c in closed} == {("SELL", "Filled")}
+    flat = await cli("--port", port, "flatten", "--yes")
+    assert flat.out.strip() == "nothing to flatten: no open order and no position"
+
+
+async def test_flatten_of_another_client_ids_order_fails_in_one_line(sim: Simulator) -> None:
+    async with session(sim, 6) as six:
+        trade = await resting(six)
+        refused = await cli("--port", str(sim.port), "flatten", "AAPL", "--yes")
+        assert refused.code == 1
+        assert f"order {trade.order_id} of client id 6" in refused.error_line
+        assert sim.request_count("place_order") == 1
+
+
+def test_flatten_rejects_an_empty_symbol() -> None:
+    result = invoke("flatten", " ")
+    assert result.code == 2
+    assert result.error_line == "ibflow: error: a SYMBOL cannot be empty"
