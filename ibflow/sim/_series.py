@@ -57,6 +57,11 @@ _KNOWN_HEADS = {
 }
 
 
+def _from_minutes(bar_seconds: int, what: str) -> bool:
+    """Whether a bar is built from its minute bars: 2 minutes to an hour, price series."""
+    return 60 < bar_seconds <= 3600 and bar_seconds % 60 == 0 and what not in _VOL_SERIES
+
+
 @dataclass(frozen=True, slots=True)
 class Profile:
     """Market micro-structure per secType."""
@@ -315,9 +320,11 @@ class HistorySeries:
         after the head timestamp. Intraday bars are aligned to local midnight and clipped to
         sessions (an hourly RTH series starts 09:30, 10:00, …); daily bars are one per session,
         timed at local midnight of the session date; weekly and monthly bars aggregate the
-        daily ones. ``N D`` means the last N sessions. The bar in progress at ``end`` is cut
-        at ``end``; every complete bar is a pure function of (seed, conId, start, whatToShow).
-        An option's bars are re-priced by the option model on its underlying's bars.
+        daily ones; bars of two minutes to an hour aggregate their minute bars, so they agree
+        exactly with every smaller size, as TWS's do. ``N D`` means the last N sessions. The bar
+        in progress at ``end`` is cut at ``end``; every complete bar is a pure function of
+        (seed, conId, start, whatToShow). An option's bars are re-priced by the option model on
+        its underlying's bars.
         """
         dur = parse_duration(duration)
         bar_seconds = parse_bar_size(bar_size)
@@ -372,9 +379,58 @@ class HistorySeries:
                     break
                 t1 = min(b + bar_seconds, s.close)
                 if t0 >= start_ts:
-                    bars.append(self._bar(h, t0, min(t1, end_ts), t1 - t0, what))
+                    if _from_minutes(bar_seconds, what):
+                        bars.append(self._of_minutes(h, t0, min(t1, end_ts), s.close, what))
+                    else:
+                        bars.append(self._bar(h, t0, min(t1, end_ts), t1 - t0, what))
                 b += bar_seconds
         return bars
+
+    def _of_minutes(self, h: _Hist, t0: float, t1: float, close: float, what: str) -> SimBar:
+        """A bar of several minutes as TWS builds it: its 1-minute bars, aggregated.
+
+        High, low, volume and count are then exactly those of the minute bars (and of any
+        bar size between), as on TWS; each minute bar is the one a 1-minute request returns.
+        """
+        minutes = []
+        spans = []
+        a = t0
+        while a < t1:
+            b = min(a - a % 60 + 60, close)
+            minutes.append(self._bar(h, a, min(b, t1), b - a, what))
+            spans.append(min(b, t1) - a)
+            a = b
+        first = minutes[0]
+        if what == "BID_ASK":  # time-averaged bid and ask, the highest ask, the lowest bid
+            total = sum(spans)
+            return SimBar(
+                first.time,
+                round(
+                    sum(m.open * s for m, s in zip(minutes, spans, strict=True)) / total, h.dec + 1
+                ),
+                max(m.high for m in minutes),
+                min(m.low for m in minutes),
+                round(
+                    sum(m.close * s for m, s in zip(minutes, spans, strict=True)) / total, h.dec + 1
+                ),
+                first.volume,
+                first.wap,
+                first.count,
+            )
+        volume = sum(m.volume for m in minutes)
+        wap = first.wap
+        if first.volume >= 0 and volume > 0:
+            wap = round(sum(m.wap * m.volume for m in minutes) / volume, h.dec + 2)
+        return SimBar(
+            first.time,
+            first.open,
+            max(m.high for m in minutes),
+            min(m.low for m in minutes),
+            minutes[-1].close,
+            volume if first.volume >= 0 else first.volume,
+            wap,
+            sum(m.count for m in minutes) if first.count >= 0 else first.count,
+        )
 
     def _daily(
         self, h: _Hist, sessions: list[Session], start_ts: float, end_ts: float, what: str

@@ -259,8 +259,9 @@ async def test_an_unanswered_request_is_retried(sim: Simulator, session: ibflow.
         sim.ignore("historical_data", on=False)
 
     helper = asyncio.create_task(answer_again())
+    # Long enough for the simulator to build five days of hourly bars from their minutes.
     bars = await session.download(
-        AAPL, start=MARCH, end=MARCH + timedelta(days=5), period="1h", timeout=0.2
+        AAPL, start=MARCH, end=MARCH + timedelta(days=5), period="1h", timeout=0.5
     )
     await helper
     assert bars

@@ -129,11 +129,12 @@ async def test_live_bars_and_history_share_the_burst_limit(sim: Simulator) -> No
         # 2 s → 0.5 s: long enough that the four history calls fall inside one window.
         # Every bar size under the burst rule, as the simulator's strict mode counts them.
         session.set_pacing(ibflow.PacingRules(time_scale=4, margin=0.05, small_bars_only=False))
-        for days in range(1, 5):
-            await session.history(AAPL, duration=f"{days} D", period="5m", rth=False)
+        # Short, different windows: cheap for the simulator, and never identical requests.
+        for hours in range(1, 5):
+            await session.history(AAPL, duration=f"{hours * 3600} S", period="5m", rth=False)
         async with (
-            session.live_bars(AAPL, "5m", "5 D") as fifth,
-            session.live_bars(AAPL, "5m", "6 D") as sixth,
+            session.live_bars(AAPL, "5m", "18000 S") as fifth,
+            session.live_bars(AAPL, "5m", "21600 S") as sixth,
         ):
             assert isinstance(await anext(fifth), ibflow.Bar)
             assert isinstance(await anext(sixth), ibflow.Bar)
