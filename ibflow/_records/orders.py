@@ -15,7 +15,7 @@ from enum import StrEnum
 from typing import Any, TypeVar
 
 from .._errors import InvalidRequest
-from .contracts import Contract
+from .contracts import Contract, check_text
 
 __all__ = [
     "Bracket",
@@ -196,9 +196,8 @@ def _enum(cls: type[E], value: object, what: str) -> E:
 def _ascii_text(value: object, what: str, limit: int = 128) -> str | None:
     if value is None:
         return None
-    if not isinstance(value, str):
-        raise InvalidRequest(f"{what} must be a string, got {value!r}")
-    text = value.strip()
+    # The one wire-text check first: strip() would silently drop \x1c-\x1f.
+    text = check_text(value, what, limit=limit).strip()
     if not text:
         return None
     if len(text) > limit or not all(32 <= ord(ch) < 127 for ch in text):

@@ -224,3 +224,13 @@ async def test_requests_refuse_hostile_arguments_and_send_nothing(
     assert session.statistics().messages_out == sent
     assert len(ib_sim.requests) == requests
     assert session.state is ibflow.ConnectionState.READY
+
+
+@pytest.mark.parametrize("value", CONTROL + LONG[:2] + [7, 1.5])
+@pytest.mark.parametrize("field", ["account", "order_ref"])
+def test_order_strings_refuse_control_characters_before_any_stripping(
+    field: str, value: object
+) -> None:
+    # "AB\x1f" once lost its \x1f to str.strip(); every order string takes the one wire check.
+    with pytest.raises(ibflow.InvalidRequest, match=field):
+        ibflow.LimitOrder("BUY", 1, 10.0, **{field: value})  # type: ignore[arg-type]
