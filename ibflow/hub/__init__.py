@@ -10,7 +10,6 @@ from typing import Any
 try:
     from ._remote import RemoteSession, RemoteTrade
     from ._server import Hub
-    from ._stream import RemoteStream
 except ModuleNotFoundError as _missing:  # pragma: no cover - only without the hub extra
     if not (_missing.name or "").startswith("nats"):
         raise
@@ -20,4 +19,4 @@ except ModuleNotFoundError as _missing:  # pragma: no cover - only without the h
         raise ImportError('ibflow.hub needs the hub extra: pip install "ibflow[hub]"') from _reason
 
 
-__all__ = ["Hub", "RemoteSession", "RemoteStream", "RemoteTrade"]
+__all__ = ["Hub", "RemoteSession", "RemoteTrade"]

@@ -22,6 +22,7 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 
 import ibflow
+from ibflow._stream import StreamWriter
 
 from ._protocol import (
     Subjects,
@@ -33,7 +34,6 @@ from ._protocol import (
     encode,
     loads,
 )
-from ._stream import RemoteStream
 
 __all__ = ["RemoteSession", "RemoteTrade"]
 
@@ -161,7 +161,7 @@ class RemoteSession:
         self._is_paper = True
         self._readonly = False
         self._lease_ttl = 3.0
-        self._streams: dict[str, RemoteStream[Any]] = {}  # lease id → open quote stream
+        self._streams: dict[str, StreamWriter[Any]] = {}  # lease id → open quote stream
         self._contracts: dict[str, ibflow.Contract] = {}  # lease id → qualified contract
         self._renewer: asyncio.Task[None] | None = None
         self._down_since: datetime | None = None
@@ -246,7 +246,7 @@ class RemoteSession:
         """Close every stream (releasing the hub's leases) and leave NATS; idempotent."""
         self._state = ibflow.ConnectionState.CLOSED
         for stream in list(self._streams.values()):
-            await stream.aclose()
+            stream.end()
         if self._renewer is not None:
             self._renewer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -289,7 +289,7 @@ class RemoteSession:
             start=start or datetime.now(UTC), end=datetime.now(UTC), reason="NATS link lost"
         )
         for stream in self._streams.values():
-            stream.put_marker(gap)
+            stream.send_marker(gap)
         with contextlib.suppress(ibflow.IBFlowError):
             await self._greet()
 
@@ -492,7 +492,7 @@ class RemoteSession:
         *,
         buffer: int = 256,
         overflow: ibflow.Overflow | str = ibflow.Overflow.LATEST,
-    ) -> RemoteStream[ibflow.Quote | ibflow.Gap]:
+    ) -> ibflow.Stream[ibflow.Quote | ibflow.Gap]:
         """Live quotes of ``contract``, as ``Session.quotes()``: one line at TWS, shared.
 
         Entering the block qualifies the contract at the hub, listens on its quote subject and
@@ -509,13 +509,15 @@ class RemoteSession:
             )
         lease = uuid.uuid4().hex
         subscription: list[Any] = []
+        delivered: list[bool] = []
 
-        async def start(stream: RemoteStream[ibflow.Quote | ibflow.Gap]) -> None:
+        async def start() -> None:
             (qualified,) = await self.qualify(contract)
             assert self._nc is not None
             assert qualified.con_id is not None
 
             async def deliver(msg: Msg) -> None:
+                delivered.append(True)
                 self._deliver(stream, msg.data)
 
             sub = await self._nc.subscribe(
@@ -528,7 +530,7 @@ class RemoteSession:
             )
             self._streams[lease] = stream
             self._contracts[lease] = qualified
-            if reply["last"] is not None and stream.received == 0:
+            if reply["last"] is not None and not delivered:
                 self._deliver(stream, reply["last"].encode())
 
         def close() -> None:
@@ -537,13 +539,14 @@ class RemoteSession:
             if self._nc is not None:
                 self._background(self._release(lease, subscription))
 
-        return RemoteStream(
-            f"quotes({contract.symbol})",
+        stream: StreamWriter[ibflow.Quote | ibflow.Gap] = StreamWriter(
+            name=f"quotes({contract.symbol})",
             buffer=buffer,
             overflow=overflow,
             start=start,
             on_close=close,
         )
+        return stream.stream
 
     async def _release(self, lease: str, subscription: list[Any]) -> None:
         """Stop listening and tell the hub at once (the lease would lapse by itself)."""
@@ -561,15 +564,15 @@ class RemoteSession:
         task.add_done_callback(self._tasks.discard)
 
     @staticmethod
-    def _deliver(stream: RemoteStream[Any], payload: bytes) -> None:
+    def _deliver(stream: StreamWriter[Any], payload: bytes) -> None:
         try:
             message = loads(payload)
             if "item" in message:
                 item = decode(message["item"])
                 if isinstance(item, ibflow.Gap):
-                    stream.put_marker(item)
+                    stream.send_marker(item)
                 else:
-                    stream.put(item)
+                    stream.send(item)
             elif "error" in message:
                 stream.fail(decode_error(message["error"]))
             elif message.get("end"):

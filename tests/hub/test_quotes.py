@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 
 import ibflow
-from ibflow.hub import RemoteSession, RemoteStream
+from ibflow.hub import RemoteSession
 from ibflow.testing import eventually
 
 from .conftest import HubFactory
 
 
-async def _quote_with_bid(stream: RemoteStream[ibflow.Quote | ibflow.Gap], bid: float) -> None:
+async def _quote_with_bid(stream: ibflow.Stream[ibflow.Quote | ibflow.Gap], bid: float) -> None:
     async with asyncio.timeout(5):
         async for item in stream:
             if isinstance(item, ibflow.Quote) and item.bid == bid:
