@@ -522,8 +522,11 @@ class Session:
         return await self._orders.place(contract, order, timeout=timeout)
 
     def trades(self) -> tuple[Trade, ...]:
-        """The orders this session placed, oldest first: all live ones, the latest done ones.
+        """The orders this session follows, oldest first: all live ones, the latest done ones.
 
+        Besides the orders it placed, the session adopts the open orders TWS reports: always
+        this client id's (a bot restarted with the same id can cancel and modify them), every
+        other client id's with ``all_open_orders=True`` (``trade.owned`` is then ``False``).
         Done orders beyond the session's ``max_finished_trades`` are dropped, oldest first.
         """
         return self._orders.trades()

@@ -68,9 +68,7 @@ class Orders:
 
     def trades(self) -> tuple[Trade, ...]:
         """See :meth:`ibflow.Session.trades`."""
-        if self._book is None:
-            return ()
-        return tuple(self._book.trades.values())
+        return tuple(self.book().trades.values())
 
     async def open_orders(self, *, timeout: float | None = _DEFAULT) -> list[OrderSnapshot]:
         """See :meth:`ibflow.Session.open_orders`."""
