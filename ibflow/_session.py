@@ -521,14 +521,8 @@ class Session:
         """
         return await self._orders.place(contract, order, timeout=timeout)
 
+    @documented(docs.TRADES)
     def trades(self) -> tuple[Trade, ...]:
-        """The orders this session follows, oldest first: all live ones, the latest done ones.
-
-        Besides the orders it placed, the session adopts the open orders TWS reports: always
-        this client id's (a bot restarted with the same id can cancel and modify them), every
-        other client id's with ``all_open_orders=True`` (``trade.owned`` is then ``False``).
-        Done orders beyond the session's ``max_finished_trades`` are dropped, oldest first.
-        """
         return self._orders.trades()
 
     async def open_orders(self, *, timeout: float | None = _DEFAULT) -> list[OrderSnapshot]:

@@ -9,20 +9,29 @@ lets only the client id an order belongs to modify or cancel it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from .._errors import InvalidRequest
 from .._ib._orders import OpenOrderUpdate
 from .._log import get_logger
 from .._records.orders import Order, OrderSnapshot, OrderStatus, OrderType, TimeInForce
-from ._trade import Trade
-
-if TYPE_CHECKING:
-    from ._book import OrderBook
+from ._trade import Trade, TradeOwner
 
 __all__ = ["adopt", "adoptable", "rebind"]
 
 log = get_logger("orders")
+
+
+class OrderBook(TradeOwner, Protocol):
+    """What adoption needs of the order book that files the trades."""
+
+    def register(self, trade: Trade) -> None: ...
+
+    def forget(self, trade: Trade) -> None: ...
+
+    def find(
+        self, client_id: int | None, order_id: int | None, perm_id: int | None
+    ) -> Trade | None: ...
 
 
 def adoptable(book: OrderBook, client_id: int) -> bool:
