@@ -3,6 +3,8 @@ visible but refused before anything is sent, and client id 0 adopts orders place
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 import ibflow
@@ -127,3 +129,25 @@ async def test_an_unbound_manual_order_is_explained(sim: Simulator) -> None:
         [trade] = later.trades()
         with pytest.raises(ibflow.NotOrderOwner, match="bound to client id 0"):
             await trade.modify(limit_price=149.00)
+
+
+async def test_an_adopted_order_that_fills_while_the_link_is_down_reports_the_fill_once(
+    sim: Simulator,
+) -> None:
+    async with session_for(sim, client_id=BOT) as first:
+        placed = await first.place(AAPL, LimitOrder("BUY", 5, 180.00))
+    async with session_for(sim, client_id=BOT) as again:
+        [trade] = again.trades()
+        assert trade.perm_id == placed.perm_id
+        feed = again.state_changes()
+        sim.drop_connections()
+        sim.push_quote("AAPL", bid=179.90, ask=179.95, last=179.93)  # fills while nobody hears
+        async with asyncio.timeout(5):
+            async for change in feed:
+                if change.current is ibflow.ConnectionState.READY:
+                    break
+        [fill] = await trade.wait_filled(timeout=5)
+        assert fill.exec_id == sim.fills[-1].exec_id
+        assert trade.status is OrderStatus.FILLED
+        assert [f.exec_id for f in trade.fills] == [fill.exec_id]
+        assert again.trades() == (trade,)
