@@ -301,7 +301,8 @@ class Simulator(SimCore):
         reqAutoOpenOrders(True) binds it at once and hears its events; client id 0's
         reqOpenOrders binds every such order open at the time. A bound order shows its
         negative order id (TWS's "use negative numbers to bind automatic orders"), under which
-        client id 0 can modify and cancel it.
+        client id 0 can modify and cancel it. :attr:`orders` lists it with client id -1, as no
+        API client's.
 
         Raises:
             KeyError: no instrument in the universe has that symbol.
