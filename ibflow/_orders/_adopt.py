@@ -75,6 +75,7 @@ def adopt(book: OrderBook, update: OpenOrderUpdate) -> Trade | None:
         oca_group=snapshot.oca_group or "",
         oca_type=update.oca_type,
         adopted=True,
+        parent_id=snapshot.parent_id,
     )
     trade._ack(update.perm_id)  # before filing: an unbound order is filed under its perm id
     book.register(trade)

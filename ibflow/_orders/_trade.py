@@ -136,9 +136,12 @@ class Trade:
         oca_group: str = "",
         oca_type: int = 0,
         adopted: bool = False,
+        parent_id: int | None = None,
     ) -> None:
         self._book = book
         self._adopted = adopted
+        # An adopted child whose parent the session never saw still names it in modifies.
+        self._parent_id = parent_id
         self._contract = contract
         self._order = order
         self._order_id = order_id
@@ -209,7 +212,7 @@ class Trade:
 
     @property
     def parent_id(self) -> int | None:
-        return self._parent.order_id if self._parent is not None else None
+        return self._parent.order_id if self._parent is not None else self._parent_id
 
     @property
     def status(self) -> OrderStatus:

@@ -151,3 +151,20 @@ async def test_an_adopted_order_that_fills_while_the_link_is_down_reports_the_fi
         assert trade.status is OrderStatus.FILLED
         assert [f.exec_id for f in trade.fills] == [fill.exec_id]
         assert again.trades() == (trade,)
+
+
+async def test_adopted_bracket_children_keep_their_parent_when_modified(sim: Simulator) -> None:
+    async with session_for(sim, client_id=BOT) as first:
+        placed = await first.place(AAPL, ibflow.bracket("BUY", 2, 190.02, 200.00, 180.00))
+        assert isinstance(placed, ibflow.BracketTrade)
+        await placed.parent.wait_filled(timeout=10)
+    parent_id = placed.parent.order_id
+    async with session_for(sim, client_id=BOT) as again:
+        children = {t.perm_id: t for t in again.trades()}
+        assert set(children) == {placed.take_profit.perm_id, placed.stop_loss.perm_id}
+        take_profit = children[placed.take_profit.perm_id]
+        assert take_profit.parent_id == parent_id
+        await take_profit.modify(limit_price=201.00)
+        held = _held(sim, take_profit.perm_id)
+        assert (held.lmt_price, held.parent_id) == (201.00, parent_id)
+        assert await take_profit.cancel() is OrderStatus.CANCELLED
