@@ -168,3 +168,18 @@ async def test_adopted_bracket_children_keep_their_parent_when_modified(sim: Sim
         held = _held(sim, take_profit.perm_id)
         assert (held.lmt_price, held.parent_id) == (201.00, parent_id)
         assert await take_profit.cancel() is OrderStatus.CANCELLED
+
+
+async def test_another_client_id_s_trade_ends_when_a_read_no_longer_lists_it(
+    sim: Simulator,
+) -> None:
+    async with session_for(sim, client_id=46) as owner:
+        theirs = await owner.place(AAPL, LimitOrder("BUY", 5, 150.00))
+        async with session_for(sim, client_id=47, all_open_orders=True) as watcher:
+            [trade] = watcher.trades()
+            assert trade.status is OrderStatus.SUBMITTED
+            await theirs.cancel()
+            # TWS tells client id 47 nothing; its next read of the open orders finds out.
+            assert await watcher.open_orders() == []
+            assert trade.status is OrderStatus.CANCELLED
+            assert await trade.wait_done(timeout=1) is OrderStatus.CANCELLED
