@@ -14,7 +14,7 @@ from typing import Protocol
 from .._errors import InvalidRequest
 from .._ib._orders import OpenOrderUpdate
 from .._log import get_logger
-from .._records.orders import Order, OrderSnapshot, OrderStatus, OrderType, TimeInForce
+from .._records.orders import Order, OrderSnapshot, OrderType, TimeInForce
 from ._trade import Trade, TradeOwner
 
 __all__ = ["adopt", "adoptable", "rebind"]
@@ -48,18 +48,17 @@ def adopt(book: OrderBook, update: OpenOrderUpdate) -> Trade | None:
     snapshot = update.snapshot
     if snapshot is None or not adoptable(book, update.client_id):
         return None
-    if snapshot.status.is_done or snapshot.status is OrderStatus.LOST:
+    if snapshot.status.is_done:
         return None
     spec = _spec(snapshot)
     if spec is None:
         log.info(
-            "order %d (client id %d): a %s order ibflow cannot follow as a Trade; "
-            "open_orders() still lists it",
+            "order %d (client id %d): a %s %s order is not one ibflow places, so it is not "
+            "followed as a Trade; open_orders() still lists it",
             update.order_id,
             update.client_id,
-            snapshot.order_type
-            if isinstance(snapshot.order_type, str)
-            else snapshot.order_type.value,
+            _text(snapshot.order_type),
+            _text(snapshot.tif),
         )
         return None
     parent = None
@@ -103,6 +102,10 @@ def rebind(book: OrderBook, trade: Trade, order_id: int) -> None:
     trade._order_id = order_id
     book.register(trade)
     log.info("order perm id %s: bound to client id 0 as order %d", trade.perm_id, order_id)
+
+
+def _text(code: OrderType | TimeInForce | str) -> str:
+    return code.value if isinstance(code, OrderType | TimeInForce) else code
 
 
 def _spec(snapshot: OrderSnapshot) -> Order | None:

@@ -4,6 +4,7 @@ visible but refused before anything is sent, and client id 0 adopts orders place
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -183,3 +184,17 @@ async def test_another_client_id_s_trade_ends_when_a_read_no_longer_lists_it(
             assert await watcher.open_orders() == []
             assert trade.status is OrderStatus.CANCELLED
             assert await trade.wait_done(timeout=1) is OrderStatus.CANCELLED
+
+
+async def test_an_order_ibflow_cannot_re_send_as_it_is_stays_a_row_not_a_trade(
+    sim: Simulator,
+) -> None:
+    until = datetime.now(UTC) + timedelta(days=2)
+    async with session_for(sim, client_id=BOT) as first:
+        gtd = await first.place(AAPL, LimitOrder("BUY", 5, 150.00, tif="GTD", good_till=until))
+    async with session_for(sim, client_id=BOT) as again:
+        # An open order does not carry a GTD order's expiry: a modify could not keep it.
+        assert again.trades() == ()
+        [row] = await again.open_orders()
+        assert (row.perm_id, row.tif) == (gtd.perm_id, ibflow.TimeInForce.GTD)
+        assert await again.cancel_order(gtd.order_id) is OrderStatus.CANCELLED
