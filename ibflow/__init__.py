@@ -63,6 +63,7 @@ __all__ = [
     "MarketOrder",
     "MarketRule",
     "MidpointTick",
+    "NotOrderOwner",
     "Notice",
     "OcaGroup",
     "OcaType",

@@ -21,6 +21,7 @@ from ._errors import HandshakeTimeout as HandshakeTimeout
 from ._errors import IBFlowError as IBFlowError
 from ._errors import InvalidRequest as InvalidRequest
 from ._errors import MarketDataError as MarketDataError
+from ._errors import NotOrderOwner as NotOrderOwner
 from ._errors import OrderCancelled as OrderCancelled
 from ._errors import OrderRejected as OrderRejected
 from ._errors import PacingViolation as PacingViolation

@@ -60,6 +60,7 @@ EXPECTED = {
     "MarketOrder",
     "MarketRule",
     "MidpointTick",
+    "NotOrderOwner",
     "Notice",
     "OcaGroup",
     "OcaType",

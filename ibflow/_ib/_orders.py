@@ -85,6 +85,16 @@ def _int_id(value: Any) -> int | None:
     return out if 0 < out < _UNSET_INT else None
 
 
+def _order_id(value: Any) -> int | None:
+    """An order id; TWS gives orders placed by hand negative ids once bound to client id 0,
+    and 0 (``None`` here) while unbound."""
+    try:
+        out = int(value)
+    except (TypeError, ValueError):
+        return None
+    return out if out != 0 and abs(out) < _UNSET_INT else None
+
+
 def _aware(value: datetime) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
@@ -253,7 +263,7 @@ def snapshot_from_ib(
     filled_qty = filled if filled is not None else 0.0
     left = remaining if remaining is not None else max(quantity - filled_qty, 0.0)
     return m.OrderSnapshot(
-        order_id=_int_id(order.orderId),
+        order_id=_order_id(order.orderId),
         perm_id=_int_id(order.permId),
         client_id=None if completed else int(order.clientId),
         parent_id=_int_id(order.parentId),
@@ -317,7 +327,11 @@ class StatusUpdate:
 
 @dataclass(frozen=True, slots=True)
 class OpenOrderUpdate:
-    """One openOrder frame (not a what-if preview): the order's current terms and status."""
+    """One openOrder frame (not a what-if preview): the order's current terms and status.
+
+    ``snapshot`` is the whole order as a record (``None`` when ibflow cannot represent it), so
+    an order this session did not place can be adopted; ``oca_type`` is not part of it.
+    """
 
     order_id: int
     client_id: int
@@ -326,6 +340,37 @@ class OpenOrderUpdate:
     quantity: float
     limit_price: float | None
     stop_price: float | None
+    snapshot: OrderSnapshot | None = None
+    oca_type: int = 0
+
+
+def _open_update(
+    order_id: int,
+    contract: ib_async.Contract,
+    order: ib_async.Order,
+    status: str,
+    *,
+    filled: float | None = None,
+    avg_fill_price: float | None = None,
+) -> OpenOrderUpdate:
+    limit, stop = _price_fields(order.orderType or "", order.lmtPrice, order.auxPrice)
+    try:
+        snapshot: OrderSnapshot | None = snapshot_from_ib(
+            contract, order, status, filled=filled, avg_fill_price=avg_fill_price
+        )
+    except ValueError:
+        snapshot = None
+    return OpenOrderUpdate(
+        order_id=int(order_id),
+        client_id=int(order.clientId),
+        perm_id=_int_id(order.permId),
+        status=str(status),
+        quantity=float(order.totalQuantity),
+        limit_price=limit,
+        stop_price=stop,
+        snapshot=snapshot,
+        oca_type=int(order.ocaType or 0),
+    )
 
 
 class OrderListener(Protocol):
@@ -454,16 +499,7 @@ class OrdersPort:
         ) -> None:
             update = None
             if not order.whatIf:
-                limit, stop = _price_fields(order.orderType or "", order.lmtPrice, order.auxPrice)
-                update = OpenOrderUpdate(
-                    order_id=int(orderId),
-                    client_id=int(order.clientId),
-                    perm_id=_int_id(order.permId),
-                    status=str(orderState.status),
-                    quantity=float(order.totalQuantity),
-                    limit_price=limit,
-                    stop_price=stop,
-                )
+                update = _open_update(orderId, contract, order, orderState.status)
             originals["openOrder"](orderId, contract, order, orderState)
             if update is not None:
                 done = update
@@ -557,6 +593,26 @@ class OrdersPort:
                         setattr(wrapper, name, originals[name])
 
         return uninstall
+
+    def known_open_orders(self) -> list[OpenOrderUpdate]:
+        """The open orders this link has already reported (at the start-up sync, or since),
+        with their last status: what an order book made after the sync starts from."""
+        out: list[OpenOrderUpdate] = []
+        for trade in self._ib.openTrades():
+            st = trade.orderStatus
+            if not st.status:
+                continue
+            out.append(
+                _open_update(
+                    trade.order.orderId,
+                    trade.contract,
+                    trade.order,
+                    st.status,
+                    filled=number(st.filled),
+                    avg_fill_price=number(st.avgFillPrice),
+                )
+            )
+        return out
 
     def forget_order(
         self, client_id: int, order_id: int, perm_id: int | None, exec_ids: Iterable[str]
