@@ -62,7 +62,7 @@ def _watched(cond: object) -> Contract:
     if contract.con_id is None:
         raise InvalidRequest(
             f"{name} watches a market by contract id, and {contract.display_name} has none: "
-            "qualify it first (contract = await session.qualify(contract))"
+            "qualify it first ([contract] = await session.qualify(contract))"
         )
     return contract
 
