@@ -549,6 +549,23 @@ def _listing_exchange(inst: Instrument) -> str:
     return inst.exchange
 
 
+def _algo(order: SimOrder) -> list[object]:
+    """algoStrategy, then (when set) its parameter count and tag/value pairs."""
+    if not order.algo_strategy:
+        return [""]
+    return [order.algo_strategy, len(order.algo_params), *(x for p in order.algo_params for x in p)]
+
+
+def _conditions(order: SimOrder) -> list[object]:
+    """conditionsCount, each condition, then (when any) conditionsIgnoreRth and cancelOrder."""
+    if not order.conditions:
+        return [0]
+    fields: list[object] = [len(order.conditions)]
+    for cond in order.conditions:
+        fields += cond.wire()
+    return [*fields, order.conditions_ignore_rth, order.conditions_cancel_order]
+
+
 def _margin(value: float | None) -> object:
     # The what-if margin figures travel as strings; rounding keeps them readable.
     return "" if value is None else round(value, 2)
@@ -616,15 +633,15 @@ def open_order(
         False,  # firmQuoteOnly
         UNSET_DOUBLE,  # nbboPriceCap
         order.parent_id,
-        0,  # triggerMethod
+        order.trigger_method,
         UNSET_DOUBLE,  # volatility
         UNSET_INTEGER,  # volatilityType
         "",  # deltaNeutralOrderType (empty: no delta-neutral block)
         UNSET_DOUBLE,  # deltaNeutralAuxPrice
         False,  # continuousUpdate
         UNSET_INTEGER,  # referencePriceType
-        UNSET_DOUBLE,  # trailStopPrice
-        UNSET_DOUBLE,  # trailingPercent
+        _price(order.trail_stop_price),
+        _price(order.trailing_percent),
         UNSET_DOUBLE,  # basisPoints
         UNSET_INTEGER,  # basisPointsType
         "",  # comboLegsDescrip
@@ -640,7 +657,7 @@ def open_order(
         "",  # clearingIntent
         False,  # notHeld
         False,  # deltaNeutralContract present
-        "",  # algoStrategy (empty: no params)
+        *_algo(order),
         False,  # solicited
         order.what_if,
         order.status,
@@ -668,11 +685,11 @@ def open_order(
     out += [
         False,  # randomizeSize
         False,  # randomizePrice (not PEG BENCH: no benchmark block)
-        0,  # conditionsCount (zero: no conditions, no ignoreRth/cancelOrder)
+        *_conditions(order),
         "",  # adjustedOrderType
         UNSET_DOUBLE,  # triggerPrice
-        UNSET_DOUBLE,  # trailStopPrice
-        UNSET_DOUBLE,  # lmtPriceOffset
+        _price(order.trail_stop_price),
+        _price(order.lmt_price_offset),
         UNSET_DOUBLE,  # adjustedStopPrice
         UNSET_DOUBLE,  # adjustedStopLimitPrice
         UNSET_DOUBLE,  # adjustedTrailingAmount
@@ -697,8 +714,8 @@ def open_order(
             UNSET_INTEGER,  # minTradeQty
             UNSET_INTEGER,  # minCompeteSize
             UNSET_DOUBLE,  # competeAgainstBestOffset
-            UNSET_DOUBLE,  # midOffsetAtWhole
-            UNSET_DOUBLE,  # midOffsetAtHalf
+            _price(order.mid_offset_at_whole),
+            _price(order.mid_offset_at_half),
         ]
     return out
 
@@ -767,15 +784,15 @@ def completed_order(order: SimOrder, *, version: int = SERVER_VERSION) -> list[o
         False,  # allOrNone
         UNSET_INTEGER,  # minQty
         order.oca_type,
-        0,  # triggerMethod
+        order.trigger_method,
         UNSET_DOUBLE,  # volatility
         UNSET_INTEGER,  # volatilityType
         "",  # deltaNeutralOrderType (empty: no 4-field block)
         UNSET_DOUBLE,  # deltaNeutralAuxPrice
         False,  # continuousUpdate
         UNSET_INTEGER,  # referencePriceType
-        UNSET_DOUBLE,  # trailStopPrice
-        UNSET_DOUBLE,  # trailingPercent
+        _price(order.trail_stop_price),
+        _price(order.trailing_percent),
         "",  # comboLegsDescrip
         0,  # comboLegsCount
         0,  # orderComboLegsCount
@@ -788,14 +805,14 @@ def completed_order(order: SimOrder, *, version: int = SERVER_VERSION) -> list[o
         "",  # clearingIntent
         False,  # notHeld
         False,  # deltaNeutralContract present
-        "",  # algoStrategy
+        *_algo(order),
         False,  # solicited
         order.status,
         False,  # randomizeSize
         False,  # randomizePrice
-        0,  # conditionsCount
-        UNSET_DOUBLE,  # trailStopPrice
-        UNSET_DOUBLE,  # lmtPriceOffset
+        *_conditions(order),
+        _price(order.trail_stop_price),
+        _price(order.lmt_price_offset),
         UNSET_DOUBLE,  # cashQty
         False,  # dontUseAutoPriceForHedge
         False,  # isOmsContainer
@@ -815,8 +832,8 @@ def completed_order(order: SimOrder, *, version: int = SERVER_VERSION) -> list[o
             UNSET_INTEGER,  # minTradeQty
             UNSET_INTEGER,  # minCompeteSize
             UNSET_DOUBLE,  # competeAgainstBestOffset
-            UNSET_DOUBLE,  # midOffsetAtWhole
-            UNSET_DOUBLE,  # midOffsetAtHalf
+            _price(order.mid_offset_at_whole),
+            _price(order.mid_offset_at_half),
         ]
     return out
 

@@ -24,7 +24,23 @@ CANCELED_TEXT = "Order Canceled - reason:"
 INACTIVE_CODE = 201
 INACTIVE_TEXT = "Order rejected - reason:The order failed a risk check and is held inactive."
 
-_ORDER_TYPES = frozenset({"MKT", "LMT", "STP", "STP LMT"})
+# The order types TWS takes from the API that the simulator works, by IB's names.
+ORDER_TYPES = frozenset(
+    {
+        "MKT",
+        "LMT",
+        "STP",
+        "STP LMT",
+        "TRAIL",
+        "TRAIL LIMIT",
+        "MOC",
+        "LOC",
+        "MIT",
+        "LIT",
+        "REL",
+        "PEG MID",
+    }
+)
 _TIFS = frozenset({"DAY", "GTC", "IOC", "GTD", "FOK", "OPG", "DTC"})
 
 
@@ -43,7 +59,7 @@ def check_request(req: PlaceOrderRequest, inst: Instrument, existing: SimOrder |
         raise SimError(434, "The order size cannot be zero.")
     if req.total_quantity < 0:
         raise SimError(201, "Order rejected - reason:The order quantity must be positive.")
-    if req.order_type not in _ORDER_TYPES or (
+    if req.order_type not in ORDER_TYPES or (
         inst.order_types and req.order_type not in inst.order_types
     ):
         raise SimError(387, "Unsupported order type for this exchange and security type.")
