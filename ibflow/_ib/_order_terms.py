@@ -29,7 +29,7 @@ from .._records.conditions import (
 )
 from .._records.orders import Order, OrderType
 
-__all__ = ["aux_price", "condition_to_ib", "put_terms", "terms_from_ib"]
+__all__ = ["aux_price", "condition_to_ib", "put_terms", "refresh_terms", "terms_from_ib"]
 
 _AUX_IS_TRAIL = frozenset({"TRAIL", "TRAIL LIMIT", "TRAILLIMIT"})
 _AUX_IS_TOUCH = frozenset({"MIT", "LIT"})
@@ -108,6 +108,18 @@ def put_terms(order: ib_async.Order, spec: Order) -> None:
         order.conditions = [condition_to_ib(cond) for cond in spec.conditions]
         order.conditionsCancelOrder = spec.conditions_cancel_order
         order.conditionsIgnoreRth = spec.conditions_ignore_rth
+
+
+def refresh_terms(wrapper: ib_async.Wrapper, reported: ib_async.Order) -> None:
+    """Copy the terms TWS moves by itself (a trailing stop's stop and limit offset) from an
+    openOrder onto ib_async's record of the order, which keeps only its prices and size."""
+    key = wrapper.orderKey(reported.clientId, reported.orderId, reported.permId)
+    trade = wrapper.trades.get(key)
+    if trade is None or trade.order is reported:
+        return
+    trade.order.trailStopPrice = reported.trailStopPrice
+    trade.order.trailingPercent = reported.trailingPercent
+    trade.order.lmtPriceOffset = reported.lmtPriceOffset
 
 
 def terms_from_ib(order: ib_async.Order, number: Any) -> dict[str, Any]:

@@ -34,7 +34,7 @@ from .._records.contracts import Contract
 from .._records.orders import Commission, Fill, Order, OrderPreview, OrderSnapshot
 from ._contracts import contract_from_ib, contract_to_ib
 from ._errors import map_ib_errors
-from ._order_terms import aux_price, put_terms, terms_from_ib
+from ._order_terms import aux_price, put_terms, refresh_terms, terms_from_ib
 
 __all__ = [
     "CompletedCollector",
@@ -473,6 +473,7 @@ class OrdersPort:
                 )
             originals["openOrder"](orderId, contract, order, orderState)
             if update is not None:
+                guarded("openOrder terms", lambda: refresh_terms(wrapper, order))
                 done = update
                 guarded("openOrder", lambda: listener.on_open_order(done))
 
