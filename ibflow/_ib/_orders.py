@@ -651,9 +651,11 @@ class OrdersPort:
         answer = ib.reqAllOpenOrdersAsync() if all_clients else ib.reqOpenOrdersAsync()
 
         async def run() -> list[OrderSnapshot]:
-            trades = await answer
+            # An order that changes while the answer streams in (a trailing stop's ratchet, a
+            # status) is reported twice, the newer last: keep one row per order.
+            latest = {id(trade): trade for trade in await answer}
             out: list[OrderSnapshot] = []
-            for trade in trades:
+            for trade in latest.values():
                 st = trade.orderStatus
                 try:
                     out.append(
