@@ -3,14 +3,14 @@
 Each condition joins the next one with its ``conjunction`` (``"and"`` or ``"or"``; the last
 one's is unused), as in TWS's order-conditions dialog. Conditions that watch a market need the
 contract's ``con_id`` (qualify the contract first). Pass them as ``conditions=[...]`` to any
-order builder.
+order builder. Each class's ``kind`` names its type (``"price"``, ``"time"``…).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
+from typing import ClassVar, Literal
 
 from .._errors import InvalidRequest
 from .contracts import Contract
@@ -75,6 +75,8 @@ class PriceCondition:
     3 double last, 4 bid/ask, 7 last or bid/ask, 8 midpoint).
     """
 
+    kind: ClassVar[str] = "price"
+
     contract: Contract
     price: float
     is_more: bool = True
@@ -98,6 +100,8 @@ class PriceCondition:
 class TimeCondition:
     """True once the time is past ``time`` (``is_more``), or until it is (``is_more=False``)."""
 
+    kind: ClassVar[str] = "time"
+
     time: datetime
     is_more: bool = True
     conjunction: Conjunction = "and"
@@ -120,6 +124,8 @@ class TimeCondition:
 class MarginCondition:
     """True when the account's margin cushion is at or above / at or below ``percent``."""
 
+    kind: ClassVar[str] = "margin"
+
     percent: int
     is_more: bool = True
     conjunction: Conjunction = "and"
@@ -137,6 +143,8 @@ class MarginCondition:
 class ExecutionCondition:
     """True once this account has a fill in ``contract`` (matched by symbol, type, exchange)."""
 
+    kind: ClassVar[str] = "execution"
+
     contract: Contract
     conjunction: Conjunction = "and"
 
@@ -151,6 +159,8 @@ class ExecutionCondition:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class VolumeCondition:
     """True when ``contract``'s traded volume today is at or above / at or below ``volume``."""
+
+    kind: ClassVar[str] = "volume"
 
     contract: Contract
     volume: int
@@ -174,6 +184,8 @@ class PercentChangeCondition:
     ``is_more=True`` holds at or above the change (``2.5`` for +2.5 %); ``False`` at or below
     (``-2.5`` for a fall of 2.5 % or more).
     """
+
+    kind: ClassVar[str] = "percent_change"
 
     contract: Contract
     change_percent: float
