@@ -210,7 +210,7 @@ class Order:
     Build one with a builder (:func:`MarketOrder`, :func:`LimitOrder`, :func:`StopOrder`,
     :func:`StopLimitOrder`, :func:`TrailingStopOrder`, :func:`MarketOnCloseOrder`…);
     constructing it directly validates the same way. Each order type takes only its own price
-    terms (see ``docs/order-types.md``).
+    terms (see the "Order types, algos and conditions" guide).
 
     Raises:
         InvalidRequest: a field is invalid or does not fit the order type (the message says
@@ -433,7 +433,7 @@ def MarketOrder(
     """Buy or sell at the market: ``MarketOrder("BUY", 100)``.
 
     ``algo=`` works the order by an IB algo (``algo=ibflow.Adaptive("Urgent")``);
-    ``conditions=`` holds it until they are true (see ``docs/order-types.md``).
+    ``conditions=`` holds it until they are true (see the order-types guide).
 
     Raises:
         InvalidRequest: an argument is invalid.
