@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from ._conditions import ConditionView, all_hold
+from ._conditions import ConditionView, conditions_hold
 from ._events import (
     AccountChanged,
     Commission,
@@ -113,7 +113,8 @@ class _Working:
     commission_charged: float = 0.0
     value_filled: float = 0.0
     notional: Decimal = Decimal(0)  # sum of quantity × price of the fills
-    close_at: float = 0.0  # the session close a MOC or LOC order waits for
+    placed_at: float = 0.0
+    close_at: float = 0.0  # the session close it belongs to (MOC, LOC, algo windows)
     exec_mark: int = 0  # executions booked before the order came (execution conditions)
     conditions_met: bool = False
     last_print: tuple[float, float, float] = (0.0, 0.0, 0.0)  # the last trade it saw
@@ -239,6 +240,7 @@ class Broker:
         self._working[key] = _Working(
             seq=self._seq,
             held=not req.transmit,
+            placed_at=self._clock(),
             close_at=next_close(inst, self._clock()),
             exec_mark=len(self._executions),
             last_print=(q.last, q.time, q.volume),
@@ -511,18 +513,27 @@ class Broker:
             return []
         work = self._working[_key(order)]
         if order.conditions and not work.conditions_met:
-            if not self._conditions_hold(order, work, now):
+            fills = self._executions[work.exec_mark :]
+            view = ConditionView(now, self._market.quote, self.ledger, order.account, fills)
+            rth_only = self.enforce_market_hours and not order.conditions_ignore_rth
+            if not conditions_hold(order, view, rth_only=rth_only):
                 return []
             work.conditions_met = True
             if order.conditions_cancel_order:
                 return self._cancel(order, by_client=False)
         seen, work.last_print = work.last_print, (q.last, q.time, q.volume)
-        step = advance(order, q, now=now, close_at=work.close_at, new_print=seen != work.last_print)
+        step = advance(
+            order,
+            q,
+            now=now,
+            placed_at=work.placed_at,
+            close_at=work.close_at,
+            new_print=seen != work.last_print,
+        )
         if step.waiting:
-            if order.status != "PreSubmitted" or step.echo:
-                order.status = "PreSubmitted"
-                return [OrderChanged(_snap(order))]
-            return []
+            changed = order.status != "PreSubmitted" or step.echo
+            order.status = "PreSubmitted"
+            return [OrderChanged(_snap(order))] if changed else []
         if step.expire:
             return self._cancel(order, by_client=False)
         events: list[Event] = []
@@ -532,21 +543,13 @@ class Broker:
         price = step.price
         if price is None:
             return events
-        qty = order.remaining
+        qty = order.remaining if step.quantity is None else min(step.quantity, order.remaining)
         if self.partial_fill_clip is not None and order.tif != "FOK":
             qty = min(qty, self.partial_fill_clip)
         if qty <= _EPS:
             return events
         events += self._fill(order, qty, price)
         return events
-
-    def _conditions_hold(self, order: SimOrder, work: _Working, now: float) -> bool:
-        if self.enforce_market_hours and not order.conditions_ignore_rth:
-            if not session_open(order.instrument, False, now):
-                return False
-        fills = self._executions[work.exec_mark :]
-        view = ConditionView(now, self._market.quote, self.ledger, order.account, fills)
-        return all_hold(order.conditions, view)
 
     def _time_in_force(self, order: SimOrder) -> list[Event]:
         """IOC and FOK orders do not rest: whatever did not fill at once is cancelled."""

@@ -28,10 +28,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ._ledger import Ledger
-from ._model import QuoteState, SimCondition, SimError, SimExecution
-from ._order_rules import parse_ib_time
+from ._model import QuoteState, SimCondition, SimError, SimExecution, SimOrder
+from ._order_rules import parse_ib_time, session_open
 
-__all__ = ["ConditionView", "all_hold", "cushion_percent", "holds", "parse_conditions"]
+__all__ = [
+    "ConditionView",
+    "all_hold",
+    "conditions_hold",
+    "cushion_percent",
+    "holds",
+    "parse_conditions",
+]
 
 _NAMES = {1: "price", 3: "time", 4: "margin", 5: "execution", 6: "volume", 7: "percent change"}
 
@@ -209,3 +216,11 @@ def cushion_percent(ledger: Ledger, account: str) -> float:
     if nlv <= 0:
         return 0.0
     return (fig.equity_with_loan - fig.maint_margin) / nlv * 100.0
+
+
+def conditions_hold(order: SimOrder, view: ConditionView, *, rth_only: bool) -> bool:
+    """Whether ``order``'s conditions are true now; with ``rth_only`` (trading hours enforced
+    and no ``conditionsIgnoreRth``) they are checked during regular hours only."""
+    if rth_only and not session_open(order.instrument, False, view.now):
+        return False
+    return all_hold(order.conditions, view)

@@ -171,22 +171,18 @@ def on_tick(price: float, inst: Instrument) -> bool:
     return abs(steps - round(steps)) < 1e-6
 
 
-def fill_price(order: SimOrder, q: QuoteState) -> float | None:
-    """Where ``order`` fills against quote ``q`` now: the far side, if its limit allows."""
-    buy = order.action == "BUY"
-    far = q.ask if buy else q.bid
-    if not far or far <= 0 or not math.isfinite(far):
-        return None
-    if order.order_type in ("MKT", "STP"):
-        return far
-    limit = order.lmt_price
-    if limit is None:
-        return None
-    if buy and far <= limit + EPS:
-        return far
-    if not buy and far >= limit - EPS:
-        return far
-    return None
+def floor_tick(price: float, tick: float) -> float:
+    """``price`` rounded down to the tick grid."""
+    if tick <= 0:
+        return price
+    return round(math.floor(price / tick + 1e-9) * tick, 10)
+
+
+def ceil_tick(price: float, tick: float) -> float:
+    """``price`` rounded up to the tick grid."""
+    if tick <= 0:
+        return price
+    return round(math.ceil(price / tick - 1e-9) * tick, 10)
 
 
 def trigger_reference(q: QuoteState) -> float | None:

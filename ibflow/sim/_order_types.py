@@ -24,11 +24,7 @@ the midpoint where nothing trades, as for stops):
   ``midOffsetAtWhole``/``midOffsetAtHalf``, capped by ``lmtPrice``; re-priced on every quote.
   Pegged orders fill when the far side of the book reaches their working price, or at their
   price when a trade prints through it (there is no hidden liquidity at the midpoint).
-* Algos (``algoStrategy``) on MKT or LMT orders: ``Adaptive`` fills at once like a marketable
-  limit order at a price set by ``adaptivePriority`` (Urgent: the far side; Normal: the midpoint
-  rounded towards the far side; Patient: the midpoint rounded towards the near side), never
-  beyond the order's limit. ``Vwap``, ``Twap`` and ``ArrivalPx`` have their parameters checked
-  and fill as their order type would.
+* Algos (``algoStrategy``) on MKT or LMT orders: see :mod:`._algos`.
 """
 
 from __future__ import annotations
@@ -39,11 +35,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from ._algos import adaptive_price, check_algo, is_scheduled, scheduled
 from ._conditions import parse_conditions
-from ._layouts import PlaceOrderRequest
 from ._ledger import EPS
 from ._model import Instrument, QuoteState, SimError, SimOrder
-from ._order_rules import OFF_TICK_TEXT, on_tick, trigger_reference
+from ._order_rules import OFF_TICK_TEXT, ceil_tick, floor_tick, on_tick, trigger_reference
+from ._place_order import PlaceOrderRequest
 
 __all__ = [
     "Step",
@@ -88,54 +85,6 @@ _BY_SEC_TYPE: dict[str, tuple[str, ...]] = {
     "IND": (),
 }
 
-# Algo strategy → (order types, security types, parameter → allowed values or None for any).
-_ALGOS: dict[str, tuple[frozenset[str], frozenset[str], dict[str, frozenset[str] | None]]] = {
-    "Adaptive": (
-        frozenset({"MKT", "LMT"}),
-        frozenset({"STK", "FUT", "OPT"}),
-        {"adaptivePriority": frozenset({"Urgent", "Normal", "Patient"})},
-    ),
-    "Vwap": (
-        frozenset({"MKT", "LMT"}),
-        frozenset({"STK"}),
-        dict.fromkeys(
-            (
-                "maxPctVol",
-                "startTime",
-                "endTime",
-                "allowPastEndTime",
-                "noTakeLiq",
-                "speedUp",
-                "monetaryValue",
-            )
-        ),
-    ),
-    "Twap": (
-        frozenset({"MKT", "LMT"}),
-        frozenset({"STK"}),
-        {
-            "strategyType": frozenset(
-                {"Marketable", "Matching Midpoint", "Matching Same Side", "Matching Last"}
-            ),
-            "startTime": None,
-            "endTime": None,
-            "allowPastEndTime": None,
-        },
-    ),
-    "ArrivalPx": (
-        frozenset({"MKT", "LMT"}),
-        frozenset({"STK"}),
-        {
-            "maxPctVol": None,
-            "riskAversion": frozenset({"Get Done", "Aggressive", "Neutral", "Passive"}),
-            "startTime": None,
-            "endTime": None,
-            "forceCompletion": None,
-            "allowPastEndTime": None,
-        },
-    ),
-}
-
 
 def order_types_for(sec_type: str) -> tuple[str, ...]:
     """The order types TWS offers for a security type (an index none: it is not traded)."""
@@ -169,7 +118,7 @@ def check_order_type(
     if kind == "REL" and inst.sec_type not in ("STK", "OPT"):
         raise SimError(114, "Relative orders are valid for stocks only.")
     if req.algo_strategy:
-        _check_algo(req, inst)
+        check_algo(req, inst)
     for cond in parse_conditions(req.conditions):
         if cond.con_id:
             try:
@@ -199,39 +148,6 @@ def _check_trailing(req: PlaceOrderRequest, inst: Instrument) -> None:
     for price in (req.trail_stop_price, req.lmt_price_offset):
         if price is not None and not on_tick(price, inst):
             raise SimError(110, OFF_TICK_TEXT)
-
-
-def _check_algo(req: PlaceOrderRequest, inst: Instrument) -> None:
-    spec = _ALGOS.get(req.algo_strategy)
-    if spec is None:
-        raise SimError(439, "Order processing failed. Algorithm definition not found.")
-    order_types, sec_types, params = spec
-    if req.order_type not in order_types or inst.sec_type not in sec_types:
-        raise SimError(442, "Specified algorithm is not allowed for this order.")
-    for tag, value in req.algo_params:
-        if tag not in params:
-            raise SimError(443, f"Order processing failed. Unknown algo attribute: {tag}")
-        allowed = params[tag]
-        if allowed is not None and value not in allowed:
-            choices = ", ".join(sorted(allowed))
-            raise SimError(
-                441,
-                f"Algo attributes validation failed: {tag} must be one of {choices}, not {value!r}",
-            )
-        if tag == "maxPctVol" and not _fraction(value):
-            raise SimError(
-                441,
-                f"Algo attributes validation failed: maxPctVol must be from 0.01 to 0.5, "
-                f"not {value!r}",
-            )
-
-
-def _fraction(text: str) -> bool:
-    try:
-        value = float(text)
-    except ValueError:
-        return False
-    return 0.01 - EPS <= value <= 0.5 + EPS
 
 
 # ---------------------------------------------------------------------------------------------
@@ -323,21 +239,30 @@ class Step:
     """What one quote move does to an order.
 
     ``waiting``: still held for its trigger (``PreSubmitted``); ``echo``: its fields changed
-    (a trailing stop moved), send openOrder; ``price``: fill now at this price; ``expire``:
-    cancel it now (a limit-on-close the close did not reach).
+    (a trailing stop moved), send openOrder; ``price``: fill now at this price, ``quantity``
+    of it (None: all that remains); ``expire``: cancel it now (a limit-on-close the close did
+    not reach, an algo past its end time).
     """
 
     waiting: bool = False
     echo: bool = False
     price: float | None = None
+    quantity: float | None = None
     expire: bool = False
 
 
 def advance(
-    order: SimOrder, q: QuoteState, *, now: float, close_at: float, new_print: bool = False
+    order: SimOrder,
+    q: QuoteState,
+    *,
+    now: float,
+    placed_at: float,
+    close_at: float,
+    new_print: bool = False,
 ) -> Step:
     """Move ``order`` along with quote ``q``: trail, trigger, re-peg; where it fills now.
 
+    ``placed_at`` is when the order came, ``close_at`` the session close it belongs to;
     ``new_print``: the last trade of ``q`` printed since the order's previous look.
     """
     kind = order.order_type
@@ -369,6 +294,12 @@ def advance(
         return Step(price=ref)
     elif kind in _PEGGED:
         order.working_price = _peg_price(order, q)
+    elif is_scheduled(order):
+        due, over = scheduled(order, now=now, placed_at=placed_at, close_at=close_at)
+        price = _fill_price(order, q, new_print)
+        if price is None or due <= EPS:
+            return Step(expire=over)
+        return Step(price=price, quantity=due)
     return Step(echo=echo, price=_fill_price(order, q, new_print))
 
 
@@ -379,7 +310,7 @@ def _fill_price(order: SimOrder, q: QuoteState, new_print: bool) -> float | None
         return None
     kind = order.order_type
     if order.algo_strategy == "Adaptive":
-        price = _adaptive_price(order, q, far)
+        price = adaptive_price(order, q, far)
         limit = order.lmt_price if kind == "LMT" else None
         if limit is not None and (price > limit + EPS if buy else price < limit - EPS):
             return None
@@ -418,18 +349,6 @@ def _within_limit(order: SimOrder, price: float) -> bool:
     return limit is not None and _within(price, limit, order.action == "BUY")
 
 
-def _adaptive_price(order: SimOrder, q: QuoteState, far: float) -> float:
-    buy = order.action == "BUY"
-    priority = dict(order.algo_params).get("adaptivePriority", "Normal")
-    if priority == "Urgent" or q.bid <= 0 or q.ask <= 0:
-        return far
-    tick = order.instrument.min_tick
-    mid = (q.bid + q.ask) / 2
-    up = buy == (priority == "Normal")  # towards the far side for Normal, else the near
-    price = _ceil(mid, tick) if up else _floor(mid, tick)
-    return min(price, far) if buy else max(price, far)
-
-
 def _distance(order: SimOrder, ref: float) -> float:
     if order.trailing_percent is not None:
         return ref * order.trailing_percent / 100.0
@@ -439,8 +358,8 @@ def _distance(order: SimOrder, ref: float) -> float:
 def _stop_from(order: SimOrder, ref: float) -> float:
     tick = order.instrument.min_tick
     if order.action == "BUY":
-        return _ceil(ref + _distance(order, ref), tick)
-    return _floor(ref - _distance(order, ref), tick)
+        return ceil_tick(ref + _distance(order, ref), tick)
+    return floor_tick(ref - _distance(order, ref), tick)
 
 
 def _ratchet(order: SimOrder, ref: float) -> bool:
@@ -472,7 +391,7 @@ def _peg_price(order: SimOrder, q: QuoteState) -> float | None:
             return None
         offset = order.aux_price
         if offset is None:
-            offset = _floor(near * order.percent_offset, tick) if order.percent_offset else 0.0
+            offset = floor_tick(near * order.percent_offset, tick) if order.percent_offset else 0.0
         price = near + offset if buy else near - offset
     else:
         if q.bid <= 0 or q.ask <= 0:
@@ -488,18 +407,6 @@ def _peg_price(order: SimOrder, q: QuoteState) -> float | None:
     if cap is not None and cap > 0:
         price = min(price, cap) if buy else max(price, cap)
     return _tidy(price)
-
-
-def _floor(price: float, tick: float) -> float:
-    if tick <= 0:
-        return price
-    return _tidy(math.floor(price / tick + 1e-9) * tick)
-
-
-def _ceil(price: float, tick: float) -> float:
-    if tick <= 0:
-        return price
-    return _tidy(math.ceil(price / tick - 1e-9) * tick)
 
 
 def _tidy(price: float) -> float:

@@ -440,14 +440,53 @@ def test_adaptive_limit_never_fills_beyond_its_limit() -> None:
     assert fills(desk.quote(bid=100.04, ask=100.12)) == [(10, 100.08)]
 
 
-def test_vwap_fills_as_its_order_type() -> None:
+def test_twap_fills_through_its_window() -> None:
     desk = Desk()
-    params = (("maxPctVol", "0.1"), ("startTime", "09:30:00 US/Eastern"))
-    events = desk.place(1, "BUY", 10, "MKT", algo_strategy="Vwap", algo_params=params)
-    assert fills(events) == [(10, 100.02)]
+    params = (("strategyType", "Marketable"), ("endTime", "10:10:00 US/Eastern"))
+    events = desk.place(1, "BUY", 10, "MKT", algo_strategy="Twap", algo_params=params)
+    assert fills(events) == []  # nothing of the window has passed
+    assert desk.status(1) == "Submitted"
+    desk.clock.now = MONDAY_10AM + 150
+    assert fills(desk.last(100.01)) == [(2, 100.02)]  # a quarter of the window: 2.5 → 2
+    desk.clock.now = MONDAY_10AM + 300
+    assert fills(desk.last(100.01)) == [(3, 100.02)]
+    desk.clock.now = MONDAY_10AM + 600
+    assert fills(desk.last(100.01)) == [(5, 100.02)]
+    assert desk.status(1) == "Filled"
+
+
+def test_vwap_starts_at_its_start_time_and_defaults_to_the_close() -> None:
+    desk = Desk()
+    params = (("maxPctVol", "0.1"), ("startTime", "15:00:00 US/Eastern"))
+    desk.place(1, "SELL", 100, "MKT", algo_strategy="Vwap", algo_params=params)
+    desk.clock.now = MONDAY_10AM + 3600
+    assert fills(desk.last(100.01)) == []
+    desk.clock.now = MONDAY_CLOSE - 1800  # 15:30: half of 15:00 to 16:00
+    assert fills(desk.last(100.01)) == [(50, 100.00)]
     order = desk.broker.order(1, 1)
     assert order is not None
     assert order.algo_params == params
+
+
+@pytest.mark.parametrize(("allow_past", "status"), [("0", "Cancelled"), ("1", "Submitted")])
+def test_algo_limit_left_at_its_end_time(allow_past: str, status: str) -> None:
+    desk = Desk()
+    params = (("endTime", "10:05:00 US/Eastern"), ("allowPastEndTime", allow_past))
+    desk.place(1, "BUY", 10, "LMT", lmt_price=99.0, algo_strategy="ArrivalPx", algo_params=params)
+    desk.clock.now = MONDAY_10AM + 600
+    desk.last(100.01)
+    assert desk.status(1) == status
+    assert desk.broker.executions() == []
+
+
+def test_algo_times_are_checked() -> None:
+    desk = Desk()
+    params = (("startTime", "25:00:00 US/Eastern"),)
+    [(code, text)] = errors(
+        desk.place(1, "BUY", 1, "MKT", algo_strategy="Twap", algo_params=params)
+    )
+    assert code == 441
+    assert "startTime" in text
 
 
 # ---------------------------------------------------------------------------------------------
