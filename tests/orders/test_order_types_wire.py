@@ -33,7 +33,7 @@ from ibflow import (
 )
 from ibflow.sim import Simulator
 from ibflow.sim._codec import Fields
-from ibflow.sim._layouts import PlaceOrderRequest, parse_place_order
+from ibflow.sim._place_order import PlaceOrderRequest, parse_place_order
 from ibflow.testing import session_for
 
 AAPL_CON_ID = 265598
