@@ -273,7 +273,8 @@ class Order:
             value = getattr(self, name)
             if value is None:
                 if name in needs:
-                    raise InvalidRequest(f"a {kind.value} order needs a {name}")
+                    article = "an" if name[0] in "aeiou" else "a"
+                    raise InvalidRequest(f"a {kind.value} order needs {article} {name}")
                 continue
             if name not in needs and name not in may:
                 raise InvalidRequest(

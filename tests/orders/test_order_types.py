@@ -100,7 +100,7 @@ def test_market_and_limit_on_open_stay_the_opg_tif() -> None:
         ),
         (
             lambda: ibflow.Order(side="BUY", quantity=1, order_type="REL"),
-            "REL order needs a offset",
+            "REL order needs an offset",
         ),
         (
             lambda: ibflow.Order(side="BUY", quantity=1, order_type="LMT", limit_price=1, offset=1),
