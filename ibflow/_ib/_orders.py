@@ -34,6 +34,7 @@ from .._records.contracts import Contract
 from .._records.orders import Commission, Fill, Order, OrderPreview, OrderSnapshot
 from ._contracts import contract_from_ib, contract_to_ib
 from ._errors import map_ib_errors
+from ._order_terms import aux_price, put_terms, refresh_terms, terms_from_ib
 
 __all__ = [
     "CompletedCollector",
@@ -54,6 +55,8 @@ log = get_logger("orders")
 
 _UNSET_LIMIT = 1e300  # IB writes 1.7976931348623157E308 (float max) for "not set"
 _UNSET_INT = 2**31 - 1
+# Order types whose lmtPrice is a limit (or a relative or pegged order's cap).
+_HAS_LIMIT = frozenset({"LMT", "STP LMT", "LOC", "LIT", "REL", "PEG MID", "PEGMID"})
 
 
 # -- values ------------------------------------------------------------------------------------
@@ -128,7 +131,7 @@ def _parse_ib_time(text: str) -> datetime | None:
 def _price_fields(order_type: str, lmt: Any, aux: Any) -> tuple[float | None, float | None]:
     """(limit, stop) as the order type uses them; IB fills unused price fields with 0 or unset."""
     kind = order_type.upper()
-    limit = number(lmt) if kind in ("LMT", "STP LMT") else None
+    limit = number(lmt) if kind in _HAS_LIMIT else None
     stop = number(aux) if kind in ("STP", "STP LMT") else None
     return limit, stop
 
@@ -151,13 +154,14 @@ def order_to_ib(
     if spec.good_till is not None:
         good_till = spec.good_till.astimezone(UTC).strftime("%Y%m%d-%H:%M:%S")
     unset = ib_async.util.UNSET_DOUBLE
-    return ib_async.Order(
+    aux = aux_price(spec)
+    order = ib_async.Order(
         orderId=order_id,
         action=spec.side.value,
         totalQuantity=float(spec.quantity),
         orderType=spec.order_type.value,
         lmtPrice=spec.limit_price if spec.limit_price is not None else unset,
-        auxPrice=spec.stop_price if spec.stop_price is not None else unset,
+        auxPrice=aux if aux is not None else unset,
         tif=spec.tif.value,
         goodTillDate=good_till,
         outsideRth=spec.outside_rth,
@@ -169,6 +173,8 @@ def order_to_ib(
         ocaType=oca_type,
         whatIf=what_if,
     )
+    put_terms(order, spec)
+    return order
 
 
 def commission_from_ib(report: ib_async.CommissionReport) -> Commission | None:
@@ -284,6 +290,7 @@ def snapshot_from_ib(
         avg_fill_price=number(avg_fill_price) or None,
         completed_time=_parse_ib_time(completed_time),
         completed_status=_text(completed_status),
+        **terms_from_ib(order, number),
     )
 
 
@@ -502,6 +509,7 @@ class OrdersPort:
                 update = _open_update(orderId, contract, order, orderState.status)
             originals["openOrder"](orderId, contract, order, orderState)
             if update is not None:
+                guarded("openOrder terms", lambda: refresh_terms(wrapper, order))
                 done = update
                 guarded("openOrder", lambda: listener.on_open_order(done))
 
@@ -699,9 +707,11 @@ class OrdersPort:
         answer = ib.reqAllOpenOrdersAsync() if all_clients else ib.reqOpenOrdersAsync()
 
         async def run() -> list[OrderSnapshot]:
-            trades = await answer
+            # An order that changes while the answer streams in (a trailing stop's ratchet, a
+            # status) is reported twice, the newer last: keep one row per order.
+            latest = {id(trade): trade for trade in await answer}
             out: list[OrderSnapshot] = []
-            for trade in trades:
+            for trade in latest.values():
                 st = trade.orderStatus
                 try:
                     out.append(

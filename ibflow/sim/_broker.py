@@ -20,6 +20,8 @@ Decisions worth knowing:
   permission check that TWS runs after accepting the order) is acknowledged, gets the error,
   then reports ``Inactive``, the sequence logged from a real TWS. It is never worked, yet it
   stays among the open orders, and a cancel still turns it ``Cancelled``.
+* The order types beyond MKT/LMT/STP, the algos and the order conditions are checked and
+  worked by :mod:`._order_types` and :mod:`._conditions`; the broker holds, releases and fills.
 * An execution correction (:meth:`Broker.correct_execution`) replaces the execution in the
   day's record, as reqExecutions then reports it, and the ledger re-derives the position by
   replaying the day's executions.
@@ -35,6 +37,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from ._conditions import ConditionView, conditions_hold
 from ._events import (
     AccountChanged,
     Commission,
@@ -44,6 +47,7 @@ from ._events import (
     OrderError,
     PositionChanged,
 )
+from ._inactive import InactiveRules, inactivate
 from ._layouts import PlaceOrderRequest, PortfolioItem, format_exec_time
 from ._ledger import EPS as _EPS
 from ._ledger import CommissionModel, Ledger, MarketLike, Trade, dec, tidy
@@ -64,14 +68,22 @@ from ._order_rules import (
     average_fill,
     check_request,
     exec_base,
-    fill_price,
     next_revision,
     normalize_side,
     order_from,
     parse_ib_time,
     select_executions,
     session_open,
-    trigger_reference,
+)
+from ._order_types import (
+    advance,
+    apply_request,
+    at_close,
+    check_order_type,
+    estimate_price,
+    next_close,
+    start,
+    waits_for_trigger,
 )
 
 __all__ = [
@@ -93,17 +105,6 @@ __all__ = [
 
 
 @dataclass(slots=True)
-class _InactiveRule:
-    """One pending :meth:`Broker.inactivate_next`: which order it hits and what TWS says."""
-
-    symbol: str  # upper case; "" matches every instrument
-    skip: int
-    code: int
-    text: str
-    acknowledge: bool = True
-
-
-@dataclass(slots=True)
 class _Working:
     """Broker-side flags of one order that clients never see."""
 
@@ -112,6 +113,11 @@ class _Working:
     commission_charged: float = 0.0
     value_filled: float = 0.0
     notional: Decimal = Decimal(0)  # sum of quantity × price of the fills
+    placed_at: float = 0.0
+    close_at: float = 0.0  # the session close it belongs to (MOC, LOC, algo windows)
+    exec_mark: int = 0  # executions booked before the order came (execution conditions)
+    conditions_met: bool = False
+    last_print: tuple[float, float, float] = (0.0, 0.0, 0.0)  # the last trade it saw
 
 
 class Broker:
@@ -145,7 +151,7 @@ class Broker:
         self._working: dict[tuple[int, int], _Working] = {}
         self._executions: list[SimExecution] = []
         self._oca_fired: set[tuple[str, str]] = set()
-        self._inactive_rules: list[_InactiveRule] = []
+        self._inactive = InactiveRules()
         self._seq = 0
 
         rng = random.Random(seed)
@@ -226,12 +232,22 @@ class Broker:
             return [OrderError(req.order_id, client_id, e.code, e.text)]
 
         order = order_from(req, client_id, inst, account, perm_id=self._new_perm_id())
+        apply_request(order, req)
+        q = self._market.quote(inst.con_id)
+        start(order, q)
         self._seq += 1
         self._orders[key] = order
-        self._working[key] = _Working(seq=self._seq, held=not req.transmit)
-        rule = self._inactive_rule_for(inst)
+        self._working[key] = _Working(
+            seq=self._seq,
+            held=not req.transmit,
+            placed_at=self._clock(),
+            close_at=next_close(inst, self._clock()),
+            exec_mark=len(self._executions),
+            last_print=(q.last, q.time, q.volume),
+        )
+        rule = self._inactive.take(inst)
         if rule is not None:
-            return self._inactivate(order, rule)
+            return inactivate(order, rule)
         if order.oca_group and (account, order.oca_group) in self._oca_fired:
             # Joining a one-cancels-all group after a member filled: TWS cancels on arrival.
             return [OrderChanged(_snap(order)), *self._cancel(order, by_client=False)]
@@ -242,9 +258,11 @@ class Broker:
     def preview_order(self, client_id: int, req: PlaceOrderRequest, inst: Instrument) -> SimOrder:
         """The order a what-if request describes, for the openOrder that carries the preview."""
         account = req.account or (self.accounts[0] if len(self.accounts) == 1 else "")
-        return order_from(
+        order = order_from(
             req, client_id, inst, account, perm_id=0, what_if=True, status="PreSubmitted"
         )
+        apply_request(order, req)
+        return order
 
     def what_if(self, req: PlaceOrderRequest, inst: Instrument, client_id: int) -> WhatIfResult:
         """Margin and commission preview of ``req`` as if it filled completely now.
@@ -306,18 +324,18 @@ class Broker:
         Raises:
             ValueError: ``after`` is negative.
         """
-        if after < 0:
-            raise ValueError(f"after must be 0 or more, got {after!r}")
-        self._inactive_rules.append(
-            _InactiveRule(symbol.strip().upper(), after, code, text, acknowledge)
-        )
+        self._inactive.add(symbol, after, code, text, acknowledge)
 
     def on_quote(self, con_id: int) -> list[Event]:
         """The quote of ``con_id`` moved: trigger and fill the resting orders it now reaches."""
         events: list[Event] = []
         now = datetime.fromtimestamp(self._clock(), UTC)
         for order in list(self._orders.values()):
-            if order.is_done or order.instrument.con_id != con_id:
+            if order.is_done:
+                continue
+            if order.instrument.con_id != con_id and all(
+                c.con_id != con_id for c in order.conditions
+            ):
                 continue
             if order.tif == "GTD" and self._expired(order, now):
                 events += self._cancel(order, by_client=False)
@@ -363,6 +381,7 @@ class Broker:
         check_margin: bool = True,
     ) -> None:
         check_request(req, inst, existing)
+        check_order_type(req, inst, self._market.quote)
         if existing is not None:
             return
         if req.parent_id:
@@ -396,6 +415,7 @@ class Broker:
             return [OrderError(oid, cid, e.code, e.text)]
         if req.order_type != order.order_type or req.aux_price != order.aux_price:
             order.triggered = False
+        apply_request(order, req)
         order.total_quantity = float(req.total_quantity)
         order.order_type = req.order_type
         order.lmt_price = req.lmt_price
@@ -405,6 +425,7 @@ class Broker:
         order.good_till_date = req.good_till_date
         order.order_ref = req.order_ref
         order.transmit = req.transmit
+        start(order, self._market.quote(inst.con_id))
         work = self._working[(cid, oid)]
         if work.held:
             if req.transmit:
@@ -452,8 +473,10 @@ class Broker:
 
         Returns whether the status changed.
         """
-        waiting = not self._parent_filled(order) or (
-            order.order_type in ("STP", "STP LMT") and not order.triggered
+        waiting = (
+            not self._parent_filled(order)
+            or waits_for_trigger(order)
+            or (bool(order.conditions) and not self._working[_key(order)].conditions_met)
         )
         if self.enforce_market_hours and not session_open(
             order.instrument, order.outside_rth, self._clock()
@@ -478,32 +501,49 @@ class Broker:
     def _try_fill(self, order: SimOrder) -> list[Event]:
         if not self._is_active(order):
             return []
-        if self.enforce_market_hours and not session_open(
-            order.instrument, order.outside_rth, self._clock()
+        now = self._clock()
+        if (
+            self.enforce_market_hours
+            and not at_close(order)
+            and not session_open(order.instrument, order.outside_rth, now)
         ):
             return []
         q = self._market.quote(order.instrument.con_id)
         if q.halted:
             return []
+        work = self._working[_key(order)]
+        if order.conditions and not work.conditions_met:
+            fills = self._executions[work.exec_mark :]
+            view = ConditionView(now, self._market.quote, self.ledger, order.account, fills)
+            rth_only = self.enforce_market_hours and not order.conditions_ignore_rth
+            if not conditions_hold(order, view, rth_only=rth_only):
+                return []
+            work.conditions_met = True
+            if order.conditions_cancel_order:
+                return self._cancel(order, by_client=False)
+        seen, work.last_print = work.last_print, (q.last, q.time, q.volume)
+        step = advance(
+            order,
+            q,
+            now=now,
+            placed_at=work.placed_at,
+            close_at=work.close_at,
+            new_print=seen != work.last_print,
+        )
+        if step.waiting:
+            changed = order.status != "PreSubmitted" or step.echo
+            order.status = "PreSubmitted"
+            return [OrderChanged(_snap(order))] if changed else []
+        if step.expire:
+            return self._cancel(order, by_client=False)
         events: list[Event] = []
-        if order.order_type in ("STP", "STP LMT") and not order.triggered:
-            ref = trigger_reference(q)
-            stop = order.aux_price
-            if ref is None or stop is None:
-                return []
-            hit = ref >= stop - _EPS if order.action == "BUY" else ref <= stop + _EPS
-            if not hit:
-                return []
-            order.triggered = True
+        if order.status != "Submitted" or step.echo:
             order.status = "Submitted"
             events.append(OrderChanged(_snap(order)))
-        elif order.status != "Submitted":
-            order.status = "Submitted"
-            events.append(OrderChanged(_snap(order)))
-        price = fill_price(order, q)
+        price = step.price
         if price is None:
             return events
-        qty = order.remaining
+        qty = order.remaining if step.quantity is None else min(step.quantity, order.remaining)
         if self.partial_fill_clip is not None and order.tif != "FOK":
             qty = min(qty, self.partial_fill_clip)
         if qty <= _EPS:
@@ -702,32 +742,6 @@ class Broker:
             events += [OrderChanged(_snap(order)), *self._after_fill(order, 0.0)]
         return corrected, events
 
-    def _inactive_rule_for(self, inst: Instrument) -> _InactiveRule | None:
-        """The rule that makes this new order Inactive (removed), counting it for the others."""
-        hit: _InactiveRule | None = None
-        for rule in list(self._inactive_rules):
-            if rule.symbol and rule.symbol != inst.symbol.upper():
-                continue
-            if rule.skip == 0 and hit is None:
-                hit = rule
-                self._inactive_rules.remove(rule)
-            elif rule.skip > 0:
-                rule.skip -= 1
-        return hit
-
-    def _inactivate(self, order: SimOrder, rule: _InactiveRule) -> list[Event]:
-        # TWS acknowledges the order before the check that refuses it, then sends the reason
-        # and the Inactive status, as logged from a real TWS. Other logs show the reason first,
-        # before any acknowledgement.
-        events: list[Event] = []
-        if rule.acknowledge:
-            order.status = "PreSubmitted"
-            events.append(OrderChanged(_snap(order)))
-        events.append(OrderError(order.order_id, order.client_id, rule.code, rule.text))
-        order.status = "Inactive"
-        events.append(OrderChanged(_snap(order)))
-        return events
-
     def _cancel(self, order: SimOrder, *, by_client: bool) -> list[Event]:
         self._finish(order, "Cancelled", "Cancelled by Trader" if by_client else "Cancelled")
         events: list[Event] = [OrderChanged(_snap(order))]
@@ -767,13 +781,9 @@ class Broker:
         return inst, signed, price, self.commission.order_total(inst, qty, value)
 
     def _estimate_price(self, req: PlaceOrderRequest, inst: Instrument) -> float:
-        if req.order_type in ("LMT", "STP LMT") and req.lmt_price is not None:
-            return req.lmt_price
-        if req.order_type == "STP" and req.aux_price is not None:
-            return req.aux_price
         q = self._market.quote(inst.con_id)
         far = q.ask if normalize_side(req.action) == "BUY" else q.bid
-        return far if far and far > 0 else self.ledger.mark(inst)
+        return estimate_price(req, far if far and far > 0 else self.ledger.mark(inst))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -782,3 +792,7 @@ class Broker:
 
 def _snap(order: SimOrder) -> SimOrder:
     return dataclasses.replace(order)
+
+
+def _key(order: SimOrder) -> tuple[int, int]:
+    return order.client_id, order.order_id

@@ -6,6 +6,7 @@ import math
 from datetime import date
 
 from ._model import Instrument
+from ._order_types import order_types_for
 
 __all__ = [
     "AAPL_OPTION_EXPIRIES",
@@ -56,6 +57,7 @@ def _stock(
         con_id=con_id,
         symbol=symbol,
         sec_type="STK",
+        order_types=order_types_for("STK"),
         exchange="SMART",
         currency="USD",
         primary_exchange=primary,
@@ -81,6 +83,7 @@ def _forex(
         con_id=con_id,
         symbol=base,
         sec_type="CASH",
+        order_types=order_types_for("CASH"),
         exchange="IDEALPRO",
         currency=quote,
         local_symbol=pair,
@@ -138,6 +141,7 @@ def _aapl_options(under: Instrument) -> list[Instrument]:
                         con_id=OPTION_CON_ID_BASE + len(out),
                         symbol="AAPL",
                         sec_type="OPT",
+                        order_types=order_types_for("OPT"),
                         exchange="SMART",
                         currency="USD",
                         local_symbol=occ_symbol("AAPL", expiry, right, strike),
@@ -211,6 +215,7 @@ def default_instruments() -> list[Instrument]:
         con_id=700_000_001,
         symbol="ES",
         sec_type="FUT",
+        order_types=order_types_for("FUT"),
         exchange="CME",
         currency="USD",
         local_symbol=future_local_symbol("ES", "20270319"),

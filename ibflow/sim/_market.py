@@ -118,6 +118,7 @@ class Market:
         self._clock = clock
         self._tick_interval = tick_interval
         self._live: dict[int, _Live] = {}
+        self._frozen: set[int] = set()
         self._series = HistorySeries(seed=seed, clock=clock, instruments=self._instruments)
 
     # -- live quotes --------------------------------------------------------------------------
@@ -199,13 +200,20 @@ class Market:
             lv = self._init_live(con_id)
         return lv.quote
 
+    def freeze(self, con_id: int, on: bool = True) -> None:
+        """Stop (``on=False``: restart) the random walk of ``con_id``: only pushes move it."""
+        if on:
+            self._frozen.add(con_id)
+        else:
+            self._frozen.discard(con_id)
+
     def step(self, con_id: int) -> QuoteState:
         """Advance one tick: move the mid, requote bid/ask/sizes, maybe print a trade."""
         lv = self._live.get(con_id)
         if lv is None:
             lv = self._init_live(con_id)
         q = lv.quote
-        if q.halted:
+        if q.halted or con_id in self._frozen:
             return q
         rng = lv.rng
         profile = lv.profile

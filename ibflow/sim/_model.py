@@ -76,6 +76,43 @@ class SimPosition:
     realized_pnl: float = 0.0
 
 
+@dataclass(slots=True, frozen=True)
+class SimCondition:
+    """One order condition as placeOrder carried it, typed; ``value`` keeps the sent text.
+
+    ``kind`` is IB's condition type: 1 price, 3 time, 4 margin cushion, 5 execution, 6 volume,
+    7 percent change. ``conjunction`` ("a" and, "o" or) joins it to the next condition.
+    """
+
+    kind: int
+    conjunction: str = "a"
+    is_more: bool = True
+    value: str = ""
+    con_id: int = 0
+    exchange: str = ""
+    trigger_method: int = 0
+    sec_type: str = ""
+    symbol: str = ""
+
+    def wire(self) -> list[object]:
+        """The fields of this condition in an openOrder or completedOrder, type first."""
+        if self.kind == 1:
+            rest: list[object] = [
+                self.is_more,
+                self.value,
+                self.con_id,
+                self.exchange,
+                self.trigger_method,
+            ]
+        elif self.kind in (3, 4):
+            rest = [self.is_more, self.value]
+        elif self.kind == 5:
+            rest = [self.sec_type, self.exchange, self.symbol]
+        else:
+            rest = [self.is_more, self.value, self.con_id, self.exchange]
+        return [self.kind, self.conjunction, *rest]
+
+
 @dataclass(slots=True)
 class SimOrder:
     """An order as the broker tracks it; mutated as it moves through its states."""
@@ -87,7 +124,7 @@ class SimOrder:
     instrument: Instrument
     action: str  # "BUY" / "SELL"
     total_quantity: float
-    order_type: str  # "MKT", "LMT", "STP", "STP LMT"
+    order_type: str  # "MKT", "LMT", "STP", "TRAIL", "MOC", "REL", "PEG MID", ...
     lmt_price: float | None = None
     aux_price: float | None = None
     tif: str = "DAY"
@@ -98,6 +135,22 @@ class SimOrder:
     parent_id: int = 0
     outside_rth: bool = False
     good_till_date: str = ""
+    trigger_method: int = 0
+    # Trailing stops: the trailing amount is ``aux_price``; the stop ratchets as the price moves.
+    trailing_percent: float | None = None
+    percent_offset: float | None = None  # REL: the offset as a fraction of the bid or ask
+    trail_stop_price: float | None = None
+    lmt_price_offset: float | None = None
+    # PEG MID on IBKRATS: the offset used when the midpoint is on a whole or a half tick.
+    mid_offset_at_whole: float | None = None
+    mid_offset_at_half: float | None = None
+    algo_strategy: str = ""
+    algo_params: tuple[tuple[str, str], ...] = ()
+    conditions: tuple[SimCondition, ...] = ()
+    conditions_ignore_rth: bool = False
+    conditions_cancel_order: bool = False
+    # The price a pegged order (REL, PEG MID) works at now; TWS does not report it.
+    working_price: float | None = None
     what_if: bool = False
     status: str = "PendingSubmit"
     filled: float = 0.0

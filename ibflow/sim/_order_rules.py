@@ -24,7 +24,23 @@ CANCELED_TEXT = "Order Canceled - reason:"
 INACTIVE_CODE = 201
 INACTIVE_TEXT = "Order rejected - reason:The order failed a risk check and is held inactive."
 
-_ORDER_TYPES = frozenset({"MKT", "LMT", "STP", "STP LMT"})
+# The order types TWS takes from the API that the simulator works, by IB's names.
+ORDER_TYPES = frozenset(
+    {
+        "MKT",
+        "LMT",
+        "STP",
+        "STP LMT",
+        "TRAIL",
+        "TRAIL LIMIT",
+        "MOC",
+        "LOC",
+        "MIT",
+        "LIT",
+        "REL",
+        "PEG MID",
+    }
+)
 _TIFS = frozenset({"DAY", "GTC", "IOC", "GTD", "FOK", "OPG", "DTC"})
 
 
@@ -43,7 +59,7 @@ def check_request(req: PlaceOrderRequest, inst: Instrument, existing: SimOrder |
         raise SimError(434, "The order size cannot be zero.")
     if req.total_quantity < 0:
         raise SimError(201, "Order rejected - reason:The order quantity must be positive.")
-    if req.order_type not in _ORDER_TYPES or (
+    if req.order_type not in ORDER_TYPES or (
         inst.order_types and req.order_type not in inst.order_types
     ):
         raise SimError(387, "Unsupported order type for this exchange and security type.")
@@ -155,22 +171,18 @@ def on_tick(price: float, inst: Instrument) -> bool:
     return abs(steps - round(steps)) < 1e-6
 
 
-def fill_price(order: SimOrder, q: QuoteState) -> float | None:
-    """Where ``order`` fills against quote ``q`` now: the far side, if its limit allows."""
-    buy = order.action == "BUY"
-    far = q.ask if buy else q.bid
-    if not far or far <= 0 or not math.isfinite(far):
-        return None
-    if order.order_type in ("MKT", "STP"):
-        return far
-    limit = order.lmt_price
-    if limit is None:
-        return None
-    if buy and far <= limit + EPS:
-        return far
-    if not buy and far >= limit - EPS:
-        return far
-    return None
+def floor_tick(price: float, tick: float) -> float:
+    """``price`` rounded down to the tick grid."""
+    if tick <= 0:
+        return price
+    return round(math.floor(price / tick + 1e-9) * tick, 10)
+
+
+def ceil_tick(price: float, tick: float) -> float:
+    """``price`` rounded up to the tick grid."""
+    if tick <= 0:
+        return price
+    return round(math.ceil(price / tick - 1e-9) * tick, 10)
 
 
 def trigger_reference(q: QuoteState) -> float | None:

@@ -17,6 +17,7 @@ from typing import Any, NoReturn
 from ._codec import normalize_right
 from ._instruments import FX_SESSION, future_local_symbol, occ_symbol
 from ._model import SEC_TYPES, Instrument
+from ._order_types import order_types_for
 
 
 class ScenarioError(ValueError):
@@ -416,6 +417,7 @@ def _apply_defaults(ctx: Ctx, path: str, kw: dict[str, Any]) -> None:
         kw.setdefault("order_types", ())  # an index is quoted, never traded
         kw.setdefault("eth", kw.get("rth", ("0930", "1600")))
     need("exchange", "for every instrument")
+    kw.setdefault("order_types", order_types_for(sec_type))
     kw.setdefault("local_symbol", symbol)
     kw.setdefault("market_name", kw.get("trading_class") or symbol)
     kw.setdefault("long_name", symbol)

@@ -371,6 +371,14 @@ class Simulator(SimCore):
         )
         self._after_move(inst)
 
+    def freeze_quotes(self, symbol: str, on: bool = True, *, sec_type: str = "") -> None:
+        """Stop the random walk of ``symbol`` (``on=False`` restarts it).
+
+        Its quote then moves only by :meth:`push_quote`, so a test can drive prices exactly;
+        resting orders still match on every market step.
+        """
+        self.market.freeze(self._instrument(symbol, sec_type).con_id, on)
+
     async def burst(self, symbol: str, count: int, *, rate: float | None = None) -> int:
         """Send ``count`` quote ticks for ``symbol`` to every market-data subscriber, fast.
 
@@ -503,6 +511,10 @@ class Simulator(SimCore):
                     moving[sub.instrument.con_id] = sub.instrument
         for order in self.broker.open_orders(None):
             moving.setdefault(order.instrument.con_id, order.instrument)
+            for cond in order.conditions:  # a condition's contract keeps moving too
+                watched = self.universe.by_con_id(cond.con_id)
+                if watched is not None:
+                    moving.setdefault(watched.con_id, watched)
         for con_id, inst in with_underlyings(self.universe, moving).items():
             self.market.step(con_id)
             self._after_move(inst)

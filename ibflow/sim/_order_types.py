@@ -1,0 +1,413 @@
+"""IB's order types and algos as the simulated TWS checks and works them against its market.
+
+Pure functions over a parsed placeOrder and the live order; the broker calls
+:func:`check_order_type` before accepting an order and :func:`advance` on every quote move.
+
+How each type works here (prices are the instrument's quote; "reference" is the last trade, or
+the midpoint where nothing trades, as for stops):
+
+* ``TRAIL`` / ``TRAIL LIMIT``: the trailing amount is ``auxPrice`` (or ``trailingPercent`` of
+  the reference). The stop starts at ``trailStopPrice`` or one trailing amount from the
+  reference, and ratchets on the tick grid as the reference moves in the order's favour (up for
+  a sell, down for a buy), never back; each move is echoed in openOrder. When the reference
+  touches the stop, a ``TRAIL`` works as a market order and a ``TRAIL LIMIT`` as a limit order
+  at the stop less (sell) or plus (buy) ``lmtPriceOffset``. Held (``PreSubmitted``) until then.
+* ``MIT`` / ``LIT``: wait (``PreSubmitted``) until the reference touches ``auxPrice`` from the
+  order's favourable side (at or below it for a buy, at or above for a sell), then work as a
+  market order, or a limit order at ``lmtPrice``.
+* ``MOC`` / ``LOC``: rest (``Submitted``) until the end of the regular session that follows the
+  order, then fill whole at the closing price (the reference then); a ``LOC`` whose limit the
+  close does not reach is cancelled at the close.
+* ``REL``: works at the bid (buy) or ask (sell) moved towards the market by ``auxPrice`` (or
+  ``percentOffset`` of it), never beyond a non-zero ``lmtPrice`` cap; re-priced on every quote.
+* ``PEG MID``: works at the midpoint less (buy) or plus (sell) ``auxPrice``, or the IBKRATS
+  ``midOffsetAtWhole``/``midOffsetAtHalf``, capped by ``lmtPrice``; re-priced on every quote.
+  Pegged orders fill when the far side of the book reaches their working price, or at their
+  price when a trade prints through it (there is no hidden liquidity at the midpoint).
+* Algos (``algoStrategy``) on MKT or LMT orders: see :mod:`._algos`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from ._algos import adaptive_price, check_algo, is_scheduled, scheduled
+from ._conditions import parse_conditions
+from ._ledger import EPS
+from ._model import Instrument, QuoteState, SimError, SimOrder
+from ._order_rules import OFF_TICK_TEXT, ceil_tick, floor_tick, on_tick, trigger_reference
+from ._place_order import PlaceOrderRequest
+
+__all__ = [
+    "Step",
+    "advance",
+    "apply_request",
+    "at_close",
+    "check_order_type",
+    "estimate_price",
+    "next_close",
+    "order_types_for",
+    "start",
+    "waits_for_trigger",
+]
+
+NO_SECURITY_TEXT = "No security definition has been found for the request"
+LIMIT_REQUIRED = "Order rejected - reason:A limit price is required."
+_TRIGGERED = frozenset({"STP", "STP LMT", "TRAIL", "TRAIL LIMIT", "MIT", "LIT"})
+_TRAILING = frozenset({"TRAIL", "TRAIL LIMIT"})
+_AT_CLOSE = frozenset({"MOC", "LOC"})
+_PEGGED = frozenset({"REL", "PEG MID"})
+_MARKET_ONCE_WORKING = frozenset({"MKT", "STP", "TRAIL", "MIT", "MOC"})
+
+_STOCK_TYPES = (
+    "LMT",
+    "MKT",
+    "STP",
+    "STP LMT",
+    "TRAIL",
+    "TRAIL LIMIT",
+    "MOC",
+    "LOC",
+    "MIT",
+    "LIT",
+    "REL",
+    "PEG MID",
+)
+_BY_SEC_TYPE: dict[str, tuple[str, ...]] = {
+    "STK": _STOCK_TYPES,
+    "CASH": ("LMT", "MKT", "STP", "STP LMT", "TRAIL", "TRAIL LIMIT", "MIT", "LIT"),
+    "FUT": ("LMT", "MKT", "STP", "STP LMT", "TRAIL", "TRAIL LIMIT", "MOC", "LOC", "MIT", "LIT"),
+    "OPT": ("LMT", "MKT", "STP", "STP LMT", "TRAIL", "TRAIL LIMIT", "REL"),
+    "IND": (),
+}
+
+
+def order_types_for(sec_type: str) -> tuple[str, ...]:
+    """The order types TWS offers for a security type (an index none: it is not traded)."""
+    return _BY_SEC_TYPE.get(sec_type.upper(), ("LMT", "MKT", "STP", "STP LMT"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Checks
+
+
+def check_order_type(
+    req: PlaceOrderRequest, inst: Instrument, quote: Callable[[int], QuoteState]
+) -> None:
+    """What TWS refuses in the fields of the non-basic order types, algos and conditions.
+
+    Runs after the common checks (action, size, type known to the contract, tick grid);
+    ``quote`` finds the contracts conditions name.
+
+    Raises:
+        SimError: the rejection TWS sends.
+    """
+    kind = req.order_type
+    if kind in _AT_CLOSE and (req.tif or "DAY") != "DAY":
+        raise SimError(113, "The Tif option should be set to DAY for MOC and LOC orders.")
+    if kind in ("LOC", "LIT") and req.lmt_price is None:
+        raise SimError(201, LIMIT_REQUIRED)
+    if kind in ("MIT", "LIT") and req.aux_price is None:
+        raise SimError(201, "Order rejected - reason:A trigger price is required.")
+    if kind in _TRAILING:
+        _check_trailing(req, inst)
+    if kind == "REL" and inst.sec_type not in ("STK", "OPT"):
+        raise SimError(114, "Relative orders are valid for stocks only.")
+    if req.algo_strategy:
+        check_algo(req, inst)
+    for cond in parse_conditions(req.conditions):
+        if cond.con_id:
+            try:
+                quote(cond.con_id)
+            except KeyError:
+                raise SimError(200, NO_SECURITY_TEXT) from None
+
+
+def _check_trailing(req: PlaceOrderRequest, inst: Instrument) -> None:
+    amount, percent = req.aux_price, req.trailing_percent
+    if (amount is None) == (percent is None):
+        raise SimError(
+            201,
+            "Order rejected - reason:A trailing stop needs either a trailing amount or a "
+            "trailing percent, not both.",
+        )
+    if amount is not None and amount <= 0:
+        raise SimError(201, "Order rejected - reason:The trailing amount must be positive.")
+    if percent is not None and not 0 < percent < 100:
+        raise SimError(
+            201, "Order rejected - reason:The trailing percent must be between 0 and 100."
+        )
+    if req.order_type == "TRAIL LIMIT" and req.lmt_price_offset is None and req.lmt_price is None:
+        raise SimError(
+            201, "Order rejected - reason:A trailing stop limit needs a limit price offset."
+        )
+    for price in (req.trail_stop_price, req.lmt_price_offset):
+        if price is not None and not on_tick(price, inst):
+            raise SimError(110, OFF_TICK_TEXT)
+
+
+# ---------------------------------------------------------------------------------------------
+# Booking
+
+
+def apply_request(order: SimOrder, req: PlaceOrderRequest) -> None:
+    """Copy the fields of ``req`` beyond the basic ones onto ``order`` (new or modified).
+
+    A modification that sends no ``trailStopPrice`` keeps the trailing stop where it is.
+    """
+    keep_stop = req.order_type in _TRAILING and order.order_type == req.order_type
+    order.trigger_method = req.trigger_method
+    order.trailing_percent = req.trailing_percent
+    order.percent_offset = req.percent_offset
+    if req.trail_stop_price is not None or not keep_stop:
+        order.trail_stop_price = req.trail_stop_price
+    order.lmt_price_offset = req.lmt_price_offset
+    order.mid_offset_at_whole = req.mid_offset_at_whole
+    order.mid_offset_at_half = req.mid_offset_at_half
+    order.algo_strategy = req.algo_strategy
+    order.algo_params = req.algo_params
+    order.conditions = parse_conditions(req.conditions)
+    order.conditions_ignore_rth = req.conditions_ignore_rth
+    order.conditions_cancel_order = req.conditions_cancel_order
+
+
+def start(order: SimOrder, q: QuoteState) -> None:
+    """Set what a just-accepted order works from: its first trailing stop, its pegged price."""
+    if order.order_type in _TRAILING and not order.triggered:
+        ref = trigger_reference(q)
+        if order.trail_stop_price is None and ref is not None:
+            order.trail_stop_price = _stop_from(order, ref)
+        if order.trail_stop_price is not None and order.order_type == "TRAIL LIMIT":
+            if order.lmt_price_offset is None and order.lmt_price is not None:
+                order.lmt_price_offset = _tidy(abs(order.trail_stop_price - order.lmt_price))
+            _follow_stop(order)
+    if order.order_type in _PEGGED:
+        order.working_price = _peg_price(order, q)
+
+
+def next_close(inst: Instrument, now: float) -> float:
+    """Epoch seconds of the first end of ``inst``'s regular session after ``now``."""
+    try:
+        tz = ZoneInfo(inst.time_zone)
+    except (KeyError, ValueError):
+        tz = ZoneInfo("UTC")
+    end = inst.rth[1]
+    hour, minute = int(end[:2]), int(end[2:])
+    day = datetime.fromtimestamp(now, tz).date()
+    for ahead in range(8):
+        d = day + timedelta(days=ahead)
+        if d.weekday() >= 5:
+            continue
+        close = datetime(d.year, d.month, d.day, hour, minute, tzinfo=tz).timestamp()
+        if close > now:
+            return close
+    raise AssertionError("a weekday close lies within eight days")
+
+
+def at_close(order: SimOrder) -> bool:
+    """Whether ``order`` acts only at the session close (MOC, LOC): no trading hours apply."""
+    return order.order_type in _AT_CLOSE
+
+
+def waits_for_trigger(order: SimOrder) -> bool:
+    """Whether TWS holds ``order`` (``PreSubmitted``) until a price touches its trigger."""
+    return order.order_type in _TRIGGERED and not order.triggered
+
+
+def estimate_price(req: PlaceOrderRequest, far: float) -> float:
+    """The price a margin check or what-if books ``req`` at, ``far`` the quote's far side."""
+    kind = req.order_type
+    if kind in ("STP", "MIT") and req.aux_price is not None:
+        return req.aux_price
+    if kind == "TRAIL" and req.trail_stop_price is not None:
+        return req.trail_stop_price
+    if kind != "MKT" and req.lmt_price is not None and req.lmt_price > 0:
+        return req.lmt_price
+    return far
+
+
+# ---------------------------------------------------------------------------------------------
+# Working the market
+
+
+@dataclass(slots=True, frozen=True)
+class Step:
+    """What one quote move does to an order.
+
+    ``waiting``: still held for its trigger (``PreSubmitted``); ``echo``: its fields changed
+    (a trailing stop moved), send openOrder; ``price``: fill now at this price, ``quantity``
+    of it (None: all that remains); ``expire``: cancel it now (a limit-on-close the close did
+    not reach, an algo past its end time).
+    """
+
+    waiting: bool = False
+    echo: bool = False
+    price: float | None = None
+    quantity: float | None = None
+    expire: bool = False
+
+
+def advance(
+    order: SimOrder,
+    q: QuoteState,
+    *,
+    now: float,
+    placed_at: float,
+    close_at: float,
+    new_print: bool = False,
+) -> Step:
+    """Move ``order`` along with quote ``q``: trail, trigger, re-peg; where it fills now.
+
+    ``placed_at`` is when the order came, ``close_at`` the session close it belongs to;
+    ``new_print``: the last trade of ``q`` printed since the order's previous look.
+    """
+    kind = order.order_type
+    buy = order.action == "BUY"
+    ref = trigger_reference(q)
+    echo = False
+    if kind in _TRIGGERED and not order.triggered:
+        if ref is None:
+            return Step(waiting=True)
+        if kind in _TRAILING:
+            echo = _ratchet(order, ref)
+            trigger = order.trail_stop_price
+        else:
+            trigger = order.aux_price
+        if trigger is None:
+            return Step(waiting=True, echo=echo)
+        if kind in ("MIT", "LIT"):
+            hit = ref <= trigger + EPS if buy else ref >= trigger - EPS
+        else:
+            hit = ref >= trigger - EPS if buy else ref <= trigger + EPS
+        if not hit:
+            return Step(waiting=True, echo=echo)
+        order.triggered = True
+    elif kind in _AT_CLOSE:
+        if now < close_at or ref is None:
+            return Step()
+        if kind == "LOC" and not _within_limit(order, ref):
+            return Step(expire=True)
+        return Step(price=ref)
+    elif kind in _PEGGED:
+        order.working_price = _peg_price(order, q)
+    elif is_scheduled(order):
+        due, over = scheduled(order, now=now, placed_at=placed_at, close_at=close_at)
+        price = _fill_price(order, q, new_print)
+        if price is None or due <= EPS:
+            return Step(expire=over)
+        return Step(price=price, quantity=due)
+    return Step(echo=echo, price=_fill_price(order, q, new_print))
+
+
+def _fill_price(order: SimOrder, q: QuoteState, new_print: bool) -> float | None:
+    buy = order.action == "BUY"
+    far = q.ask if buy else q.bid
+    if not far or far <= 0 or not math.isfinite(far):
+        return None
+    kind = order.order_type
+    if order.algo_strategy == "Adaptive":
+        price = adaptive_price(order, q, far)
+        limit = order.lmt_price if kind == "LMT" else None
+        if limit is not None and (price > limit + EPS if buy else price < limit - EPS):
+            return None
+        return price
+    if kind in _MARKET_ONCE_WORKING:
+        return far
+    if kind in _PEGGED:
+        return _pegged_fill(order, q, far, new_print)
+    limit = order.lmt_price
+    if limit is None:
+        return None
+    return far if _within(far, limit, buy) else None
+
+
+def _pegged_fill(order: SimOrder, q: QuoteState, far: float, new_print: bool) -> float | None:
+    """The far side when it reaches the working price; else the working price itself when a
+    trade prints through it (the order was first in line at its price)."""
+    price = order.working_price
+    if price is None:
+        return None
+    buy = order.action == "BUY"
+    if _within(far, price, buy):
+        return far
+    last = q.last
+    if new_print and last > 0 and (last < price - EPS if buy else last > price + EPS):
+        return price
+    return None
+
+
+def _within(price: float, limit: float, buy: bool) -> bool:
+    return price <= limit + EPS if buy else price >= limit - EPS
+
+
+def _within_limit(order: SimOrder, price: float) -> bool:
+    limit = order.lmt_price
+    return limit is not None and _within(price, limit, order.action == "BUY")
+
+
+def _distance(order: SimOrder, ref: float) -> float:
+    if order.trailing_percent is not None:
+        return ref * order.trailing_percent / 100.0
+    return order.aux_price or 0.0
+
+
+def _stop_from(order: SimOrder, ref: float) -> float:
+    tick = order.instrument.min_tick
+    if order.action == "BUY":
+        return ceil_tick(ref + _distance(order, ref), tick)
+    return floor_tick(ref - _distance(order, ref), tick)
+
+
+def _ratchet(order: SimOrder, ref: float) -> bool:
+    """Move the trailing stop towards the market if the reference moved in our favour."""
+    stop = order.trail_stop_price
+    new = _stop_from(order, ref)
+    better = stop is None or (new < stop - EPS if order.action == "BUY" else new > stop + EPS)
+    if not better:
+        return False
+    order.trail_stop_price = new
+    _follow_stop(order)
+    return True
+
+
+def _follow_stop(order: SimOrder) -> None:
+    """A trailing stop limit's limit price stays its offset beyond the stop."""
+    stop, offset = order.trail_stop_price, order.lmt_price_offset
+    if order.order_type != "TRAIL LIMIT" or stop is None or offset is None:
+        return
+    order.lmt_price = _tidy(stop + offset if order.action == "BUY" else stop - offset)
+
+
+def _peg_price(order: SimOrder, q: QuoteState) -> float | None:
+    buy = order.action == "BUY"
+    tick = order.instrument.min_tick
+    if order.order_type == "REL":
+        near = q.bid if buy else q.ask
+        if near <= 0:
+            return None
+        offset = order.aux_price
+        if offset is None:
+            offset = floor_tick(near * order.percent_offset, tick) if order.percent_offset else 0.0
+        price = near + offset if buy else near - offset
+    else:
+        if q.bid <= 0 or q.ask <= 0:
+            return None
+        mid = (q.bid + q.ask) / 2
+        offset = order.aux_price or 0.0
+        whole = on_tick(mid, order.instrument)
+        special = order.mid_offset_at_whole if whole else order.mid_offset_at_half
+        if special is not None:
+            offset = special
+        price = mid - offset if buy else mid + offset
+    cap = order.lmt_price
+    if cap is not None and cap > 0:
+        price = min(price, cap) if buy else max(price, cap)
+    return _tidy(price)
+
+
+def _tidy(price: float) -> float:
+    return round(price, 10)
