@@ -31,7 +31,10 @@ from ._cancels import cancel_all, cancel_order
 from ._checks import check_against_contract
 from ._flatten import flatten
 from ._groups import BracketTrade, TradeGroup
+from ._journal import Journal
+from ._keys import Keys
 from ._placing import check_account, locked, place
+from ._reconcile import restore
 from ._trade import Trade
 
 __all__ = ["Orders"]
@@ -49,6 +52,8 @@ class Orders:
         self._contracts = contracts
         self._account = account
         self._book: OrderBook | None = None
+        self._keys: Keys | None = None
+        self._journal_opened = False
 
     def book(self) -> OrderBook:
         """The session's order book, made on first use."""
@@ -56,15 +61,31 @@ class Orders:
             self._book = OrderBook(self._core, self._contracts)
         return self._book
 
+    def keys(self) -> Keys:
+        """The session's keyed orders (and journal), made on first use."""
+        if self._keys is None:
+            self._keys = Keys(self._core, self.book(), self)
+        return self._keys
+
+    async def open_journal(self) -> None:
+        """Once connected: open the session's order journal, if any, and reconcile it."""
+        path = self._core.journal_path
+        if path is None or self._journal_opened:
+            return
+        self._journal_opened = True
+        await restore(self.keys(), Journal(path))
+
     async def place(
         self,
         contract: Contract,
         order: Order | Bracket | OcaGroup,
         *,
+        key: str | None = None,
         timeout: float | None = _DEFAULT,
     ) -> Trade | BracketTrade | TradeGroup:
         """See :meth:`ibflow.Session.place`."""
-        return await place(self.book(), contract, order, timeout)
+        keys = self._keys if key is None else self.keys()
+        return await place(self.book(), contract, order, timeout, key, keys)
 
     def trades(self) -> tuple[Trade, ...]:
         """See :meth:`ibflow.Session.trades`."""

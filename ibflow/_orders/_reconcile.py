@@ -1,0 +1,158 @@
+"""Start-up reconciliation of the order journal with what TWS reports.
+
+Every intent the journal holds that had not settled becomes a ``Trade`` again, with the
+acknowledgement, statuses and fills the journal recorded (each execution once). Then TWS is
+asked for everything: executions, every client's open orders and today's completed orders. An
+execution the journal lacks is delivered once (and journaled); an intent TWS reports nothing
+about, and that was never acknowledged, never reached TWS: it ends ``Lost`` with a reason, and
+is never sent again by itself. ``place(..., key=...)`` with its key places it once.
+
+After a reconnect the order book's own reconciliation keeps these trades up to date (and ends
+one that is still unknown to TWS ``Lost``), and the journal records what changes.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from .._errors import IBFlowError
+from .._log import get_logger
+from .._records.orders import OrderSnapshot, OrderStatus
+from ._journal import Intent, Journal
+from ._keys import Keys
+from ._trade import Trade
+
+__all__ = ["JournalHandler", "restore"]
+
+log = get_logger("orders")
+
+_JOURNAL_KEY: Final = -4_000_014  # the journal's entry in the session's subscription registry
+
+
+class JournalHandler:
+    """The journal's entry in ``session.subscriptions``: closes the file with the session."""
+
+    kind = "journal"
+
+    def __init__(self, keys: Keys) -> None:
+        self._keys = keys
+
+    async def resubscribe(self, fresh_link: bool) -> int | None:
+        return _JOURNAL_KEY  # the order book re-reads and updates the journal's trades
+
+    def on_error(self, error: Any) -> None:
+        log.debug("order journal got a request error it does not own: %s", error)
+
+    def on_link_down(self) -> None:
+        pass
+
+    def on_close(self, error: IBFlowError | None) -> None:
+        self._keys.close()
+
+
+async def restore(keys: Keys, journal: Journal) -> list[Trade]:
+    """Bring back the journal's unsettled orders and reconcile them with TWS; see the module."""
+    keys.journal = journal
+    keys.core.subscriptions.add(_JOURNAL_KEY, JournalHandler(keys))
+    book = keys.book
+    restored: list[tuple[Trade, Intent]] = []
+    by_id: dict[tuple[int, int], Trade] = {}
+    for intent in journal.unsettled():
+        e = intent.entry
+        if book.taken(e.client_id, e.order_id):
+            log.warning(
+                "order journal: intent %d reuses order id %d of client id %d; the newer one "
+                "is followed",
+                intent.seq,
+                e.order_id,
+                e.client_id,
+            )
+            old = by_id.pop((e.client_id, e.order_id), None)
+            if old is not None:
+                book.forget(old)
+        parent = (
+            by_id.get((e.client_id, e.parent_order_id)) if e.parent_order_id is not None else None
+        )
+        trade = Trade(
+            book,
+            e.contract,
+            intent.spec or e.spec,
+            e.order_id,
+            e.client_id,
+            parent=parent,
+            oca_group=e.oca_group,
+            oca_type=e.oca_type,
+        )
+        book.register(trade)
+        by_id[(e.client_id, e.order_id)] = trade
+        _replay(keys, trade, intent)
+        restored.append((trade, intent))
+    for trade, intent in restored:
+        keys.follow(trade, intent.seq, len(trade.history))
+        if intent.entry.key is not None:
+            keys.index[intent.entry.key] = trade
+    if not restored:
+        return []
+    try:
+        await keys.reads.fills(timeout=None)
+        open_rows = await keys.reads.every_open_order()
+        done_rows = await keys.reads.completed_orders(timeout=None)
+    except IBFlowError as exc:
+        log.warning(
+            "order journal: could not ask TWS about %d journaled order(s) (%s); their state is "
+            "settled at the next reconnect",
+            len(restored),
+            exc,
+        )
+        return [t for t, _ in restored]
+    _match_by_key(restored, [*open_rows, *done_rows])
+    for trade, intent in restored:
+        if not trade._acked and not trade.is_done:
+            trade._lose(_not_sent(intent))
+    log.info("order journal: %d order(s) reconciled with TWS", len(restored))
+    return [t for t, _ in restored]
+
+
+def _replay(keys: Keys, trade: Trade, intent: Intent) -> None:
+    """Give a restored trade what the journal recorded (fills through the book: once each)."""
+    if intent.perm_id:
+        trade._ack(intent.perm_id)
+    for fill in intent.fills:
+        keys.book.on_execution(fill, live=False)
+    for commission in intent.commissions:
+        keys.book.on_commission(commission)
+    if intent.status == OrderStatus.LOST.value:
+        trade._lose(intent.reason or "recorded as lost by the order journal")
+    elif intent.status is not None:
+        try:
+            status: OrderStatus | None = OrderStatus(intent.status)
+        except ValueError:
+            status = None
+        trade._on_status(status, perm_id=intent.perm_id)
+
+
+def _match_by_key(restored: list[tuple[Trade, Intent]], rows: list[OrderSnapshot]) -> None:
+    """Orders TWS reports under a journaled key that the tap could not tie to their trade.
+
+    A completed order carries no order id and an unacknowledged intent has no perm id: the
+    key (IB's order reference) is what links them.
+    """
+    by_ref = {r.order_ref: r for r in rows if r.order_ref}
+    for trade, intent in restored:
+        key = intent.entry.key
+        row = by_ref.get(key) if key is not None else None
+        if row is None or trade._acked:
+            continue
+        trade._on_status(row.status, perm_id=row.perm_id, filled=row.filled)
+
+
+def _not_sent(intent: Intent) -> str:
+    e = intent.entry
+    keyed = f"key {e.key!r}, " if e.key is not None else ""
+    again = f"place(..., key={e.key!r}) places it once" if e.key is not None else "place it again"
+    return (
+        f"never reached TWS: the order journal holds its intent ({keyed}order id {e.order_id} "
+        f"of client id {e.client_id}, {intent.at:%Y-%m-%d %H:%M:%S} UTC), but TWS reports no "
+        "open order, completed order or execution for it. ibflow does not send it by itself; "
+        f"{again} if you still want it"
+    )
