@@ -180,7 +180,7 @@ class Journal:
         """Record an execution once; False when its execution id is already in the journal."""
         cursor = self._db.execute(
             "INSERT OR IGNORE INTO fills (exec_id, intent, data, at) VALUES (?, ?, ?, ?)",
-            (fill.exec_id, intent, _dumps(_fill_fields(fill)), _now()),
+            (fill.exec_id, intent, _dumps(fill), _now()),
         )
         return cursor.rowcount == 1
 
@@ -276,6 +276,8 @@ def _plain(value: Any) -> Any:
         return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
     return value
 
 
@@ -313,10 +315,6 @@ def _entry_of(row: Any) -> JournalEntry:
 
 def _fill_json(data: str) -> Fill:
     return _fill_of(json.loads(data))
-
-
-def _fill_fields(fill: Fill) -> dict[str, Any]:
-    return {f.name: getattr(fill, f.name) for f in fields(fill)}
 
 
 def _fill_of(data: dict[str, Any]) -> Fill:
