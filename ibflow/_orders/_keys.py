@@ -96,6 +96,7 @@ class Keys:
         self.reads = reads
         self.journal: Journal | None = None
         self.index: dict[str, Trade] = {}
+        self.tws_refs: dict[str, OrderSnapshot] | None = None
         self.intent_of: dict[Trade, int] = {}
         self._locks: dict[str, list[Any]] = {}  # key → [its lock, how many hold or wait]
         self._recorders: set[asyncio.Task[None]] = set()
@@ -171,20 +172,38 @@ class Keys:
         return trade
 
     async def _at_tws(self, keys: Sequence[str]) -> list[Trade | None]:
-        """Every client's open orders, then today's completed ones, searched for ``keys``."""
-        rows = await self.reads.every_open_order()
+        """``keys`` among the orders TWS held when this session first looked (every client's
+        open orders and today's completed ones); a hit is read again, fresh, to adopt it.
+
+        TWS is asked once per session, not per key: each read costs two of TWS's 50 messages
+        a second. Orders this session places are in the index from then on.
+        """
+        refs = self.tws_refs
+        if refs is None:
+            refs = self.remember_tws(await self._read_tws())
         wanted = set(keys)
-        if not any(r.order_ref in wanted for r in rows):
-            rows = await self.reads.completed_orders(timeout=None)
-        by_key = {r.order_ref: r for r in rows if r.order_ref in wanted}
-        if not by_key:
+        if not wanted & refs.keys():
             return [None] * len(keys)
-        fills = await self.reads.fills(timeout=None)
+        by_key = {r.order_ref: r for r in await self._read_tws() if r.order_ref in wanted}
+        fills = await self.reads.fills(timeout=None) if by_key else []
         found: list[Trade | None] = []
         for key in keys:
             row = by_key.get(key)
             found.append(None if row is None else self._adopt(key, row, fills))
         return found
+
+    async def _read_tws(self) -> list[OrderSnapshot]:
+        open_rows = await self.reads.every_open_order()
+        return [*open_rows, *await self.reads.completed_orders(timeout=None)]
+
+    def remember_tws(self, rows: Sequence[OrderSnapshot]) -> dict[str, OrderSnapshot]:
+        """Keep the order references TWS reported (open orders first)."""
+        refs: dict[str, OrderSnapshot] = {}
+        for row in rows:
+            if row.order_ref:
+                refs.setdefault(row.order_ref, row)
+        self.tws_refs = refs
+        return refs
 
     def _adopt(self, key: str, row: OrderSnapshot, fills: list[Fill]) -> Trade:
         """A Trade for an order TWS holds under ``key`` that this session did not place."""

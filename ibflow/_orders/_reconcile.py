@@ -105,6 +105,7 @@ async def restore(keys: Keys, journal: Journal) -> list[Trade]:
             exc,
         )
         return [t for t, _ in restored]
+    keys.remember_tws([*open_rows, *done_rows])
     _match_by_key(restored, [*open_rows, *done_rows])
     for trade, intent in restored:
         if not trade._acked and not trade.is_done:

@@ -89,6 +89,10 @@ async def test_a_completed_key_is_found_with_its_fills(
     assert placed(sim) == 1
     assert found.status is OrderStatus.FILLED
     assert [f.exec_id for f in found.fills] == [f.exec_id for f in done.fills]
+    # TWS hands the key back on the completed order and on every execution.
+    [completed] = await other.completed_orders()
+    assert completed.order_ref == "done-1"
+    assert {f.order_ref for f in await other.fills()} == {"done-1"}
 
 
 async def test_bracket_legs_get_derived_keys(session: ibflow.Session, sim: Simulator) -> None:
