@@ -249,8 +249,9 @@ class Session:
             SessionClosedError: the session was closed.
             ConfigError: the order journal's file is not a usable journal (it is named).
         """
+        self._orders.open_journal()
         await self._core.connect()
-        await self._orders.open_journal()
+        await self._orders.reconcile_journal()
         return self
 
     async def aclose(self) -> None:

@@ -34,7 +34,7 @@ from ._groups import BracketTrade, TradeGroup
 from ._journal import Journal
 from ._keys import Keys
 from ._placing import check_account, locked, place
-from ._reconcile import restore
+from ._reconcile import open_journal, restore
 from ._trade import Trade
 
 __all__ = ["Orders"]
@@ -53,7 +53,8 @@ class Orders:
         self._account = account
         self._book: OrderBook | None = None
         self._keys: Keys | None = None
-        self._journal_opened = False
+        self._journal: Journal | None = None
+        self._reconciled = False
 
     def book(self) -> OrderBook:
         """The session's order book, made on first use."""
@@ -67,13 +68,19 @@ class Orders:
             self._keys = Keys(self._core, self.book(), self)
         return self._keys
 
-    async def open_journal(self) -> None:
-        """Once connected: open the session's order journal, if any, and reconcile it."""
+    def open_journal(self) -> None:
+        """Before connecting: open the session's order journal, if any (once)."""
         path = self._core.journal_path
-        if path is None or self._journal_opened:
+        if path is None or self._journal is not None:
             return
-        self._journal_opened = True
-        await restore(self.keys(), Journal(path))
+        self._journal = open_journal(self.keys(), path)
+
+    async def reconcile_journal(self) -> None:
+        """Once connected: bring back the journal's unsettled orders and reconcile them (once)."""
+        if self._journal is None or self._reconciled:
+            return
+        self._reconciled = True
+        await restore(self.keys(), self._journal)
 
     async def place(
         self,

@@ -13,6 +13,7 @@ one that is still unknown to TWS ``Lost``), and the journal records what changes
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Final
 
 from .._errors import IBFlowError
@@ -22,7 +23,7 @@ from ._journal import Intent, Journal
 from ._keys import Keys
 from ._trade import Trade
 
-__all__ = ["JournalHandler", "restore"]
+__all__ = ["JournalHandler", "open_journal", "restore"]
 
 log = get_logger("orders")
 
@@ -50,10 +51,16 @@ class JournalHandler:
         self._keys.close()
 
 
-async def restore(keys: Keys, journal: Journal) -> list[Trade]:
-    """Bring back the journal's unsettled orders and reconcile them with TWS; see the module."""
+def open_journal(keys: Keys, path: Path) -> Journal:
+    """Open the journal file for ``keys`` (closed with the session)."""
+    journal = Journal(path)
     keys.journal = journal
     keys.core.subscriptions.add(_JOURNAL_KEY, JournalHandler(keys))
+    return journal
+
+
+async def restore(keys: Keys, journal: Journal) -> list[Trade]:
+    """Bring back the journal's unsettled orders and reconcile them with TWS; see the module."""
     book = keys.book
     restored: list[tuple[Trade, Intent]] = []
     by_id: dict[tuple[int, int], Trade] = {}
