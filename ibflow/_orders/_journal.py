@@ -81,6 +81,8 @@ class Intent:
     """The latest terms TWS reported (``None``: as sent)."""
     fills: list[Fill] = field(default_factory=list)
     commissions: list[Commission] = field(default_factory=list)
+    rejected: str | None = None
+    """TWS's refusal before any acknowledgement (``"201: Order rejected…"``)."""
     settled: bool = False
 
     @property
@@ -239,6 +241,8 @@ class Journal:
                 found = _parse(f"event {seq}", _commission_of, values)
                 if found is not None:
                     intent.commissions.append(found)
+            elif kind == "rejected":
+                intent.rejected = f"{values.get('code')}: {values.get('message')}"
             elif kind == "settled":
                 intent.settled = True
         for exec_id, data in self._db.execute(

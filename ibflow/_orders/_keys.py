@@ -147,7 +147,7 @@ class Keys:
     def _known(self, key: str) -> Trade | None:
         trade = self.index.get(key)
         if trade is not None:
-            return None if trade.status is OrderStatus.LOST else trade
+            return None if _free(trade) else trade
         if self.journal is None:
             return None
         intent = self.journal.latest(key)
@@ -207,11 +207,11 @@ class Keys:
 
     def _adopt(self, key: str, row: OrderSnapshot, fills: list[Fill]) -> Trade:
         """A Trade for an order TWS holds under ``key`` that this session did not place."""
-        mine = [f for f in fills if row.perm_id and f.perm_id == row.perm_id]
-        order_id = row.order_id or next((f.order_id for f in mine if f.order_id), 0)
+        its = [f for f in fills if row.perm_id and f.perm_id == row.perm_id]
+        order_id = row.order_id or next((f.order_id for f in its if f.order_id), 0)
         client_id = row.client_id
         if client_id is None:
-            client_id = next((f.client_id for f in mine if f.client_id is not None), -1)
+            client_id = next((f.client_id for f in its if f.client_id is not None), -1)
         existing = self.book.find(client_id, order_id, row.perm_id)
         if existing is not None:
             self.index[key] = existing
@@ -224,10 +224,17 @@ class Keys:
                 "follow; nothing was sent. Use another key"
             )
         trade = Trade(self.book, row.contract, spec, order_id, client_id)
-        if order_id and not row.status.is_done and not self.book.taken(client_id, order_id):
+        mine = client_id == self.core.client_id
+        if (
+            mine
+            and order_id
+            and not row.status.is_done
+            and not self.book.taken(client_id, order_id)
+        ):
+            # TWS reports this client id's orders to it: the book keeps the trade up to date.
             self.book.register(trade)
         trade._ack(row.perm_id)
-        for fill in mine:
+        for fill in its:
             self.book.on_execution(fill, live=False)
         trade._on_status(row.status, perm_id=row.perm_id, filled=row.filled)
         self.index[key] = trade
@@ -302,6 +309,12 @@ class Keys:
                         )
                 elif kind is OrderEventKind.MODIFIED:
                     journal.write_event(seq, "terms", {"spec": order_fields(trade.order)})
+                elif kind is OrderEventKind.MESSAGE and trade._rejected_first:
+                    error = trade.error
+                    if error is not None:
+                        journal.write_event(
+                            seq, "rejected", {"code": error.code, "message": error.message}
+                        )
             journal.write_event(seq, "settled", {})
         except IBFlowError:
             return  # the session ended: the next start reads the rest back from TWS
@@ -315,6 +328,12 @@ class Keys:
             task.cancel()
         if self.journal is not None:
             self.journal.close()
+
+
+def _free(trade: Trade) -> bool:
+    """Nothing is working under the trade's key: lost, or rejected before TWS acknowledged it."""
+    rejected = trade._rejected_first and not trade._acked and trade.error is not None
+    return trade.status is OrderStatus.LOST or rejected
 
 
 def _status(text: str) -> OrderStatus | None:

@@ -116,7 +116,7 @@ async def restore(keys: Keys, journal: Journal) -> list[Trade]:
     _match_by_key(restored, [*open_rows, *done_rows])
     for trade, intent in restored:
         if not trade._acked and not trade.is_done:
-            trade._lose(_not_sent(intent))
+            trade._lose(_never_working(intent))
     log.info("order journal: %d order(s) reconciled with TWS", len(restored))
     return [t for t, _ in restored]
 
@@ -154,13 +154,22 @@ def _match_by_key(restored: list[tuple[Trade, Intent]], rows: list[OrderSnapshot
         trade._on_status(row.status, perm_id=row.perm_id, filled=row.filled)
 
 
-def _not_sent(intent: Intent) -> str:
+def _never_working(intent: Intent) -> str:
+    """Why a journaled intent TWS knows nothing of is not working (``Trade.lost_reason``)."""
     e = intent.entry
     keyed = f"key {e.key!r}, " if e.key is not None else ""
+    what = (
+        f"({keyed}order id {e.order_id} of client id {e.client_id}, "
+        f"{intent.at:%Y-%m-%d %H:%M:%S} UTC)"
+    )
     again = f"place(..., key={e.key!r}) places it once" if e.key is not None else "place it again"
+    if intent.rejected is not None:
+        return (
+            f"TWS rejected it before acknowledging it ({intent.rejected}) {what}, and reports "
+            f"no open order, completed order or execution for it; {again} if you still want it"
+        )
     return (
-        f"never reached TWS: the order journal holds its intent ({keyed}order id {e.order_id} "
-        f"of client id {e.client_id}, {intent.at:%Y-%m-%d %H:%M:%S} UTC), but TWS reports no "
+        f"never reached TWS: the order journal holds its intent {what}, but TWS reports no "
         "open order, completed order or execution for it. ibflow does not send it by itself; "
         f"{again} if you still want it"
     )

@@ -202,3 +202,49 @@ async def test_the_journal_setting_is_checked_and_read_from_the_environment(
     await session.connect()
     await session.place(AAPL, LimitOrder("BUY", 1, 150.00), key="env")
     assert rows(tmp_path / "env.db", "SELECT key FROM intents") == [("env",)]
+
+
+async def test_a_rejected_order_is_reported_and_its_key_places_it_again(
+    make_session: Callable[..., ibflow.Session], sim: Simulator, tmp_path: Path
+) -> None:
+    path = tmp_path / "orders.db"
+    session = make_session(journal=path)
+    await session.connect()
+    sim.fail_next("place_order", 201, "Order rejected - reason: not enough margin")
+    with pytest.raises(ibflow.OrderRejected) as caught:
+        await session.place(AAPL, LimitOrder("BUY", 1, 150.00), key="r1")
+    assert caught.value.trade is not None
+    await eventually(lambda: bool(rows(path, "SELECT 1 FROM events WHERE kind = 'rejected'")))
+    await session.aclose()
+    later = make_session(journal=path)
+    await later.connect()
+    [rejected] = later.trades()
+    assert rejected.status is OrderStatus.LOST
+    assert rejected.lost_reason is not None
+    assert "rejected it before acknowledging it (201" in rejected.lost_reason
+    placed = await later.place(AAPL, LimitOrder("BUY", 1, 150.00), key="r1")
+    assert placed.status is not OrderStatus.LOST
+    assert sim.request_count("place_order") == 2
+    assert [o.order_ref for o in sim.orders] == ["r1"]
+
+
+async def test_a_bracket_comes_back_whole_from_the_journal(
+    make_session: Callable[..., ibflow.Session], sim: Simulator, tmp_path: Path
+) -> None:
+    path = tmp_path / "orders.db"
+    spec = ibflow.bracket("BUY", 1, 150.00, 160.00, 140.00)
+    session = make_session(journal=path)
+    await session.connect()
+    first = await session.place(AAPL, spec, key="b1")
+    ids = [t.order_id for t in first]
+    await session.aclose()
+    later = make_session(journal=path)
+    await later.connect()
+    again = await later.place(AAPL, spec, key="b1")
+    assert isinstance(again, ibflow.BracketTrade)
+    assert [t.order_id for t in again] == ids
+    assert again.take_profit.parent_id == ids[0]
+    assert [t.status for t in again] == [t.status for t in first]
+    assert sim.request_count("place_order") == 3
+    # The restored legs are this client id's: they can be cancelled as before the restart.
+    assert await again.parent.cancel() is OrderStatus.CANCELLED

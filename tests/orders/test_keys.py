@@ -114,3 +114,17 @@ async def test_without_a_key_nothing_changes(session: ibflow.Session, sim: Simul
     assert a.order.order_ref is None
     assert placed(sim) == 2
     await eventually(lambda: len(sim.orders) == 2)
+
+
+async def test_a_key_whose_order_was_rejected_is_free_again(
+    session: ibflow.Session, sim: Simulator
+) -> None:
+    sim.fail_next("place_order", 201, "Order rejected - reason: not enough margin")
+    with pytest.raises(ibflow.OrderRejected):
+        await session.place(AAPL, LimitOrder("BUY", 1, 150.00), key="again")
+    second = await session.place(AAPL, LimitOrder("BUY", 1, 150.00), key="again")
+    assert second.status is not OrderStatus.PENDING_SUBMIT
+    third = await session.place(AAPL, LimitOrder("BUY", 1, 150.00), key="again")
+    assert third is second
+    assert placed(sim) == 2
+    assert [o.order_ref for o in sim.orders] == ["again"]
