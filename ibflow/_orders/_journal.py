@@ -18,13 +18,19 @@ duplicate. The writes are small and inline, on the event loop's thread.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path
-from typing import Any, Final
+from typing import IO, Any, Final
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
 
 from .._errors import ConfigError
 from .._log import get_logger
@@ -96,6 +102,15 @@ class Journal:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._lock = _hold(path)
+        try:
+            self._open()
+        except BaseException:
+            self._lock.close()
+            raise
+
+    def _open(self) -> None:
+        path = self.path
         try:
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         except sqlite3.Error as exc:
@@ -129,6 +144,7 @@ class Journal:
 
     def close(self) -> None:
         self._db.close()
+        self._lock.close()  # releases the lock
 
     @property
     def journal_mode(self) -> str:
@@ -251,6 +267,41 @@ class Journal:
             fill = _parse(f"fill {exec_id}", _fill_json, data)
             if fill is not None:
                 intent.fills.append(fill)
+
+
+def _hold(path: Path) -> IO[str]:
+    """Lock ``path``'s companion ``.lock`` file: one running session per journal.
+
+    Two sessions writing one journal could each find a key free and both send it. The lock
+    dies with its process, so a killed bot never leaves it behind. (Where ``fcntl`` is missing,
+    as on Windows, there is no lock: keep one journal per bot yourself.)
+    """
+    lock_path = path.with_name(path.name + ".lock")
+    try:
+        handle = lock_path.open("a+")
+    except OSError as exc:
+        raise ConfigError(
+            f"the order journal {str(path)!r} cannot be used: {exc}", variable="journal"
+        ) from None
+    if fcntl is None:
+        return handle
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise ConfigError(
+            f"the order journal {str(path)!r} is in use by another session ({holder}): one "
+            "journal belongs to one running bot. Close the other session, or give this one "
+            "its own journal file",
+            variable="journal",
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"process {os.getpid()}\n")
+    handle.flush()
+    return handle
 
 
 def _parse(what: str, read: Callable[..., Any], *args: Any) -> Any:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import shutil
 import sqlite3
 from collections.abc import Callable
@@ -248,3 +249,19 @@ async def test_a_bracket_comes_back_whole_from_the_journal(
     assert sim.request_count("place_order") == 3
     # The restored legs are this client id's: they can be cancelled as before the restart.
     assert await again.parent.cancel() is OrderStatus.CANCELLED
+
+
+async def test_one_journal_serves_one_running_session(
+    make_session: Callable[..., ibflow.Session], sim: Simulator, tmp_path: Path
+) -> None:
+    path = tmp_path / "orders.db"
+    first = make_session(journal=path)
+    await first.connect()
+    second = make_session(journal=path, client_id=2)
+    with pytest.raises(ibflow.ConfigError, match="in use by another session") as caught:
+        await second.connect()
+    assert f"process {os.getpid()}" in str(caught.value)
+    assert sim.clients == [c for c in sim.clients if c.client_id == 1]  # nothing connected
+    await first.aclose()
+    await second.connect()  # free once the first session closed
+    await second.place(AAPL, LimitOrder("BUY", 1, 150.00), key="after")
