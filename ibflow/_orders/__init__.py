@@ -13,6 +13,8 @@ disconnect never delivered, execution corrections counted twice). The modules he
 * ``_book`` — every Trade of a session, and reconciliation after every reconnect and 1101:
   fills deduplicated by execution id, IB's correction suffix included;
 * ``_placing`` and ``_api`` — placing legs back to back and the session's order methods;
+* ``_keys``, ``_journal`` and ``_reconcile`` — client order keys (an order at most once per
+  key), the append-only SQLite journal of every intent, and its reconciliation with TWS;
 * ``_cancels`` and ``_flatten`` — cancels by id, TWS's global cancel, and the kill switch.
 
 An order is never re-sent by ibflow. The state machine is described in ``docs/orders.md``.
