@@ -101,7 +101,7 @@ async def restore(keys: Keys, journal: Journal) -> list[Trade]:
     if not restored:
         return []
     try:
-        await keys.reads.fills(timeout=None)
+        fills = await keys.reads.fills(timeout=None)
         open_rows = await keys.reads.every_open_order()
         done_rows = await keys.reads.completed_orders(timeout=None)
     except IBFlowError as exc:
@@ -112,13 +112,40 @@ async def restore(keys: Keys, journal: Journal) -> list[Trade]:
             exc,
         )
         return [t for t, _ in restored]
-    keys.remember_tws([*open_rows, *done_rows])
-    _match_by_key(restored, [*open_rows, *done_rows])
+    rows = [*open_rows, *done_rows]
+    keys.remember_tws(rows)
+    _match_by_key(restored, rows)
+    perms = {r.perm_id for r in rows} | {f.perm_id for f in fills}
+    ids = {(r.client_id, r.order_id) for r in open_rows} | {
+        (f.client_id, f.order_id) for f in fills
+    }
+    refs = {r.order_ref for r in rows}
     for trade, intent in restored:
+        seen = (
+            (trade.perm_id is not None and trade.perm_id in perms)
+            or (trade.client_id, trade.order_id) in ids
+            or (intent.entry.key is not None and intent.entry.key in refs)
+        )
         if not trade._acked and not trade.is_done:
             trade._lose(_never_working(intent))
+        elif not seen:
+            _no_longer_reported(journal, trade, intent)
     log.info("order journal: %d order(s) reconciled with TWS", len(restored))
     return [t for t, _ in restored]
+
+
+def _no_longer_reported(journal: Journal, trade: Trade, intent: Intent) -> None:
+    """An order TWS acknowledged once but no longer reports (done on an earlier day): its last
+    known state stays, and the journal stops bringing it back."""
+    if not trade.is_done:
+        log.warning(
+            "order journal: TWS no longer reports order %d (perm id %s), last known %s; it is "
+            "not followed any more (check session.completed_orders() or TWS's trade log)",
+            trade.order_id,
+            trade.perm_id,
+            trade.status.value,
+        )
+    journal.write_event(intent.seq, "settled", {"reported": False})
 
 
 def _replay(keys: Keys, trade: Trade, intent: Intent) -> None:

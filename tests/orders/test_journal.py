@@ -265,3 +265,31 @@ async def test_one_journal_serves_one_running_session(
     await first.aclose()
     await second.connect()  # free once the first session closed
     await second.place(AAPL, LimitOrder("BUY", 1, 150.00), key="after")
+
+
+async def test_an_order_tws_no_longer_reports_is_kept_once_then_let_go(
+    make_session: Callable[..., ibflow.Session],
+    sim: Simulator,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    path = tmp_path / "orders.db"
+    session = make_session(journal=path)
+    await session.connect()
+    trade = await session.place(AAPL, LimitOrder("BUY", 1, 150.00), key="old")
+    await eventually(lambda: bool(rows(path, "SELECT 1 FROM events WHERE kind = 'ack'")))
+    await session.aclose()
+    # The next day: a gateway that knows nothing of yesterday's order.
+    caplog.set_level(logging.WARNING, logger="ibflow")
+    async with Simulator(port=0) as fresh:
+        fresh.push_quote("AAPL", bid=190.00, ask=190.02, last=190.01)
+        kept = []
+        for _ in range(2):
+            async with ibflow.Session(
+                fresh.host, fresh.port, client_id=1, journal=path, heartbeat_interval=None
+            ) as later:
+                kept.append([(t.order_id, t.status) for t in later.trades()])
+        # Its last known state once, with a warning; the next start no longer brings it back.
+        assert kept == [[(trade.order_id, OrderStatus.SUBMITTED)], []]
+        assert fresh.request_count("place_order") == 0
+    assert f"TWS no longer reports order {trade.order_id}" in caplog.text
