@@ -92,7 +92,13 @@ async def restore(keys: Keys, journal: Journal) -> list[Trade]:
         )
         book.register(trade)
         by_id[(e.client_id, e.order_id)] = trade
-        _replay(keys, trade, intent)
+        # What the journal recorded was delivered before the restart: not to streams again.
+        fill_streams, book.fill_streams = book.fill_streams, set()
+        event_streams, book.event_streams = book.event_streams, set()
+        try:
+            _replay(keys, trade, intent)
+        finally:
+            book.fill_streams, book.event_streams = fill_streams, event_streams
         restored.append((trade, intent))
     for trade, intent in restored:
         keys.follow(trade, intent.seq, len(trade.history))

@@ -4,6 +4,7 @@ connect and reconciled with TWS; a damaged file never crashes a start silently."
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import shutil
@@ -15,8 +16,8 @@ import pytest
 
 import ibflow
 from ibflow import LimitOrder, MarketOrder, OrderStatus
-from ibflow.sim import Simulator
-from ibflow.testing import eventually
+from ibflow.sim import Scenario, Simulator
+from ibflow.testing import eventually, session_for
 
 from .conftest import AAPL
 
@@ -293,3 +294,36 @@ async def test_an_order_tws_no_longer_reports_is_kept_once_then_let_go(
         assert kept == [[(trade.order_id, OrderStatus.SUBMITTED)], []]
         assert fresh.request_count("place_order") == 0
     assert f"TWS no longer reports order {trade.order_id}" in caplog.text
+
+
+async def test_streams_get_only_the_fills_made_while_down_not_the_journaled_ones(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "orders.db"
+    clipped = dataclasses.replace(Scenario.default(), tick_interval=1e6, fill_clip=1)
+    async with Simulator(port=0, scenario=clipped) as sim:
+        sim.push_quote("AAPL", bid=190.00, ask=190.02, last=190.01)
+        async with session_for(sim, journal=path) as session:
+            trade = await session.place(AAPL, MarketOrder("BUY", 3), key="clip")
+            await eventually(lambda: len(rows(path, "SELECT 1 FROM fills")) == 1)
+            assert trade.filled == 1
+        for ask in (190.03, 190.04):  # two more clips while the bot is down
+            sim.push_quote("AAPL", bid=190.01, ask=ask, last=190.02)
+        await eventually(lambda: len(sim.fills) == 3)
+        later = session_for(sim, journal=path)
+        fills = later.fills_stream()  # open before connecting: it sees the reconciliation
+        async with later:
+            [restored] = later.trades()
+            assert restored.status is OrderStatus.FILLED
+            assert sorted(f.exec_id for f in restored.fills) == sorted(f.exec_id for f in sim.fills)
+            new = {(await fills.receive()).exec_id for _ in range(2)}
+            assert new == {f.exec_id for f in sim.fills[1:]}
+            await eventually(
+                lambda: (
+                    restored.commission is not None
+                    and all(f.commission is not None for f in restored.fills)
+                )
+            )
+            with pytest.raises(ibflow.WouldBlock):
+                fills.receive_nowait()
+        assert len(rows(path, "SELECT 1 FROM fills")) == 3
