@@ -247,7 +247,8 @@ class Session:
             SyncTimeout: API start or a start-up sync part did not answer; ``part`` names it.
             ConfigError: ``account`` is not one of the login's accounts.
             SessionClosedError: the session was closed.
-            ConfigError: the order journal's file is not a usable journal (it is named).
+            ConfigError: the order journal is damaged, not a journal, or in use by another
+                session (the message names the file); nothing was connected.
         """
         self._orders.open_journal()
         await self._core.connect()
