@@ -33,6 +33,7 @@ from .._records.orders import (
     TimeInForce,
 )
 from ._book import OrderBook
+from ._checks import exec_key
 from ._journal import Intent, Journal, JournalEntry, commission_fields, order_fields
 from ._trade import Trade
 
@@ -40,6 +41,7 @@ __all__ = ["KEY_LIMIT", "Keys", "Reads", "check_key", "leg_keys"]
 
 log = get_logger("orders")
 
+_INDEX_FLOOR: Final = 16  # with max_finished_trades: how many keys the index keeps at least
 KEY_LIMIT: Final = 64
 """Longest key: a bracket's ``:tp``/``:sl`` suffix still fits IB's order reference."""
 
@@ -97,6 +99,9 @@ class Keys:
         self.journal: Journal | None = None
         self.index: dict[str, Trade] = {}
         self.tws_refs: dict[str, OrderSnapshot] | None = None
+        # Keys whose settled trade left the index, with its order id (see _retire).
+        self._retired: dict[str, int] = {}
+        self._watermark = max(core.max_finished_trades, _INDEX_FLOOR)
         self.intent_of: dict[Trade, int] = {}
         self._locks: dict[str, list[Any]] = {}  # key → [its lock, how many hold or wait]
         self._recorders: set[asyncio.Task[None]] = set()
@@ -163,7 +168,12 @@ class Keys:
         trade = Trade(self.book, e.contract, intent.spec or e.spec, e.order_id, e.client_id)
         if intent.perm_id:
             trade._ack(intent.perm_id)
-        for fill in intent.fills:
+        latest: dict[str, tuple[int, Fill]] = {}
+        for fill in intent.fills:  # a correction replaces the execution it corrects
+            base, revision = exec_key(fill.exec_id)
+            if base not in latest or revision > latest[base][0]:
+                latest[base] = (revision, fill)
+        for _, fill in latest.values():
             trade._on_fill(fill, None)
         for commission in intent.commissions:
             trade._on_commission(commission)
@@ -182,15 +192,37 @@ class Keys:
         if refs is None:
             refs = self.remember_tws(await self._read_tws())
         wanted = set(keys)
-        if not wanted & refs.keys():
+        retired = [k for k in keys if k in self._retired]
+        if not wanted & refs.keys() and not retired:
             return [None] * len(keys)
         by_key = {r.order_ref: r for r in await self._read_tws() if r.order_ref in wanted}
+        for key in retired:
+            if key not in by_key:
+                raise SafetyError(
+                    f"key {key!r} named order {self._retired[key]} earlier in this session, "
+                    "which TWS no longer reports; nothing was sent. Use a new key"
+                )
         fills = await self.reads.fills(timeout=None) if by_key else []
         found: list[Trade | None] = []
         for key in keys:
             row = by_key.get(key)
             found.append(None if row is None else self._adopt(key, row, fills))
         return found
+
+    def _retire(self) -> None:
+        """Drop settled trades the order book let go of from the index, keeping their keys.
+
+        A long-running bot keeps placing keyed orders; their trades must not pile up here
+        once the book dropped them (``max_finished_trades``).
+        """
+        if len(self.index) <= self._watermark:
+            return
+        for key, trade in list(self.index.items()):
+            gone = self.book.find(trade.client_id, trade.order_id, None) is not trade
+            if gone and trade._settled():
+                del self.index[key]
+                self._retired[key] = trade.order_id
+        self._watermark = max(self.core.max_finished_trades, _INDEX_FLOOR, 2 * len(self.index))
 
     async def _read_tws(self) -> list[OrderSnapshot]:
         open_rows = await self.reads.every_open_order()
@@ -273,6 +305,8 @@ class Keys:
         for trade, k in zip(trades, keys, strict=True):
             if k is not None:
                 self.index[k] = trade
+                self._retired.pop(k, None)
+        self._retire()
 
     def follow(self, trade: Trade, seq: int, skip: int) -> None:
         """Journal what happens to ``trade`` from its ``skip``-th event on, until it settles."""

@@ -128,3 +128,26 @@ async def test_a_key_whose_order_was_rejected_is_free_again(
     assert third is second
     assert placed(sim) == 2
     assert [o.order_ref for o in sim.orders] == ["again"]
+
+
+async def test_keys_outlive_the_trades_the_book_lets_go(
+    make_session: Callable[..., ibflow.Session], sim: Simulator
+) -> None:
+    session = make_session(max_finished_trades=0)
+    await session.connect()
+    first = await session.place(AAPL, MarketOrder("BUY", 1), key="r0")
+    await first.wait_filled(timeout=5)
+    for n in range(1, 40):  # enough settled, dropped trades for the key index to prune
+        trade = await session.place(AAPL, MarketOrder("BUY", 1), key=f"r{n}")
+        await trade.wait_filled(timeout=5)
+    await eventually(lambda: session.trades() == ())
+    again = await session.place(AAPL, MarketOrder("BUY", 1), key="r0")
+    # Read back from TWS (the dropped trade is not kept): the same order, nothing sent.
+    assert again is not first
+    assert (again.order_id, again.perm_id, again.status) == (
+        first.order_id,
+        first.perm_id,
+        OrderStatus.FILLED,
+    )
+    assert [f.exec_id for f in again.fills] == [f.exec_id for f in first.fills]
+    assert placed(sim) == 40
