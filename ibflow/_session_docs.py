@@ -299,7 +299,7 @@ Args:
     order: an :class:`Order`, a :class:`Bracket` (→ :class:`BracketTrade`) or an
         :class:`OcaGroup` (→ :class:`TradeGroup`).
     key: your name for this order, unique per account (1-64 printable ASCII characters, no
-        spaces), sent as IB's ``orderRef``. If an order under this key is already known
+        spaces or ``:``), sent as IB's ``orderRef``. If an order under this key is already known
         (placed by this session, in the journal, open at TWS for any client id, or
         completed today), its Trade is returned and nothing is sent. A bracket's legs get
         ``key``, ``key:tp``, ``key:sl``; an OCA group's ``key:1``…``key:n``.

@@ -37,7 +37,7 @@ from ._checks import exec_key
 from ._journal import Intent, Journal, JournalEntry, commission_fields, order_fields
 from ._trade import Trade
 
-__all__ = ["KEY_LIMIT", "Keys", "Reads", "check_key", "leg_keys"]
+__all__ = ["KEY_LIMIT", "Keys", "Reads", "check_key", "keyed", "leg_keys"]
 
 log = get_logger("orders")
 
@@ -66,6 +66,11 @@ def check_key(key: object) -> str:
         raise InvalidRequest(
             f"key must be 1 to {KEY_LIMIT} printable ASCII characters without spaces (it is "
             f"sent as IB's orderRef), got {key!r:.80}"
+        )
+    if ":" in key:
+        raise InvalidRequest(
+            f"key {key!r:.80} contains ':', which names the legs of a keyed bracket or OCA group "
+            "(key:tp, key:sl, key:1…); use another separator, such as '-' or '.'"
         )
     return key
 
@@ -102,7 +107,6 @@ class Keys:
         # Keys whose settled trade left the index, with its order id (see _retire).
         self._retired: dict[str, int] = {}
         self._watermark = max(core.max_finished_trades, _INDEX_FLOOR)
-        self.intent_of: dict[Trade, int] = {}
         self._locks: dict[str, list[Any]] = {}  # key → [its lock, how many hold or wait]
         self._recorders: set[asyncio.Task[None]] = set()
 
@@ -310,7 +314,6 @@ class Keys:
 
     def follow(self, trade: Trade, seq: int, skip: int) -> None:
         """Journal what happens to ``trade`` from its ``skip``-th event on, until it settles."""
-        self.intent_of[trade] = seq
         task = asyncio.create_task(self._record(trade, seq, skip), name=f"ibflow-journal-{seq}")
         self._recorders.add(task)
         task.add_done_callback(self._recorders.discard)

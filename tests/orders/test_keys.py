@@ -50,6 +50,8 @@ async def test_keys_are_validated_before_anything_is_sent(
     for bad in ("", "has space", "x" * 65, "naïve", "tab\there"):
         with pytest.raises(ibflow.InvalidRequest, match="key must be"):
             await session.place(AAPL, LimitOrder("BUY", 1, 150.00), key=bad)
+    with pytest.raises(ibflow.InvalidRequest, match="names the legs"):
+        await session.place(AAPL, LimitOrder("BUY", 1, 150.00), key="b1:tp")
     with pytest.raises(ibflow.InvalidRequest, match="key must be a string"):
         await session.place(AAPL, LimitOrder("BUY", 1, 150.00), key=7)  # type: ignore[call-overload]
     with pytest.raises(ibflow.InvalidRequest, match="order_ref"):
