@@ -53,6 +53,7 @@ _TABLES: Final = (
     " seq INTEGER PRIMARY KEY AUTOINCREMENT, intent INTEGER NOT NULL, kind TEXT NOT NULL,"
     " data TEXT NOT NULL, at TEXT NOT NULL)",
     "CREATE INDEX IF NOT EXISTS events_by_intent ON events (intent)",
+    "CREATE INDEX IF NOT EXISTS events_by_kind ON events (kind, intent)",
     "CREATE TABLE IF NOT EXISTS fills ("
     " exec_id TEXT PRIMARY KEY, intent INTEGER NOT NULL, data TEXT NOT NULL, at TEXT NOT NULL)",
     "CREATE INDEX IF NOT EXISTS fills_by_intent ON fills (intent)",

@@ -14,9 +14,9 @@ one that is still unknown to TWS ``Lost``), and the journal records what changes
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
-from .._errors import IBFlowError
+from .._errors import IBFlowError, RequestError
 from .._log import get_logger
 from .._records.orders import OrderSnapshot, OrderStatus
 from ._journal import Intent, Journal
@@ -41,7 +41,7 @@ class JournalHandler:
     async def resubscribe(self, fresh_link: bool) -> int | None:
         return _JOURNAL_KEY  # the order book re-reads and updates the journal's trades
 
-    def on_error(self, error: Any) -> None:
+    def on_error(self, error: RequestError) -> None:
         log.debug("order journal got a request error it does not own: %s", error)
 
     def on_link_down(self) -> None:
