@@ -327,3 +327,44 @@ async def test_streams_get_only_the_fills_made_while_down_not_the_journaled_ones
             with pytest.raises(ibflow.WouldBlock):
                 fills.receive_nowait()
         assert len(rows(path, "SELECT 1 FROM fills")) == 3
+
+
+async def test_a_fill_during_a_reconnect_is_journaled_once(
+    make_session: Callable[..., ibflow.Session], sim: Simulator, tmp_path: Path
+) -> None:
+    path = tmp_path / "orders.db"
+    session = make_session(journal=path)
+    await session.connect()
+    trade = await session.place(AAPL, LimitOrder("BUY", 2, 180.00), key="across")
+    await eventually(lambda: trade.status is OrderStatus.SUBMITTED)
+    feed = session.state_changes()
+    sim.drop_connections()
+    sim.push_quote("AAPL", bid=179.90, ask=179.95, last=179.92)  # fills while the link is down
+    async with asyncio.timeout(10):
+        async for change in feed:
+            if change.current is ibflow.ConnectionState.READY:
+                break
+    await feed.aclose()
+    await trade.wait_filled(timeout=5)
+    await eventually(lambda: bool(rows(path, "SELECT 1 FROM events WHERE kind = 'settled'")))
+    assert [r[0] for r in rows(path, "SELECT exec_id FROM fills")] == [f.exec_id for f in sim.fills]
+
+
+async def test_a_restart_under_another_client_id_sees_its_orders_but_may_not_change_them(
+    make_session: Callable[..., ibflow.Session], sim: Simulator, tmp_path: Path
+) -> None:
+    path = tmp_path / "orders.db"
+    session = make_session(journal=path, client_id=1)
+    await session.connect()
+    trade = await session.place(AAPL, LimitOrder("BUY", 1, 150.00), key="cid")
+    await eventually(lambda: trade.status is OrderStatus.SUBMITTED)
+    await session.aclose()
+    later = make_session(journal=path, client_id=2)
+    await later.connect()
+    [restored] = later.trades()
+    assert (restored.client_id, restored.order_id) == (1, trade.order_id)
+    assert restored.status is OrderStatus.SUBMITTED
+    assert await later.place(AAPL, LimitOrder("BUY", 1, 150.00), key="cid") is restored
+    with pytest.raises(ibflow.InvalidRequest, match="client id 1"):
+        await restored.cancel()
+    assert sim.request_count("place_order") == 1
