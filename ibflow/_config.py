@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ._client_ids import check_client_id
 from ._errors import ConfigError
@@ -28,12 +29,17 @@ __all__ = [
     "DEFAULT_HOST",
     "DEFAULT_PORT",
     "ENV_NAMES",
+    "JOURNAL_ENV",
     "LIVE_PORTS",
     "PAPER_PORTS",
     "ResolvedConfig",
     "port_hint",
     "resolve_config",
+    "resolve_journal",
 ]
+
+JOURNAL_ENV = "IBFLOW_JOURNAL"
+"""The order journal's file when ``Session(journal=...)`` is not given."""
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7497
@@ -226,3 +232,30 @@ def resolve_config(
         readonly=readonly_value,
         sources=sources,
     )
+
+
+def resolve_journal(value: object, *, env: Mapping[str, str] | None = None) -> Path | None:
+    """The order journal's path: the argument, else ``IBFLOW_JOURNAL``, else none.
+
+    Raises:
+        ConfigError: not a path (a ``str`` or ``os.PathLike``), or an empty one.
+    """
+    variable = "journal"
+    if value is None:
+        raw = (os.environ if env is None else env).get(JOURNAL_ENV, "")
+        if not raw:
+            return None
+        value, variable = raw, JOURNAL_ENV
+    if not isinstance(value, str | os.PathLike):
+        raise ConfigError(
+            f"{variable} must be a file path (str or os.PathLike) for the order journal, or "
+            f"None; got {value!r:.80}",
+            variable=variable,
+        )
+    text = os.fspath(value)
+    if not isinstance(text, str) or not text.strip() or "\x00" in text:
+        raise ConfigError(
+            f"{variable} must name a file for the order journal, got {value!r:.80}",
+            variable=variable,
+        )
+    return Path(text).expanduser()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -18,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from ._client_ids import new_client_id
-from ._config import LIVE_PORTS, ResolvedConfig, resolve_config
+from ._config import LIVE_PORTS, ResolvedConfig, resolve_config, resolve_journal
 from ._error_codes import Severity, error_for, lookup
 from ._errors import (
     ClientIdInUse,
@@ -120,8 +121,10 @@ class SessionCore:
         max_order_notional: float | None = None,
         max_finished_trades: int = 10_000,
         wait_for_gateway: float | None = None,
+        journal: str | os.PathLike[str] | None = None,
     ) -> None:
         self.config: ResolvedConfig = resolve_config(host, port, client_id, account, readonly)
+        self.journal_path = resolve_journal(journal)
         self.timeout = _check_timeout(timeout, "timeout")
         if not isinstance(allow_live, bool):
             raise InvalidRequest(f"allow_live must be True or False, got {allow_live!r}")

@@ -120,6 +120,8 @@ class Session:
             commissions are in. Orders not done are always kept.
         wait_for_gateway: retry a first connect that finds no gateway for this many seconds,
             with ``reconnect``'s backoff (each attempt shows in ``state_changes()``).
+        journal: an SQLite file recording every order before it is sent, reconciled with TWS
+            on connect (``IBFLOW_JOURNAL``; see ``docs/orders.md``); ``None``: no journal.
 
     Raises:
         ConfigError: a setting or environment variable is invalid (the message names it).
@@ -144,6 +146,7 @@ class Session:
         max_order_notional: float | None = None,
         max_finished_trades: int = 10_000,
         wait_for_gateway: float | None = None,
+        journal: str | os.PathLike[str] | None = None,
     ) -> None:
         self._core = SessionCore(
             host,
@@ -161,6 +164,7 @@ class Session:
             max_order_notional=max_order_notional,
             max_finished_trades=max_finished_trades,
             wait_for_gateway=wait_for_gateway,
+            journal=journal,
         )
         self._contracts = Contracts(self._core)
         self._account = Account(self._core)
@@ -243,8 +247,12 @@ class Session:
             SyncTimeout: API start or a start-up sync part did not answer; ``part`` names it.
             ConfigError: ``account`` is not one of the login's accounts.
             SessionClosedError: the session was closed.
+            ConfigError: the order journal is damaged, not a journal, or in use by another
+                session (the message names the file); nothing was connected.
         """
+        self._orders.open_journal()
         await self._core.connect()
+        await self._orders.reconcile_journal()
         return self
 
     async def aclose(self) -> None:
@@ -479,47 +487,44 @@ class Session:
 
     @overload
     async def place(
-        self, contract: Contract, order: Order, *, timeout: float | None = ...
+        self,
+        contract: Contract,
+        order: Order,
+        *,
+        key: str | None = ...,
+        timeout: float | None = ...,
     ) -> Trade: ...
 
     @overload
     async def place(
-        self, contract: Contract, order: Bracket, *, timeout: float | None = ...
+        self,
+        contract: Contract,
+        order: Bracket,
+        *,
+        key: str | None = ...,
+        timeout: float | None = ...,
     ) -> BracketTrade: ...
 
     @overload
     async def place(
-        self, contract: Contract, order: OcaGroup, *, timeout: float | None = ...
+        self,
+        contract: Contract,
+        order: OcaGroup,
+        *,
+        key: str | None = ...,
+        timeout: float | None = ...,
     ) -> TradeGroup: ...
 
+    @documented(docs.PLACE)
     async def place(
         self,
         contract: Contract,
         order: Order | Bracket | OcaGroup,
         *,
+        key: str | None = None,
         timeout: float | None = _DEFAULT,
     ) -> Trade | BracketTrade | TradeGroup:
-        """Place an order (or a bracket, or an OCA group) and return once TWS acknowledged it.
-
-        Checked first against the safety rails and the contract (tick, size increment): a
-        refusal sends nothing. Timed out or cancelled before the acknowledgement, the order is
-        cancelled once; it is never re-sent (see ``docs/orders.md``).
-
-        Args:
-            contract: what to trade.
-            order: an :class:`Order`, a :class:`Bracket` (→ :class:`BracketTrade`) or an
-                :class:`OcaGroup` (→ :class:`TradeGroup`).
-
-        Raises:
-            InvalidRequest: a bad argument, or the order does not fit the contract.
-            SafetyError: read-only session, live account without ``allow_live``, or over
-                ``max_order_quantity`` / ``max_order_notional``.
-            ContractNotFound / AmbiguousContract: the contract is unknown or not unique.
-            OrderRejected: TWS rejected the order before acknowledging it; its ``trade``
-                keeps following the order (TWS may hold it ``Inactive``). A later rejection
-                ends the returned Trade with ``trade.error`` instead.
-        """
-        return await self._orders.place(contract, order, timeout=timeout)
+        return await self._orders.place(contract, order, key=key, timeout=timeout)
 
     @documented(docs.TRADES)
     def trades(self) -> tuple[Trade, ...]:
@@ -556,32 +561,16 @@ class Session:
         """
         return await self._orders.completed_orders(api_only=api_only, timeout=timeout)
 
+    @documented(docs.FILLS)
     async def fills(
         self, since: datetime | None = None, *, timeout: float | None = _DEFAULT
     ) -> list[Fill]:
-        """Executions of the account (every client id), with their commission reports.
-
-        Args:
-            since: only executions at or after this aware datetime (TWS keeps about a day).
-
-        Raises:
-            InvalidRequest: ``since`` is not an aware datetime.
-        """
         return await self._orders.fills(since, timeout=timeout)
 
+    @documented(docs.WHAT_IF)
     async def what_if(
         self, contract: Contract, order: Order, *, timeout: float | None = _DEFAULT
     ) -> OrderPreview:
-        """Preview an order's margin impact and commission; nothing is placed.
-
-        The order is validated against the contract as for ``place()``; the safety rails do
-        not apply (nothing trades).
-
-        Raises:
-            InvalidRequest: a bad argument, or the order does not fit the contract.
-            ContractNotFound / AmbiguousContract: the contract is unknown or not unique.
-            OrderRejected / RequestError: TWS refused the preview.
-        """
         return await self._orders.what_if(contract, order, timeout=timeout)
 
     def order_events(self, *, buffer: int = 1024) -> Stream[OrderEvent]:

@@ -275,6 +275,55 @@ id's (a bot restarted with the same id can cancel and modify them), every other 
 CANCEL_ORDER = """Cancel this client id's open order by id, also one an earlier run placed; returns
 its final status (``OrderRejected`` 10147: no such open order; see ``docs/orders.md``)."""
 
+FILLS = """Executions of the account (every client id), with their commission reports.
+
+Args:
+    since: only executions at or after this aware datetime (TWS keeps about a day).
+
+Raises:
+    InvalidRequest: ``since`` is not an aware datetime.
+"""
+
+WHAT_IF = """Preview an order's margin impact and commission; nothing is placed.
+
+The order is validated against the contract as for ``place()``; the safety rails do
+not apply (nothing trades).
+
+Raises:
+    InvalidRequest: a bad argument, or the order does not fit the contract.
+    ContractNotFound / AmbiguousContract: the contract is unknown or not unique.
+    OrderRejected / RequestError: TWS refused the preview.
+"""
+
+PLACE = """\
+Place an order (or a bracket, or an OCA group) and return once TWS acknowledged it.
+
+Checked first against the safety rails and the contract (tick, size increment): a
+refusal sends nothing. Timed out or cancelled before the acknowledgement, the order is
+cancelled once; it is never re-sent (see ``docs/orders.md``).
+
+Args:
+    contract: what to trade.
+    order: an :class:`Order`, a :class:`Bracket` (→ :class:`BracketTrade`) or an
+        :class:`OcaGroup` (→ :class:`TradeGroup`).
+    key: your name for this order, unique per account (1-64 printable ASCII characters, no
+        spaces or ``:``), sent as IB's ``orderRef``. If an order under this key is already known
+        (placed by this session, in the journal, open at TWS for any client id, or
+        completed today), its Trade is returned and nothing is sent. A bracket's legs get
+        ``key``, ``key:tp``, ``key:sl``; an OCA group's ``key:1``…``key:n``.
+
+Raises:
+    InvalidRequest: a bad argument (or key, or an ``order_ref`` other than the key), or the
+        order does not fit the contract.
+    SafetyError: read-only session, live account without ``allow_live``, over
+        ``max_order_quantity`` / ``max_order_notional``, only some legs of a keyed group
+        known, or the journal could not record the order.
+    ContractNotFound / AmbiguousContract: the contract is unknown or not unique.
+    OrderRejected: TWS rejected the order before acknowledging it; its ``trade``
+        keeps following the order (TWS may hold it ``Inactive``). A later rejection
+        ends the returned Trade with ``trade.error`` instead.
+"""
+
 CANCEL_ALL = """\
 The kill switch's first half: TWS's global cancel (``reqGlobalCancel``), then wait until no
 order of any client id is open.

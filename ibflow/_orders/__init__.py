@@ -15,6 +15,8 @@ disconnect never delivered, execution corrections counted twice). The modules he
 * ``_adopt`` — TWS's open orders the session did not place, adopted as Trades (owned only
   when they belong to the session's client id);
 * ``_placing`` and ``_api`` — placing legs back to back and the session's order methods;
+* ``_keys``, ``_journal`` and ``_reconcile`` — client order keys (an order at most once per
+  key), the append-only SQLite journal of every intent, and its reconciliation with TWS;
 * ``_cancels`` and ``_flatten`` — cancels by id, TWS's global cancel, and the kill switch.
 
 An order is never re-sent by ibflow. The state machine is described in ``docs/orders.md``.

@@ -31,7 +31,10 @@ from ._cancels import cancel_all, cancel_order
 from ._checks import check_against_contract
 from ._flatten import flatten
 from ._groups import BracketTrade, TradeGroup
+from ._journal import Journal
+from ._keys import Keys
 from ._placing import check_account, locked, place
+from ._reconcile import open_journal, restore
 from ._trade import Trade
 
 __all__ = ["Orders"]
@@ -49,6 +52,9 @@ class Orders:
         self._contracts = contracts
         self._account = account
         self._book: OrderBook | None = None
+        self._keys: Keys | None = None
+        self._journal: Journal | None = None
+        self._reconciled = False
 
     def book(self) -> OrderBook:
         """The session's order book, made on first use."""
@@ -56,15 +62,37 @@ class Orders:
             self._book = OrderBook(self._core, self._contracts)
         return self._book
 
+    def keys(self) -> Keys:
+        """The session's keyed orders (and journal), made on first use."""
+        if self._keys is None:
+            self._keys = Keys(self._core, self.book(), self)
+        return self._keys
+
+    def open_journal(self) -> None:
+        """Before connecting: open the session's order journal, if any (once)."""
+        path = self._core.journal_path
+        if path is None or self._journal is not None:
+            return
+        self._journal = open_journal(self.keys(), path)
+
+    async def reconcile_journal(self) -> None:
+        """Once connected: bring back the journal's unsettled orders and reconcile them (once)."""
+        if self._journal is None or self._reconciled:
+            return
+        self._reconciled = True
+        await restore(self.keys(), self._journal)
+
     async def place(
         self,
         contract: Contract,
         order: Order | Bracket | OcaGroup,
         *,
+        key: str | None = None,
         timeout: float | None = _DEFAULT,
     ) -> Trade | BracketTrade | TradeGroup:
         """See :meth:`ibflow.Session.place`."""
-        return await place(self.book(), contract, order, timeout)
+        keys = self._keys if key is None else self.keys()
+        return await place(self.book(), contract, order, timeout, key, keys)
 
     def trades(self) -> tuple[Trade, ...]:
         """See :meth:`ibflow.Session.trades`."""

@@ -25,6 +25,7 @@ from .._records.orders import (
 from ._book import OrderBook
 from ._checks import check_against_contract, check_quantity_rail, check_rails
 from ._groups import BracketTrade, TradeGroup
+from ._keys import Keys, check_key, keyed, leg_keys
 from ._trade import Trade
 
 __all__ = ["check_account", "locked", "place"]
@@ -50,11 +51,17 @@ def check_account(core: SessionCore, spec: Order) -> None:
 
 
 def _send_legs(
-    core: SessionCore, book: OrderBook, contract: Contract, legs: list[_Leg]
+    core: SessionCore,
+    book: OrderBook,
+    contract: Contract,
+    legs: list[_Leg],
+    keys: Keys | None,
+    names: list[str | None],
 ) -> list[Trade]:
     """Allocate ids and send every leg back to back, with no await in between.
 
-    Nothing can interrupt a bracket half-sent: cancellation only lands at an ``await``.
+    Nothing can interrupt a bracket half-sent: cancellation only lands at an ``await``. With
+    a journal, every leg's intent is committed before the first frame leaves.
     """
     adapter = core.adapter
     ids = [_fresh_id(core, book) for _ in legs]
@@ -73,6 +80,8 @@ def _send_legs(
         )
         book.register(trade)
         trades.append(trade)
+    if keys is not None:
+        keys.before_send(trades, names)
     for leg, trade in zip(legs, trades, strict=True):
         adapter.orders.send_order(
             contract,
@@ -135,9 +144,17 @@ def _abandon(core: SessionCore, book: OrderBook, trades: list[Trade], why: str) 
 
 
 async def place(
-    book: OrderBook, contract: Contract, order: object, timeout: object
+    book: OrderBook,
+    contract: Contract,
+    order: object,
+    timeout: object,
+    key: object = None,
+    keys: Keys | None = None,
 ) -> Trade | BracketTrade | TradeGroup:
-    """Validate, send every leg, and wait until TWS acknowledged them; see ``Session.place``."""
+    """Validate, send every leg, and wait until TWS acknowledged them; see ``Session.place``.
+
+    With a ``key``, an order already known under it is returned instead (nothing is sent).
+    """
     core = book.core
     limit = core.limit(timeout)
     if not isinstance(contract, Contract):
@@ -145,8 +162,61 @@ async def place(
             f"contract must be an ibflow Contract (Stock(...), Future(...)…), got {contract!r}"
         )
     legs = _legs_of(order)
+    names: list[str | None] = [None] * len(legs)
+    if key is not None:
+        name = check_key(key)
+        names = list(leg_keys(order, name))
+        for leg, leg_key in zip(legs, names, strict=True):
+            assert leg_key is not None
+            leg.spec = keyed(leg.spec, leg_key)
     core.check_can_trade("place an order")
     core.require_ready()
+    if key is None or keys is None:
+        return await _place(book, contract, order, legs, limit, keys, names)
+    loop = asyncio.get_running_loop()
+    deadline = None if limit is None else loop.time() + limit
+    try:
+        async with asyncio.timeout_at(deadline):
+            await keys.acquire(names[0] or "")
+    except TimeoutError:
+        raise RequestTimeout(
+            f"place: another place() with key {key!r} held it for {limit} s; nothing was sent"
+        ) from None
+    try:
+        try:
+            async with asyncio.timeout_at(deadline):
+                found = await keys.resolve([n or "" for n in names])
+        except TimeoutError:
+            raise RequestTimeout(
+                f"place: looking up key {key!r} at TWS took over {limit} s; nothing was sent"
+            ) from None
+        if found is not None:
+            log.info("key %r is known (order %d): nothing sent", key, found[0].order_id)
+            return _wrapped(order, found)
+        left = None if deadline is None else max(deadline - loop.time(), 0.001)
+        return await _place(book, contract, order, legs, left, keys, names)
+    finally:
+        keys.release(names[0] or "")
+
+
+def _wrapped(order: object, trades: list[Trade]) -> Trade | BracketTrade | TradeGroup:
+    if isinstance(order, Bracket):
+        return BracketTrade(trades)
+    if isinstance(order, OcaGroup):
+        return TradeGroup(trades)
+    return trades[0]
+
+
+async def _place(
+    book: OrderBook,
+    contract: Contract,
+    order: object,
+    legs: list[_Leg],
+    limit: float | None,
+    keys: Keys | None,
+    names: list[str | None],
+) -> Trade | BracketTrade | TradeGroup:
+    core = book.core
     if contract.sec_type is SecType.INDEX:
         raise InvalidRequest(f"{contract.display_name} is an index; indexes are not tradable")
     for leg in legs:
@@ -163,7 +233,7 @@ async def place(
             valued = [legs[0].spec] if isinstance(order, Bracket) else [lg.spec for lg in legs]
             await check_rails(core, facts, valued)
             core.require_ready()
-            trades = _send_legs(core, book, facts.contract, legs)
+            trades = _send_legs(core, book, facts.contract, legs, keys, names)
             sent = True
             await _wait_acknowledged(book, trades)
     except TimeoutError:
@@ -194,11 +264,7 @@ async def place(
             if trade.error is exc:
                 exc.trade = trade
         raise
-    if isinstance(order, Bracket):
-        return BracketTrade(trades)
-    if isinstance(order, OcaGroup):
-        return TradeGroup(trades)
-    return trades[0]
+    return _wrapped(order, trades)
 
 
 def _legs_of(order: object) -> list[_Leg]:

@@ -1,0 +1,226 @@
+"""Exactly-once placement across ``kill -9``: a bot process killed at the worst moments, then
+started again with the same journal and client id, never doubles an order or a fill.
+
+The simulator (the quiet one of ``conftest``) runs in the test process, so it outlives every
+bot; each bot is a child process forked from a server that already imported ibflow (see
+``journal_bot``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import json
+import os
+import random
+import signal
+import sqlite3
+import struct
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ibflow.sim import Simulator
+from ibflow.testing import eventually
+
+from . import journal_bot
+from .conftest import HostileProxy
+from .journal_bot import Bot
+
+CLIENT_ID = 7
+# How many random crash points the loop test visits; raise it for a local soak run.
+CRASHES = int(os.environ.get("IBFLOW_JOURNAL_CRASHES", "100"))
+
+
+class Bots:
+    """Starts bot processes against the simulator and kills them."""
+
+    def __init__(self, sim: Simulator, journal: Path) -> None:
+        self.sim = sim
+        self.journal = journal
+        self.ctx = journal_bot.context()
+
+    def start(
+        self,
+        keys: list[str],
+        *,
+        hold: bool = False,
+        report: Path | None = None,
+        port: int | None = None,
+    ) -> Any:
+        bot = Bot(
+            host=self.sim.host,
+            port=self.sim.port if port is None else port,
+            journal=str(self.journal),
+            client_id=CLIENT_ID,
+            keys=tuple(keys),
+            report=None if report is None else str(report),
+            hold=hold,
+        )
+        process = self.ctx.Process(target=journal_bot.run, args=(bot,), daemon=True)
+        process.start()
+        return process
+
+    def connected(self) -> bool:
+        return any(c.client_id == CLIENT_ID for c in self.sim.clients)
+
+    async def kill(self, process: Any) -> None:
+        """SIGKILL, then wait until the process is gone and the simulator saw its socket close."""
+        os.kill(process.pid, signal.SIGKILL)
+        await eventually(lambda: process.exitcode is not None, timeout=10)
+        await eventually(lambda: not self.connected(), timeout=10)
+
+    async def finish(self, process: Any) -> None:
+        await eventually(lambda: process.exitcode is not None, timeout=60)
+        assert process.exitcode == 0
+        await eventually(lambda: not self.connected(), timeout=10)
+
+
+class HoldingProxy(HostileProxy):
+    """Relays a bot to the simulator until the bot's first placeOrder frame: from then on the
+    simulator's replies (the acknowledgement, the fill) are held back, never delivered."""
+
+    held = False
+
+    async def _bytes(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        pending = b""
+        greeted = False
+        with contextlib.suppress(ConnectionError):
+            while data := await reader.read(1 << 16):
+                pending += data
+                if not greeted:
+                    if len(pending) < 4:
+                        continue
+                    writer.write(pending[:4])  # "API\0"
+                    pending, greeted = pending[4:], True
+                while len(pending) >= 4:
+                    end = 4 + struct.unpack(">I", pending[:4])[0]
+                    if len(pending) < end:
+                        break
+                    frame, pending = pending[:end], pending[end:]
+                    if frame[4:].split(b"\0", 1)[0] == b"3":  # placeOrder
+                        self.held = True
+                    writer.write(frame)
+
+    async def _frames(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
+            while True:
+                head = await reader.readexactly(4)
+                body = await reader.readexactly(struct.unpack(">I", head)[0])
+                if not self.held:
+                    writer.write(head + body)
+
+
+@pytest.fixture
+async def holding(sim: Simulator) -> AsyncIterator[HoldingProxy]:
+    relay = HoldingProxy(sim)
+    await relay.start()
+    try:
+        yield relay
+    finally:
+        await relay.aclose()
+
+
+def orders_by_key(sim: Simulator) -> dict[str, int]:
+    return dict(collections.Counter(o.order_ref for o in sim.orders))
+
+
+def fills_by_key(sim: Simulator) -> dict[str, list[str]]:
+    refs = {(o.client_id, o.order_id): o.order_ref for o in sim.orders}
+    found: dict[str, list[str]] = collections.defaultdict(list)
+    for fill in sim.fills:
+        found[refs[(fill.client_id, fill.order_id)]].append(fill.exec_id)
+    return dict(found)
+
+
+def journaled_fills(journal: Path) -> list[tuple[str, str]]:
+    """(key, exec id) of every fill row in the journal."""
+    with sqlite3.connect(journal) as db:
+        return list(
+            db.execute("SELECT i.key, f.exec_id FROM fills f JOIN intents i ON i.seq = f.intent")
+        )
+
+
+async def test_killed_after_the_frame_left_the_order_is_found_not_resent(
+    sim: Simulator, holding: HoldingProxy, tmp_path: Path
+) -> None:
+    bots = Bots(sim, tmp_path / "orders.db")
+    # TWS takes the order and fills it, but neither reply reaches the bot before it dies.
+    first = bots.start(["k1"], hold=True, port=holding.port)
+    await eventually(lambda: sim.request_count("place_order") == 1, timeout=20)
+    await eventually(lambda: len(sim.fills) == 1)
+    await bots.kill(first)
+    report = tmp_path / "report.json"
+    await bots.finish(bots.start(["k1"], report=report))
+    result = json.loads(report.read_text())
+    assert sim.request_count("place_order") == 1
+    # Brought back from the journal on connect and matched with what TWS reports.
+    assert result["restored"] == [{"key": "k1", "status": "Filled", "reason": None}]
+    [exec_id] = [f.exec_id for f in sim.fills]
+    assert result["placed"]["k1"]["fills"] == [exec_id]
+    assert result["placed"]["k1"]["status"] == "Filled"
+    assert journaled_fills(bots.journal) == [("k1", exec_id)]
+
+
+async def test_killed_before_tws_saw_the_frame_it_is_reported_and_placed_once(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    bots = Bots(sim, tmp_path / "orders.db")
+    sim.ignore("place_order")  # the frame leaves the bot but never reaches TWS's order book
+    first = bots.start(["k1"], hold=True)
+    await eventually(lambda: sim.request_count("place_order") == 1, timeout=20)
+    await bots.kill(first)
+    sim.ignore("place_order", False)
+    assert sim.orders == []
+    report = tmp_path / "report.json"
+    await bots.finish(bots.start(["k1"], report=report))
+    result = json.loads(report.read_text())
+    [restored] = result["restored"]
+    assert restored["key"] == "k1"
+    assert restored["status"] == "Lost"
+    assert "never reached TWS" in restored["reason"]
+    assert orders_by_key(sim) == {"k1": 1}
+    [exec_id] = [f.exec_id for f in sim.fills]
+    assert result["placed"]["k1"]["fills"] == [exec_id]
+    assert journaled_fills(bots.journal) == [("k1", exec_id)]
+
+
+async def test_random_crashes_never_double_an_order_or_a_fill(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    seed = random.randrange(1 << 30)
+    rng = random.Random(seed)
+    bots = Bots(sim, tmp_path / "orders.db")
+    keys: list[str] = []
+    for _ in range(CRASHES):
+        # Each run: the latest keys TWS has (known: nothing may be sent), those it has not
+        # (never sent, or lost with a crash), and three new ones.
+        at_tws = set(orders_by_key(sim))
+        keys += [f"o{len(keys) + n}" for n in range(3)]
+        run = [k for k in keys[:-3] if k not in at_tws] + keys[-6:]
+        bot = bots.start(list(dict.fromkeys(run)))
+        # The crash point: somewhere after the connect, among the places and fills.
+        await eventually(lambda b=bot: bots.connected() or b.exitcode is not None, timeout=20)
+        await asyncio.sleep(rng.uniform(0, 0.03))
+        if bot.exitcode is None:
+            await bots.kill(bot)
+        else:
+            await bots.finish(bot)
+    report = tmp_path / "report.json"
+    await bots.finish(bots.start(keys, report=report))
+    result = json.loads(report.read_text())
+    context = f"seed {seed}"
+    assert orders_by_key(sim) == dict.fromkeys(keys, 1), context
+    at_sim = fills_by_key(sim)
+    assert {k: v["fills"] for k, v in result["placed"].items()} == at_sim, context
+    journaled = journaled_fills(bots.journal)
+    assert len(journaled) == len(sim.fills), context
+    grouped: dict[str, list[str]] = collections.defaultdict(list)
+    for key, exec_id in journaled:
+        grouped[key].append(exec_id)
+    assert {k: sorted(v) for k, v in grouped.items()} == {
+        k: sorted(v) for k, v in at_sim.items()
+    }, context
