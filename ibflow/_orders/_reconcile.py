@@ -66,7 +66,12 @@ async def restore(keys: Keys, journal: Journal) -> list[Trade]:
     by_id: dict[tuple[int, int], Trade] = {}
     for intent in journal.unsettled():
         e = intent.entry
-        if book.taken(e.client_id, e.order_id):
+        adopted = book.find(e.client_id, e.order_id, None)
+        if adopted is not None and adopted.adopted:
+            # Adopted from TWS's report during the connect: the journal knows the order better
+            # (its key, its terms, its fills), and TWS's reads below bring its state up to date.
+            book.forget(adopted)
+        elif book.taken(e.client_id, e.order_id):
             log.warning(
                 "order journal: intent %d reuses order id %d of client id %d; the newer one "
                 "is followed",

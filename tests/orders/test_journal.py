@@ -365,6 +365,6 @@ async def test_a_restart_under_another_client_id_sees_its_orders_but_may_not_cha
     assert (restored.client_id, restored.order_id) == (1, trade.order_id)
     assert restored.status is OrderStatus.SUBMITTED
     assert await later.place(AAPL, LimitOrder("BUY", 1, 150.00), key="cid") is restored
-    with pytest.raises(ibflow.InvalidRequest, match="client id 1"):
+    with pytest.raises(ibflow.NotOrderOwner, match="client id 1"):
         await restored.cancel()
     assert sim.request_count("place_order") == 1

@@ -76,7 +76,7 @@ async def test_a_key_another_client_placed_is_found_at_tws(
     )
     assert found.status is OrderStatus.SUBMITTED
     # Another client id's order: this session may not change it.
-    with pytest.raises(ibflow.InvalidRequest, match="client id 1"):
+    with pytest.raises(ibflow.NotOrderOwner, match="client id 1"):
         await found.cancel()
 
 
