@@ -101,7 +101,7 @@ def check_order_type(
     """What TWS refuses in the fields of the non-basic order types, algos and conditions.
 
     Runs after the common checks (action, size, type known to the contract, tick grid);
-    ``quote`` finds the contracts conditions name.
+    ``quote`` finds the contracts that conditions name.
 
     Raises:
         SimError: the rejection TWS sends.
