@@ -17,7 +17,8 @@ the midpoint where nothing trades, as for stops):
   market order, or a limit order at ``lmtPrice``.
 * ``MOC`` / ``LOC``: rest (``Submitted``) until the end of the regular session that follows the
   order, then fill whole at the closing price (the reference then); a ``LOC`` whose limit the
-  close does not reach is cancelled at the close.
+  close does not reach is cancelled at the close. MKT and LMT orders with TIF ``OPG`` do the
+  same at the next start of the regular session (market and limit on open).
 * ``REL``: works at the bid (buy) or ask (sell) moved towards the market by ``auxPrice`` (or
   ``percentOffset`` of it), never beyond a non-zero ``lmtPrice`` cap; re-priced on every quote.
 * ``PEG MID``: works at the midpoint less (buy) or plus (sell) ``auxPrice``, or the IBKRATS
@@ -44,14 +45,17 @@ from ._place_order import PlaceOrderRequest
 
 __all__ = [
     "Step",
+    "Times",
     "advance",
     "apply_request",
-    "at_close",
     "check_order_type",
     "estimate_price",
+    "in_auction",
     "next_close",
+    "next_open",
     "order_types_for",
     "start",
+    "times_for",
     "waits_for_trigger",
 ]
 
@@ -109,6 +113,8 @@ def check_order_type(
     kind = req.order_type
     if kind in _AT_CLOSE and (req.tif or "DAY") != "DAY":
         raise SimError(113, "The Tif option should be set to DAY for MOC and LOC orders.")
+    if req.tif == "OPG" and kind not in ("MKT", "LMT"):
+        raise SimError(111, "The TIF (Tif type) and the order type are incompatible.")
     if kind in ("LOC", "LIT") and req.lmt_price is None:
         raise SimError(201, LIMIT_REQUIRED)
     if kind in ("MIT", "LIT") and req.aux_price is None:
@@ -189,28 +195,50 @@ def start(order: SimOrder, q: QuoteState) -> None:
         order.working_price = _peg_price(order, q)
 
 
+@dataclass(slots=True, frozen=True)
+class Times:
+    """When an order came, and the regular session open and close that follow (epoch s)."""
+
+    placed_at: float
+    open_at: float
+    close_at: float
+
+
+def times_for(inst: Instrument, now: float) -> Times:
+    """The :class:`Times` of an order of ``inst`` placed at ``now``."""
+    return Times(now, _next_edge(inst, now, inst.rth[0]), _next_edge(inst, now, inst.rth[1]))
+
+
 def next_close(inst: Instrument, now: float) -> float:
     """Epoch seconds of the first end of ``inst``'s regular session after ``now``."""
+    return _next_edge(inst, now, inst.rth[1])
+
+
+def next_open(inst: Instrument, now: float) -> float:
+    """Epoch seconds of the first start of ``inst``'s regular session after ``now``."""
+    return _next_edge(inst, now, inst.rth[0])
+
+
+def _next_edge(inst: Instrument, now: float, hhmm: str) -> float:
     try:
         tz = ZoneInfo(inst.time_zone)
     except (KeyError, ValueError):
         tz = ZoneInfo("UTC")
-    end = inst.rth[1]
-    hour, minute = int(end[:2]), int(end[2:])
+    hour, minute = int(hhmm[:2]), int(hhmm[2:])
     day = datetime.fromtimestamp(now, tz).date()
     for ahead in range(8):
         d = day + timedelta(days=ahead)
         if d.weekday() >= 5:
             continue
-        close = datetime(d.year, d.month, d.day, hour, minute, tzinfo=tz).timestamp()
-        if close > now:
-            return close
-    raise AssertionError("a weekday close lies within eight days")
+        edge = datetime(d.year, d.month, d.day, hour, minute, tzinfo=tz).timestamp()
+        if edge > now:
+            return edge
+    raise AssertionError("a weekday lies within eight days")
 
 
-def at_close(order: SimOrder) -> bool:
-    """Whether ``order`` acts only at the session close (MOC, LOC): no trading hours apply."""
-    return order.order_type in _AT_CLOSE
+def in_auction(order: SimOrder) -> bool:
+    """Whether ``order`` waits for an auction (MOC, LOC, TIF OPG): no trading hours apply."""
+    return order.order_type in _AT_CLOSE or order.tif == "OPG"
 
 
 def waits_for_trigger(order: SimOrder) -> bool:
@@ -256,14 +284,13 @@ def advance(
     q: QuoteState,
     *,
     now: float,
-    placed_at: float,
-    close_at: float,
+    times: Times,
     new_print: bool = False,
 ) -> Step:
     """Move ``order`` along with quote ``q``: trail, trigger, re-peg; where it fills now.
 
-    ``placed_at`` is when the order came, ``close_at`` the session close it belongs to;
-    ``new_print``: the last trade of ``q`` printed since the order's previous look.
+    ``times`` are the order's arrival and sessions; ``new_print``: the last trade of ``q``
+    printed since the order's previous look.
     """
     kind = order.order_type
     buy = order.action == "BUY"
@@ -286,16 +313,17 @@ def advance(
         if not hit:
             return Step(waiting=True, echo=echo)
         order.triggered = True
-    elif kind in _AT_CLOSE:
-        if now < close_at or ref is None:
+    elif in_auction(order):
+        auction = times.close_at if kind in _AT_CLOSE else times.open_at
+        if now < auction or ref is None:
             return Step()
-        if kind == "LOC" and not _within_limit(order, ref):
+        if kind in ("LOC", "LMT") and not _within_limit(order, ref):
             return Step(expire=True)
         return Step(price=ref)
     elif kind in _PEGGED:
         order.working_price = _peg_price(order, q)
     elif is_scheduled(order):
-        due, over = scheduled(order, now=now, placed_at=placed_at, close_at=close_at)
+        due, over = scheduled(order, now=now, placed_at=times.placed_at, close_at=times.close_at)
         price = _fill_price(order, q, new_print)
         if price is None or due <= EPS:
             return Step(expire=over)

@@ -343,6 +343,34 @@ def test_limit_on_close_fills_only_if_the_close_reaches_the_limit() -> None:
     assert not errors(events)
 
 
+def test_opening_orders_fill_at_the_open() -> None:
+    desk = Desk()
+    desk.clock.now = datetime(2025, 1, 6, 13, 0, tzinfo=UTC).timestamp()  # 08:00 in New York
+    desk.place(1, "BUY", 10, "MKT", tif="OPG")
+    desk.place(2, "SELL", 10, "LMT", lmt_price=100.50, tif="OPG")
+    desk.place(3, "SELL", 10, "LMT", lmt_price=99.50, tif="OPG")
+    assert fills(desk.last(100.01)) == []
+    assert {desk.status(i) for i in (1, 2, 3)} == {"Submitted"}
+    desk.clock.now = datetime(2025, 1, 6, 14, 30, tzinfo=UTC).timestamp()  # 09:30
+    events = desk.last(100.20)
+    assert fills(events) == [(10, 100.20), (10, 100.20)]  # orders 1 and 3 at the opening print
+    assert (desk.status(1), desk.status(2), desk.status(3)) == ("Filled", "Cancelled", "Filled")
+
+
+def test_opening_orders_placed_in_the_session_wait_for_the_next_open() -> None:
+    desk = Desk()
+    desk.place(1, "BUY", 10, "MKT", tif="OPG")
+    assert fills(desk.last(100.01)) == []
+    desk.clock.now = datetime(2025, 1, 7, 14, 30, tzinfo=UTC).timestamp()  # Tuesday 09:30
+    assert fills(desk.last(100.01)) == [(10, 100.01)]
+
+
+def test_opening_tif_only_for_market_and_limit_orders() -> None:
+    desk = Desk()
+    [(code, text)] = errors(desk.place(1, "BUY", 10, "STP", aux_price=101.0, tif="OPG"))
+    assert (code, text) == (111, "The TIF (Tif type) and the order type are incompatible.")
+
+
 def test_close_orders_wait_for_the_next_session_close() -> None:
     friday_evening = datetime(2025, 1, 10, 23, 0, tzinfo=UTC).timestamp()
     monday_close = datetime(2025, 1, 13, 21, 0, tzinfo=UTC).timestamp()
