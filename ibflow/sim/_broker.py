@@ -234,7 +234,8 @@ class Broker:
         order = order_from(req, client_id, inst, account, perm_id=self._new_perm_id())
         apply_request(order, req)
         q = self._market.quote(inst.con_id)
-        start(order, q)
+        if req.transmit and not req.parent_id:
+            start(order, q)
         self._seq += 1
         self._orders[key] = order
         self._working[key] = _Working(
@@ -424,7 +425,8 @@ class Broker:
         order.good_till_date = req.good_till_date
         order.order_ref = req.order_ref
         order.transmit = req.transmit
-        start(order, self._market.quote(inst.con_id))
+        if self._is_active(order):
+            start(order, self._market.quote(inst.con_id))
         work = self._working[(cid, oid)]
         if work.held:
             if req.transmit:

@@ -182,15 +182,14 @@ def apply_request(order: SimOrder, req: PlaceOrderRequest) -> None:
 
 
 def start(order: SimOrder, q: QuoteState) -> None:
-    """Set what a just-accepted order works from: its first trailing stop, its pegged price."""
-    if order.order_type in _TRAILING and not order.triggered:
-        ref = trigger_reference(q)
-        if order.trail_stop_price is None and ref is not None:
-            order.trail_stop_price = _stop_from(order, ref)
-        if order.trail_stop_price is not None and order.order_type == "TRAIL LIMIT":
-            if order.lmt_price_offset is None and order.lmt_price is not None:
-                order.lmt_price_offset = _tidy(abs(order.trail_stop_price - order.lmt_price))
-            _follow_stop(order)
+    """Set what an order that works at once starts from: its trailing stop, its pegged price.
+
+    An order that waits (a bracket child, a held order) starts when it first works, from the
+    market then.
+    """
+    ref = trigger_reference(q)
+    if order.order_type in _TRAILING and not order.triggered and ref is not None:
+        _ratchet(order, ref)
     if order.order_type in _PEGGED:
         order.working_price = _peg_price(order, q)
 
@@ -404,8 +403,14 @@ def _ratchet(order: SimOrder, ref: float) -> bool:
 
 def _follow_stop(order: SimOrder) -> None:
     """A trailing stop limit's limit price stays its offset beyond the stop."""
-    stop, offset = order.trail_stop_price, order.lmt_price_offset
-    if order.order_type != "TRAIL LIMIT" or stop is None or offset is None:
+    stop = order.trail_stop_price
+    if order.order_type != "TRAIL LIMIT" or stop is None:
+        return
+    if order.lmt_price_offset is None and order.lmt_price is not None:
+        # A limit price instead of an offset: the distance to the first stop trails.
+        order.lmt_price_offset = _tidy(abs(stop - order.lmt_price))
+    offset = order.lmt_price_offset
+    if offset is None:
         return
     order.lmt_price = _tidy(stop + offset if order.action == "BUY" else stop - offset)
 

@@ -283,6 +283,30 @@ def test_trailing_stop_limit_limit_follows_the_stop() -> None:
     assert fills(desk2.quote(bid=103.95, ask=103.97)) == [(10, 103.95)]
 
 
+def test_trailing_stop_limit_with_a_limit_price_trails_its_distance() -> None:
+    desk = Desk()
+    desk.place(1, "SELL", 10, "TRAIL LIMIT", aux_price=1.0, lmt_price=98.80)
+    order = desk.broker.order(1, 1)
+    assert order is not None
+    assert (order.trail_stop_price, order.lmt_price, order.lmt_price_offset) == (99.01, 98.80, 0.21)
+    desk.last(101.00)
+    assert (order.trail_stop_price, order.lmt_price) == (100.00, 99.79)
+
+
+def test_bracket_trailing_stop_starts_trailing_when_the_parent_fills() -> None:
+    desk = Desk()
+    desk.place(1, "BUY", 10, "LMT", lmt_price=95.00, transmit=False)
+    desk.place(2, "SELL", 10, "TRAIL", aux_price=1.0, parent_id=1)
+    child = desk.broker.order(1, 2)
+    assert child is not None
+    assert child.trail_stop_price is None  # not working yet
+    events = desk.quote(last=95.00, bid=94.98, ask=95.00)
+    assert fills(events) == [(10, 95.00)]  # the parent only
+    assert (desk.status(2), child.trail_stop_price) == ("PreSubmitted", 94.00)
+    assert fills(desk.last(96.50)) == []
+    assert child.trail_stop_price == 95.50
+
+
 def test_trailing_stop_starts_at_the_given_stop() -> None:
     desk = Desk()
     desk.place(1, "SELL", 1, "TRAIL", aux_price=2.0, trail_stop_price=99.50)
