@@ -531,6 +531,18 @@ def test_algo_limit_left_at_its_end_time(allow_past: str, status: str) -> None:
     assert desk.broker.executions() == []
 
 
+@pytest.mark.parametrize(
+    "end",
+    ["10:05:00 US/Eastern", "16:05:00 CET", "20250106-15:05:00", "20250106 10:05:00 US/Eastern"],
+)
+def test_algo_times_in_ibs_forms(end: str) -> None:
+    desk = Desk()
+    params = (("endTime", end), ("allowPastEndTime", "1"), ("monetaryValue", "100000.0"))
+    desk.place(1, "BUY", 10, "MKT", algo_strategy="Twap", algo_params=params)
+    desk.clock.now = MONDAY_10AM + 150  # half of five minutes
+    assert fills(desk.last(100.01)) == [(5, 100.02)]
+
+
 def test_algo_times_are_checked() -> None:
     desk = Desk()
     params = (("startTime", "25:00:00 US/Eastern"),)
