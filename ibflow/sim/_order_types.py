@@ -292,42 +292,51 @@ def advance(
     printed since the order's previous look.
     """
     kind = order.order_type
-    buy = order.action == "BUY"
-    ref = trigger_reference(q)
     echo = False
     if kind in _TRIGGERED and not order.triggered:
+        ref = trigger_reference(q)
         if ref is None:
-            return Step(waiting=True)
+            return _WAITING
         if kind in _TRAILING:
             echo = _ratchet(order, ref)
             trigger = order.trail_stop_price
         else:
             trigger = order.aux_price
+        buy = order.action == "BUY"
         if trigger is None:
-            return Step(waiting=True, echo=echo)
-        if kind in ("MIT", "LIT"):
+            hit = False
+        elif kind in ("MIT", "LIT"):
             hit = ref <= trigger + EPS if buy else ref >= trigger - EPS
         else:
             hit = ref >= trigger - EPS if buy else ref <= trigger + EPS
         if not hit:
-            return Step(waiting=True, echo=echo)
+            return _WAITING_ECHO if echo else _WAITING
         order.triggered = True
-    elif in_auction(order):
+    elif kind in _AT_CLOSE or order.tif == "OPG":
+        ref = trigger_reference(q)
         auction = times.close_at if kind in _AT_CLOSE else times.open_at
         if now < auction or ref is None:
-            return Step()
+            return _NOTHING
         if kind in ("LOC", "LMT") and not _within_limit(order, ref):
             return Step(expire=True)
         return Step(price=ref)
     elif kind in _PEGGED:
         order.working_price = _peg_price(order, q)
-    elif is_scheduled(order):
+    elif order.algo_strategy and is_scheduled(order):
         due, over = scheduled(order, now=now, placed_at=times.placed_at, close_at=times.close_at)
         price = _fill_price(order, q, new_print)
         if price is None or due <= EPS:
             return Step(expire=over)
         return Step(price=price, quantity=due)
-    return Step(echo=echo, price=_fill_price(order, q, new_print))
+    price = _fill_price(order, q, new_print)
+    if price is None and not echo:
+        return _NOTHING
+    return Step(echo=echo, price=price)
+
+
+_NOTHING = Step()
+_WAITING = Step(waiting=True)
+_WAITING_ECHO = Step(waiting=True, echo=True)
 
 
 def _fill_price(order: SimOrder, q: QuoteState, new_print: bool) -> float | None:
