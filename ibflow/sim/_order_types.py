@@ -3,8 +3,8 @@
 Pure functions over a parsed placeOrder and the live order; the broker calls
 :func:`check_order_type` before accepting an order and :func:`advance` on every quote move.
 
-How each type works here (prices are the instrument's quote; "reference" is the last trade, or
-the midpoint where nothing trades, as for stops):
+How each type works here (prices are the instrument's quote; "reference" is the price the
+order's trigger method names: by default the last trade, or the midpoint where nothing trades):
 
 * ``TRAIL`` / ``TRAIL LIMIT``: the trailing amount is ``auxPrice`` (or ``trailingPercent`` of
   the reference). The stop starts at ``trailStopPrice`` or one trailing amount from the
@@ -187,7 +187,7 @@ def start(order: SimOrder, q: QuoteState) -> None:
     An order that waits (a bracket child, a held order) starts when it first works, from the
     market then.
     """
-    ref = trigger_reference(q)
+    ref = _reference(order, q)
     if order.order_type in _TRAILING and not order.triggered and ref is not None:
         _ratchet(order, ref)
     if order.order_type in _PEGGED:
@@ -294,7 +294,7 @@ def advance(
     kind = order.order_type
     echo = False
     if kind in _TRIGGERED and not order.triggered:
-        ref = trigger_reference(q)
+        ref = _reference(order, q)
         if ref is None:
             return _WAITING
         if kind in _TRAILING:
@@ -332,6 +332,19 @@ def advance(
     if price is None and not echo:
         return _NOTHING
     return Step(echo=echo, price=price)
+
+
+def _reference(order: SimOrder, q: QuoteState) -> float | None:
+    """The price a stop, trailing stop or if-touched order watches, by its trigger method:
+    the bid/ask (1, 4: the ask for a buy, the bid for a sell), the midpoint (8), else the last
+    trade (the midpoint where nothing trades)."""
+    method = order.trigger_method
+    if method in (1, 4):
+        side = q.ask if order.action == "BUY" else q.bid
+        return side if side > 0 else None
+    if method == 8:
+        return (q.bid + q.ask) / 2 if q.bid > 0 and q.ask > 0 else None
+    return trigger_reference(q)
 
 
 _NOTHING = Step()

@@ -283,6 +283,23 @@ def test_trailing_stop_limit_limit_follows_the_stop() -> None:
     assert fills(desk2.quote(bid=103.95, ask=103.97)) == [(10, 103.95)]
 
 
+@pytest.mark.parametrize(("method", "stop"), [(0, 99.01), (2, 99.01), (4, 99.00), (8, 99.01)])
+def test_trigger_method_sets_the_price_stops_watch(method: int, stop: float) -> None:
+    desk = Desk()
+    desk.quote(bid=100.00, ask=100.02, last=100.01)
+    desk.place(1, "SELL", 1, "TRAIL", aux_price=1.0, trigger_method=method)
+    order = desk.broker.order(1, 1)
+    assert order is not None
+    assert order.trail_stop_price == stop  # from the last, the bid or the midpoint
+
+
+def test_bid_ask_trigger_method_triggers_a_sell_stop_on_the_bid() -> None:
+    desk = Desk()
+    desk.place(1, "SELL", 1, "STP", aux_price=99.00, trigger_method=4)
+    assert fills(desk.quote(last=98.90, bid=99.01, ask=99.03)) == []  # a print below, bid above
+    assert fills(desk.quote(bid=99.00, ask=99.02)) == [(1, 99.00)]
+
+
 def test_trailing_stop_limit_with_a_limit_price_trails_its_distance() -> None:
     desk = Desk()
     desk.place(1, "SELL", 10, "TRAIL LIMIT", aux_price=1.0, lmt_price=98.80)
