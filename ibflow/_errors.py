@@ -32,6 +32,7 @@ The tree::
     │   └── PacingViolation(RequestError)            100, 162 "pacing violation", 420
     ├── RequestTimeout(IBFlowError, TimeoutError)    no answer in time
     ├── SafetyError(IBFlowError)                     refused on purpose: read-only, live guard
+    │   └── NotOrderOwner(SafetyError)               another client id (or TWS) owns the order
     ├── StreamError(IBFlowError)                     a stream's own condition, not IB's
     │   ├── SlowConsumer(StreamError)                an "error"-policy buffer overflowed
     │   ├── StreamClosed(StreamError)                receive() after you closed the stream
@@ -64,6 +65,7 @@ __all__ = [
     "IBFlowError",
     "InvalidRequest",
     "MarketDataError",
+    "NotOrderOwner",
     "OrderCancelled",
     "OrderRejected",
     "PacingViolation",
@@ -257,6 +259,20 @@ class RequestTimeout(IBFlowError, TimeoutError):
 
 class SafetyError(IBFlowError):
     """ibflow refused an action on purpose (read-only session, live account guard)."""
+
+
+class NotOrderOwner(SafetyError):
+    """The order belongs to another client id (or to TWS itself): TWS would refuse the change.
+
+    Raised before anything is sent. ``owner_client_id`` is the client id that placed the order
+    (0 for an order placed by hand in TWS); ``order_id`` is TWS's id for it (0 for a manual
+    order no client id 0 has bound).
+    """
+
+    def __init__(self, message: str, *, owner_client_id: int, order_id: int) -> None:
+        super().__init__(message)
+        self.owner_client_id = owner_client_id
+        self.order_id = order_id
 
 
 class StreamError(IBFlowError):

@@ -21,6 +21,7 @@ from ._errors import HandshakeTimeout as HandshakeTimeout
 from ._errors import IBFlowError as IBFlowError
 from ._errors import InvalidRequest as InvalidRequest
 from ._errors import MarketDataError as MarketDataError
+from ._errors import NotOrderOwner as NotOrderOwner
 from ._errors import OrderCancelled as OrderCancelled
 from ._errors import OrderRejected as OrderRejected
 from ._errors import PacingViolation as PacingViolation
@@ -51,6 +52,14 @@ from ._records.account import PnL as PnL
 from ._records.account import PortfolioItem as PortfolioItem
 from ._records.account import Position as Position
 from ._records.account import PositionPnL as PositionPnL
+from ._records.algos import Adaptive as Adaptive
+from ._records.algos import Algo as Algo
+from ._records.conditions import ExecutionCondition as ExecutionCondition
+from ._records.conditions import MarginCondition as MarginCondition
+from ._records.conditions import PercentChangeCondition as PercentChangeCondition
+from ._records.conditions import PriceCondition as PriceCondition
+from ._records.conditions import TimeCondition as TimeCondition
+from ._records.conditions import VolumeCondition as VolumeCondition
 from ._records.contracts import Bar as Bar
 from ._records.contracts import Contract as Contract
 from ._records.contracts import Forex as Forex
@@ -75,6 +84,14 @@ from ._records.market import TickKind as TickKind
 from ._records.market import TradeTick as TradeTick
 from ._records.options import Greeks as Greeks
 from ._records.options import OptionChain as OptionChain
+from ._records.order_types import LimitIfTouchedOrder as LimitIfTouchedOrder
+from ._records.order_types import LimitOnCloseOrder as LimitOnCloseOrder
+from ._records.order_types import MarketIfTouchedOrder as MarketIfTouchedOrder
+from ._records.order_types import MarketOnCloseOrder as MarketOnCloseOrder
+from ._records.order_types import PeggedToMidpointOrder as PeggedToMidpointOrder
+from ._records.order_types import RelativeOrder as RelativeOrder
+from ._records.order_types import TrailingStopLimitOrder as TrailingStopLimitOrder
+from ._records.order_types import TrailingStopOrder as TrailingStopOrder
 from ._records.orders import Bracket as Bracket
 from ._records.orders import Commission as Commission
 from ._records.orders import Fill as Fill

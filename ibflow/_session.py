@@ -521,11 +521,8 @@ class Session:
         """
         return await self._orders.place(contract, order, timeout=timeout)
 
+    @documented(docs.TRADES)
     def trades(self) -> tuple[Trade, ...]:
-        """The orders this session placed, oldest first: all live ones, the latest done ones.
-
-        Done orders beyond the session's ``max_finished_trades`` are dropped, oldest first.
-        """
         return self._orders.trades()
 
     async def open_orders(self, *, timeout: float | None = _DEFAULT) -> list[OrderSnapshot]:

@@ -264,6 +264,14 @@ Raises:
 """
 
 
+TRADES = """The orders this session follows, oldest first: all live ones, the latest done ones.
+
+Besides the orders it placed, the session adopts the open orders TWS reports: always this client
+id's (a bot restarted with the same id can cancel and modify them), every other client id's with
+``all_open_orders=True`` (``trade.owned`` is then ``False``). Done orders beyond the session's
+``max_finished_trades`` are dropped, oldest first.
+"""
+
 CANCEL_ORDER = """Cancel this client id's open order by id, also one an earlier run placed; returns
 its final status (``OrderRejected`` 10147: no such open order; see ``docs/orders.md``)."""
 

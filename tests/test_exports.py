@@ -60,6 +60,7 @@ EXPECTED = {
     "MarketOrder",
     "MarketRule",
     "MidpointTick",
+    "NotOrderOwner",
     "Notice",
     "OcaGroup",
     "OcaType",
@@ -107,6 +108,22 @@ EXPECTED = {
     "Stock",
     "StopLimitOrder",
     "StopOrder",
+    "Adaptive",  # order types
+    "Algo",  # order types
+    "ExecutionCondition",  # order types
+    "MarginCondition",  # order types
+    "PercentChangeCondition",  # order types
+    "PriceCondition",  # order types
+    "TimeCondition",  # order types
+    "VolumeCondition",  # order types
+    "LimitIfTouchedOrder",  # order types
+    "LimitOnCloseOrder",  # order types
+    "MarketIfTouchedOrder",  # order types
+    "MarketOnCloseOrder",  # order types
+    "PeggedToMidpointOrder",  # order types
+    "RelativeOrder",  # order types
+    "TrailingStopLimitOrder",  # order types
+    "TrailingStopOrder",  # order types
     "Stream",
     "StreamClosed",
     "StreamError",

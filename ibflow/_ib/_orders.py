@@ -34,6 +34,7 @@ from .._records.contracts import Contract
 from .._records.orders import Commission, Fill, Order, OrderPreview, OrderSnapshot
 from ._contracts import contract_from_ib, contract_to_ib
 from ._errors import map_ib_errors
+from ._order_terms import aux_price, put_terms, refresh_terms, terms_from_ib
 
 __all__ = [
     "CompletedCollector",
@@ -54,6 +55,8 @@ log = get_logger("orders")
 
 _UNSET_LIMIT = 1e300  # IB writes 1.7976931348623157E308 (float max) for "not set"
 _UNSET_INT = 2**31 - 1
+# Order types whose lmtPrice is a limit (or a relative or pegged order's cap).
+_HAS_LIMIT = frozenset({"LMT", "STP LMT", "LOC", "LIT", "REL", "PEG MID", "PEGMID"})
 
 
 # -- values ------------------------------------------------------------------------------------
@@ -83,6 +86,16 @@ def _int_id(value: Any) -> int | None:
     except (TypeError, ValueError):
         return None
     return out if 0 < out < _UNSET_INT else None
+
+
+def _order_id(value: Any) -> int | None:
+    """An order id; TWS gives orders placed by hand negative ids once bound to client id 0,
+    and 0 (``None`` here) while unbound."""
+    try:
+        out = int(value)
+    except (TypeError, ValueError):
+        return None
+    return out if out != 0 and abs(out) < _UNSET_INT else None
 
 
 def _aware(value: datetime) -> datetime:
@@ -118,7 +131,7 @@ def _parse_ib_time(text: str) -> datetime | None:
 def _price_fields(order_type: str, lmt: Any, aux: Any) -> tuple[float | None, float | None]:
     """(limit, stop) as the order type uses them; IB fills unused price fields with 0 or unset."""
     kind = order_type.upper()
-    limit = number(lmt) if kind in ("LMT", "STP LMT") else None
+    limit = number(lmt) if kind in _HAS_LIMIT else None
     stop = number(aux) if kind in ("STP", "STP LMT") else None
     return limit, stop
 
@@ -141,13 +154,14 @@ def order_to_ib(
     if spec.good_till is not None:
         good_till = spec.good_till.astimezone(UTC).strftime("%Y%m%d-%H:%M:%S")
     unset = ib_async.util.UNSET_DOUBLE
-    return ib_async.Order(
+    aux = aux_price(spec)
+    order = ib_async.Order(
         orderId=order_id,
         action=spec.side.value,
         totalQuantity=float(spec.quantity),
         orderType=spec.order_type.value,
         lmtPrice=spec.limit_price if spec.limit_price is not None else unset,
-        auxPrice=spec.stop_price if spec.stop_price is not None else unset,
+        auxPrice=aux if aux is not None else unset,
         tif=spec.tif.value,
         goodTillDate=good_till,
         outsideRth=spec.outside_rth,
@@ -159,6 +173,8 @@ def order_to_ib(
         ocaType=oca_type,
         whatIf=what_if,
     )
+    put_terms(order, spec)
+    return order
 
 
 def commission_from_ib(report: ib_async.CommissionReport) -> Commission | None:
@@ -253,7 +269,7 @@ def snapshot_from_ib(
     filled_qty = filled if filled is not None else 0.0
     left = remaining if remaining is not None else max(quantity - filled_qty, 0.0)
     return m.OrderSnapshot(
-        order_id=_int_id(order.orderId),
+        order_id=_order_id(order.orderId),
         perm_id=_int_id(order.permId),
         client_id=None if completed else int(order.clientId),
         parent_id=_int_id(order.parentId),
@@ -274,6 +290,7 @@ def snapshot_from_ib(
         avg_fill_price=number(avg_fill_price) or None,
         completed_time=_parse_ib_time(completed_time),
         completed_status=_text(completed_status),
+        **terms_from_ib(order, number),
     )
 
 
@@ -317,7 +334,11 @@ class StatusUpdate:
 
 @dataclass(frozen=True, slots=True)
 class OpenOrderUpdate:
-    """One openOrder frame (not a what-if preview): the order's current terms and status."""
+    """One openOrder frame (not a what-if preview): the order's current terms and status.
+
+    ``snapshot`` is the whole order as a record (``None`` when ibflow cannot represent it), so
+    an order this session did not place can be adopted; ``oca_type`` is not part of it.
+    """
 
     order_id: int
     client_id: int
@@ -326,6 +347,37 @@ class OpenOrderUpdate:
     quantity: float
     limit_price: float | None
     stop_price: float | None
+    snapshot: OrderSnapshot | None = None
+    oca_type: int = 0
+
+
+def _open_update(
+    order_id: int,
+    contract: ib_async.Contract,
+    order: ib_async.Order,
+    status: str,
+    *,
+    filled: float | None = None,
+    avg_fill_price: float | None = None,
+) -> OpenOrderUpdate:
+    limit, stop = _price_fields(order.orderType or "", order.lmtPrice, order.auxPrice)
+    try:
+        snapshot: OrderSnapshot | None = snapshot_from_ib(
+            contract, order, status, filled=filled, avg_fill_price=avg_fill_price
+        )
+    except ValueError:
+        snapshot = None
+    return OpenOrderUpdate(
+        order_id=int(order_id),
+        client_id=int(order.clientId),
+        perm_id=_int_id(order.permId),
+        status=str(status),
+        quantity=float(order.totalQuantity),
+        limit_price=limit,
+        stop_price=stop,
+        snapshot=snapshot,
+        oca_type=int(order.ocaType or 0),
+    )
 
 
 class OrderListener(Protocol):
@@ -454,18 +506,10 @@ class OrdersPort:
         ) -> None:
             update = None
             if not order.whatIf:
-                limit, stop = _price_fields(order.orderType or "", order.lmtPrice, order.auxPrice)
-                update = OpenOrderUpdate(
-                    order_id=int(orderId),
-                    client_id=int(order.clientId),
-                    perm_id=_int_id(order.permId),
-                    status=str(orderState.status),
-                    quantity=float(order.totalQuantity),
-                    limit_price=limit,
-                    stop_price=stop,
-                )
+                update = _open_update(orderId, contract, order, orderState.status)
             originals["openOrder"](orderId, contract, order, orderState)
             if update is not None:
+                guarded("openOrder terms", lambda: refresh_terms(wrapper, order))
                 done = update
                 guarded("openOrder", lambda: listener.on_open_order(done))
 
@@ -558,6 +602,26 @@ class OrdersPort:
 
         return uninstall
 
+    def known_open_orders(self) -> list[OpenOrderUpdate]:
+        """The open orders this link has already reported (at the start-up sync, or since),
+        with their last status: what an order book made after the sync starts from."""
+        out: list[OpenOrderUpdate] = []
+        for trade in self._ib.openTrades():
+            st = trade.orderStatus
+            if not st.status:
+                continue
+            out.append(
+                _open_update(
+                    trade.order.orderId,
+                    trade.contract,
+                    trade.order,
+                    st.status,
+                    filled=number(st.filled),
+                    avg_fill_price=number(st.avgFillPrice),
+                )
+            )
+        return out
+
     def forget_order(
         self, client_id: int, order_id: int, perm_id: int | None, exec_ids: Iterable[str]
     ) -> None:
@@ -643,9 +707,11 @@ class OrdersPort:
         answer = ib.reqAllOpenOrdersAsync() if all_clients else ib.reqOpenOrdersAsync()
 
         async def run() -> list[OrderSnapshot]:
-            trades = await answer
+            # An order that changes while the answer streams in (a trailing stop's ratchet, a
+            # status) is reported twice, the newer last: keep one row per order.
+            latest = {id(trade): trade for trade in await answer}
             out: list[OrderSnapshot] = []
-            for trade in trades:
+            for trade in latest.values():
                 st = trade.orderStatus
                 try:
                     out.append(

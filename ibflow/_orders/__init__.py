@@ -12,6 +12,8 @@ disconnect never delivered, execution corrections counted twice). The modules he
   when executions add up to the whole order);
 * ``_book`` — every Trade of a session, and reconciliation after every reconnect and 1101:
   fills deduplicated by execution id, IB's correction suffix included;
+* ``_adopt`` — TWS's open orders the session did not place, adopted as Trades (owned only
+  when they belong to the session's client id);
 * ``_placing`` and ``_api`` — placing legs back to back and the session's order methods;
 * ``_cancels`` and ``_flatten`` — cancels by id, TWS's global cancel, and the kill switch.
 

@@ -68,9 +68,7 @@ class Orders:
 
     def trades(self) -> tuple[Trade, ...]:
         """See :meth:`ibflow.Session.trades`."""
-        if self._book is None:
-            return ()
-        return tuple(self._book.trades.values())
+        return tuple(self.book().trades.values())
 
     async def open_orders(self, *, timeout: float | None = _DEFAULT) -> list[OrderSnapshot]:
         """See :meth:`ibflow.Session.open_orders`."""
@@ -88,12 +86,17 @@ class Orders:
         book = self.book()
         adapter = core.adapter
         try:
-            async with asyncio.timeout(limit), locked(book.open_lock):
-                rows: list[OrderSnapshot] = await core.request(
-                    "open orders",
-                    lambda: adapter.orders.start_open_orders(all_clients),
-                    timeout=None,
-                )
+            async with asyncio.timeout(limit):
+                async with locked(book.open_lock):
+                    rows: list[OrderSnapshot] = await core.request(
+                        "open orders",
+                        lambda: adapter.orders.start_open_orders(all_clients),
+                        timeout=None,
+                    )
+                if all_clients and _left(book, rows):
+                    # TWS tells this client id nothing when another's order ends: its completed
+                    # orders bring those Trades to their end (through the tap, by perm id).
+                    await self.completed_orders(timeout=None)
         except TimeoutError:
             raise RequestTimeout(f"open orders: no answer within {limit} s") from None
         return rows
@@ -207,3 +210,9 @@ class Orders:
         )
         book.attach(writer, book.fill_streams)
         return writer.stream
+
+
+def _left(book: OrderBook, rows: list[OrderSnapshot]) -> bool:
+    """Whether a live Trade of another client id is missing from a read of every open order."""
+    listed = {r.perm_id for r in rows}
+    return any(not t.owned and t.perm_id not in listed for t in book.live())

@@ -29,6 +29,7 @@ from .._records.orders import (
 )
 from .._records.symbols import MarketRule
 from .._stream import StreamWriter
+from ._adopt import adopt, rebind
 from ._checks import Facts, exec_key
 from ._trade import Signal, Trade
 
@@ -113,11 +114,15 @@ class OrderBook:
         core.subscriptions.add(_RECONCILER_KEY, _Reconciler(self))
         if core.state == "closed":
             self.close(core.closed_error)
+        else:
+            # The open orders the start-up sync already reported (the tap adopts later ones).
+            for update in core.adapter.orders.known_open_orders():
+                self.on_open_order(update)
 
     # -- lookup ----------------------------------------------------------------------------
 
     def register(self, trade: Trade) -> None:
-        key = (trade.client_id, trade.order_id)
+        key = _key(trade)
         if self.trades.get(key, trade) is not trade or key in self.rejected:
             # Ids are never handed out twice; refuse rather than lose track of an order.
             raise RuntimeError(f"order id {trade.order_id} is already in use in this session")
@@ -129,7 +134,7 @@ class OrderBook:
         return key in self.trades or key in self.rejected
 
     def forget(self, trade: Trade) -> None:
-        key = (trade.client_id, trade.order_id)
+        key = _key(trade)
         if self.trades.get(key) is trade:
             del self.trades[key]
         if trade.perm_id is not None and self.by_perm.get(trade.perm_id) is trade:
@@ -137,7 +142,7 @@ class OrderBook:
 
     def finished(self, trade: Trade) -> None:
         """``trade`` just became done: keep it among the finished, drop the oldest beyond."""
-        key = (trade.client_id, trade.order_id)
+        key = _key(trade)
         if self.trades.get(key) is trade:
             self._finished[key] = trade
         self.prune()
@@ -177,8 +182,9 @@ class OrderBook:
         if trade._acked:
             return  # TWS already reported the order it rejected: it stays a known trade
         self.forget(trade)
-        self._finished.pop((trade.client_id, trade.order_id), None)
-        self.rejected[(trade.client_id, trade.order_id)] = trade
+        key = _key(trade)
+        self._finished.pop(key, None)
+        self.rejected[key] = trade
         while len(self.rejected) > _MAX_REJECTED:
             self.rejected.popitem(last=False)
 
@@ -325,7 +331,10 @@ class OrderBook:
     def on_open_order(self, update: _wire.OpenOrderUpdate) -> None:
         trade = self.find_reported(update.client_id, update.order_id, update.perm_id)
         if trade is None:
-            return
+            trade = adopt(self, update)
+            if trade is None:
+                return
+        rebind(self, trade, update.order_id)
         self._seen_since_down.add(trade)
         trade._ack(update.perm_id)
         if not trade.is_done:
@@ -493,6 +502,14 @@ class OrderBook:
             trade._wake()
         self.signal.fire()
         self._uninstall()
+
+
+def _key(trade: Trade) -> tuple[int, int]:
+    """The book's key for a trade: (client id, order id); an order placed by hand that no
+    client id 0 has bound has order id 0, and is filed under its perm id instead."""
+    if trade.order_id == 0:
+        return (-1, trade.perm_id or 0)
+    return (trade.client_id, trade.order_id)
 
 
 def _status(text: str) -> OrderStatus | None:

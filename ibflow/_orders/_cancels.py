@@ -1,11 +1,11 @@
 """Cancelling orders no ``Trade`` handle covers: by order id, or all of them at once.
 
-A :class:`~ibflow.Trade` follows the orders its session placed. An order an earlier program or
-run placed under the same client id has no handle in this session, yet TWS lets that client id
-cancel it; ``cancel_order`` reaches it by id. ``cancel_all`` is TWS's global cancel (the kill
-switch's first half): every open order of every client id, and of TWS itself. Both wait until
-TWS no longer lists the orders as open, and both are refused client-side on a read-only session
-or a live account without ``allow_live``, like every order-mutating call.
+A :class:`~ibflow.Trade` follows the orders its session placed or adopted. ``cancel_order``
+reaches this client id's open orders by id (through their Trade when the session has one, as
+for an order an earlier run placed under the same client id). ``cancel_all`` is TWS's global
+cancel (the kill switch's first half): every open order of every client id, and of TWS itself.
+Both wait until TWS no longer lists the orders as open, and both are refused client-side on a
+read-only session or a live account without ``allow_live``, like every order-mutating call.
 """
 
 from __future__ import annotations

@@ -16,6 +16,8 @@ from .._log import get_logger
 from .._records.contracts import Contract
 from .._records.orders import (
     EPS,
+    OFFSET_TERMS,
+    PRICE_TERMS,
     Order,
     OrderType,
     Side,
@@ -83,19 +85,27 @@ def _off_grid(value: float, step: float, what: str) -> tuple[Decimal, Decimal] |
         ) from None
 
 
+# How contract details spell the order types whose placeOrder code differs (TWS lists
+# stop-limit as "STPLMT" and trailing stop-limit as "TRAILLMT").
+_LISTED_AS = {"STP LMT": "STPLMT", "TRAIL LIMIT": "TRAILLMT", "PEG MID": "PEGMID"}
+
+
+def _listed(order_type: str, allowed: set[str]) -> bool:
+    return order_type.replace(" ", "") in allowed or _LISTED_AS.get(order_type) in allowed
+
+
 def check_against_contract(spec: Order, facts: Facts) -> None:
     name = facts.contract.display_name
-    # TWS lists stop-limit as "STPLMT" in contract details and as "STP LMT" on orders.
     allowed = {t.replace(" ", "").upper() for t in facts.order_types}
-    if allowed and spec.order_type.value.replace(" ", "") not in allowed:
-        ours = [t.value for t in OrderType if t.value.replace(" ", "") in allowed]
+    if allowed and not _listed(spec.order_type.value, allowed):
+        ours = [t.value for t in OrderType if _listed(t.value, allowed)]
         raise InvalidRequest(
             f"{name} does not take {spec.order_type.value} orders"
             + (f"; of ibflow's order types it takes {', '.join(ours)}" if ours else "")
         )
     rule = facts.price_rule
     if facts.min_tick or rule:
-        for field_name in ("limit_price", "stop_price"):
+        for field_name in PRICE_TERMS:
             price = getattr(spec, field_name)
             if price is None:
                 continue
@@ -107,6 +117,18 @@ def check_against_contract(spec: Order, facts: Facts) -> None:
                     f"{field_name} {fmt(price)} is not a multiple of {name}'s minimum tick "
                     f"{fmt(tick)}{' at this price' if tick != facts.min_tick else ''}; "
                     f"use {near[0]} or {near[1]}"
+                )
+    if facts.min_tick:
+        # Distances (a trailing amount, an offset) move a price by whole ticks.
+        for field_name in OFFSET_TERMS:
+            amount = getattr(spec, field_name)
+            if amount is None:
+                continue
+            near = _off_grid(amount, facts.min_tick, field_name)
+            if near is not None:
+                raise InvalidRequest(
+                    f"{field_name} {fmt(amount)} is a price distance and must be a multiple of "
+                    f"{name}'s minimum tick {fmt(facts.min_tick)}; use {near[0]} or {near[1]}"
                 )
     step = facts.size_increment
     if step and _off_grid(spec.quantity, step, "quantity") is not None:

@@ -13,7 +13,7 @@ import math
 from collections.abc import Iterable
 
 from .._account import Account
-from .._errors import InvalidRequest, RequestTimeout, SafetyError
+from .._errors import InvalidRequest, NotOrderOwner, RequestTimeout
 from .._log import get_logger
 from .._records.account import Position
 from .._records.contracts import Contract
@@ -92,11 +92,14 @@ async def _cancel_orders_of(orders: Orders, book: OrderBook, wanted: frozenset[s
     foreign = [r for r in rows if r.client_id != core.client_id]
     if foreign:
         owned = ", ".join(f"order {r.order_id} of client id {r.client_id}" for r in foreign)
-        raise SafetyError(
+        first = foreign[0]
+        raise NotOrderOwner(
             f"refusing to flatten {', '.join(sorted(wanted))}: {owned} is open on it and only "
             "the client id that placed an order may cancel it. Nothing was sent. Cancel it from "
             "that client id, or flatten() without symbols (TWS's global cancel reaches every "
-            "client id)."
+            "client id).",
+            owner_client_id=first.client_id or 0,
+            order_id=first.order_id or 0,
         )
     ids = sorted({r.order_id for r in rows if r.order_id is not None})
     await asyncio.gather(*(cancel_order(orders, core, i, None) for i in ids))

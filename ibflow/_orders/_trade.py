@@ -15,6 +15,7 @@ from .._errors import (
     ConnectionLost,
     IBFlowError,
     InvalidRequest,
+    NotOrderOwner,
     OrderCancelled,
     OrderRejected,
     RequestError,
@@ -115,12 +116,12 @@ class _Op:
 
 
 class Trade:
-    """A live handle on one order this session placed.
+    """A live handle on one order: placed by this session, or adopted from TWS's open orders.
 
     Its state follows what TWS reports (see ``docs/orders.md``); read it any time, wait for
     an outcome with :meth:`wait_filled` / :meth:`wait_done`, follow it with :meth:`events`, act
-    on it with :meth:`cancel` / :meth:`modify`. ``session.place(...)`` returns it; you never
-    build one yourself.
+    on it with :meth:`cancel` / :meth:`modify` when :attr:`owned`. ``session.place(...)``
+    returns it and ``session.trades()`` lists it; you never build one yourself.
     """
 
     def __init__(
@@ -134,8 +135,13 @@ class Trade:
         parent: Trade | None = None,
         oca_group: str = "",
         oca_type: int = 0,
+        adopted: bool = False,
+        parent_id: int | None = None,
     ) -> None:
         self._book = book
+        self._adopted = adopted
+        # An adopted child whose parent the session never saw still names it in modifies.
+        self._parent_id = parent_id
         self._contract = contract
         self._order = order
         self._order_id = order_id
@@ -176,8 +182,23 @@ class Trade:
 
     @property
     def client_id(self) -> int:
-        """The API client id that placed the order (only it may change or cancel it)."""
+        """The API client id that placed the order (only it may change or cancel it).
+
+        0 for an order placed by hand in TWS (its ``order_id`` is then negative once bound to
+        client id 0, and 0 while unbound).
+        """
         return self._client_id
+
+    @property
+    def owned(self) -> bool:
+        """Whether this session may modify and cancel the order: TWS allows that only to the
+        client id the order belongs to (see :meth:`cancel`)."""
+        return self._order_id != 0 and self._client_id == self._book.core.client_id
+
+    @property
+    def adopted(self) -> bool:
+        """The session found the order open at TWS instead of placing it itself."""
+        return self._adopted
 
     @property
     def contract(self) -> Contract:
@@ -191,7 +212,7 @@ class Trade:
 
     @property
     def parent_id(self) -> int | None:
-        return self._parent.order_id if self._parent is not None else None
+        return self._parent.order_id if self._parent is not None else self._parent_id
 
     @property
     def status(self) -> OrderStatus:
@@ -358,7 +379,7 @@ class Trade:
 
         Raises:
             SafetyError: the session is read-only, or live without ``allow_live``.
-            InvalidRequest: another client id placed the order.
+            NotOrderOwner: another client id (or TWS, unbound) owns the order; nothing is sent.
             OrderRejected: TWS refused the cancel (e.g. 10147 not found, 161 not cancellable).
             RequestTimeout: TWS did not confirm within ``timeout`` (the cancel was sent).
             ConnectionLost: the link is down (nothing was sent), or dropped before TWS
@@ -421,9 +442,10 @@ class Trade:
             timeout: seconds to wait for TWS (the session default when not given).
 
         Raises:
-            InvalidRequest: nothing to change, a value that does not fit the order, the order
-                is done, or another client id placed it.
+            InvalidRequest: nothing to change, a value that does not fit the order, or the
+                order is done.
             SafetyError: read-only, live without ``allow_live``, or over a safety rail.
+            NotOrderOwner: another client id (or TWS, unbound) owns the order; nothing is sent.
             OrderRejected: TWS refused the change (the order keeps its old terms).
             RequestTimeout: TWS did not confirm within ``timeout`` (the change was sent).
             ConnectionLost: the link is down (nothing was sent), or dropped before TWS
@@ -528,13 +550,36 @@ class Trade:
         return False
 
     def _check_owner(self, action: str) -> None:
+        """Raise :class:`NotOrderOwner` unless this session's client id may change the order."""
+        if self.owned:
+            return
         current = self._book.core.client_id
-        if current != self._client_id:
-            raise InvalidRequest(
-                f"order {self._order_id} was placed by client id {self._client_id}, and this "
-                f"session now uses client id {current}; TWS lets only the placing client id "
-                f"{action} it (see docs/session.md, 'Orders belong to the client id')"
+        owner, order_id = self._client_id, self._order_id
+        perm = f" (perm id {self._perm_id})" if self._perm_id else ""
+        if order_id == 0:
+            message = (
+                f"cannot {action} order{perm}: it was placed by hand in TWS and is not bound to "
+                "an API client, and TWS lets the API change only bound orders. Connect with "
+                "client_id=0: ibflow then asks TWS to bind orders placed by hand from then on "
+                "(reqAutoOpenOrders), and its start-up sync binds the open ones unless "
+                "all_open_orders=True. Nothing was sent."
             )
+        elif owner == 0 and order_id < 0:
+            message = (
+                f"cannot {action} order {order_id}{perm}: it was placed by hand in TWS and is "
+                f"bound to client id 0, while this session is client id {current}. TWS lets "
+                "only client id 0 change it: connect with client_id=0. Nothing was sent."
+            )
+        else:
+            message = (
+                f"cannot {action} order {order_id}{perm}: it belongs to client id {owner}, "
+                f"and this session is client id {current}. TWS lets only the client id that "
+                f"placed an order {action} it: connect with client_id={owner} (a bot that keeps "
+                "one id across restarts uses ibflow.client_id_for(name)), or act from the "
+                "program that placed it; session.cancel_all() cancels every client id's "
+                "orders. Nothing was sent."
+            )
+        raise NotOrderOwner(message, owner_client_id=owner, order_id=order_id)
 
     # -- state machine (called from the order book) -----------------------------------------
 

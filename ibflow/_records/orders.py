@@ -6,16 +6,20 @@ the orders feature before anything is sent.
 
 from __future__ import annotations
 
-import math
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any
 
 from .._errors import InvalidRequest
-from .contracts import Contract, check_text
+from .algos import Algo
+from .conditions import CONDITION_TYPES, Condition
+from .contracts import Contract
+from .values import EPS as EPS  # the order feature takes these from here
+from .values import MAX_PRICE, MAX_QUANTITY, as_ascii, as_enum, as_number, as_positive
+from .values import fmt as fmt
 
 __all__ = [
     "Bracket",
@@ -40,10 +44,6 @@ __all__ = [
     "oca",
 ]
 
-E = TypeVar("E", bound=StrEnum)
-
-EPS = 1e-9  # quantities and prices closer than this are equal
-
 # -- enums ----------------------------------------------------------------------------------------
 
 
@@ -65,6 +65,14 @@ class OrderType(StrEnum):
     LIMIT = "LMT"
     STOP = "STP"
     STOP_LIMIT = "STP LMT"
+    TRAILING_STOP = "TRAIL"
+    TRAILING_STOP_LIMIT = "TRAIL LIMIT"
+    MARKET_ON_CLOSE = "MOC"
+    LIMIT_ON_CLOSE = "LOC"
+    MARKET_IF_TOUCHED = "MIT"
+    LIMIT_IF_TOUCHED = "LIT"
+    RELATIVE = "REL"
+    PEGGED_TO_MIDPOINT = "PEG MID"
 
 
 class TimeInForce(StrEnum):
@@ -151,77 +159,58 @@ class OrderEventKind(StrEnum):
     """TWS sent a message about the order (``code``/``message``): a warning or a refusal."""
 
 
-# -- validation helpers ---------------------------------------------------------------------------
-
-
-MAX_QUANTITY = 1e9
-"""The largest order quantity ibflow sends (no instrument trades more in one order)."""
-MAX_PRICE = 1e9
-"""The largest limit or stop price ibflow sends; TWS reads float max as "no price"."""
-
-
-def _number(value: object, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
-        raise InvalidRequest(f"{what} must be a number, got {value!r}")
-    try:
-        out = float(value)
-    except (OverflowError, ValueError):  # a huge int, a signalling Decimal NaN
-        out = math.nan
-    if not math.isfinite(out):
-        raise InvalidRequest(f"{what} must be a finite number, got {value!r}")
-    return out
-
-
-def _positive(value: object, what: str, limit: float) -> float:
-    out = _number(value, what)
-    if out <= 0:
-        raise InvalidRequest(f"{what} must be greater than 0, got {value!r}")
-    if out > limit:
-        raise InvalidRequest(f"{what} must be at most {limit:,.0f}, got {value!r}")
-    return out
-
-
-def _enum(cls: type[E], value: object, what: str) -> E:
-    if isinstance(value, cls):
-        return value
-    if isinstance(value, str):
-        text = value.strip().upper()
-        for member in cls:
-            if text in (member.value.upper(), member.name):
-                return member
-    allowed = ", ".join(repr(m.value) for m in cls)
-    raise InvalidRequest(f"{what} must be one of {allowed}, got {value!r}")
-
-
-def _ascii_text(value: object, what: str, limit: int = 128) -> str | None:
-    if value is None:
-        return None
-    # The one wire-text check first: strip() would silently drop \x1c-\x1f.
-    text = check_text(value, what, limit=limit).strip()
-    if not text:
-        return None
-    if len(text) > limit or not all(32 <= ord(ch) < 127 for ch in text):
-        raise InvalidRequest(
-            f"{what} must be printable ASCII of at most {limit} characters (TWS refuses "
-            f"anything else), got {value!r}"
-        )
-    return text
-
-
-def fmt(value: float) -> str:
-    """A quantity or price for a message: no float noise, no needless zeros."""
-    return f"{value:.10g}"
-
-
 # -- order specs ----------------------------------------------------------------------------------
+
+
+_TRAIL = frozenset({"trail_amount", "trail_percent", "trail_stop_price"})
+
+_TERMS: dict[OrderType, tuple[frozenset[str], frozenset[str]]] = {
+    OrderType.MARKET: (frozenset(), frozenset()),
+    OrderType.LIMIT: (frozenset({"limit_price"}), frozenset()),
+    OrderType.STOP: (frozenset({"stop_price"}), frozenset()),
+    OrderType.STOP_LIMIT: (frozenset({"limit_price", "stop_price"}), frozenset()),
+    OrderType.TRAILING_STOP: (frozenset(), _TRAIL),
+    OrderType.TRAILING_STOP_LIMIT: (frozenset({"limit_offset"}), _TRAIL),
+    OrderType.MARKET_ON_CLOSE: (frozenset(), frozenset()),
+    OrderType.LIMIT_ON_CLOSE: (frozenset({"limit_price"}), frozenset()),
+    OrderType.MARKET_IF_TOUCHED: (frozenset({"trigger_price"}), frozenset()),
+    OrderType.LIMIT_IF_TOUCHED: (frozenset({"limit_price", "trigger_price"}), frozenset()),
+    OrderType.RELATIVE: (frozenset({"offset"}), frozenset({"limit_price"})),
+    OrderType.PEGGED_TO_MIDPOINT: (frozenset(), frozenset({"offset", "limit_price"})),
+}
+"""The price terms each order type needs, and those it may take; it refuses all others."""
+
+PRICE_TERMS = ("limit_price", "stop_price", "trigger_price", "trail_stop_price")
+"""Terms that are prices (on the contract's tick grid at their level)."""
+OFFSET_TERMS = ("trail_amount", "limit_offset", "offset")
+"""Terms that are price distances (multiples of the contract's minimum tick)."""
+
+_BUILDER_OF = {
+    "limit_price": "LimitOrder or StopLimitOrder for a limit",
+    "stop_price": "StopOrder or StopLimitOrder for a stop",
+    "trigger_price": "MarketIfTouchedOrder or LimitIfTouchedOrder for a touch price",
+    "trail_amount": "TrailingStopOrder or TrailingStopLimitOrder for a trailing stop",
+    "trail_percent": "TrailingStopOrder or TrailingStopLimitOrder for a trailing stop",
+    "trail_stop_price": "TrailingStopOrder or TrailingStopLimitOrder for a trailing stop",
+    "limit_offset": "TrailingStopLimitOrder for a limit offset",
+    "offset": "RelativeOrder or PeggedToMidpointOrder for an offset",
+}
+_ALGO_TYPES = (OrderType.MARKET, OrderType.LIMIT)
+_MARKET_LIKE = (
+    OrderType.MARKET,
+    OrderType.MARKET_ON_CLOSE,
+    OrderType.LIMIT_ON_CLOSE,
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Order:
     """What to trade and how: a validated, immutable order spec.
 
-    Build one with :func:`MarketOrder`, :func:`LimitOrder`, :func:`StopOrder` or
-    :func:`StopLimitOrder`; constructing it directly validates the same way.
+    Build one with a builder (:func:`MarketOrder`, :func:`LimitOrder`, :func:`StopOrder`,
+    :func:`StopLimitOrder`, :func:`TrailingStopOrder`, :func:`MarketOnCloseOrder`…);
+    constructing it directly validates the same way. Each order type takes only its own price
+    terms (see the "Order types, algos and conditions" guide).
 
     Raises:
         InvalidRequest: a field is invalid or does not fit the order type (the message says
@@ -232,6 +221,7 @@ class Order:
     quantity: float
     order_type: OrderType
     limit_price: float | None = None
+    """The limit; for a relative or pegged order, the cap."""
     stop_price: float | None = None
     tif: TimeInForce = TimeInForce.DAY
     good_till: datetime | None = None
@@ -240,44 +230,83 @@ class Order:
     account: str | None = None
     order_ref: str | None = None
     """Your own tag; TWS keeps it on the order and its executions."""
+    trigger_price: float | None = None
+    """The touch price of a market- or limit-if-touched order."""
+    trail_amount: float | None = None
+    """A trailing stop's distance from the best price, in price units."""
+    trail_percent: float | None = None
+    """A trailing stop's distance from the best price, in percent."""
+    trail_stop_price: float | None = None
+    """A trailing stop's initial stop (TWS computes it from the market when ``None``)."""
+    limit_offset: float | None = None
+    """A trailing stop-limit's limit distance from its stop."""
+    offset: float | None = None
+    """A relative or pegged order's offset from the price it follows."""
+    algo: Algo | None = None
+    """An IB algo (:func:`Adaptive`, :class:`Algo`), on market and limit orders."""
+    conditions: tuple[Condition, ...] = ()
+    """Conditions TWS waits for before it submits the order (or cancels it)."""
+    conditions_cancel_order: bool = False
+    """Cancel the order, instead of submitting it, when the conditions become true."""
+    conditions_ignore_rth: bool = False
+    """Let the conditions become true outside regular trading hours."""
 
     def __post_init__(self) -> None:
         put = object.__setattr__
-        put(self, "side", _enum(Side, self.side, "side"))
-        put(self, "order_type", _enum(OrderType, self.order_type, "order_type"))
-        put(self, "tif", _enum(TimeInForce, self.tif, "tif"))
-        put(self, "quantity", _positive(self.quantity, "quantity", MAX_QUANTITY))
-        kind = self.order_type
-        wants_limit = kind in (OrderType.LIMIT, OrderType.STOP_LIMIT)
-        wants_stop = kind in (OrderType.STOP, OrderType.STOP_LIMIT)
-        if self.limit_price is None:
-            if wants_limit:
-                raise InvalidRequest(f"a {kind.value} order needs a limit_price")
-        elif not wants_limit:
-            raise InvalidRequest(
-                f"a {kind.value} order takes no limit_price (got {self.limit_price!r}); use "
-                "LimitOrder or StopLimitOrder for a limit"
-            )
-        else:
-            put(self, "limit_price", _positive(self.limit_price, "limit_price", MAX_PRICE))
-        if self.stop_price is None:
-            if wants_stop:
-                raise InvalidRequest(f"a {kind.value} order needs a stop_price")
-        elif not wants_stop:
-            raise InvalidRequest(
-                f"a {kind.value} order takes no stop_price (got {self.stop_price!r}); use "
-                "StopOrder or StopLimitOrder for a stop"
-            )
-        else:
-            put(self, "stop_price", _positive(self.stop_price, "stop_price", MAX_PRICE))
-        if not isinstance(self.outside_rth, bool):
-            raise InvalidRequest(f"outside_rth must be True or False, got {self.outside_rth!r}")
+        put(self, "side", as_enum(Side, self.side, "side"))
+        put(self, "order_type", as_enum(OrderType, self.order_type, "order_type"))
+        put(self, "tif", as_enum(TimeInForce, self.tif, "tif"))
+        put(self, "quantity", as_positive(self.quantity, "quantity", MAX_QUANTITY))
+        self._check_terms()
+        for flag in ("outside_rth", "conditions_cancel_order", "conditions_ignore_rth"):
+            if not isinstance(getattr(self, flag), bool):
+                raise InvalidRequest(f"{flag} must be True or False, got {getattr(self, flag)!r}")
         self._check_tif()
-        put(self, "account", _ascii_text(self.account, "account", 32))
-        put(self, "order_ref", _ascii_text(self.order_ref, "order_ref"))
+        self._check_algo_and_conditions()
+        put(self, "account", as_ascii(self.account, "account", 32))
+        put(self, "order_ref", as_ascii(self.order_ref, "order_ref"))
+
+    def _check_terms(self) -> None:
+        kind = self.order_type
+        needs, may = _TERMS[kind]
+        for name in (*PRICE_TERMS, *OFFSET_TERMS, "trail_percent"):
+            value = getattr(self, name)
+            if value is None:
+                if name in needs:
+                    article = "an" if name[0] in "aeiou" else "a"
+                    raise InvalidRequest(f"a {kind.value} order needs {article} {name}")
+                continue
+            if name not in needs and name not in may:
+                raise InvalidRequest(
+                    f"a {kind.value} order takes no {name} (got {value!r}); use {_BUILDER_OF[name]}"
+                )
+            if name in PRICE_TERMS or name == "trail_amount":
+                out = as_positive(value, name, MAX_PRICE)
+            elif name == "trail_percent":
+                out = as_number(value, name)
+                if not 0 < out < 100:
+                    raise InvalidRequest(
+                        f"trail_percent is a percentage above 0 and below 100 (1.5 means 1.5 %), "
+                        f"got {value!r}"
+                    )
+            else:
+                out = as_number(value, name)
+                if not 0 <= out <= MAX_PRICE:
+                    raise InvalidRequest(
+                        f"{name} is a price distance: at least 0 and at most {MAX_PRICE:,.0f}, "
+                        f"got {value!r}"
+                    )
+            object.__setattr__(self, name, out)
+        if kind in (OrderType.TRAILING_STOP, OrderType.TRAILING_STOP_LIMIT):
+            if (self.trail_amount is None) == (self.trail_percent is None):
+                raise InvalidRequest(
+                    f"a {kind.value} order needs exactly one of trail_amount= (a price distance) "
+                    "and trail_percent= (a percentage)"
+                )
 
     def _check_tif(self) -> None:
         tif = self.tif
+        kind = self.order_type
         if self.good_till is not None:
             if tif is not TimeInForce.GTD:
                 raise InvalidRequest("good_till is only for tif='GTD'; set tif='GTD' or drop it")
@@ -289,7 +318,7 @@ class Order:
         elif tif is TimeInForce.GTD:
             raise InvalidRequest("a GTD order needs good_till=<aware datetime> (its expiry)")
         if tif is TimeInForce.OPG:
-            if self.order_type not in (OrderType.MARKET, OrderType.LIMIT):
+            if kind not in (OrderType.MARKET, OrderType.LIMIT):
                 raise InvalidRequest(
                     "tif='OPG' (the opening auction) works only for market and limit orders"
                 )
@@ -298,16 +327,69 @@ class Order:
                     "tif='OPG' executes in the opening auction, inside regular hours; drop "
                     "outside_rth=True"
                 )
-        if self.outside_rth and self.order_type is OrderType.MARKET:
+        if kind in (OrderType.MARKET_ON_CLOSE, OrderType.LIMIT_ON_CLOSE):
+            if tif is not TimeInForce.DAY:
+                raise InvalidRequest(
+                    f"a {kind.value} order works in today's closing auction: it takes "
+                    f"tif='DAY' only, got {tif.value!r}"
+                )
+        if self.outside_rth and kind in _MARKET_LIKE:
+            if kind is OrderType.MARKET:
+                raise InvalidRequest(
+                    "market orders do not execute outside regular trading hours (TWS ignores "
+                    "outside_rth for them); use a LimitOrder with outside_rth=True"
+                )
             raise InvalidRequest(
-                "market orders do not execute outside regular trading hours (TWS ignores "
-                "outside_rth for them); use a LimitOrder with outside_rth=True"
+                f"a {kind.value} order executes in the closing auction, inside regular hours; "
+                "drop outside_rth=True"
             )
+
+    def _check_algo_and_conditions(self) -> None:
+        kind = self.order_type
+        if self.algo is not None:
+            if not isinstance(self.algo, Algo):
+                raise InvalidRequest(
+                    f"algo must be an ibflow Algo (ibflow.Adaptive(), ibflow.Algo(...)), got "
+                    f"{self.algo!r}"
+                )
+            if kind not in _ALGO_TYPES:
+                raise InvalidRequest(
+                    f"IB's algos work market and limit orders, not {kind.value}; use "
+                    f"MarketOrder or LimitOrder with algo={self.algo.strategy!r}"
+                )
+            if self.tif not in (TimeInForce.DAY, TimeInForce.GTC):
+                raise InvalidRequest(
+                    f"an algo order takes tif='DAY' or 'GTC', got {self.tif.value!r}"
+                )
+        raw = self.conditions
+        if isinstance(raw, CONDITION_TYPES) or not isinstance(raw, Iterable):
+            raise InvalidRequest(
+                "conditions must be a list of conditions (PriceCondition, TimeCondition…), "
+                f"got {raw!r}"
+            )
+        conditions = tuple(raw)
+        for cond in conditions:
+            if not isinstance(cond, CONDITION_TYPES):
+                raise InvalidRequest(
+                    "conditions holds PriceCondition, TimeCondition, MarginCondition, "
+                    f"ExecutionCondition, VolumeCondition or PercentChangeCondition, got {cond!r}"
+                )
+        if not conditions and (self.conditions_cancel_order or self.conditions_ignore_rth):
+            raise InvalidRequest(
+                "conditions_cancel_order and conditions_ignore_rth apply to conditions; add "
+                "conditions=[...] or drop them"
+            )
+        object.__setattr__(self, "conditions", conditions)
 
     @property
     def price(self) -> float | None:
-        """The price that bounds the order: the limit, else the stop, else ``None`` (market)."""
-        return self.limit_price if self.limit_price is not None else self.stop_price
+        """The price that bounds the order: the limit, else the stop, touch or initial trailing
+        stop price, else ``None`` (market, or a price TWS derives from the market)."""
+        for name in ("limit_price", "stop_price", "trigger_price", "trail_stop_price"):
+            value: float | None = getattr(self, name)
+            if value is not None:
+                return value
+        return None
 
 
 def _built(
@@ -319,22 +401,19 @@ def _built(
     outside_rth: bool,
     account: str | None,
     order_ref: str | None,
-    *,
-    limit_price: float | None = None,
-    stop_price: float | None = None,
+    **terms: Any,
 ) -> Order:
-    """What the four builders share: the enums parsed, everything else left to ``Order``."""
+    """What the builders share: the enums parsed, everything else left to ``Order``."""
     return Order(
-        side=_enum(Side, side, "side"),
+        side=as_enum(Side, side, "side"),
         quantity=quantity,
         order_type=order_type,
-        limit_price=limit_price,
-        stop_price=stop_price,
-        tif=_enum(TimeInForce, tif, "tif"),
+        tif=as_enum(TimeInForce, tif, "tif"),
         good_till=good_till,
         outside_rth=outside_rth,
         account=account,
         order_ref=order_ref,
+        **terms,
     )
 
 
@@ -347,13 +426,25 @@ def MarketOrder(
     outside_rth: bool = False,
     account: str | None = None,
     order_ref: str | None = None,
+    algo: Algo | None = None,
+    conditions: Iterable[Condition] = (),
+    conditions_cancel_order: bool = False,
+    conditions_ignore_rth: bool = False,
 ) -> Order:
     """Buy or sell at the market: ``MarketOrder("BUY", 100)``.
+
+    ``algo=`` works the order by an IB algo (``algo=ibflow.Adaptive("Urgent")``);
+    ``conditions=`` holds it until they are true (see the order-types guide).
 
     Raises:
         InvalidRequest: an argument is invalid.
     """
-    return _built(OrderType.MARKET, side, quantity, tif, good_till, outside_rth, account, order_ref)
+    return _built(
+        OrderType.MARKET, side, quantity, tif, good_till, outside_rth, account, order_ref,
+        algo=algo,
+        conditions=conditions, conditions_cancel_order=conditions_cancel_order,
+        conditions_ignore_rth=conditions_ignore_rth,
+    )  # fmt: skip
 
 
 def LimitOrder(
@@ -366,15 +457,23 @@ def LimitOrder(
     outside_rth: bool = False,
     account: str | None = None,
     order_ref: str | None = None,
+    algo: Algo | None = None,
+    conditions: Iterable[Condition] = (),
+    conditions_cancel_order: bool = False,
+    conditions_ignore_rth: bool = False,
 ) -> Order:
     """Buy at or below / sell at or above a price: ``LimitOrder("BUY", 100, 185.50)``.
+
+    ``algo=`` and ``conditions=`` as for :func:`MarketOrder`.
 
     Raises:
         InvalidRequest: an argument is invalid.
     """
     return _built(
         OrderType.LIMIT, side, quantity, tif, good_till, outside_rth, account, order_ref,
-        limit_price=limit_price,
+        limit_price=limit_price, algo=algo,
+        conditions=conditions, conditions_cancel_order=conditions_cancel_order,
+        conditions_ignore_rth=conditions_ignore_rth,
     )  # fmt: skip
 
 
@@ -388,6 +487,9 @@ def StopOrder(
     outside_rth: bool = False,
     account: str | None = None,
     order_ref: str | None = None,
+    conditions: Iterable[Condition] = (),
+    conditions_cancel_order: bool = False,
+    conditions_ignore_rth: bool = False,
 ) -> Order:
     """A market order that triggers when the price reaches ``stop_price``.
 
@@ -397,6 +499,8 @@ def StopOrder(
     return _built(
         OrderType.STOP, side, quantity, tif, good_till, outside_rth, account, order_ref,
         stop_price=stop_price,
+        conditions=conditions, conditions_cancel_order=conditions_cancel_order,
+        conditions_ignore_rth=conditions_ignore_rth,
     )  # fmt: skip
 
 
@@ -411,6 +515,9 @@ def StopLimitOrder(
     outside_rth: bool = False,
     account: str | None = None,
     order_ref: str | None = None,
+    conditions: Iterable[Condition] = (),
+    conditions_cancel_order: bool = False,
+    conditions_ignore_rth: bool = False,
 ) -> Order:
     """A limit order that becomes active when the price reaches ``stop_price``.
 
@@ -420,7 +527,17 @@ def StopLimitOrder(
     return _built(
         OrderType.STOP_LIMIT, side, quantity, tif, good_till, outside_rth, account, order_ref,
         limit_price=limit_price, stop_price=stop_price,
+        conditions=conditions, conditions_cancel_order=conditions_cancel_order,
+        conditions_ignore_rth=conditions_ignore_rth,
     )  # fmt: skip
+
+
+_STOP_LOSS_TYPES = (
+    OrderType.STOP,
+    OrderType.STOP_LIMIT,
+    OrderType.TRAILING_STOP,
+    OrderType.TRAILING_STOP_LIMIT,
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -445,25 +562,29 @@ class Bracket:
             raise InvalidRequest("the take-profit and stop-loss must be on the parent's other side")
         if tp.order_type is not OrderType.LIMIT:
             raise InvalidRequest("the take-profit of a bracket must be a limit order")
-        if sl.order_type not in (OrderType.STOP, OrderType.STOP_LIMIT):
-            raise InvalidRequest("the stop-loss of a bracket must be a stop or stop-limit order")
+        if sl.order_type not in _STOP_LOSS_TYPES:
+            raise InvalidRequest(
+                "the stop-loss of a bracket must be a stop, stop-limit or trailing stop order"
+            )
         if abs(tp.quantity - parent.quantity) > EPS or abs(sl.quantity - parent.quantity) > EPS:
             raise InvalidRequest("all three orders of a bracket need the same quantity")
         entry = parent.price
-        take, stop = tp.limit_price, sl.stop_price
+        take = tp.limit_price
+        # A trailing stop-loss without an initial stop follows the market: nothing to order.
+        stop = sl.stop_price if sl.stop_price is not None else sl.trail_stop_price
         assert take is not None
-        assert stop is not None
-        if entry is not None:
-            if parent.side is Side.BUY and not (take > entry > stop):
-                raise InvalidRequest(
-                    f"a BUY bracket needs take_profit > entry > stop_loss, got {fmt(take)} / "
-                    f"{fmt(entry)} / {fmt(stop)}"
-                )
-            if parent.side is Side.SELL and not (take < entry < stop):
-                raise InvalidRequest(
-                    f"a SELL bracket needs take_profit < entry < stop_loss, got {fmt(take)} / "
-                    f"{fmt(entry)} / {fmt(stop)}"
-                )
+        if entry is None:
+            return
+        if parent.side is Side.BUY and not (take > entry and (stop is None or entry > stop)):
+            raise InvalidRequest(
+                f"a BUY bracket needs take_profit > entry > stop_loss, got {fmt(take)} / "
+                f"{fmt(entry)} / {fmt(stop) if stop is not None else 'trailing'}"
+            )
+        if parent.side is Side.SELL and not (take < entry and (stop is None or entry < stop)):
+            raise InvalidRequest(
+                f"a SELL bracket needs take_profit < entry < stop_loss, got {fmt(take)} / "
+                f"{fmt(entry)} / {fmt(stop) if stop is not None else 'trailing'}"
+            )
 
 
 def bracket(
@@ -519,11 +640,11 @@ class OcaGroup:
                     f"an OCA group holds ibflow Orders (MarketOrder, LimitOrder…), got {order!r}"
                 )
         object.__setattr__(self, "orders", orders)
-        group = _ascii_text(self.group, "group", 64)
+        group = as_ascii(self.group, "group", 64)
         if group is None:
             raise InvalidRequest("an OCA group needs a non-empty group name")
         object.__setattr__(self, "group", group)
-        object.__setattr__(self, "type", _enum(OcaType, self.type, "type"))
+        object.__setattr__(self, "type", as_enum(OcaType, self.type, "type"))
 
 
 def oca(
@@ -538,7 +659,7 @@ def oca(
         InvalidRequest: fewer than two orders, or an invalid name or type.
     """
     name = group if group is not None else f"ibflow-{uuid.uuid4().hex[:12]}"
-    return OcaGroup(orders=tuple(orders), group=name, type=_enum(OcaType, type, "type"))
+    return OcaGroup(orders=tuple(orders), group=name, type=as_enum(OcaType, type, "type"))
 
 
 # -- records --------------------------------------------------------------------------------------
@@ -607,6 +728,14 @@ class OrderSnapshot:
     completed_time: datetime | None = None
     completed_status: str | None = None
     """TWS's reason text for a completed order, e.g. ``"Cancelled by Trader"``."""
+    trigger_price: float | None = None
+    """The touch price of a market- or limit-if-touched order."""
+    trail_amount: float | None = None
+    trail_percent: float | None = None
+    trail_stop_price: float | None = None
+    """A trailing stop's current stop price, as TWS last reported it."""
+    algo_strategy: str | None = None
+    """The IB algo working the order (``"Adaptive"``, ``"Vwap"``…), if any."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

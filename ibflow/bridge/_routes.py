@@ -330,7 +330,8 @@ async def modify_order(
 
 def _trade(session: ibflow.Session, order_id: int) -> ibflow.Trade:
     for trade in session.trades():
-        if trade.order_id == order_id:
+        # Order ids are per client id: another client's order 5 is not ours.
+        if trade.order_id == order_id and trade.owned:
             return trade
     raise BridgeError(
         404,

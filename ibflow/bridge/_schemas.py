@@ -15,9 +15,18 @@ their messages become the bridge's 422 answers.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+)
 
 import ibflow
 from ibflow import (
@@ -35,6 +44,8 @@ from ibflow import (
 __all__ = [
     "AccountSummary",
     "AccountValue",
+    "Algo",
+    "AlgoSpec",
     "Bar",
     "BarMessage",
     "Commission",
@@ -43,9 +54,11 @@ __all__ = [
     "ContractQuery",
     "ContractSpec",
     "ErrorBody",
+    "ExecutionCondition",
     "Fill",
     "GapMessage",
     "Health",
+    "MarginCondition",
     "ModifyOrder",
     "Order",
     "OrderEvent",
@@ -53,14 +66,18 @@ __all__ = [
     "OrderPreview",
     "OrderSnapshot",
     "OrderSpec",
+    "PercentChangeCondition",
     "PlaceOrder",
     "PnL",
     "PortfolioItem",
     "Position",
+    "PriceCondition",
     "Quote",
     "QuoteMessage",
     "SessionStatistics",
+    "TimeCondition",
     "Trade",
+    "VolumeCondition",
 ]
 
 
@@ -257,8 +274,83 @@ class Fill(_Mirror):
     commission: Commission | None
 
 
+class Algo(_Mirror):
+    strategy: str
+    params: tuple[tuple[str, str], ...]
+
+
+class PriceCondition(_Mirror):
+    kind: Literal["price"]
+    contract: Contract
+    price: float
+    is_more: bool
+    trigger_method: int
+    conjunction: str
+
+
+class TimeCondition(_Mirror):
+    kind: Literal["time"]
+    time: datetime
+    is_more: bool
+    conjunction: str
+
+
+class MarginCondition(_Mirror):
+    kind: Literal["margin"]
+    percent: int
+    is_more: bool
+    conjunction: str
+
+
+class ExecutionCondition(_Mirror):
+    kind: Literal["execution"]
+    contract: Contract
+    conjunction: str
+
+
+class VolumeCondition(_Mirror):
+    kind: Literal["volume"]
+    contract: Contract
+    volume: int
+    is_more: bool
+    conjunction: str
+
+
+class PercentChangeCondition(_Mirror):
+    kind: Literal["percent_change"]
+    contract: Contract
+    change_percent: float
+    is_more: bool
+    conjunction: str
+
+
+Condition = Annotated[
+    PriceCondition
+    | TimeCondition
+    | MarginCondition
+    | ExecutionCondition
+    | VolumeCondition
+    | PercentChangeCondition,
+    Field(discriminator="kind"),
+]
+
+# The terms only some order types use: left out of the JSON where the order does not use them.
+_TYPE_TERMS = (
+    "trigger_price",
+    "trail_amount",
+    "trail_percent",
+    "trail_stop_price",
+    "limit_offset",
+    "offset",
+    "algo",
+    "conditions",
+    "conditions_cancel_order",
+    "conditions_ignore_rth",
+)
+
+
 class Order(_Mirror):
-    """An order's terms (ibflow's ``Order``)."""
+    """An order's terms (ibflow's ``Order``); type-specific terms appear where they are set."""
 
     side: Side
     quantity: float
@@ -270,6 +362,25 @@ class Order(_Mirror):
     outside_rth: bool
     account: str | None
     order_ref: str | None
+    trigger_price: float | None = None
+    trail_amount: float | None = None
+    trail_percent: float | None = None
+    trail_stop_price: float | None = None
+    limit_offset: float | None = None
+    offset: float | None = None
+    algo: Algo | None = None
+    conditions: tuple[Condition, ...] = ()
+    conditions_cancel_order: bool = False
+    conditions_ignore_rth: bool = False
+
+    @model_serializer(mode="wrap")
+    def _without_unused_terms(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        for name in _TYPE_TERMS:
+            value = data.get(name)
+            if value is None or value is False or (isinstance(value, tuple | list) and not value):
+                data.pop(name, None)
+        return data
 
 
 class OrderSnapshot(_Mirror):
@@ -294,6 +405,11 @@ class OrderSnapshot(_Mirror):
     avg_fill_price: float | None
     completed_time: datetime | None
     completed_status: str | None
+    trigger_price: float | None = None
+    trail_amount: float | None = None
+    trail_percent: float | None = None
+    trail_stop_price: float | None = None
+    algo_strategy: str | None = None
 
 
 class OrderPreview(_Mirror):
@@ -566,6 +682,15 @@ class ContractQuery(ContractSpec):
     model_config = ConfigDict(extra="ignore")
 
 
+class AlgoSpec(BaseModel):
+    """An IB algo: ``{"strategy": "Adaptive", "params": {"adaptivePriority": "Urgent"}}``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    strategy: str
+    params: dict[str, bool | int | float | str] = Field(default_factory=dict)
+
+
 class OrderSpec(BaseModel):
     """An order's terms. ``side`` may be sent as ``action`` and ``order_type`` as ``type``."""
 
@@ -585,6 +710,13 @@ class OrderSpec(BaseModel):
     outside_rth: bool = False
     account: str | None = None
     order_ref: str | None = Field(default=None, description="Your own tag, kept by TWS.")
+    trigger_price: float | None = Field(default=None, description="MIT and LIT: the touch price.")
+    trail_amount: float | None = Field(default=None, description="TRAIL, TRAIL LIMIT: a distance.")
+    trail_percent: float | None = Field(default=None, description="TRAIL, TRAIL LIMIT: percent.")
+    trail_stop_price: float | None = Field(default=None, description="A trail's first stop.")
+    limit_offset: float | None = Field(default=None, description="TRAIL LIMIT: limit vs stop.")
+    offset: float | None = Field(default=None, description="REL and PEG MID: the offset.")
+    algo: AlgoSpec | None = Field(default=None, description="An IB algo, on MKT and LMT.")
 
     def to_order(self) -> ibflow.Order:
         """ibflow's validated order spec.
@@ -606,6 +738,13 @@ class OrderSpec(BaseModel):
             outside_rth=self.outside_rth,
             account=self.account,
             order_ref=self.order_ref,
+            trigger_price=self.trigger_price,
+            trail_amount=self.trail_amount,
+            trail_percent=self.trail_percent,
+            trail_stop_price=self.trail_stop_price,
+            limit_offset=self.limit_offset,
+            offset=self.offset,
+            algo=ibflow.Algo(self.algo.strategy, self.algo.params) if self.algo else None,
         )
 
 

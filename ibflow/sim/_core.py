@@ -59,6 +59,9 @@ MARKET_KINDS = frozenset(
 LINE_KINDS = frozenset({"mkt_data", "tick_by_tick", "real_time_bars"})
 
 Handler = Callable[["Connection", Fields], None]
+# The broker books orders placed by hand in TWS under this client id (no API client has it);
+# clients see them as client id 0, with order id 0 until client id 0 binds them.
+MANUAL_CLIENT = -1
 NOT_SUPPORTED_CODE = 322  # TWS's "Error processing request": every client ends the request
 PacingMode = Literal["ib", "strict", "off"]
 PACING_MODES: tuple[PacingMode, ...] = ("ib", "strict", "off")
@@ -108,6 +111,7 @@ class SimCore:
         max_clients: int,
         clock: Callable[[], float],
         handlers: Mapping[Req, Handler],
+        master_client_id: int | None = None,
     ) -> None:
         if speed <= 0:
             raise ValueError(f"speed must be positive, got {speed!r}")
@@ -160,6 +164,10 @@ class SimCore:
         )
         self.tbt_pacing = TickByTickPacing(speed=speed) if paced else None
         self.features = FeatureState()
+        self.master_client_id = master_client_id
+        # Orders placed by hand that client id 0 has bound (TWS gives them negative ids).
+        self.bound_manual: set[int] = set()
+        self._manual_ids = 0
         self._clients: dict[int, Connection] = {}
         self._pending: set[Connection] = set()
         self._order_ids: dict[int, int] = {}
@@ -197,13 +205,27 @@ class SimCore:
         )
 
     def owners(self, client_id: int) -> Iterable[Connection]:
-        """The connections that hear about ``client_id``'s orders: it, and a binding client 0."""
+        """The connections that hear about ``client_id``'s orders: that client; for orders
+        placed by hand in TWS, client id 0 while it binds orders (reqAutoOpenOrders); and the
+        master client id, which hears every order."""
         conn = self._clients.get(client_id)
         if conn is not None:
             yield conn
-        master = self._clients.get(0)
-        if master is not None and client_id != 0 and master.auto_open_orders:
-            yield master
+        binder = self._clients.get(0)
+        if client_id == MANUAL_CLIENT and binder is not None and binder.auto_open_orders:
+            yield binder
+        master = self.master_client_id
+        if master is not None and master != client_id:
+            watcher = self._clients.get(master)
+            if watcher is not None and not (
+                master == 0 and client_id == MANUAL_CLIENT and watcher.auto_open_orders
+            ):
+                yield watcher
+
+    def new_manual_id(self) -> int:
+        """The next id TWS keeps for an order placed by hand (negative, as TWS binds them)."""
+        self._manual_ids -= 1
+        return self._manual_ids
 
     def next_order_id(self, client_id: int) -> int:
         return self._order_ids.setdefault(client_id, 1)

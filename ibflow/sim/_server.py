@@ -29,7 +29,7 @@ from ._handlers import HANDLERS
 from ._handlers.account import send_pnl
 from ._handlers.history import send_bar_update
 from ._handlers.market import maybe_send_realtime_bar, send_quote_update, send_tick_by_tick
-from ._handlers.orders import dispatch
+from ._handlers.orders import dispatch, place_manual
 from ._ids import Msg
 from ._model import ContractQuery, Instrument, SimExecution, SimOrder
 from ._options import with_underlyings
@@ -59,6 +59,10 @@ class Simulator(SimCore):
     larger bars keep the softer limits (60 requests in 10 minutes, 50 open); ``"strict"`` the
     same with the identical-request and six-in-2 s rules on every bar size; ``"off"`` (also
     ``False``) no limits.
+
+    ``master_client_id`` is TWS's "Master API client ID" setting (blank by default): that
+    client hears every order's openOrder, orderStatus and executions, but, like any client, may
+    change only its own. Change it any time with ``sim.master_client_id = …``.
     """
 
     def __init__(
@@ -73,6 +77,7 @@ class Simulator(SimCore):
         pacing: PacingMode | bool = True,
         max_clients: int = 32,
         clock: Callable[[], float] = time.time,
+        master_client_id: int | None = None,
     ) -> None:
         if isinstance(pacing, bool):
             mode: PacingMode = "ib" if pacing else "off"
@@ -89,6 +94,7 @@ class Simulator(SimCore):
             max_clients=max_clients,
             clock=clock,
             handlers=HANDLERS,
+            master_client_id=master_client_id,
         )
         self.host = host
         self.port = port
@@ -261,8 +267,8 @@ class Simulator(SimCore):
         """Correct an execution the way TWS does; returns the correction's execution id.
 
         The correction keeps the id and raises its last part (``….01`` → ``….02``). The
-        clients that receive the order's fills (its client, and client 0 when it binds orders
-        with reqAutoOpenOrders) get the corrected execDetails (reqId -1), then its
+        clients that receive the order's fills (its client and the master client id) get the
+        corrected execDetails (reqId -1), then its
         commissionReport; reqExecutions and :attr:`fills` report it instead of the original;
         positions, average cost, cash and PnL move by the difference and are pushed to their
         subscribers.
@@ -275,6 +281,44 @@ class Simulator(SimCore):
         log.info("fault: execution %s corrected as %s", exec_id, corrected.exec_id)
         dispatch(self, events)
         return corrected.exec_id
+
+    def place_manual(
+        self,
+        symbol: str,
+        action: str,
+        quantity: float,
+        *,
+        order_type: str = "LMT",
+        limit_price: float | None = None,
+        stop_price: float | None = None,
+        tif: str = "DAY",
+        account: str = "",
+    ) -> int:
+        """Place an order as a user clicking in TWS would; returns its perm id.
+
+        No API client owns it: clients see it as client id 0's with order id 0, and none may
+        change it, until client id 0 binds it. A client id 0 that asked for
+        reqAutoOpenOrders(True) binds it at once and hears its events; client id 0's
+        reqOpenOrders binds every such order open at the time. A bound order shows its
+        negative order id (TWS's "use negative numbers to bind automatic orders"), under which
+        client id 0 can modify and cancel it. :attr:`orders` lists it with client id -1, as no
+        API client's.
+
+        Raises:
+            KeyError: no instrument in the universe has that symbol.
+            ValueError: TWS refused the order (the text says why).
+        """
+        return place_manual(
+            self,
+            symbol,
+            action,
+            quantity,
+            order_type=order_type,
+            limit_price=limit_price,
+            stop_price=stop_price,
+            tif=tif,
+            account=account,
+        )
 
     def ignore(self, kind: str, on: bool = True) -> None:
         """Never answer requests of ``kind`` (a sync answer that never comes)."""

@@ -259,9 +259,10 @@ async def test_an_unanswered_request_is_retried(sim: Simulator, session: ibflow.
         sim.ignore("historical_data", on=False)
 
     helper = asyncio.create_task(answer_again())
-    # Long enough for the simulator to build five days of hourly bars from their minutes.
+    # Long enough for the simulator to build two days of hourly bars from their minutes, even
+    # on a loaded machine: an answer slower than the timeout would be asked for a third time.
     bars = await session.download(
-        AAPL, start=MARCH, end=MARCH + timedelta(days=5), period="1h", timeout=0.5
+        AAPL, start=MARCH, end=MARCH + timedelta(days=2), period="1h", timeout=1.5
     )
     await helper
     assert bars

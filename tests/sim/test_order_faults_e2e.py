@@ -119,6 +119,7 @@ async def test_correction_reaches_the_master_client_but_not_others(
     ib: ib_async.IB, ib_sim: Simulator
 ) -> None:
     ib_sim.push_quote("AAPL", **QUOTE)
+    ib_sim.master_client_id = 0  # TWS's "Master API client ID" setting
     master, bystander = ib_async.IB(), ib_async.IB()
     await master.connectAsync(ib_sim.host, ib_sim.port, clientId=0, timeout=3)
     await bystander.connectAsync(ib_sim.host, ib_sim.port, clientId=2, timeout=3)

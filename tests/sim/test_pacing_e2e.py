@@ -14,6 +14,8 @@ from ibflow.sim._codec import API_PREFIX, FrameDecoder, encode_raw
 from ibflow.testing import SimFactory
 
 AAPL = Stock("AAPL", "SMART", "USD", conId=265598)
+# Small bars inside regular hours, so the answer does not depend on when the suite runs.
+_RTH = datetime(2026, 10, 30, 15, tzinfo=UTC)
 
 
 async def _connect(sim: Simulator) -> tuple[ib_async.IB, list[int]]:
@@ -42,8 +44,10 @@ async def test_ib_pacing_applies_the_small_bar_rules_to_30_second_bars_only(
         assert all(results)
         assert 162 not in errors
         # 30-second bars: the identical request within 15 s is a violation.
-        assert await ib.reqHistoricalDataAsync(AAPL, "", "1800 S", "30 secs", "TRADES", True, 1)
-        assert not await ib.reqHistoricalDataAsync(AAPL, "", "1800 S", "30 secs", "TRADES", True, 1)
+        assert await ib.reqHistoricalDataAsync(AAPL, _RTH, "1800 S", "30 secs", "TRADES", True, 1)
+        assert not await ib.reqHistoricalDataAsync(
+            AAPL, _RTH, "1800 S", "30 secs", "TRADES", True, 1
+        )
         assert errors.count(162) == 1
     finally:
         ib.disconnect()
@@ -85,7 +89,7 @@ async def test_pacing_off_admits_identical_small_bar_requests(ib_sim_factory: Si
     ib, errors = await _connect(sim)
     try:
         for _ in range(3):
-            assert await ib.reqHistoricalDataAsync(AAPL, "", "60 S", "1 secs", "TRADES", True, 1)
+            assert await ib.reqHistoricalDataAsync(AAPL, _RTH, "60 S", "1 secs", "TRADES", True, 1)
         assert errors == []
     finally:
         ib.disconnect()
