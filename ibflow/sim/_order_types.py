@@ -205,7 +205,7 @@ class Times:
 
 def times_for(inst: Instrument, now: float) -> Times:
     """The :class:`Times` of an order of ``inst`` placed at ``now``."""
-    return Times(now, _next_edge(inst, now, inst.rth[0]), _next_edge(inst, now, inst.rth[1]))
+    return Times(now, next_open(inst, now), next_close(inst, now))
 
 
 def next_close(inst: Instrument, now: float) -> float:
