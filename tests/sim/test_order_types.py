@@ -447,6 +447,17 @@ def test_relative_order_pegs_to_the_bid_and_reprices() -> None:
     assert fills(desk.quote(bid=100.20, ask=100.21)) == [(10, 100.21)]
 
 
+def test_relative_order_with_a_percent_offset() -> None:
+    desk = Desk()
+    desk.quote(bid=100.00, ask=100.30)
+    desk.place(1, "BUY", 10, "REL", percent_offset=0.001)  # 0.1% of the bid, on the tick grid
+    order = desk.broker.order(1, 1)
+    assert order is not None
+    assert order.working_price == 100.10
+    desk.quote(bid=200.00, ask=200.50)
+    assert order.working_price == 200.20
+
+
 def test_sell_relative_order_pegs_to_the_ask() -> None:
     desk = Desk()
     desk.place(1, "SELL", 10, "REL", aux_price=0.01)
