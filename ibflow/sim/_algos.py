@@ -13,7 +13,7 @@ beyond the order's limit.
   from filling by the end is cancelled then, unless ``allowPastEndTime`` is 1.
 
 Times are ``hh:mm:ss [zone]`` (that time on the day the order came, in the zone or the
-contract's), ``yyyymmdd hh:mm:ss [zone]`` or ``yyyymmdd-hh:mm:ss`` (UTC).
+contract's) or ``yyyymmdd hh:mm:ss [zone]`` / ``yyyymmdd-hh:mm:ss [zone]`` (no zone: UTC).
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ from ._place_order import PlaceOrderRequest
 __all__ = ["adaptive_price", "check_algo", "is_scheduled", "scheduled"]
 
 _ANY = None
-_TIMES = {"startTime": _ANY, "endTime": _ANY, "allowPastEndTime": frozenset({"0", "1"})}
+_FLAG = frozenset({"0", "1"})
+_TIMES = {"startTime": _ANY, "endTime": _ANY, "allowPastEndTime": _FLAG, "monetaryValue": _ANY}
 # Strategy → (order types, security types, parameter → allowed values or None for any).
 _ALGOS: dict[str, tuple[frozenset[str], frozenset[str], dict[str, frozenset[str] | None]]] = {
     "Adaptive": (
@@ -45,9 +46,8 @@ _ALGOS: dict[str, tuple[frozenset[str], frozenset[str], dict[str, frozenset[str]
         {
             **_TIMES,
             "maxPctVol": _ANY,
-            "noTakeLiq": frozenset({"0", "1"}),
-            "speedUp": frozenset({"0", "1"}),
-            "monetaryValue": _ANY,
+            "noTakeLiq": _FLAG,
+            "speedUp": _FLAG,
         },
     ),
     "Twap": (
@@ -67,12 +67,13 @@ _ALGOS: dict[str, tuple[frozenset[str], frozenset[str], dict[str, frozenset[str]
             **_TIMES,
             "maxPctVol": _ANY,
             "riskAversion": frozenset({"Get Done", "Aggressive", "Neutral", "Passive"}),
-            "forceCompletion": frozenset({"0", "1"}),
+            "forceCompletion": _FLAG,
         },
     ),
 }
 _SCHEDULED = frozenset({"Twap", "Vwap", "ArrivalPx"})
 _TIME_OF_DAY = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2}))?(?:\s+(\S+))?$")
+_DATED = re.compile(r"^(\d{8})[- ](\d{1,2}:\d{2}:\d{2})(?:\s+(\S+))?$")
 
 
 def _invalid(detail: str) -> SimError:
@@ -100,6 +101,8 @@ def check_algo(req: PlaceOrderRequest, inst: Instrument) -> None:
             raise _invalid(f"{tag} must be one of {choices}, not {value!r}")
         if tag == "maxPctVol" and not _fraction(value):
             raise _invalid(f"maxPctVol must be from 0.01 to 0.5, not {value!r}")
+        if tag == "monetaryValue" and value and not _number(value):
+            raise _invalid(f"monetaryValue must be a number, not {value!r}")
         if tag in ("startTime", "endTime") and value and _time(value, inst, 0.0) is None:
             raise _invalid(f"{tag} {value!r} is not a time like '09:30:00 US/Eastern'")
 
@@ -112,12 +115,23 @@ def _fraction(text: str) -> bool:
     return 0.01 - EPS <= value <= 0.5 + EPS
 
 
+def _number(text: str) -> bool:
+    try:
+        return math.isfinite(float(text))
+    except ValueError:
+        return False
+
+
 def _time(text: str, inst: Instrument, day_of: float) -> float | None:
     """Epoch seconds of an algo time; a time of day falls on the day of ``day_of``."""
+    dated = _DATED.match(text.strip())
+    if dated is not None:
+        day, clock, zone = dated.groups()
+        when = parse_ib_time(f"{day} {clock} {zone or 'UTC'}")
+        return None if when is None else when.timestamp()
     match = _TIME_OF_DAY.match(text.strip())
     if match is None:
-        when = parse_ib_time(text)
-        return None if when is None else when.timestamp()
+        return None
     hour, minute, second, zone = match.groups()
     try:
         tz = ZoneInfo(zone or inst.time_zone)

@@ -76,13 +76,14 @@ from ._order_rules import (
     session_open,
 )
 from ._order_types import (
+    Times,
     advance,
     apply_request,
-    at_close,
     check_order_type,
     estimate_price,
-    next_close,
+    in_auction,
     start,
+    times_for,
     waits_for_trigger,
 )
 
@@ -109,12 +110,11 @@ class _Working:
     """Broker-side flags of one order that clients never see."""
 
     seq: int
+    times: Times  # its arrival, the session open and close after it
     held: bool = False
     commission_charged: float = 0.0
     value_filled: float = 0.0
     notional: Decimal = Decimal(0)  # sum of quantity × price of the fills
-    placed_at: float = 0.0
-    close_at: float = 0.0  # the session close it belongs to (MOC, LOC, algo windows)
     exec_mark: int = 0  # executions booked before the order came (execution conditions)
     conditions_met: bool = False
     last_print: tuple[float, float, float] = (0.0, 0.0, 0.0)  # the last trade it saw
@@ -234,14 +234,14 @@ class Broker:
         order = order_from(req, client_id, inst, account, perm_id=self._new_perm_id())
         apply_request(order, req)
         q = self._market.quote(inst.con_id)
-        start(order, q)
+        if req.transmit and not req.parent_id:
+            start(order, q)
         self._seq += 1
         self._orders[key] = order
         self._working[key] = _Working(
             seq=self._seq,
             held=not req.transmit,
-            placed_at=self._clock(),
-            close_at=next_close(inst, self._clock()),
+            times=times_for(inst, self._clock()),
             exec_mark=len(self._executions),
             last_print=(q.last, q.time, q.volume),
         )
@@ -425,7 +425,8 @@ class Broker:
         order.good_till_date = req.good_till_date
         order.order_ref = req.order_ref
         order.transmit = req.transmit
-        start(order, self._market.quote(inst.con_id))
+        if self._is_active(order):
+            start(order, self._market.quote(inst.con_id))
         work = self._working[(cid, oid)]
         if work.held:
             if req.transmit:
@@ -504,7 +505,7 @@ class Broker:
         now = self._clock()
         if (
             self.enforce_market_hours
-            and not at_close(order)
+            and not in_auction(order)
             and not session_open(order.instrument, order.outside_rth, now)
         ):
             return []
@@ -526,8 +527,7 @@ class Broker:
             order,
             q,
             now=now,
-            placed_at=work.placed_at,
-            close_at=work.close_at,
+            times=work.times,
             new_print=seen != work.last_print,
         )
         if step.waiting:

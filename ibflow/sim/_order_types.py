@@ -3,8 +3,8 @@
 Pure functions over a parsed placeOrder and the live order; the broker calls
 :func:`check_order_type` before accepting an order and :func:`advance` on every quote move.
 
-How each type works here (prices are the instrument's quote; "reference" is the last trade, or
-the midpoint where nothing trades, as for stops):
+How each type works here (prices are the instrument's quote; "reference" is the price the
+order's trigger method names: by default the last trade, or the midpoint where nothing trades):
 
 * ``TRAIL`` / ``TRAIL LIMIT``: the trailing amount is ``auxPrice`` (or ``trailingPercent`` of
   the reference). The stop starts at ``trailStopPrice`` or one trailing amount from the
@@ -17,7 +17,8 @@ the midpoint where nothing trades, as for stops):
   market order, or a limit order at ``lmtPrice``.
 * ``MOC`` / ``LOC``: rest (``Submitted``) until the end of the regular session that follows the
   order, then fill whole at the closing price (the reference then); a ``LOC`` whose limit the
-  close does not reach is cancelled at the close.
+  close does not reach is cancelled at the close. MKT and LMT orders with TIF ``OPG`` do the
+  same at the next start of the regular session (market and limit on open).
 * ``REL``: works at the bid (buy) or ask (sell) moved towards the market by ``auxPrice`` (or
   ``percentOffset`` of it), never beyond a non-zero ``lmtPrice`` cap; re-priced on every quote.
 * ``PEG MID``: works at the midpoint less (buy) or plus (sell) ``auxPrice``, or the IBKRATS
@@ -44,14 +45,17 @@ from ._place_order import PlaceOrderRequest
 
 __all__ = [
     "Step",
+    "Times",
     "advance",
     "apply_request",
-    "at_close",
     "check_order_type",
     "estimate_price",
+    "in_auction",
     "next_close",
+    "next_open",
     "order_types_for",
     "start",
+    "times_for",
     "waits_for_trigger",
 ]
 
@@ -101,7 +105,7 @@ def check_order_type(
     """What TWS refuses in the fields of the non-basic order types, algos and conditions.
 
     Runs after the common checks (action, size, type known to the contract, tick grid);
-    ``quote`` finds the contracts conditions name.
+    ``quote`` finds the contracts that conditions name.
 
     Raises:
         SimError: the rejection TWS sends.
@@ -109,6 +113,8 @@ def check_order_type(
     kind = req.order_type
     if kind in _AT_CLOSE and (req.tif or "DAY") != "DAY":
         raise SimError(113, "The Tif option should be set to DAY for MOC and LOC orders.")
+    if req.tif == "OPG" and kind not in ("MKT", "LMT"):
+        raise SimError(111, "The TIF (Tif type) and the order type are incompatible.")
     if kind in ("LOC", "LIT") and req.lmt_price is None:
         raise SimError(201, LIMIT_REQUIRED)
     if kind in ("MIT", "LIT") and req.aux_price is None:
@@ -176,41 +182,62 @@ def apply_request(order: SimOrder, req: PlaceOrderRequest) -> None:
 
 
 def start(order: SimOrder, q: QuoteState) -> None:
-    """Set what a just-accepted order works from: its first trailing stop, its pegged price."""
-    if order.order_type in _TRAILING and not order.triggered:
-        ref = trigger_reference(q)
-        if order.trail_stop_price is None and ref is not None:
-            order.trail_stop_price = _stop_from(order, ref)
-        if order.trail_stop_price is not None and order.order_type == "TRAIL LIMIT":
-            if order.lmt_price_offset is None and order.lmt_price is not None:
-                order.lmt_price_offset = _tidy(abs(order.trail_stop_price - order.lmt_price))
-            _follow_stop(order)
+    """Set what an order that works at once starts from: its trailing stop, its pegged price.
+
+    An order that waits (a bracket child, a held order) starts when it first works, from the
+    market then.
+    """
+    ref = _reference(order, q)
+    if order.order_type in _TRAILING and not order.triggered and ref is not None:
+        _ratchet(order, ref)
     if order.order_type in _PEGGED:
         order.working_price = _peg_price(order, q)
 
 
+@dataclass(slots=True, frozen=True)
+class Times:
+    """When an order came, and the regular session open and close that follow (epoch s)."""
+
+    placed_at: float
+    open_at: float
+    close_at: float
+
+
+def times_for(inst: Instrument, now: float) -> Times:
+    """The :class:`Times` of an order of ``inst`` placed at ``now``."""
+    return Times(now, next_open(inst, now), next_close(inst, now))
+
+
 def next_close(inst: Instrument, now: float) -> float:
     """Epoch seconds of the first end of ``inst``'s regular session after ``now``."""
+    return _next_edge(inst, now, inst.rth[1])
+
+
+def next_open(inst: Instrument, now: float) -> float:
+    """Epoch seconds of the first start of ``inst``'s regular session after ``now``."""
+    return _next_edge(inst, now, inst.rth[0])
+
+
+def _next_edge(inst: Instrument, now: float, hhmm: str) -> float:
     try:
         tz = ZoneInfo(inst.time_zone)
     except (KeyError, ValueError):
         tz = ZoneInfo("UTC")
-    end = inst.rth[1]
-    hour, minute = int(end[:2]), int(end[2:])
+    hour, minute = int(hhmm[:2]), int(hhmm[2:])
     day = datetime.fromtimestamp(now, tz).date()
     for ahead in range(8):
         d = day + timedelta(days=ahead)
         if d.weekday() >= 5:
             continue
-        close = datetime(d.year, d.month, d.day, hour, minute, tzinfo=tz).timestamp()
-        if close > now:
-            return close
-    raise AssertionError("a weekday close lies within eight days")
+        edge = datetime(d.year, d.month, d.day, hour, minute, tzinfo=tz).timestamp()
+        if edge > now:
+            return edge
+    raise AssertionError("a weekday lies within eight days")
 
 
-def at_close(order: SimOrder) -> bool:
-    """Whether ``order`` acts only at the session close (MOC, LOC): no trading hours apply."""
-    return order.order_type in _AT_CLOSE
+def in_auction(order: SimOrder) -> bool:
+    """Whether ``order`` waits for an auction (MOC, LOC, TIF OPG): no trading hours apply."""
+    return order.order_type in _AT_CLOSE or order.tif == "OPG"
 
 
 def waits_for_trigger(order: SimOrder) -> bool:
@@ -256,51 +283,73 @@ def advance(
     q: QuoteState,
     *,
     now: float,
-    placed_at: float,
-    close_at: float,
+    times: Times,
     new_print: bool = False,
 ) -> Step:
     """Move ``order`` along with quote ``q``: trail, trigger, re-peg; where it fills now.
 
-    ``placed_at`` is when the order came, ``close_at`` the session close it belongs to;
-    ``new_print``: the last trade of ``q`` printed since the order's previous look.
+    ``times`` are the order's arrival and sessions; ``new_print``: the last trade of ``q``
+    printed since the order's previous look.
     """
     kind = order.order_type
-    buy = order.action == "BUY"
-    ref = trigger_reference(q)
     echo = False
     if kind in _TRIGGERED and not order.triggered:
+        ref = _reference(order, q)
         if ref is None:
-            return Step(waiting=True)
+            return _WAITING
         if kind in _TRAILING:
             echo = _ratchet(order, ref)
             trigger = order.trail_stop_price
         else:
             trigger = order.aux_price
+        buy = order.action == "BUY"
         if trigger is None:
-            return Step(waiting=True, echo=echo)
-        if kind in ("MIT", "LIT"):
+            hit = False
+        elif kind in ("MIT", "LIT"):
             hit = ref <= trigger + EPS if buy else ref >= trigger - EPS
         else:
             hit = ref >= trigger - EPS if buy else ref <= trigger + EPS
         if not hit:
-            return Step(waiting=True, echo=echo)
+            return _WAITING_ECHO if echo else _WAITING
         order.triggered = True
-    elif kind in _AT_CLOSE:
-        if now < close_at or ref is None:
-            return Step()
-        if kind == "LOC" and not _within_limit(order, ref):
+    elif kind in _AT_CLOSE or order.tif == "OPG":
+        ref = trigger_reference(q)
+        auction = times.close_at if kind in _AT_CLOSE else times.open_at
+        if now < auction or ref is None:
+            return _NOTHING
+        if kind in ("LOC", "LMT") and not _within_limit(order, ref):
             return Step(expire=True)
         return Step(price=ref)
     elif kind in _PEGGED:
         order.working_price = _peg_price(order, q)
-    elif is_scheduled(order):
-        due, over = scheduled(order, now=now, placed_at=placed_at, close_at=close_at)
+    elif order.algo_strategy and is_scheduled(order):
+        due, over = scheduled(order, now=now, placed_at=times.placed_at, close_at=times.close_at)
         price = _fill_price(order, q, new_print)
         if price is None or due <= EPS:
             return Step(expire=over)
         return Step(price=price, quantity=due)
-    return Step(echo=echo, price=_fill_price(order, q, new_print))
+    price = _fill_price(order, q, new_print)
+    if price is None and not echo:
+        return _NOTHING
+    return Step(echo=echo, price=price)
+
+
+def _reference(order: SimOrder, q: QuoteState) -> float | None:
+    """The price a stop, trailing stop or if-touched order watches, by its trigger method:
+    the bid/ask (1, 4: the ask for a buy, the bid for a sell), the midpoint (8), else the last
+    trade (the midpoint where nothing trades)."""
+    method = order.trigger_method
+    if method in (1, 4):
+        side = q.ask if order.action == "BUY" else q.bid
+        return side if side > 0 else None
+    if method == 8:
+        return (q.bid + q.ask) / 2 if q.bid > 0 and q.ask > 0 else None
+    return trigger_reference(q)
+
+
+_NOTHING = Step()
+_WAITING = Step(waiting=True)
+_WAITING_ECHO = Step(waiting=True, echo=True)
 
 
 def _fill_price(order: SimOrder, q: QuoteState, new_print: bool) -> float | None:
@@ -376,8 +425,14 @@ def _ratchet(order: SimOrder, ref: float) -> bool:
 
 def _follow_stop(order: SimOrder) -> None:
     """A trailing stop limit's limit price stays its offset beyond the stop."""
-    stop, offset = order.trail_stop_price, order.lmt_price_offset
-    if order.order_type != "TRAIL LIMIT" or stop is None or offset is None:
+    stop = order.trail_stop_price
+    if order.order_type != "TRAIL LIMIT" or stop is None:
+        return
+    if order.lmt_price_offset is None and order.lmt_price is not None:
+        # A limit price instead of an offset: the distance to the first stop trails.
+        order.lmt_price_offset = _tidy(abs(stop - order.lmt_price))
+    offset = order.lmt_price_offset
+    if offset is None:
         return
     order.lmt_price = _tidy(stop + offset if order.action == "BUY" else stop - offset)
 

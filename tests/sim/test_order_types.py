@@ -283,6 +283,47 @@ def test_trailing_stop_limit_limit_follows_the_stop() -> None:
     assert fills(desk2.quote(bid=103.95, ask=103.97)) == [(10, 103.95)]
 
 
+@pytest.mark.parametrize(("method", "stop"), [(0, 99.01), (2, 99.01), (4, 99.00), (8, 99.01)])
+def test_trigger_method_sets_the_price_stops_watch(method: int, stop: float) -> None:
+    desk = Desk()
+    desk.quote(bid=100.00, ask=100.02, last=100.01)
+    desk.place(1, "SELL", 1, "TRAIL", aux_price=1.0, trigger_method=method)
+    order = desk.broker.order(1, 1)
+    assert order is not None
+    assert order.trail_stop_price == stop  # from the last, the bid or the midpoint
+
+
+def test_bid_ask_trigger_method_triggers_a_sell_stop_on_the_bid() -> None:
+    desk = Desk()
+    desk.place(1, "SELL", 1, "STP", aux_price=99.00, trigger_method=4)
+    assert fills(desk.quote(last=98.90, bid=99.01, ask=99.03)) == []  # a print below, bid above
+    assert fills(desk.quote(bid=99.00, ask=99.02)) == [(1, 99.00)]
+
+
+def test_trailing_stop_limit_with_a_limit_price_trails_its_distance() -> None:
+    desk = Desk()
+    desk.place(1, "SELL", 10, "TRAIL LIMIT", aux_price=1.0, lmt_price=98.80)
+    order = desk.broker.order(1, 1)
+    assert order is not None
+    assert (order.trail_stop_price, order.lmt_price, order.lmt_price_offset) == (99.01, 98.80, 0.21)
+    desk.last(101.00)
+    assert (order.trail_stop_price, order.lmt_price) == (100.00, 99.79)
+
+
+def test_bracket_trailing_stop_starts_trailing_when_the_parent_fills() -> None:
+    desk = Desk()
+    desk.place(1, "BUY", 10, "LMT", lmt_price=95.00, transmit=False)
+    desk.place(2, "SELL", 10, "TRAIL", aux_price=1.0, parent_id=1)
+    child = desk.broker.order(1, 2)
+    assert child is not None
+    assert child.trail_stop_price is None  # not working yet
+    events = desk.quote(last=95.00, bid=94.98, ask=95.00)
+    assert fills(events) == [(10, 95.00)]  # the parent only
+    assert (desk.status(2), child.trail_stop_price) == ("PreSubmitted", 94.00)
+    assert fills(desk.last(96.50)) == []
+    assert child.trail_stop_price == 95.50
+
+
 def test_trailing_stop_starts_at_the_given_stop() -> None:
     desk = Desk()
     desk.place(1, "SELL", 1, "TRAIL", aux_price=2.0, trail_stop_price=99.50)
@@ -343,6 +384,34 @@ def test_limit_on_close_fills_only_if_the_close_reaches_the_limit() -> None:
     assert not errors(events)
 
 
+def test_opening_orders_fill_at_the_open() -> None:
+    desk = Desk()
+    desk.clock.now = datetime(2025, 1, 6, 13, 0, tzinfo=UTC).timestamp()  # 08:00 in New York
+    desk.place(1, "BUY", 10, "MKT", tif="OPG")
+    desk.place(2, "SELL", 10, "LMT", lmt_price=100.50, tif="OPG")
+    desk.place(3, "SELL", 10, "LMT", lmt_price=99.50, tif="OPG")
+    assert fills(desk.last(100.01)) == []
+    assert {desk.status(i) for i in (1, 2, 3)} == {"Submitted"}
+    desk.clock.now = datetime(2025, 1, 6, 14, 30, tzinfo=UTC).timestamp()  # 09:30
+    events = desk.last(100.20)
+    assert fills(events) == [(10, 100.20), (10, 100.20)]  # orders 1 and 3 at the opening print
+    assert (desk.status(1), desk.status(2), desk.status(3)) == ("Filled", "Cancelled", "Filled")
+
+
+def test_opening_orders_placed_in_the_session_wait_for_the_next_open() -> None:
+    desk = Desk()
+    desk.place(1, "BUY", 10, "MKT", tif="OPG")
+    assert fills(desk.last(100.01)) == []
+    desk.clock.now = datetime(2025, 1, 7, 14, 30, tzinfo=UTC).timestamp()  # Tuesday 09:30
+    assert fills(desk.last(100.01)) == [(10, 100.01)]
+
+
+def test_opening_tif_only_for_market_and_limit_orders() -> None:
+    desk = Desk()
+    [(code, text)] = errors(desk.place(1, "BUY", 10, "STP", aux_price=101.0, tif="OPG"))
+    assert (code, text) == (111, "The TIF (Tif type) and the order type are incompatible.")
+
+
 def test_close_orders_wait_for_the_next_session_close() -> None:
     friday_evening = datetime(2025, 1, 10, 23, 0, tzinfo=UTC).timestamp()
     monday_close = datetime(2025, 1, 13, 21, 0, tzinfo=UTC).timestamp()
@@ -376,6 +445,17 @@ def test_relative_order_pegs_to_the_bid_and_reprices() -> None:
     assert fills(desk.quote(bid=100.20, ask=100.25)) == []
     assert order.working_price == 100.21
     assert fills(desk.quote(bid=100.20, ask=100.21)) == [(10, 100.21)]
+
+
+def test_relative_order_with_a_percent_offset() -> None:
+    desk = Desk()
+    desk.quote(bid=100.00, ask=100.30)
+    desk.place(1, "BUY", 10, "REL", percent_offset=0.001)  # 0.1% of the bid, on the tick grid
+    order = desk.broker.order(1, 1)
+    assert order is not None
+    assert order.working_price == 100.10
+    desk.quote(bid=200.00, ask=200.50)
+    assert order.working_price == 200.20
 
 
 def test_sell_relative_order_pegs_to_the_ask() -> None:
@@ -477,6 +557,18 @@ def test_algo_limit_left_at_its_end_time(allow_past: str, status: str) -> None:
     desk.last(100.01)
     assert desk.status(1) == status
     assert desk.broker.executions() == []
+
+
+@pytest.mark.parametrize(
+    "end",
+    ["10:05:00 US/Eastern", "16:05:00 CET", "20250106-15:05:00", "20250106 10:05:00 US/Eastern"],
+)
+def test_algo_times_in_ibs_forms(end: str) -> None:
+    desk = Desk()
+    params = (("endTime", end), ("allowPastEndTime", "1"), ("monetaryValue", "100000.0"))
+    desk.place(1, "BUY", 10, "MKT", algo_strategy="Twap", algo_params=params)
+    desk.clock.now = MONDAY_10AM + 150  # half of five minutes
+    assert fills(desk.last(100.01)) == [(5, 100.02)]
 
 
 def test_algo_times_are_checked() -> None:

@@ -157,6 +157,18 @@ async def test_on_close_orders_fill_at_the_close(
     assert not loc_missed.fills
 
 
+async def test_opening_orders_fill_at_the_open(
+    ib: ib_async.IB, sim: Simulator, clock: Clock
+) -> None:
+    moo = await place(ib, order("BUY", 10, "MKT", tif="OPG"))
+    assert moo.orderStatus.status == "Submitted"
+    sim.push_quote("AAPL", bid=100.49, ask=100.51, last=100.50)
+    assert not moo.fills
+    clock.now = datetime(2025, 1, 7, 14, 30, tzinfo=UTC).timestamp()  # Tuesday's open
+    await eventually(moo.isDone)
+    assert [f.execution.price for f in moo.fills] == [100.50]
+
+
 async def test_close_orders_must_be_day_orders(ib: ib_async.IB) -> None:
     errors: list[int] = []
     ib.errorEvent += lambda req_id, code, *_: errors.append(code)

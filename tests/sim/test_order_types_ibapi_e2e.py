@@ -16,6 +16,8 @@ from ibapi.wrapper import EWrapper
 from ibflow.sim import Simulator
 from ibflow.testing import eventually
 
+WAIT = 20  # seconds: ibapi's reader thread competes for the GIL on a loaded machine
+
 
 class App(EWrapper, EClient):  # type: ignore[misc]
     """Records openOrder, orderStatus and error callbacks."""
@@ -60,7 +62,7 @@ async def test_the_official_client_sees_the_stop_ratchet() -> None:
         reader = threading.Thread(target=app.run, daemon=True)
         reader.start()
         try:
-            assert await asyncio.to_thread(app.ready.wait, 5)
+            assert await asyncio.to_thread(app.ready.wait, WAIT)
             trail = Order()
             trail.action, trail.totalQuantity, trail.orderType = "SELL", 10, "TRAIL"
             trail.auxPrice = 1.0
@@ -70,15 +72,15 @@ async def test_the_official_client_sees_the_stop_ratchet() -> None:
             first = app.next_id
             app.placeOrder(first, aapl(), trail)
             app.placeOrder(first + 1, aapl(), conditional)
-            await eventually(lambda: app.status.get(first) == "PreSubmitted")
-            await eventually(lambda: app.status.get(first + 1) == "PreSubmitted")
+            await eventually(lambda: app.status.get(first) == "PreSubmitted", timeout=WAIT)
+            await eventually(lambda: app.status.get(first + 1) == "PreSubmitted", timeout=WAIT)
             assert app.stops[first][-1] == 99.01
             assert app.conditions[first + 1] == 1
             sim.push_quote("AAPL", bid=102.99, ask=103.01, last=103.00)
-            await eventually(lambda: app.status.get(first + 1) == "Filled")
-            await eventually(lambda: app.stops[first][-1] == 102.00)
+            await eventually(lambda: app.status.get(first + 1) == "Filled", timeout=WAIT)
+            await eventually(lambda: app.stops[first][-1] == 102.00, timeout=WAIT)
             sim.push_quote("AAPL", bid=101.99, ask=102.01, last=102.00)
-            await eventually(lambda: app.status.get(first) == "Filled")
+            await eventually(lambda: app.status.get(first) == "Filled", timeout=WAIT)
             assert app.errors == []
             assert [ex.price for ex in sim.fills] == [103.01, 101.99]
         finally:
