@@ -39,6 +39,8 @@ from ._protocol import (
     encode_error,
     loads,
 )
+from ._serve_orders import OrderDesk, describe
+from ._serve_streams import FeedServer
 
 __all__ = ["Hub"]
 
@@ -128,6 +130,8 @@ class Hub:
         self._feed_lock = asyncio.Lock()
         self._trades: dict[int, ibflow.Trade] = {}
         self._orders_relayed = 0
+        self._desk = OrderDesk(self._name, self._trades)
+        self._feed_server = FeedServer(session, self._subjects, self._lease_ttl)
 
     @property
     def name(self) -> str:
@@ -152,6 +156,7 @@ class Hub:
             await nc.subscribe(self._subjects.renew, cb=self._on_renew),
             await nc.subscribe(self._subjects.release, cb=self._on_release),
         ]
+        await self._feed_server.start(nc)
         self._spawn(self._reap_leases())
         self._spawn(self._publish_states())
         await nc.flush()
@@ -168,6 +173,7 @@ class Hub:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         for con_id in list(self._feeds):
             await self._close_feed(con_id)
+        await self._feed_server.aclose()
         if self._nc is not None:
             nc, self._nc = self._nc, None
             with contextlib.suppress(nats.errors.Error):
@@ -193,6 +199,7 @@ class Hub:
             "leases": len(self._lease_feed),
             "lines_free": self._max_lines - len(self._feeds),
             "orders_relayed": self._orders_relayed,
+            **self._feed_server.statistics(),
             "state": self._session.state.value,
         }
 
@@ -237,7 +244,13 @@ class Hub:
             "place": self._place,
             "order.wait": self._wait_order,
             "order.cancel": self._cancel_order,
+            "order.modify": self._modify_order,
+            "group.wait": lambda remote, *a, **k: self._desk.wait_group(*a, **k),
+            "group.cancel": self._cancel_group,
+            "cancel_order": self._cancel_by_id,
+            "download": self._download,
             "md.subscribe": self._subscribe,
+            "feed.open": self._feed_server.open,
         }
         handler = handlers.get(method)
         if handler is None:
@@ -275,17 +288,12 @@ class Hub:
         self,
         remote: str,
         contract: ibflow.Contract,
-        order: object,
+        order: ibflow.Order | ibflow.Bracket | ibflow.OcaGroup,
         *,
         key: str,
         timeout: float | None,
     ) -> dict[str, Any]:
         self._check_trader(remote)
-        if not isinstance(order, ibflow.Order):
-            raise ibflow.InvalidRequest(
-                "the hub places single orders (ibflow.Order); brackets and OCA groups are not "
-                f"served yet, got {type(order).__name__}"
-            )
         if not isinstance(key, str) or not key:
             raise ibflow.InvalidRequest(f"key must be a non-empty str, got {key!r}")
         assert self._orders_kv is not None
@@ -295,16 +303,16 @@ class Hub:
         except nats.js.errors.KeyWrongLastSequenceError:
             return await self._placed_before(kv_key, key, timeout)
         try:
-            trade = await self._session.place(contract, order, timeout=timeout)
+            placed = await self._session.place(contract, order, timeout=timeout)
         except BaseException as exc:
             record = {"state": "failed", "error": encode_error(exc)}
             await asyncio.shield(self._orders_kv.put(kv_key, dumps(record)))
             raise
-        self._trades[trade.order_id] = trade
+        self._desk.keep(placed)
         self._orders_relayed += 1
-        result = {"order_id": trade.order_id, "status": trade.status, "key": key}
-        await self._orders_kv.put(kv_key, dumps({"state": "placed", **encode(result)["$m"]}))
-        _log.info("hub %s: %s placed order %d (key %s)", self._name, remote, trade.order_id, key)
+        result = {**describe(placed), "key": key}
+        await self._orders_kv.put(kv_key, dumps({"state": "placed", "result": encode(result)}))
+        _log.info("hub %s: %s placed %r (key %s)", self._name, remote, placed, key)
         return {**result, "duplicate": False}
 
     async def _placed_before(self, kv_key: str, key: str, timeout: float | None) -> dict[str, Any]:
@@ -315,42 +323,45 @@ class Hub:
                 entry = await self._orders_kv.get(kv_key)
                 record = loads(entry.value or b"{}")
                 if record.get("state") == "placed":
-                    return {
-                        "order_id": record["order_id"],
-                        "status": decode(record["status"]),
-                        "key": key,
-                        "duplicate": True,
-                    }
+                    return {**decode(record["result"]), "duplicate": True}
                 if record.get("state") == "failed":
                     raise decode_error(record["error"])
                 await asyncio.sleep(_CLAIM_POLL)
 
-    def _trade(self, order_id: object) -> ibflow.Trade:
-        trade = self._trades.get(order_id) if isinstance(order_id, int) else None
-        if trade is None:
-            raise ibflow.InvalidRequest(
-                f"order {order_id!r} was not placed through hub {self._name!r} since it started"
-            )
-        return trade
-
-    async def _wait_order(
-        self, remote: str, order_id: int, *, until: str, timeout: float | None
-    ) -> dict[str, Any]:
-        trade = self._trade(order_id)
-        fills: tuple[ibflow.Fill, ...] = ()
-        if until == "filled":
-            fills = await trade.wait_filled(timeout=timeout)
-        elif until == "done":
-            await trade.wait_done(timeout=timeout)
-        elif until != "now":
-            raise ibflow.InvalidRequest(f"until must be filled, done or now, got {until!r}")
-        return {"status": trade.status, "fills": fills, "filled": trade.filled}
+    async def _wait_order(self, remote: str, order_id: int, **options: Any) -> dict[str, Any]:
+        return await self._desk.wait(order_id, **options)
 
     async def _cancel_order(
         self, remote: str, order_id: int, *, timeout: float | None
     ) -> ibflow.OrderStatus:
         self._check_trader(remote)
-        return await self._trade(order_id).cancel(timeout=timeout)
+        return await self._desk.trade(order_id).cancel(timeout=timeout)
+
+    async def _modify_order(self, remote: str, order_id: int, **changes: Any) -> dict[str, Any]:
+        self._check_trader(remote)
+        return await self._desk.modify(order_id, **changes)
+
+    async def _cancel_group(self, remote: str, *args: Any, **options: Any) -> Any:
+        self._check_trader(remote)
+        return await self._desk.cancel_group(*args, **options)
+
+    async def _cancel_by_id(
+        self, remote: str, order_id: int, *, timeout: float | None
+    ) -> ibflow.OrderStatus:
+        self._check_trader(remote)
+        return await self._session.cancel_order(order_id, timeout=timeout)
+
+    async def _download(
+        self, remote: str, contract: ibflow.Contract, *, cache: object, **options: Any
+    ) -> list[ibflow.Bar]:
+        if not isinstance(cache, bool):
+            raise ibflow.InvalidRequest(
+                "through a hub, download(cache=) is True (the hub's cache) or False; a cache "
+                f"object or path would name one on the hub's machine, got {cache!r}"
+            )
+        return await self._session.download(
+            contract, cache=cache, progress=False, on_progress=None, **options
+        )
 
     # -- market data ---------------------------------------------------------------------------
 
