@@ -517,6 +517,13 @@ class RemoteSession:
 
     # -- market data ---------------------------------------------------------------------------
 
+    async def quote(
+        self, contract: ibflow.Contract, *, timeout: float | None = _DEFAULT
+    ) -> ibflow.Quote:
+        """As ``Session.quote()``: one snapshot quote, taken by the hub."""
+        result: ibflow.Quote = await self._call("quote", [contract], {}, timeout)
+        return result
+
     def quotes(
         self,
         contract: ibflow.Contract,

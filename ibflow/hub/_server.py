@@ -64,6 +64,7 @@ _READS = frozenset(
         "completed_orders",
         "fills",
         "what_if",
+        "quote",
     }
 )
 _ORDER_KEYS_TTL = 24 * 3600.0  # IB's orders and executions are a day's business

@@ -102,7 +102,8 @@ async def test_a_bracket_is_placed_once_per_key(hub_factory: HubFactory, nats_ur
         again = await remote.place(AAPL, order, key="bracket-1")
         assert isinstance(first, RemoteBracketTrade)
         assert isinstance(again, RemoteBracketTrade)
-        assert again.duplicate and not first.duplicate
+        assert again.duplicate
+        assert not first.duplicate
         ids = [t.order_id for t in first]
         assert [t.order_id for t in again] == ids
         assert first.take_profit.order.limit_price == 160
