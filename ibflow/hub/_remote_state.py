@@ -25,6 +25,7 @@ class LinkState:
         self._first_ready: float | None = None
         self._connects = 0
         self._reconnects = 0
+        self._recovering = False  # RECONNECTING seen since the last READY
         self._listeners: set[StreamWriter[ibflow.StateChange]] = set()
         self.in_flight = 0
 
@@ -40,12 +41,15 @@ class LinkState:
         now = time.monotonic()
         self._time_in[old] = self._time_in.get(old, 0.0) + now - self._since
         self._state, self._since = new, now
-        if new is _State.READY:
+        if new is _State.RECONNECTING:
+            self._recovering = True
+        elif new is _State.READY:
             if self._first_ready is None:
                 self._first_ready = now
                 self._connects = 1
-            elif old is _State.RECONNECTING:
+            elif self._recovering:
                 self._reconnects += 1
+            self._recovering = False
         change = ibflow.StateChange(previous=old, current=new, at=datetime.now(UTC), reason=reason)
         for writer in list(self._listeners):
             writer.send(change)
