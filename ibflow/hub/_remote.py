@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import Any, Literal, overload
+from typing import Any, overload
 
 import nats.errors
 from nats.aio.client import Client as NATS
@@ -38,7 +38,7 @@ from ._protocol import (
 )
 from ._remote_orders import RemoteBracketTrade, RemoteTrade, RemoteTradeGroup, make_handle
 from ._remote_state import LinkState
-from ._remote_streams import FeedClient, deliver
+from ._remote_streams import FeedClient, RemoteStreams, deliver
 
 __all__ = ["RemoteBracketTrade", "RemoteSession", "RemoteTrade", "RemoteTradeGroup"]
 
@@ -46,9 +46,10 @@ __all__ = ["RemoteBracketTrade", "RemoteSession", "RemoteTrade", "RemoteTradeGro
 _DEFAULT: Any = SESSION_DEFAULT
 _TRANSPORT_MARGIN = 2.0  # seconds the hub may take beyond the call's own timeout
 _FOREVER = 365 * 24 * 3600.0
+_MAX_FINISHED_TRADES = 10_000  # as a Session's default max_finished_trades
 
 
-class RemoteSession:
+class RemoteSession(RemoteStreams):
     """The API of an ``ibflow.Session``, answered by the hub named ``hub`` over NATS.
 
     ``async with RemoteSession("nats://127.0.0.1:4222", hub="desk1", name="bot-a") as s``;
@@ -474,10 +475,15 @@ class RemoteSession:
         placed: RemoteTrade | RemoteTradeGroup = make_handle(self._call, contract, reply)
         for trade in (placed,) if isinstance(placed, RemoteTrade) else placed.trades:
             self._trades.setdefault(trade.order_id, trade)
+        if len(self._trades) > _MAX_FINISHED_TRADES:
+            done = [i for i, t in self._trades.items() if t.is_done]
+            for order_id in done[: max(0, len(done) - _MAX_FINISHED_TRADES)]:
+                del self._trades[order_id]
         return placed
 
     def trades(self) -> tuple[RemoteTrade, ...]:
-        """The orders this remote session placed through the hub, oldest first."""
+        """The orders this remote session placed through the hub, oldest first: those not
+        known to be done, and the latest 10,000 done ones (as ``Session.trades()``)."""
         return tuple(self._trades.values())
 
     async def cancel_order(
@@ -587,141 +593,6 @@ class RemoteSession:
             on_close=close,
         )
         return stream.stream
-
-    @overload
-    def ticks(
-        self,
-        contract: ibflow.Contract,
-        kind: Literal["last", "all_last", ibflow.TickKind.LAST, ibflow.TickKind.ALL_LAST] = ...,
-        *,
-        buffer: int = ...,
-        overflow: ibflow.Overflow | str = ...,
-    ) -> ibflow.Stream[ibflow.TradeTick | ibflow.Gap]: ...
-
-    @overload
-    def ticks(
-        self,
-        contract: ibflow.Contract,
-        kind: Literal["bid_ask", ibflow.TickKind.BID_ASK],
-        *,
-        buffer: int = ...,
-        overflow: ibflow.Overflow | str = ...,
-    ) -> ibflow.Stream[ibflow.BidAskTick | ibflow.Gap]: ...
-
-    @overload
-    def ticks(
-        self,
-        contract: ibflow.Contract,
-        kind: Literal["midpoint", ibflow.TickKind.MIDPOINT],
-        *,
-        buffer: int = ...,
-        overflow: ibflow.Overflow | str = ...,
-    ) -> ibflow.Stream[ibflow.MidpointTick | ibflow.Gap]: ...
-
-    def ticks(
-        self,
-        contract: ibflow.Contract,
-        kind: str = "last",
-        *,
-        buffer: int = 1024,
-        overflow: ibflow.Overflow | str = ibflow.Overflow.DROP_OLDEST,
-    ) -> ibflow.Stream[Any]:
-        """As ``Session.ticks()``: one tick-by-tick subscription at the hub per contract and
-        kind, however many remote consumers."""
-        return self._feed("ticks", contract, [kind], {}, buffer, overflow)
-
-    def realtime_bars(
-        self,
-        contract: ibflow.Contract,
-        what: str = "TRADES",
-        *,
-        rth: bool = False,
-        buffer: int = 256,
-        overflow: ibflow.Overflow | str = ibflow.Overflow.ERROR,
-    ) -> ibflow.Stream[ibflow.Bar | ibflow.Gap]:
-        """As ``Session.realtime_bars()``, fanned out by the hub."""
-        return self._feed("realtime_bars", contract, [what], {"rth": rth}, buffer, overflow)
-
-    def live_bars(
-        self,
-        contract: ibflow.Contract,
-        period: str = "1m",
-        lookback: str = "1 D",
-        include_forming: bool = False,
-        *,
-        what: str = "TRADES",
-        rth: bool = False,
-        buffer: int = 256,
-        overflow: ibflow.Overflow | str = ibflow.Overflow.ERROR,
-    ) -> ibflow.Stream[ibflow.Bar | ibflow.Gap]:
-        """As ``Session.live_bars()``, fanned out by the hub (the lookback comes first)."""
-        options = {"what": what, "rth": rth}
-        args = [period, lookback, include_forming]
-        return self._feed("live_bars", contract, args, options, buffer, overflow)
-
-    def pnl_updates(
-        self,
-        account: str | None = None,
-        *,
-        buffer: int = 256,
-        overflow: ibflow.Overflow | str = ibflow.Overflow.LATEST,
-    ) -> ibflow.Stream[ibflow.PnL | ibflow.Gap]:
-        """As ``Session.pnl_updates()``, fanned out by the hub."""
-        return self._feed("pnl_updates", None, [account], {}, buffer, overflow)
-
-    def position_pnl_updates(
-        self,
-        contract: ibflow.Contract,
-        account: str | None = None,
-        *,
-        buffer: int = 256,
-        overflow: ibflow.Overflow | str = ibflow.Overflow.LATEST,
-    ) -> ibflow.Stream[ibflow.PositionPnL | ibflow.Gap]:
-        """As ``Session.position_pnl_updates()``, fanned out by the hub."""
-        return self._feed("position_pnl_updates", contract, [account], {}, buffer, overflow)
-
-    def account_updates(
-        self,
-        account: str | None = None,
-        *,
-        buffer: int = 1024,
-        overflow: ibflow.Overflow | str = ibflow.Overflow.ERROR,
-    ) -> ibflow.Stream[ibflow.AccountValue | ibflow.Gap]:
-        """As ``Session.account_updates()``, fanned out by the hub."""
-        return self._feed("account_updates", None, [account], {}, buffer, overflow)
-
-    def position_updates(
-        self,
-        account: str | None = None,
-        *,
-        buffer: int = 1024,
-        overflow: ibflow.Overflow | str = ibflow.Overflow.ERROR,
-    ) -> ibflow.Stream[ibflow.Position | ibflow.Gap]:
-        """As ``Session.position_updates()``, fanned out by the hub."""
-        return self._feed("position_updates", None, [account], {}, buffer, overflow)
-
-    def _feed(
-        self,
-        method: str,
-        contract: ibflow.Contract | None,
-        args: list[Any],
-        options: dict[str, Any],
-        buffer: int,
-        overflow: ibflow.Overflow | str,
-    ) -> ibflow.Stream[Any]:
-        if contract is None:
-            call_args = args
-        elif not isinstance(contract, ibflow.Contract):
-            raise ibflow.InvalidRequest(
-                f"contract must be an ibflow.Contract, got {type(contract).__name__}"
-            )
-        else:
-            call_args = [contract, *args]
-        encode([call_args, options])  # what cannot travel is refused at once
-        label = contract.symbol if contract is not None else ",".join(map(str, args))
-        return self._feeds.open(
-            method, call_args, options, buffer=buffer, overflow=overflow, name=f"{method}({label})"
-        )
 
     # -- state ---------------------------------------------------------------------------------
 

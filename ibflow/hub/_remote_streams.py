@@ -12,7 +12,7 @@ import contextlib
 import uuid
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, overload
 
 import nats.errors
 from nats.aio.client import Client as NATS
@@ -22,10 +22,10 @@ import ibflow
 from ibflow._stream import StreamWriter
 from ibflow._timeouts import SESSION_DEFAULT
 
-from ._protocol import Subjects, decode, decode_error, dumps, loads
+from ._protocol import Subjects, decode, decode_error, dumps, encode, loads
 from ._serve_streams import feed_key, feed_subject, release_subject, renew_subject
 
-__all__ = ["FeedClient", "deliver"]
+__all__ = ["FeedClient", "RemoteStreams", "deliver"]
 
 Call = Callable[..., Coroutine[Any, Any, Any]]
 
@@ -171,3 +171,144 @@ class FeedClient:
                     SESSION_DEFAULT,
                     timeout_arg=False,
                 )
+
+
+class RemoteStreams:
+    """The stream methods of ``RemoteSession`` other than quotes, each one ``FeedClient`` call."""
+
+    _feeds: FeedClient
+
+    @overload
+    def ticks(
+        self,
+        contract: ibflow.Contract,
+        kind: Literal["last", "all_last", ibflow.TickKind.LAST, ibflow.TickKind.ALL_LAST] = ...,
+        *,
+        buffer: int = ...,
+        overflow: ibflow.Overflow | str = ...,
+    ) -> ibflow.Stream[ibflow.TradeTick | ibflow.Gap]: ...
+
+    @overload
+    def ticks(
+        self,
+        contract: ibflow.Contract,
+        kind: Literal["bid_ask", ibflow.TickKind.BID_ASK],
+        *,
+        buffer: int = ...,
+        overflow: ibflow.Overflow | str = ...,
+    ) -> ibflow.Stream[ibflow.BidAskTick | ibflow.Gap]: ...
+
+    @overload
+    def ticks(
+        self,
+        contract: ibflow.Contract,
+        kind: Literal["midpoint", ibflow.TickKind.MIDPOINT],
+        *,
+        buffer: int = ...,
+        overflow: ibflow.Overflow | str = ...,
+    ) -> ibflow.Stream[ibflow.MidpointTick | ibflow.Gap]: ...
+
+    def ticks(
+        self,
+        contract: ibflow.Contract,
+        kind: str = "last",
+        *,
+        buffer: int = 1024,
+        overflow: ibflow.Overflow | str = ibflow.Overflow.DROP_OLDEST,
+    ) -> ibflow.Stream[Any]:
+        """As ``Session.ticks()``: one tick-by-tick subscription at the hub per contract and
+        kind, however many remote consumers."""
+        return self._feed("ticks", contract, [kind], {}, buffer, overflow)
+
+    def realtime_bars(
+        self,
+        contract: ibflow.Contract,
+        what: str = "TRADES",
+        *,
+        rth: bool = False,
+        buffer: int = 256,
+        overflow: ibflow.Overflow | str = ibflow.Overflow.ERROR,
+    ) -> ibflow.Stream[ibflow.Bar | ibflow.Gap]:
+        """As ``Session.realtime_bars()``, fanned out by the hub."""
+        return self._feed("realtime_bars", contract, [what], {"rth": rth}, buffer, overflow)
+
+    def live_bars(
+        self,
+        contract: ibflow.Contract,
+        period: str = "1m",
+        lookback: str = "1 D",
+        include_forming: bool = False,
+        *,
+        what: str = "TRADES",
+        rth: bool = False,
+        buffer: int = 256,
+        overflow: ibflow.Overflow | str = ibflow.Overflow.ERROR,
+    ) -> ibflow.Stream[ibflow.Bar | ibflow.Gap]:
+        """As ``Session.live_bars()``, fanned out by the hub (the lookback comes first)."""
+        options = {"what": what, "rth": rth}
+        args = [period, lookback, include_forming]
+        return self._feed("live_bars", contract, args, options, buffer, overflow)
+
+    def pnl_updates(
+        self,
+        account: str | None = None,
+        *,
+        buffer: int = 256,
+        overflow: ibflow.Overflow | str = ibflow.Overflow.LATEST,
+    ) -> ibflow.Stream[ibflow.PnL | ibflow.Gap]:
+        """As ``Session.pnl_updates()``, fanned out by the hub."""
+        return self._feed("pnl_updates", None, [account], {}, buffer, overflow)
+
+    def position_pnl_updates(
+        self,
+        contract: ibflow.Contract,
+        account: str | None = None,
+        *,
+        buffer: int = 256,
+        overflow: ibflow.Overflow | str = ibflow.Overflow.LATEST,
+    ) -> ibflow.Stream[ibflow.PositionPnL | ibflow.Gap]:
+        """As ``Session.position_pnl_updates()``, fanned out by the hub."""
+        return self._feed("position_pnl_updates", contract, [account], {}, buffer, overflow)
+
+    def account_updates(
+        self,
+        account: str | None = None,
+        *,
+        buffer: int = 1024,
+        overflow: ibflow.Overflow | str = ibflow.Overflow.ERROR,
+    ) -> ibflow.Stream[ibflow.AccountValue | ibflow.Gap]:
+        """As ``Session.account_updates()``, fanned out by the hub."""
+        return self._feed("account_updates", None, [account], {}, buffer, overflow)
+
+    def position_updates(
+        self,
+        account: str | None = None,
+        *,
+        buffer: int = 1024,
+        overflow: ibflow.Overflow | str = ibflow.Overflow.ERROR,
+    ) -> ibflow.Stream[ibflow.Position | ibflow.Gap]:
+        """As ``Session.position_updates()``, fanned out by the hub."""
+        return self._feed("position_updates", None, [account], {}, buffer, overflow)
+
+    def _feed(
+        self,
+        method: str,
+        contract: ibflow.Contract | None,
+        args: list[Any],
+        options: dict[str, Any],
+        buffer: int,
+        overflow: ibflow.Overflow | str,
+    ) -> ibflow.Stream[Any]:
+        if contract is None:
+            call_args = args
+        elif not isinstance(contract, ibflow.Contract):
+            raise ibflow.InvalidRequest(
+                f"contract must be an ibflow.Contract, got {type(contract).__name__}"
+            )
+        else:
+            call_args = [contract, *args]
+        encode([call_args, options])  # what cannot travel is refused at once
+        label = contract.symbol if contract is not None else ",".join(map(str, args))
+        return self._feeds.open(
+            method, call_args, options, buffer=buffer, overflow=overflow, name=f"{method}({label})"
+        )
