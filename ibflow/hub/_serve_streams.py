@@ -14,7 +14,7 @@ import contextlib
 import hashlib
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +43,9 @@ FEED_METHODS = frozenset(
         "position_updates",
     }
 )
+# Streams that hold a market-data line at TWS, as quotes do (real-time bars count against
+# the lines); the hub refuses one more when its lines are taken.
+_LINE_METHODS = frozenset({"realtime_bars"})
 _HUB_BUFFER = 4096  # the hub's own reader publishes at once; this only absorbs bursts
 
 
@@ -70,6 +73,7 @@ class _Feed:
 
     name: str
     stream: ibflow.Stream[Any]
+    holds_line: bool
     leases: dict[str, float] = field(default_factory=dict)  # lease id → expiry (loop time)
     task: asyncio.Task[None] | None = None
 
@@ -77,9 +81,17 @@ class _Feed:
 class FeedServer:
     """Opens, publishes and closes the hub's fanned-out streams."""
 
-    def __init__(self, session: ibflow.Session, subjects: Subjects, lease_ttl: float) -> None:
+    def __init__(
+        self,
+        session: ibflow.Session,
+        subjects: Subjects,
+        lease_ttl: float,
+        lines_free: Callable[[], int],
+    ) -> None:
         self._session = session
+        self._lines_free = lines_free
         self._subjects = subjects
+        self._hub = subjects.root.removeprefix("ibflow.")
         self._lease_ttl = lease_ttl
         self._nc: NATS | None = None
         self._feeds: dict[str, _Feed] = {}  # key → feed
@@ -87,6 +99,11 @@ class FeedServer:
         self._lock = asyncio.Lock()
         self._subs: list[Subscription] = []
         self._reaper: asyncio.Task[None] | None = None
+
+    @property
+    def lines(self) -> int:
+        """Market-data lines the open streams hold at TWS."""
+        return sum(1 for key in self._feeds if self._feeds[key].holds_line)
 
     def statistics(self) -> dict[str, int]:
         return {"feeds": len(self._feeds), "feed_leases": len(self._lease_feed)}
@@ -124,12 +141,20 @@ class FeedServer:
         async with self._lock:
             feed = self._feeds.get(key)
             if feed is None:
+                holds_line = method in _LINE_METHODS
+                if holds_line and self._lines_free() <= 0:
+                    raise ibflow.MarketDataError(
+                        101,
+                        f"hub {self._hub!r} holds all its market-data lines",
+                        hint="release a subscription, or start the hub with more --lines if "
+                        "the IB account has them",
+                    )
                 stream = getattr(self._session, method)(*args, **kwargs, buffer=_HUB_BUFFER)
                 await stream.__aenter__()
-                feed = _Feed(name=f"{method}{tuple(args)!r}", stream=stream)
+                feed = _Feed(f"{method}{tuple(args)!r}", stream, holds_line)
                 self._feeds[key] = feed
                 feed.task = asyncio.ensure_future(self._pump(key, feed))
-                _log.info("hub %s: opened %s", self._subjects.root, feed.name)
+                _log.info("hub %s: opened %s", self._hub, feed.name)
         feed.leases[lease] = asyncio.get_running_loop().time() + self._lease_ttl
         self._lease_feed[lease] = key
         return {"subject": feed_subject(self._subjects, key), "lease_ttl": self._lease_ttl}
@@ -166,7 +191,7 @@ class FeedServer:
         if feed.task is not None:
             feed.task.cancel()
         await feed.stream.aclose()
-        _log.info("hub %s: closed %s (no interest left)", self._subjects.root, feed.name)
+        _log.info("hub %s: closed %s (no interest left)", self._hub, feed.name)
 
     async def _close_if_unused(self, key: str, feed: _Feed) -> None:
         if not feed.leases:

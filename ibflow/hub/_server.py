@@ -132,7 +132,9 @@ class Hub:
         self._trades: dict[int, ibflow.Trade] = {}
         self._orders_relayed = 0
         self._desk = OrderDesk(self._name, self._trades)
-        self._feed_server = FeedServer(session, self._subjects, self._lease_ttl)
+        self._feed_server = FeedServer(
+            session, self._subjects, self._lease_ttl, lambda: self._lines_free
+        )
 
     @property
     def name(self) -> str:
@@ -193,12 +195,16 @@ class Hub:
     ) -> None:
         await self.aclose()
 
+    @property
+    def _lines_free(self) -> int:
+        return self._max_lines - len(self._feeds) - self._feed_server.lines
+
     def statistics(self) -> dict[str, Any]:
         """Feeds at TWS, leases held, lines left, orders relayed."""
         return {
             "subscriptions": len(self._feeds),
             "leases": len(self._lease_feed),
-            "lines_free": self._max_lines - len(self._feeds),
+            "lines_free": self._lines_free,
             "orders_relayed": self._orders_relayed,
             **self._feed_server.statistics(),
             "state": self._session.state.value,
@@ -377,7 +383,7 @@ class Hub:
         async with self._feed_lock:
             feed = self._feeds.get(con_id)
             if feed is None:
-                if len(self._feeds) >= self._max_lines:
+                if self._lines_free <= 0:
                     raise ibflow.MarketDataError(
                         101,
                         f"hub {self._name!r} holds all its {self._max_lines} market-data lines",

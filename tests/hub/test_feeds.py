@@ -69,6 +69,27 @@ async def test_different_arguments_are_different_streams(
         assert hub.statistics()["feeds"] == 2
 
 
+async def test_real_time_bars_hold_lines_at_the_hub(hub_factory: HubFactory, nats_url: str) -> None:
+    hub, sim = await hub_factory(max_lines=2)
+    async with (
+        RemoteSession(nats_url, hub=hub.name) as remote,
+        remote.quotes(AAPL),
+        remote.realtime_bars(AAPL, "MIDPOINT"),
+    ):
+        assert hub.statistics()["lines_free"] == 0
+        with pytest.raises(ibflow.MarketDataError, match="market-data lines") as full:
+            async with remote.realtime_bars(ibflow.Stock("MSFT"), "MIDPOINT"):
+                pass
+        assert full.value.code == 101
+        with pytest.raises(ibflow.MarketDataError, match="market-data lines"):
+            async with remote.quotes(ibflow.Stock("MSFT")):
+                pass
+        async with remote.ticks(ibflow.Stock("MSFT"), "midpoint"):  # holds no line
+            pass
+        assert sim.request_count("real_time_bars") == 1  # TWS never saw the refused ones
+        assert sim.request_count("mkt_data") == 1
+
+
 async def test_a_lease_nobody_renews_lapses(hub_factory: HubFactory, nats_url: str) -> None:
     hub, sim = await hub_factory(lease_ttl=0.6)
     subjects = Subjects(hub.name)
