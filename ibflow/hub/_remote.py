@@ -2,9 +2,10 @@
 
 Each read is one NATS request to the hub, answered with the same records a ``Session``
 returns, or the same ``ibflow`` exception it raises. Quotes arrive on the hub's per-instrument
-subject; the remote session renews a lease for each open quote stream so the hub knows someone
-still listens. Orders carry a client key: retrying ``place()`` with the same key returns the
-first placement's order instead of placing again.
+subject, the other streams on their feed's (``_remote_streams``); the remote session renews a
+lease for each open stream so the hub knows someone still listens. Orders carry a client key:
+retrying ``place()`` with the same key returns the first placement's orders instead of placing
+again. ``ibflow.SessionLike`` declares the surface this class shares with ``Session``.
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ The hub owns the only TWS connection. Reads are NATS request-reply on ``ibflow.<
 quotes are published once per instrument on ``ibflow.<hub>.quotes.<con_id>`` however many
 remote consumers listen (one market-data line at TWS each, accounted against ``max_lines``);
 interest in an instrument is a lease its consumers renew, and the hub cancels the TWS
-subscription once no lease is left. Orders carry a client key that the hub claims in a
+subscription once no lease is left. The other streams fan out the same way, one per distinct
+call (``_serve_streams``). Orders carry a client key that the hub claims in a
 JetStream key-value bucket before placing, so a retried request never places twice.
 """
 
@@ -252,7 +253,7 @@ class Hub:
             "order.wait": self._wait_order,
             "order.cancel": self._cancel_order,
             "order.modify": self._modify_order,
-            "group.wait": lambda remote, *a, **k: self._desk.wait_group(*a, **k),
+            "group.wait": self._wait_group,
             "group.cancel": self._cancel_group,
             "cancel_order": self._cancel_by_id,
             "download": self._download,
@@ -347,6 +348,9 @@ class Hub:
     async def _modify_order(self, remote: str, order_id: int, **changes: Any) -> dict[str, Any]:
         self._check_trader(remote)
         return await self._desk.modify(order_id, **changes)
+
+    async def _wait_group(self, remote: str, *args: Any, **options: Any) -> Any:
+        return await self._desk.wait_group(*args, **options)
 
     async def _cancel_group(self, remote: str, *args: Any, **options: Any) -> Any:
         self._check_trader(remote)
