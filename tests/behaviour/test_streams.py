@@ -101,3 +101,16 @@ async def test_state_changes_through_an_outage(api: ibflow.SessionLike, sim: Sim
     assert api.state is ibflow.ConnectionState.READY
     assert api.statistics().reconnects == 1
     assert await api.current_time()
+
+
+async def test_closing_ends_state_changes_and_refuses_calls(api: ibflow.SessionLike) -> None:
+    async with api.state_changes() as changes:
+        await api.aclose()
+        async with asyncio.timeout(5):
+            seen = [change async for change in changes]
+    assert [c.current for c in seen][-1:] == [ibflow.ConnectionState.CLOSED]
+    assert seen[-1].previous is ibflow.ConnectionState.READY
+    assert api.state is ibflow.ConnectionState.CLOSED
+    with pytest.raises(ibflow.SessionClosedError):
+        await api.positions()
+    await api.aclose()  # a second close is harmless
