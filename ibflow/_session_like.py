@@ -49,7 +49,8 @@ _DEFAULT: Any = SESSION_DEFAULT
 
 @runtime_checkable
 class TradeLike(Protocol):
-    """One placed order: a ``Trade``, or a hub's ``RemoteTrade``."""
+    """One placed order: a ``Trade``, or a hub's ``RemoteTrade``; ``isinstance`` checks the
+    names only."""
 
     @property
     def order_id(self) -> int: ...
@@ -105,10 +106,10 @@ class BracketTradeLike(TradeGroupLike, Protocol):
     def stop_loss(self) -> TradeLike: ...
 
 
-@runtime_checkable
 class SessionLike(Protocol):
     """What ``Session`` and ``ibflow.hub.RemoteSession`` both offer; see ``Session`` for each
-    member's contract. ``isinstance(x, SessionLike)`` checks the names only."""
+    member's contract. A static type: annotate with it, let mypy check (no ``isinstance``:
+    a session's ``accounts`` raises before it connects, so a runtime check could not read it)."""
 
     # -- the link
     @property
