@@ -85,6 +85,7 @@ class FeedClient:
         qualified at the hub on entering."""
         lease = uuid.uuid4().hex
         subscription: list[Any] = []
+        delivered: list[bool] = []
 
         async def start() -> None:
             call_args = list(args)
@@ -95,13 +96,14 @@ class FeedClient:
                 raise ibflow.SessionClosedError("the remote session is closed")
 
             async def on_message(msg: Msg) -> None:
+                delivered.append(True)
                 deliver(writer, msg.data)
 
             subject = feed_subject(self._subjects, feed_key(method, call_args, kwargs))
             sub = await nc.subscribe(subject, cb=on_message, pending_msgs_limit=buffer * 4)
             subscription.append(sub)
             await nc.flush()
-            await self._call(
+            reply = await self._call(
                 "feed.open",
                 [method, call_args, kwargs],
                 {"lease": lease},
@@ -109,6 +111,8 @@ class FeedClient:
                 timeout_arg=False,
             )
             self._open[lease] = _Open(writer, method, call_args, kwargs)
+            if reply["last"] is not None and not delivered:
+                deliver(writer, reply["last"].encode())
 
         def close() -> None:
             self._open.pop(lease, None)

@@ -46,6 +46,8 @@ FEED_METHODS = frozenset(
 # Streams that hold a market-data line at TWS, as quotes do (real-time bars count against
 # the lines); the hub refuses one more when its lines are taken.
 _LINE_METHODS = frozenset({"realtime_bars"})
+# Snapshot streams: a newcomer gets the newest item at once, as from a Session's shared stream.
+_KEEP_LAST = frozenset({"pnl_updates", "position_pnl_updates"})
 _HUB_BUFFER = 4096  # the hub's own reader publishes at once; this only absorbs bursts
 
 
@@ -74,6 +76,8 @@ class _Feed:
     name: str
     stream: ibflow.Stream[Any]
     holds_line: bool
+    keeps_last: bool
+    last: bytes | None = None
     leases: dict[str, float] = field(default_factory=dict)  # lease id → expiry (loop time)
     task: asyncio.Task[None] | None = None
 
@@ -151,13 +155,16 @@ class FeedServer:
                     )
                 stream = getattr(self._session, method)(*args, **kwargs, buffer=_HUB_BUFFER)
                 await stream.__aenter__()
-                feed = _Feed(f"{method}{tuple(args)!r}", stream, holds_line)
+                feed = _Feed(f"{method}{tuple(args)!r}", stream, holds_line, method in _KEEP_LAST)
                 self._feeds[key] = feed
                 feed.task = asyncio.ensure_future(self._pump(key, feed))
                 _log.info("hub %s: opened %s", self._hub, feed.name)
         feed.leases[lease] = asyncio.get_running_loop().time() + self._lease_ttl
         self._lease_feed[lease] = key
-        return {"subject": feed_subject(self._subjects, key), "lease_ttl": self._lease_ttl}
+        return {
+            "subject": feed_subject(self._subjects, key),
+            "last": feed.last.decode() if feed.last is not None else None,
+        }
 
     async def _publish(self, subject: str, payload: bytes) -> None:
         if self._nc is not None:
@@ -169,7 +176,11 @@ class FeedServer:
         subject = feed_subject(self._subjects, key)
         try:
             async for item in feed.stream:
-                await self._publish(subject, dumps({"item": encode(item)}))
+                payload = dumps({"item": encode(item)})
+                if feed.keeps_last:
+                    # A snapshot from before an outage is stale: the Gap clears it.
+                    feed.last = None if isinstance(item, ibflow.Gap) else payload
+                await self._publish(subject, payload)
             final: dict[str, Any] = {"end": True}
         except ibflow.IBFlowError as exc:
             final = {"error": encode_error(exc)}

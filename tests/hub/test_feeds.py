@@ -90,6 +90,23 @@ async def test_real_time_bars_hold_lines_at_the_hub(hub_factory: HubFactory, nat
         assert sim.request_count("mkt_data") == 1
 
 
+async def test_a_late_consumer_gets_the_last_pnl_at_once(
+    hub_factory: HubFactory, nats_url: str
+) -> None:
+    hub, sim = await hub_factory({"speed": 1.0})  # PnL comes about once a second
+    async with (
+        RemoteSession(nats_url, hub=hub.name) as first,
+        RemoteSession(nats_url, hub=hub.name) as late,
+        first.pnl_updates() as early,
+    ):
+        seen = await _first(early, ibflow.PnL)
+        async with late.pnl_updates() as joined:
+            item = await asyncio.wait_for(joined.receive(), 0.5)
+            assert isinstance(item, ibflow.PnL)
+            assert item.account == seen.account
+        assert sim.subscriptions().get("pnl") == 1
+
+
 async def test_a_lease_nobody_renews_lapses(hub_factory: HubFactory, nats_url: str) -> None:
     hub, sim = await hub_factory(lease_ttl=0.6)
     subjects = Subjects(hub.name)
