@@ -100,14 +100,16 @@ class FeedServer:
         self._nc: NATS | None = None
         self._feeds: dict[str, _Feed] = {}  # key → feed
         self._lease_feed: dict[str, str] = {}  # lease id → key
-        self._lock = asyncio.Lock()
+        # key → held while that stream opens or closes; kept (one per distinct stream asked for)
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._opening_lines = 0  # lines reserved by streams being opened
         self._subs: list[Subscription] = []
         self._reaper: asyncio.Task[None] | None = None
 
     @property
     def lines(self) -> int:
         """Market-data lines the open streams hold at TWS."""
-        return sum(1 for key in self._feeds if self._feeds[key].holds_line)
+        return self._opening_lines + sum(1 for feed in self._feeds.values() if feed.holds_line)
 
     def statistics(self) -> dict[str, int]:
         return {"feeds": len(self._feeds), "feed_leases": len(self._lease_feed)}
@@ -142,29 +144,39 @@ class FeedServer:
         if not isinstance(lease, str) or not lease:
             raise ibflow.InvalidRequest(f"lease must be a non-empty str, got {lease!r}")
         key = feed_key(method, args, kwargs)
-        async with self._lock:
+        # One lock per stream: opening one (which may wait out IB's pacing) holds up no other.
+        async with self._locks.setdefault(key, asyncio.Lock()):
             feed = self._feeds.get(key)
             if feed is None:
-                holds_line = method in _LINE_METHODS
-                if holds_line and self._lines_free() <= 0:
-                    raise ibflow.MarketDataError(
-                        101,
-                        f"hub {self._hub!r} holds all its market-data lines",
-                        hint="release a subscription, or start the hub with more --lines if "
-                        "the IB account has them",
-                    )
-                stream = getattr(self._session, method)(*args, **kwargs, buffer=_HUB_BUFFER)
-                await stream.__aenter__()
-                feed = _Feed(f"{method}{tuple(args)!r}", stream, holds_line, method in _KEEP_LAST)
-                self._feeds[key] = feed
-                feed.task = asyncio.ensure_future(self._pump(key, feed))
-                _log.info("hub %s: opened %s", self._hub, feed.name)
+                feed = await self._open(key, method, args, kwargs)
         feed.leases[lease] = asyncio.get_running_loop().time() + self._lease_ttl
         self._lease_feed[lease] = key
         return {
             "subject": feed_subject(self._subjects, key),
             "last": feed.last.decode() if feed.last is not None else None,
         }
+
+    async def _open(self, key: str, method: str, args: list[Any], kwargs: dict[str, Any]) -> _Feed:
+        holds_line = method in _LINE_METHODS
+        if holds_line and self._lines_free() <= 0:
+            raise ibflow.MarketDataError(
+                101,
+                f"hub {self._hub!r} holds all its market-data lines",
+                hint="release a subscription, or start the hub with more --lines if the IB "
+                "account has them",
+            )
+        label = ", ".join(a.symbol if isinstance(a, ibflow.Contract) else repr(a) for a in args)
+        stream = getattr(self._session, method)(*args, **kwargs, buffer=_HUB_BUFFER)
+        self._opening_lines += holds_line
+        try:
+            await stream.__aenter__()
+        finally:
+            self._opening_lines -= holds_line
+        feed = _Feed(f"{method}({label})", stream, holds_line, method in _KEEP_LAST)
+        self._feeds[key] = feed
+        feed.task = asyncio.ensure_future(self._pump(key, feed))
+        _log.info("hub %s: opened %s", self._hub, feed.name)
+        return feed
 
     async def _publish(self, subject: str, payload: bytes) -> None:
         if self._nc is not None:
@@ -206,7 +218,7 @@ class FeedServer:
 
     async def _close_if_unused(self, key: str, feed: _Feed) -> None:
         if not feed.leases:
-            async with self._lock:
+            async with self._locks.setdefault(key, asyncio.Lock()):
                 if not feed.leases and self._feeds.get(key) is feed:
                     await self._close(key)
 

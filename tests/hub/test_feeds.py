@@ -8,6 +8,7 @@ import contextlib
 from typing import Any
 
 import nats
+import nats.errors
 import pytest
 
 import ibflow
@@ -107,18 +108,44 @@ async def test_a_late_consumer_gets_the_last_pnl_at_once(
         assert sim.subscriptions().get("pnl") == 1
 
 
+def _feed_open(method: str, args: list[Any], lease: str) -> bytes:
+    """A ``feed.open`` request as a remote session sends it."""
+    return dumps(
+        {"name": "raw", "args": encode([method, args, {}]), "kwargs": encode({"lease": lease})}
+    )
+
+
+async def test_a_stream_waiting_on_pacing_holds_up_no_other(
+    hub_factory: HubFactory, nats_url: str
+) -> None:
+    hub, sim = await hub_factory()
+    open_feed = Subjects(hub.name).request("feed.open")
+    nc = await nats.connect(nats_url)
+    try:
+        first = await nc.request(open_feed, _feed_open("ticks", [AAPL, "midpoint"], "a"), 5)
+        assert "ok" in loads(first.data)
+        # IB allows one tick-by-tick request per instrument per 15 s: the hub's session waits.
+        # Sent first on one connection, it is being opened when the PnL request comes in.
+        inbox = nc.new_inbox()
+        paced = await nc.subscribe(inbox)
+        await nc.publish(open_feed, _feed_open("ticks", [AAPL, "bid_ask"], "b"), reply=inbox)
+        pnl = await nc.request(open_feed, _feed_open("pnl_updates", [None], "c"), 3)
+        assert "ok" in loads(pnl.data)
+        with pytest.raises(nats.errors.TimeoutError):  # the paced one is still waiting
+            await paced.next_msg(timeout=0.05)
+        assert sim.request_count("tick_by_tick") == 1
+    finally:
+        await nc.close()
+
+
 async def test_a_lease_nobody_renews_lapses(hub_factory: HubFactory, nats_url: str) -> None:
     hub, sim = await hub_factory(lease_ttl=0.6)
     subjects = Subjects(hub.name)
     nc = await nats.connect(nats_url)
     try:
         # A consumer that opens a stream and dies before its first renewal.
-        request = {
-            "name": "gone",
-            "args": encode(["ticks", [AAPL, "midpoint"], {}]),
-            "kwargs": encode({"lease": "lease-1"}),
-        }
-        reply = await nc.request(subjects.request("feed.open"), dumps(request), timeout=5)
+        request = _feed_open("ticks", [AAPL, "midpoint"], "lease-1")
+        reply = await nc.request(subjects.request("feed.open"), request, timeout=5)
         assert "ok" in loads(reply.data)
         assert sim.subscriptions().get("tick_by_tick") == 1
         await eventually(lambda: sim.subscriptions().get("tick_by_tick", 0) == 0, timeout=3.0)
