@@ -47,6 +47,7 @@ __all__ = ["RemoteBracketTrade", "RemoteSession", "RemoteTrade", "RemoteTradeGro
 _DEFAULT: Any = SESSION_DEFAULT
 _TRANSPORT_MARGIN = 2.0  # seconds the hub may take beyond the call's own timeout
 _FOREVER = 365 * 24 * 3600.0
+_REGREET_PAUSE = 0.25  # seconds between greetings while the hub is not back on NATS
 _MAX_FINISHED_TRADES = 10_000  # as a Session's default max_finished_trades
 
 
@@ -220,8 +221,19 @@ class RemoteSession(RemoteStreams):
         for stream in self._streams.values():
             stream.send_marker(gap)
         self._feeds.mark_gap(gap)
-        with contextlib.suppress(ibflow.IBFlowError):
-            await self._greet()
+        self._background(self._greet_again())
+
+    async def _greet_again(self) -> None:
+        """Greet the hub after a NATS outage until it answers: it may be back after us."""
+        while self._link.current is not ibflow.ConnectionState.CLOSED:
+            nc = self._nc
+            if nc is None or not nc.is_connected:
+                return  # down again: the next reconnect greets
+            try:
+                await self._greet()
+                return
+            except ibflow.IBFlowError:
+                await asyncio.sleep(_REGREET_PAUSE)
 
     # -- calls ---------------------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import ibflow
 from ibflow.hub import Hub, RemoteSession
@@ -73,3 +74,25 @@ async def test_other_streams_resume_with_a_gap_after_a_nats_restart(
         async with asyncio.timeout(5):
             while not isinstance(await pnl.receive(), ibflow.PnL):
                 pass
+
+
+async def test_a_hub_back_after_its_remotes_is_greeted_again(
+    ib_sim: Simulator, own_nats: NatsServer, hub_name: str
+) -> None:
+    async with contextlib.AsyncExitStack() as stack:
+        session = await stack.enter_async_context(session_for(ib_sim))
+        hub = await stack.enter_async_context(Hub(session, own_nats.url, name=hub_name))
+        remote = await stack.enter_async_context(
+            RemoteSession(own_nats.url, hub=hub_name, timeout=3)
+        )
+        own_nats.stop()
+        await eventually(lambda: remote.state is ibflow.ConnectionState.RECONNECTING)
+        await hub.aclose()  # the hub goes away while NATS is down
+        own_nats.start()
+        # The remote is back on NATS first and finds no hub to greet: it stays RECONNECTING.
+        await eventually(lambda: remote.statistics().reconnect_attempts >= 1, timeout=5)
+        assert remote.state is ibflow.ConnectionState.RECONNECTING
+        await stack.enter_async_context(Hub(session, own_nats.url, name=hub_name))
+        await eventually(lambda: remote.state is ibflow.ConnectionState.READY, timeout=5)
+        assert await remote.current_time()
+        assert remote.statistics().reconnects == 1
