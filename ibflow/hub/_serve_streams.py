@@ -143,6 +143,12 @@ class FeedServer:
             raise ibflow.InvalidRequest(f"the hub streams no {method!r}")
         if not isinstance(lease, str) or not lease:
             raise ibflow.InvalidRequest(f"lease must be a non-empty str, got {lease!r}")
+        if not isinstance(args, list) or not isinstance(kwargs, dict):
+            raise ibflow.InvalidRequest("a stream's arguments travel as a list and a map")
+        if {"buffer", "overflow"} & kwargs.keys():
+            raise ibflow.InvalidRequest(
+                "buffer= and overflow= belong to each consumer, not to the hub's stream"
+            )
         key = feed_key(method, args, kwargs)
         # One lock per stream: opening one (which may wait out IB's pacing) holds up no other.
         async with self._locks.setdefault(key, asyncio.Lock()):

@@ -138,6 +138,28 @@ async def test_a_stream_waiting_on_pacing_holds_up_no_other(
         await nc.close()
 
 
+async def test_bad_feed_requests_are_refused_typed(hub_factory: HubFactory, nats_url: str) -> None:
+    hub, sim = await hub_factory()
+    open_feed = Subjects(hub.name).request("feed.open")
+    nc = await nats.connect(nats_url)
+    try:
+        for method, args, options in [
+            ("depth", [AAPL], {}),  # not a stream the hub fans out
+            ("ticks", [AAPL], {"buffer": 1}),  # the consumer's own setting
+        ]:
+            request = {
+                "name": "raw",
+                "args": encode([method, args, options]),
+                "kwargs": encode({"lease": "x"}),
+            }
+            reply = loads((await nc.request(open_feed, dumps(request), 5)).data)
+            assert reply["error"]["$x"] == "InvalidRequest"
+    finally:
+        await nc.close()
+    assert hub.statistics()["feeds"] == 0
+    assert sim.request_count("tick_by_tick") == 0
+
+
 async def test_a_lease_nobody_renews_lapses(hub_factory: HubFactory, nats_url: str) -> None:
     hub, sim = await hub_factory(lease_ttl=0.6)
     subjects = Subjects(hub.name)
