@@ -129,6 +129,10 @@ from ._records.symbols import PriceIncrement as PriceIncrement
 from ._resample import resample as resample
 from ._schedule import TradingSession as TradingSession
 from ._session import Session as Session
+from ._session_like import BracketTradeLike as BracketTradeLike
+from ._session_like import SessionLike as SessionLike
+from ._session_like import TradeGroupLike as TradeGroupLike
+from ._session_like import TradeLike as TradeLike
 from ._stream import Overflow as Overflow
 from ._stream import Stream as Stream
 from ._stream import StreamStatistics as StreamStatistics

@@ -67,7 +67,13 @@ def layer(module: str) -> int:
         return RECORDS
     if module.startswith("ibflow._ib"):
         return BORDER
-    if module in ("ibflow", "ibflow._public", "ibflow._session", "ibflow._connect"):
+    if module in (
+        "ibflow",
+        "ibflow._public",
+        "ibflow._session",
+        "ibflow._session_like",
+        "ibflow._connect",
+    ):
         return SESSION
     if module in _FACE_MODULES or module.startswith(("ibflow.bridge", "ibflow.cli.", "ibflow.hub")):
         return FACES

@@ -8,7 +8,7 @@ See ``docs/hub.md`` for what is served today and what is not yet.
 from typing import Any
 
 try:
-    from ._remote import RemoteSession, RemoteTrade
+    from ._remote import RemoteBracketTrade, RemoteSession, RemoteTrade, RemoteTradeGroup
     from ._server import Hub
 except ModuleNotFoundError as _missing:  # pragma: no cover - only without the hub extra
     if not (_missing.name or "").startswith("nats"):
@@ -19,4 +19,4 @@ except ModuleNotFoundError as _missing:  # pragma: no cover - only without the h
         raise ImportError('ibflow.hub needs the hub extra: pip install "ibflow[hub]"') from _reason
 
 
-__all__ = ["Hub", "RemoteSession", "RemoteTrade"]
+__all__ = ["Hub", "RemoteBracketTrade", "RemoteSession", "RemoteTrade", "RemoteTradeGroup"]

@@ -2,20 +2,22 @@
 
 Each read is one NATS request to the hub, answered with the same records a ``Session``
 returns, or the same ``ibflow`` exception it raises. Quotes arrive on the hub's per-instrument
-subject; the remote session renews a lease for each open quote stream so the hub knows someone
-still listens. Orders carry a client key: retrying ``place()`` with the same key returns the
-first placement's order instead of placing again.
+subject, the other streams on their feed's (``_remote_streams``); the remote session renews a
+lease for each open stream so the hub knows someone still listens. Orders carry a client key:
+retrying ``place()`` with the same key returns the first placement's orders instead of placing
+again. ``ibflow.SessionLike`` declares the surface this class shares with ``Session``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import Any
+from typing import Any, overload
 
 import nats.errors
 from nats.aio.client import Client as NATS
@@ -23,6 +25,7 @@ from nats.aio.msg import Msg
 
 import ibflow
 from ibflow._stream import StreamWriter
+from ibflow._timeouts import SESSION_DEFAULT
 
 from ._protocol import (
     Subjects,
@@ -34,98 +37,21 @@ from ._protocol import (
     encode,
     loads,
 )
+from ._remote_orders import RemoteBracketTrade, RemoteTrade, RemoteTradeGroup, make_handle
+from ._remote_state import LinkState
+from ._remote_streams import FeedClient, RemoteStreams, deliver
 
-__all__ = ["RemoteSession", "RemoteTrade"]
-
-
-class _Default:
-    def __repr__(self) -> str:
-        return "<the session's timeout>"
+__all__ = ["RemoteBracketTrade", "RemoteSession", "RemoteTrade", "RemoteTradeGroup"]
 
 
-_DEFAULT: Any = _Default()
+_DEFAULT: Any = SESSION_DEFAULT
 _TRANSPORT_MARGIN = 2.0  # seconds the hub may take beyond the call's own timeout
 _FOREVER = 365 * 24 * 3600.0
+_REGREET_PAUSE = 0.25  # seconds between greetings while the hub is not back on NATS
+_MAX_FINISHED_TRADES = 10_000  # as a Session's default max_finished_trades
 
 
-class RemoteTrade:
-    """An order placed through a hub: its id and key, and waits that ask the hub.
-
-    ``duplicate`` is true when the hub had already placed an order with this key and returned
-    that one instead of placing again.
-    """
-
-    def __init__(
-        self,
-        session: RemoteSession,
-        contract: ibflow.Contract,
-        order: ibflow.Order,
-        reply: dict[str, Any],
-    ) -> None:
-        self._session = session
-        self.contract = contract
-        self.order = order
-        self.order_id: int = reply["order_id"]
-        self.key: str = reply["key"]
-        self.duplicate: bool = reply["duplicate"]
-        self._status: ibflow.OrderStatus = reply["status"]
-        self._fills: tuple[ibflow.Fill, ...] = ()
-        self._filled = 0.0
-
-    @property
-    def status(self) -> ibflow.OrderStatus:
-        """The status as of the last answer from the hub."""
-        return self._status
-
-    @property
-    def fills(self) -> tuple[ibflow.Fill, ...]:
-        """The fills returned by the last ``wait_filled()``."""
-        return self._fills
-
-    @property
-    def filled(self) -> float:
-        return self._filled
-
-    def __repr__(self) -> str:
-        return f"<RemoteTrade order {self.order_id} {self._status.value} key={self.key!r}>"
-
-    async def wait_filled(self, *, timeout: float | None = _DEFAULT) -> tuple[ibflow.Fill, ...]:
-        """Wait until the order filled completely; its fills, as ``Trade.wait_filled()``.
-
-        Raises:
-            OrderCancelled / OrderRejected: the order ended without filling completely.
-            RequestTimeout: not filled in time (the order stays working).
-        """
-        await self._wait("filled", timeout)
-        return self._fills
-
-    async def wait_done(self, *, timeout: float | None = _DEFAULT) -> ibflow.OrderStatus:
-        """Wait until the order is done (filled, cancelled or inactive); its final status."""
-        await self._wait("done", timeout)
-        return self._status
-
-    async def refresh(self) -> ibflow.OrderStatus:
-        """Ask the hub for the order's status now."""
-        await self._wait("now", _DEFAULT)
-        return self._status
-
-    async def cancel(self, *, timeout: float | None = _DEFAULT) -> ibflow.OrderStatus:
-        """Cancel the order at the hub, as ``Trade.cancel()``; the resulting status."""
-        status: ibflow.OrderStatus = await self._session._call(
-            "order.cancel", [self.order_id], {}, timeout
-        )
-        self._status = status
-        return status
-
-    async def _wait(self, until: str, timeout: float | None) -> None:
-        reply = await self._session._call("order.wait", [self.order_id], {"until": until}, timeout)
-        self._status = reply["status"]
-        self._filled = reply["filled"]
-        if reply["fills"]:
-            self._fills = reply["fills"]
-
-
-class RemoteSession:
+class RemoteSession(RemoteStreams):
     """The API of an ``ibflow.Session``, answered by the hub named ``hub`` over NATS.
 
     ``async with RemoteSession("nats://127.0.0.1:4222", hub="desk1", name="bot-a") as s``;
@@ -156,7 +82,7 @@ class RemoteSession:
         self._timeout = timeout
         self._subjects = Subjects(self._hub)
         self._nc: NATS | None = None
-        self._state = ibflow.ConnectionState.DISCONNECTED
+        self._link = LinkState()
         self._accounts: tuple[str, ...] = ()
         self._is_paper = True
         self._readonly = False
@@ -166,13 +92,15 @@ class RemoteSession:
         self._renewer: asyncio.Task[None] | None = None
         self._down_since: datetime | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._feeds = FeedClient(self._subjects, self._call, lambda: self._nc)
+        self._trades: dict[int, RemoteTrade] = {}
 
     # -- the link ------------------------------------------------------------------------------
 
     @property
     def state(self) -> ibflow.ConnectionState:
         """The hub's session state as last reported, ``RECONNECTING`` while NATS is down."""
-        return self._state
+        return self._link.current
 
     @property
     def name(self) -> str:
@@ -196,7 +124,7 @@ class RemoteSession:
         return self._readonly
 
     def __repr__(self) -> str:
-        return f"<RemoteSession {self._name} → hub {self._hub} {self._state.value}>"
+        return f"<RemoteSession {self._name} → hub {self._hub} {self._link.current.value}>"
 
     async def connect(self) -> RemoteSession:
         """Connect to NATS and greet the hub.
@@ -205,9 +133,9 @@ class RemoteSession:
             ConnectError: the NATS server is unreachable, or no hub of that name answers.
             SessionClosedError: the session was closed already.
         """
-        if self._state is ibflow.ConnectionState.CLOSED:
+        if self._link.current is ibflow.ConnectionState.CLOSED:
             raise ibflow.SessionClosedError("this remote session was closed; create a new one")
-        self._state = ibflow.ConnectionState.CONNECTING
+        self._link.set(ibflow.ConnectionState.CONNECTING, f"connecting to hub {self._hub!r}")
         try:
             self._nc = await connect_nats(
                 self._url,
@@ -217,7 +145,7 @@ class RemoteSession:
                 reconnected_cb=self._on_reconnected,
             )
         except ibflow.ConnectError:
-            self._state = ibflow.ConnectionState.DISCONNECTED
+            self._link.set(ibflow.ConnectionState.DISCONNECTED, "the NATS server is unreachable")
             raise
         try:
             await self._nc.subscribe(self._subjects.state, cb=self._on_state)
@@ -236,7 +164,7 @@ class RemoteSession:
                 f"no hub named {self._hub!r} answers on {self._url} ({exc}); start one with "
                 f"`ibflow hub --nats {self._url} --name {self._hub}`"
             ) from None
-        self._state = hello["state"]
+        self._link.set(hello["state"], f"hub {self._hub!r} answered")
         self._accounts = tuple(hello["accounts"])
         self._is_paper = hello["is_paper"]
         self._readonly = hello["readonly"]
@@ -244,9 +172,10 @@ class RemoteSession:
 
     async def aclose(self) -> None:
         """Close every stream (releasing the hub's leases) and leave NATS; idempotent."""
-        self._state = ibflow.ConnectionState.CLOSED
+        self._link.set(ibflow.ConnectionState.CLOSED, "closed by the caller")
         for stream in list(self._streams.values()):
             stream.end()
+        self._feeds.end_all()
         if self._renewer is not None:
             self._renewer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -254,6 +183,7 @@ class RemoteSession:
             self._renewer = None
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._feeds.aclose()
         if self._nc is not None:
             nc, self._nc = self._nc, None
             with contextlib.suppress(nats.errors.Error):
@@ -273,16 +203,16 @@ class RemoteSession:
 
     async def _on_state(self, msg: Msg) -> None:
         with contextlib.suppress(ibflow.IBFlowError, KeyError, TypeError):
-            if self._state is not ibflow.ConnectionState.CLOSED:
-                self._state = decode(loads(msg.data)["state"])
+            state = decode(loads(msg.data)["state"])
+            self._link.set(state, f"the session of hub {self._hub!r} is {state.value}")
 
     async def _on_disconnected(self) -> None:
-        if self._state is not ibflow.ConnectionState.CLOSED:
-            self._state = ibflow.ConnectionState.RECONNECTING
+        if self._link.current is not ibflow.ConnectionState.CLOSED:
+            self._link.set(ibflow.ConnectionState.RECONNECTING, "NATS link lost")
             self._down_since = datetime.now(UTC)
 
     async def _on_reconnected(self) -> None:
-        if self._state is ibflow.ConnectionState.CLOSED:
+        if self._link.current is ibflow.ConnectionState.CLOSED:
             return
         start, self._down_since = self._down_since, None
         gap = ibflow.Gap(
@@ -290,8 +220,20 @@ class RemoteSession:
         )
         for stream in self._streams.values():
             stream.send_marker(gap)
-        with contextlib.suppress(ibflow.IBFlowError):
-            await self._greet()
+        self._feeds.mark_gap(gap)
+        self._background(self._greet_again())
+
+    async def _greet_again(self) -> None:
+        """Greet the hub after a NATS outage until it answers: it may be back after us."""
+        while self._link.current is not ibflow.ConnectionState.CLOSED:
+            nc = self._nc
+            if nc is None or not nc.is_connected:
+                return  # down again: the next reconnect greets
+            try:
+                await self._greet()
+                return
+            except ibflow.IBFlowError:
+                await asyncio.sleep(_REGREET_PAUSE)
 
     # -- calls ---------------------------------------------------------------------------------
 
@@ -306,7 +248,7 @@ class RemoteSession:
     ) -> Any:
         """Ask the hub to run ``method``; its decoded result, or its error raised here."""
         nc = self._nc
-        if nc is None or self._state is ibflow.ConnectionState.CLOSED:
+        if nc is None or self._link.current is ibflow.ConnectionState.CLOSED:
             raise ibflow.SessionClosedError(
                 "the remote session is not open: use `async with RemoteSession(...)`"
             )
@@ -318,6 +260,7 @@ class RemoteSession:
             kwargs = {**kwargs, "timeout": timeout}
         payload = dumps({"name": self._name, "args": encode(args), "kwargs": encode(kwargs)})
         wait = _FOREVER if timeout is None else timeout + _TRANSPORT_MARGIN
+        self._link.in_flight += 1
         try:
             msg = await nc.request(self._subjects.request(method), payload, timeout=wait)
         except nats.errors.NoRespondersError:
@@ -330,6 +273,8 @@ class RemoteSession:
             ) from None
         except nats.errors.ConnectionClosedError:
             raise ibflow.SessionClosedError("the remote session's NATS link is closed") from None
+        finally:
+            self._link.in_flight -= 1
         reply = loads(msg.data)
         if "error" in reply:
             raise decode_error(reply["error"])
@@ -413,6 +358,56 @@ class RemoteSession:
         result: list[ibflow.Bar] = await self._call("history", [contract], options, timeout)
         return result
 
+    async def download(
+        self,
+        contract: ibflow.Contract,
+        *,
+        start: datetime,
+        end: datetime | None = None,
+        period: str | ibflow.BarSize = "1m",
+        what: str | ibflow.WhatToShow = "TRADES",
+        rth: bool = True,
+        progress: bool = True,
+        on_progress: Callable[[ibflow.DownloadProgress], object] | None = None,
+        cache: bool | ibflow.HistoryCache | str | os.PathLike[str] = True,
+        concurrency: int = 4,
+        skip_closed: bool = True,
+        timeout: float | None = _DEFAULT,
+    ) -> list[ibflow.Bar]:
+        """As ``Session.download()``, run by the hub: its pacer, its cache (``cache=True``).
+
+        The hub reports no progress while it works: ``progress`` shows nothing here and
+        ``on_progress`` is refused, as is a cache object or path (it would name one on the
+        hub's machine).
+
+        Raises:
+            InvalidRequest: ``on_progress`` given, ``cache`` not a bool, or as
+                ``Session.download()``.
+        """
+        if on_progress is not None:
+            raise ibflow.InvalidRequest(
+                "download(on_progress=) is not relayed by a hub; call it without, or use a "
+                "local Session"
+            )
+        if not isinstance(cache, bool):
+            raise ibflow.InvalidRequest(
+                "through a hub, download(cache=) is True (the hub's cache) or False, got "
+                f"{type(cache).__name__}"
+            )
+        del progress  # the work happens at the hub, which shows no progress bar
+        options = {
+            "start": start,
+            "end": end,
+            "period": period,
+            "what": what,
+            "rth": rth,
+            "cache": cache,
+            "concurrency": concurrency,
+            "skip_closed": skip_closed,
+        }
+        result: list[ibflow.Bar] = await self._call("download", [contract], options, timeout)
+        return result
+
     async def head_timestamp(
         self,
         contract: ibflow.Contract,
@@ -429,21 +424,53 @@ class RemoteSession:
 
     # -- orders --------------------------------------------------------------------------------
 
+    @overload
     async def place(
         self,
         contract: ibflow.Contract,
         order: ibflow.Order,
         *,
+        key: str | None = ...,
+        timeout: float | None = ...,
+    ) -> RemoteTrade: ...
+
+    @overload
+    async def place(
+        self,
+        contract: ibflow.Contract,
+        order: ibflow.Bracket,
+        *,
+        key: str | None = ...,
+        timeout: float | None = ...,
+    ) -> RemoteBracketTrade: ...
+
+    @overload
+    async def place(
+        self,
+        contract: ibflow.Contract,
+        order: ibflow.OcaGroup,
+        *,
+        key: str | None = ...,
+        timeout: float | None = ...,
+    ) -> RemoteTradeGroup: ...
+
+    async def place(
+        self,
+        contract: ibflow.Contract,
+        order: ibflow.Order | ibflow.Bracket | ibflow.OcaGroup,
+        *,
         key: str | None = None,
         timeout: float | None = _DEFAULT,
-    ) -> RemoteTrade:
-        """Place ``order`` through the hub, exactly once per ``key``.
+    ) -> RemoteTrade | RemoteBracketTrade | RemoteTradeGroup:
+        """Place ``order`` through the hub, exactly once per ``key``, as ``Session.place()``.
 
         Args:
             contract: what to trade.
-            order: an :class:`ibflow.Order` (brackets and OCA groups are not served yet).
+            order: an :class:`ibflow.Order` (→ :class:`RemoteTrade`), a :class:`ibflow.Bracket`
+                (→ :class:`RemoteBracketTrade`) or an :class:`ibflow.OcaGroup`
+                (→ :class:`RemoteTradeGroup`).
             key: the client key; a retry with the same key (after a timeout, from another
-                process) returns the first placement's order. Default: a fresh key.
+                process) returns the first placement's orders. Default: a fresh key.
             timeout: seconds for the whole call.
 
         Raises:
@@ -451,10 +478,33 @@ class RemoteSession:
             InvalidRequest / ContractNotFound / OrderRejected / RequestTimeout: as
                 ``Session.place()``.
         """
+        if not isinstance(order, ibflow.Order | ibflow.Bracket | ibflow.OcaGroup):
+            raise ibflow.InvalidRequest(
+                f"order must be an ibflow.Order, Bracket or OcaGroup, got {type(order).__name__}"
+            )
         if key is None:
             key = uuid.uuid4().hex
         reply = await self._call("place", [contract, order], {"key": key}, timeout)
-        return RemoteTrade(self, contract, order, reply)
+        placed: RemoteTrade | RemoteTradeGroup = make_handle(self._call, contract, reply)
+        for trade in (placed,) if isinstance(placed, RemoteTrade) else placed.trades:
+            self._trades.setdefault(trade.order_id, trade)
+        if len(self._trades) > _MAX_FINISHED_TRADES:
+            done = [i for i, t in self._trades.items() if t.is_done]
+            for order_id in done[: max(0, len(done) - _MAX_FINISHED_TRADES)]:
+                del self._trades[order_id]
+        return placed
+
+    def trades(self) -> tuple[RemoteTrade, ...]:
+        """The orders this remote session placed through the hub, oldest first: those not
+        known to be done, and the latest 10,000 done ones (as ``Session.trades()``)."""
+        return tuple(self._trades.values())
+
+    async def cancel_order(
+        self, order_id: int, *, timeout: float | None = _DEFAULT
+    ) -> ibflow.OrderStatus:
+        """As ``Session.cancel_order()``: cancel an open order of the hub's client id by id."""
+        status: ibflow.OrderStatus = await self._call("cancel_order", [order_id], {}, timeout)
+        return status
 
     async def open_orders(self, *, timeout: float | None = _DEFAULT) -> list[ibflow.OrderSnapshot]:
         """As ``Session.open_orders()``: the hub's client id's open orders."""
@@ -486,6 +536,13 @@ class RemoteSession:
 
     # -- market data ---------------------------------------------------------------------------
 
+    async def quote(
+        self, contract: ibflow.Contract, *, timeout: float | None = _DEFAULT
+    ) -> ibflow.Quote:
+        """As ``Session.quote()``: one snapshot quote, taken by the hub."""
+        result: ibflow.Quote = await self._call("quote", [contract], {}, timeout)
+        return result
+
     def quotes(
         self,
         contract: ibflow.Contract,
@@ -516,12 +573,14 @@ class RemoteSession:
             assert self._nc is not None
             assert qualified.con_id is not None
 
-            async def deliver(msg: Msg) -> None:
+            async def on_message(msg: Msg) -> None:
                 delivered.append(True)
-                self._deliver(stream, msg.data)
+                deliver(stream, msg.data)
 
             sub = await self._nc.subscribe(
-                self._subjects.quotes(qualified.con_id), cb=deliver, pending_msgs_limit=buffer * 4
+                self._subjects.quotes(qualified.con_id),
+                cb=on_message,
+                pending_msgs_limit=buffer * 4,
             )
             subscription.append(sub)
             await self._nc.flush()
@@ -531,7 +590,7 @@ class RemoteSession:
             self._streams[lease] = stream
             self._contracts[lease] = qualified
             if reply["last"] is not None and not delivered:
-                self._deliver(stream, reply["last"].encode())
+                deliver(stream, reply["last"].encode())
 
         def close() -> None:
             self._streams.pop(lease, None)
@@ -548,6 +607,24 @@ class RemoteSession:
         )
         return stream.stream
 
+    # -- state ---------------------------------------------------------------------------------
+
+    def state_changes(self) -> ibflow.Stream[ibflow.StateChange]:
+        """Every change of ``state`` from now on: the hub session's changes as the hub reports
+        them, and this side's NATS link going down (``RECONNECTING``) and coming back.
+
+        It ends quietly after the change to CLOSED.
+        """
+        return self._link.changes()
+
+    def statistics(self) -> ibflow.SessionStatistics:
+        """A snapshot of this remote session: its states, its NATS traffic (as messages and
+        bytes), its open streams and calls in flight; cheap, no I/O. TWS-side counters
+        (heartbeats, throttle, notices) are the hub's and read 0 here."""
+        nc = self._nc
+        stats = dict(nc.stats) if nc is not None else {}
+        return self._link.statistics(stats, len(self._streams) + len(self._feeds))
+
     async def _release(self, lease: str, subscription: list[Any]) -> None:
         """Stop listening and tell the hub at once (the lease would lapse by itself)."""
         nc = self._nc
@@ -563,27 +640,11 @@ class RemoteSession:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    @staticmethod
-    def _deliver(stream: StreamWriter[Any], payload: bytes) -> None:
-        try:
-            message = loads(payload)
-            if "item" in message:
-                item = decode(message["item"])
-                if isinstance(item, ibflow.Gap):
-                    stream.send_marker(item)
-                else:
-                    stream.send(item)
-            elif "error" in message:
-                stream.fail(decode_error(message["error"]))
-            elif message.get("end"):
-                stream.end()
-        except ibflow.IBFlowError as exc:
-            stream.fail(exc)
-
     async def _renew_leases(self) -> None:
         """Renew every open stream's lease at a third of its lifetime; re-take lost ones."""
         while True:
             await asyncio.sleep(self._lease_ttl / 3)
+            await self._feeds.renew(self._lease_ttl)
             nc = self._nc
             if nc is None or not self._streams or not nc.is_connected:
                 continue

@@ -4,7 +4,8 @@ The hub owns the only TWS connection. Reads are NATS request-reply on ``ibflow.<
 quotes are published once per instrument on ``ibflow.<hub>.quotes.<con_id>`` however many
 remote consumers listen (one market-data line at TWS each, accounted against ``max_lines``);
 interest in an instrument is a lease its consumers renew, and the hub cancels the TWS
-subscription once no lease is left. Orders carry a client key that the hub claims in a
+subscription once no lease is left. The other streams fan out the same way, one per distinct
+call (``_serve_streams``). Orders carry a client key that the hub claims in a
 JetStream key-value bucket before placing, so a retried request never places twice.
 """
 
@@ -39,6 +40,8 @@ from ._protocol import (
     encode_error,
     loads,
 )
+from ._serve_orders import OrderDesk, describe
+from ._serve_streams import FeedServer
 
 __all__ = ["Hub"]
 
@@ -62,6 +65,7 @@ _READS = frozenset(
         "completed_orders",
         "fills",
         "what_if",
+        "quote",
     }
 )
 _ORDER_KEYS_TTL = 24 * 3600.0  # IB's orders and executions are a day's business
@@ -128,6 +132,10 @@ class Hub:
         self._feed_lock = asyncio.Lock()
         self._trades: dict[int, ibflow.Trade] = {}
         self._orders_relayed = 0
+        self._desk = OrderDesk(self._name, self._trades)
+        self._feed_server = FeedServer(
+            session, self._subjects, self._lease_ttl, lambda: self._lines_free
+        )
 
     @property
     def name(self) -> str:
@@ -152,6 +160,7 @@ class Hub:
             await nc.subscribe(self._subjects.renew, cb=self._on_renew),
             await nc.subscribe(self._subjects.release, cb=self._on_release),
         ]
+        await self._feed_server.start(nc)
         self._spawn(self._reap_leases())
         self._spawn(self._publish_states())
         await nc.flush()
@@ -168,6 +177,7 @@ class Hub:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         for con_id in list(self._feeds):
             await self._close_feed(con_id)
+        await self._feed_server.aclose()
         if self._nc is not None:
             nc, self._nc = self._nc, None
             with contextlib.suppress(nats.errors.Error):
@@ -186,13 +196,18 @@ class Hub:
     ) -> None:
         await self.aclose()
 
+    @property
+    def _lines_free(self) -> int:
+        return self._max_lines - len(self._feeds) - self._feed_server.lines
+
     def statistics(self) -> dict[str, Any]:
         """Feeds at TWS, leases held, lines left, orders relayed."""
         return {
             "subscriptions": len(self._feeds),
             "leases": len(self._lease_feed),
-            "lines_free": self._max_lines - len(self._feeds),
+            "lines_free": self._lines_free,
             "orders_relayed": self._orders_relayed,
+            **self._feed_server.statistics(),
             "state": self._session.state.value,
         }
 
@@ -237,7 +252,13 @@ class Hub:
             "place": self._place,
             "order.wait": self._wait_order,
             "order.cancel": self._cancel_order,
+            "order.modify": self._modify_order,
+            "group.wait": self._wait_group,
+            "group.cancel": self._cancel_group,
+            "cancel_order": self._cancel_by_id,
+            "download": self._download,
             "md.subscribe": self._subscribe,
+            "feed.open": self._feed_server.open,
         }
         handler = handlers.get(method)
         if handler is None:
@@ -275,17 +296,12 @@ class Hub:
         self,
         remote: str,
         contract: ibflow.Contract,
-        order: object,
+        order: ibflow.Order | ibflow.Bracket | ibflow.OcaGroup,
         *,
         key: str,
         timeout: float | None,
     ) -> dict[str, Any]:
         self._check_trader(remote)
-        if not isinstance(order, ibflow.Order):
-            raise ibflow.InvalidRequest(
-                "the hub places single orders (ibflow.Order); brackets and OCA groups are not "
-                f"served yet, got {type(order).__name__}"
-            )
         if not isinstance(key, str) or not key:
             raise ibflow.InvalidRequest(f"key must be a non-empty str, got {key!r}")
         assert self._orders_kv is not None
@@ -295,16 +311,16 @@ class Hub:
         except nats.js.errors.KeyWrongLastSequenceError:
             return await self._placed_before(kv_key, key, timeout)
         try:
-            trade = await self._session.place(contract, order, timeout=timeout)
+            placed = await self._session.place(contract, order, timeout=timeout)
         except BaseException as exc:
             record = {"state": "failed", "error": encode_error(exc)}
             await asyncio.shield(self._orders_kv.put(kv_key, dumps(record)))
             raise
-        self._trades[trade.order_id] = trade
+        self._desk.keep(placed)
         self._orders_relayed += 1
-        result = {"order_id": trade.order_id, "status": trade.status, "key": key}
-        await self._orders_kv.put(kv_key, dumps({"state": "placed", **encode(result)["$m"]}))
-        _log.info("hub %s: %s placed order %d (key %s)", self._name, remote, trade.order_id, key)
+        result = {**describe(placed), "key": key}
+        await self._orders_kv.put(kv_key, dumps({"state": "placed", "result": encode(result)}))
+        _log.info("hub %s: %s placed %r (key %s)", self._name, remote, placed, key)
         return {**result, "duplicate": False}
 
     async def _placed_before(self, kv_key: str, key: str, timeout: float | None) -> dict[str, Any]:
@@ -315,42 +331,48 @@ class Hub:
                 entry = await self._orders_kv.get(kv_key)
                 record = loads(entry.value or b"{}")
                 if record.get("state") == "placed":
-                    return {
-                        "order_id": record["order_id"],
-                        "status": decode(record["status"]),
-                        "key": key,
-                        "duplicate": True,
-                    }
+                    return {**decode(record["result"]), "duplicate": True}
                 if record.get("state") == "failed":
                     raise decode_error(record["error"])
                 await asyncio.sleep(_CLAIM_POLL)
 
-    def _trade(self, order_id: object) -> ibflow.Trade:
-        trade = self._trades.get(order_id) if isinstance(order_id, int) else None
-        if trade is None:
-            raise ibflow.InvalidRequest(
-                f"order {order_id!r} was not placed through hub {self._name!r} since it started"
-            )
-        return trade
-
-    async def _wait_order(
-        self, remote: str, order_id: int, *, until: str, timeout: float | None
-    ) -> dict[str, Any]:
-        trade = self._trade(order_id)
-        fills: tuple[ibflow.Fill, ...] = ()
-        if until == "filled":
-            fills = await trade.wait_filled(timeout=timeout)
-        elif until == "done":
-            await trade.wait_done(timeout=timeout)
-        elif until != "now":
-            raise ibflow.InvalidRequest(f"until must be filled, done or now, got {until!r}")
-        return {"status": trade.status, "fills": fills, "filled": trade.filled}
+    async def _wait_order(self, remote: str, order_id: int, **options: Any) -> dict[str, Any]:
+        return await self._desk.wait(order_id, **options)
 
     async def _cancel_order(
         self, remote: str, order_id: int, *, timeout: float | None
     ) -> ibflow.OrderStatus:
         self._check_trader(remote)
-        return await self._trade(order_id).cancel(timeout=timeout)
+        return await self._desk.trade(order_id).cancel(timeout=timeout)
+
+    async def _modify_order(self, remote: str, order_id: int, **changes: Any) -> dict[str, Any]:
+        self._check_trader(remote)
+        return await self._desk.modify(order_id, **changes)
+
+    async def _wait_group(self, remote: str, *args: Any, **options: Any) -> Any:
+        return await self._desk.wait_group(*args, **options)
+
+    async def _cancel_group(self, remote: str, *args: Any, **options: Any) -> Any:
+        self._check_trader(remote)
+        return await self._desk.cancel_group(*args, **options)
+
+    async def _cancel_by_id(
+        self, remote: str, order_id: int, *, timeout: float | None
+    ) -> ibflow.OrderStatus:
+        self._check_trader(remote)
+        return await self._session.cancel_order(order_id, timeout=timeout)
+
+    async def _download(
+        self, remote: str, contract: ibflow.Contract, *, cache: object, **options: Any
+    ) -> list[ibflow.Bar]:
+        if not isinstance(cache, bool):
+            raise ibflow.InvalidRequest(
+                "through a hub, download(cache=) is True (the hub's cache) or False; a cache "
+                f"object or path would name one on the hub's machine, got {cache!r}"
+            )
+        return await self._session.download(
+            contract, cache=cache, progress=False, on_progress=None, **options
+        )
 
     # -- market data ---------------------------------------------------------------------------
 
@@ -365,7 +387,7 @@ class Hub:
         async with self._feed_lock:
             feed = self._feeds.get(con_id)
             if feed is None:
-                if len(self._feeds) >= self._max_lines:
+                if self._lines_free <= 0:
                     raise ibflow.MarketDataError(
                         101,
                         f"hub {self._name!r} holds all its {self._max_lines} market-data lines",

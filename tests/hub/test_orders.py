@@ -11,7 +11,7 @@ import pytest
 
 import ibflow
 from ibflow import LimitOrder, MarketOrder, OrderStatus
-from ibflow.hub import RemoteSession
+from ibflow.hub import RemoteBracketTrade, RemoteSession
 from ibflow.hub._protocol import Subjects, dumps, encode
 
 from .conftest import HubFactory
@@ -91,12 +91,24 @@ async def test_a_refused_order_stays_refused_for_its_key(
         for _ in range(2):
             with pytest.raises(ibflow.ContractNotFound):
                 await remote.place(ibflow.Stock("NOSUCHTHING"), MarketOrder("BUY", 1), key="x")
-        with pytest.raises(ibflow.InvalidRequest, match="single orders"):
-            await remote.place(  # type: ignore[arg-type]
-                AAPL,
-                ibflow.bracket("BUY", 1, entry_limit=150, take_profit=160, stop_loss=140),
-            )
     assert sim.request_count("place_order") == 0
+
+
+async def test_a_bracket_is_placed_once_per_key(hub_factory: HubFactory, nats_url: str) -> None:
+    hub, sim = await hub_factory(NORMAL_SPEED)
+    order = ibflow.bracket("BUY", 1, entry_limit=150, take_profit=160, stop_loss=140)
+    async with RemoteSession(nats_url, hub=hub.name) as remote:
+        first = await remote.place(AAPL, order, key="bracket-1")
+        again = await remote.place(AAPL, order, key="bracket-1")
+        assert isinstance(first, RemoteBracketTrade)
+        assert isinstance(again, RemoteBracketTrade)
+        assert again.duplicate
+        assert not first.duplicate
+        ids = [t.order_id for t in first]
+        assert [t.order_id for t in again] == ids
+        assert first.take_profit.order.limit_price == 160
+        assert set(await first.cancel()) == {OrderStatus.CANCELLED}
+    assert sim.request_count("place_order") == 3
 
 
 async def test_read_only_names_may_not_trade(hub_factory: HubFactory, nats_url: str) -> None:
