@@ -163,9 +163,16 @@ def _check_trailing(req: PlaceOrderRequest, inst: Instrument) -> None:
 def apply_request(order: SimOrder, req: PlaceOrderRequest) -> None:
     """Copy the fields of ``req`` beyond the basic ones onto ``order`` (new or modified).
 
-    A modification that sends no ``trailStopPrice`` keeps the trailing stop where it is.
+    A modification that sends no ``trailStopPrice`` keeps the trailing stop where it is,
+    unless it changes the trailing distance: the stop then starts again one new distance
+    from the market (see :func:`start`).
     """
-    keep_stop = req.order_type in _TRAILING and order.order_type == req.order_type
+    keep_stop = (
+        req.order_type in _TRAILING
+        and order.order_type == req.order_type
+        and order.aux_price == req.aux_price
+        and order.trailing_percent == req.trailing_percent
+    )
     order.trigger_method = req.trigger_method
     order.trailing_percent = req.trailing_percent
     order.percent_offset = req.percent_offset
@@ -188,8 +195,10 @@ def start(order: SimOrder, q: QuoteState) -> None:
     market then.
     """
     ref = _reference(order, q)
-    if order.order_type in _TRAILING and not order.triggered and ref is not None:
-        _ratchet(order, ref)
+    if order.order_type in _TRAILING:
+        if not order.triggered and ref is not None:
+            _ratchet(order, ref)
+        _follow_stop(order)  # a modified limit offset moves the limit even if the stop stays
     if order.order_type in _PEGGED:
         order.working_price = _peg_price(order, q)
 
