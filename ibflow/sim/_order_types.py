@@ -12,6 +12,8 @@ order's trigger method names: by default the last trade, or the midpoint where n
   a sell, down for a buy), never back; each move is echoed in openOrder. When the reference
   touches the stop, a ``TRAIL`` works as a market order and a ``TRAIL LIMIT`` as a limit order
   at the stop less (sell) or plus (buy) ``lmtPriceOffset``. Held (``PreSubmitted``) until then.
+  A modification that changes the trailing distance without a ``trailStopPrice`` starts the
+  stop again one new distance from the reference; a new ``lmtPriceOffset`` moves the limit.
 * ``MIT`` / ``LIT``: wait (``PreSubmitted``) until the reference touches ``auxPrice`` from the
   order's favourable side (at or below it for a buy, at or above for a sell), then work as a
   market order, or a limit order at ``lmtPrice``.
