@@ -340,6 +340,8 @@ class OpenOrderUpdate:
     an order this session did not place can be adopted; ``oca_type`` is not part of it.
     ``terms`` are the price terms its type uses, under :class:`Order`'s names (see
     ``reported_terms``), with ``tif`` (``None`` if ibflow does not know it) and ``good_till``.
+    ``algo_or_conditions``: the order carries an algo or conditions (the snapshot names only
+    the algo).
     """
 
     order_id: int
@@ -352,6 +354,7 @@ class OpenOrderUpdate:
     snapshot: OrderSnapshot | None = None
     oca_type: int = 0
     terms: Mapping[str, Any] = field(default_factory=dict)
+    algo_or_conditions: bool = False
 
 
 def _open_update(
@@ -391,6 +394,7 @@ def _open_update(
         snapshot=snapshot,
         oca_type=int(order.ocaType or 0),
         terms=terms,
+        algo_or_conditions=bool((order.algoStrategy or "").strip() or order.conditions),
     )
 
 

@@ -219,3 +219,31 @@ async def test_a_refused_change_of_a_bound_manual_order_reaches_its_trade(
         await trade.modify(limit_price=95.50)  # nothing stuck: the next change goes through
         assert held(sim, trade).lmt_price == 95.50
         assert await trade.cancel() is OrderStatus.CANCELLED
+
+
+async def test_a_restarted_bot_adopts_its_trailing_stop_and_changes_its_distance(
+    sim: Simulator,
+) -> None:
+    bot = ibflow.client_id_for("modify-terms-bot")
+    async with session_for(sim, client_id=bot) as first:
+        placed_trail = await first.place(
+            AAPL, ibflow.TrailingStopLimitOrder("SELL", 10, trail_amount=1.0, limit_offset=0.10)
+        )
+        placed_rel = await first.place(AAPL, ibflow.RelativeOrder("BUY", 10, offset=0.01))
+        adaptive = ibflow.LimitOrder("BUY", 10, 95.00, algo=ibflow.Adaptive())
+        placed_algo = await first.place(AAPL, adaptive)
+    sim.push_quote("AAPL", bid=101.99, ask=102.01, last=102.00)
+    async with session_for(sim, client_id=bot) as again:
+        adopted = {t.perm_id: t for t in again.trades()}
+        # An algo order is not adopted: a modify could not send its algo as it is.
+        assert set(adopted) == {placed_trail.perm_id, placed_rel.perm_id}
+        assert placed_algo.perm_id in {s.perm_id for s in await again.open_orders()}
+        trail, rel = adopted[placed_trail.perm_id], adopted[placed_rel.perm_id]
+        assert (trail.order.trail_amount, trail.order.limit_offset) == (1.0, 0.10)
+        assert (rel.order.offset, rel.order.limit_price) == (0.01, None)
+        await trail.modify(trail_amount=0.5, limit_offset=0.20)
+        at_sim = held(sim, trail)
+        assert (at_sim.trail_stop_price, at_sim.lmt_price) == (101.50, 101.30)
+        await rel.modify(cap=101.50)
+        assert (held(sim, rel).lmt_price, held(sim, rel).working_price) == (101.50, 101.50)
+        assert rel.order.limit_price == 101.50
