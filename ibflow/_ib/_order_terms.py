@@ -29,7 +29,14 @@ from .._records.conditions import (
 )
 from .._records.orders import Order, OrderType
 
-__all__ = ["aux_price", "condition_to_ib", "put_terms", "refresh_terms", "terms_from_ib"]
+__all__ = [
+    "aux_price",
+    "condition_to_ib",
+    "put_terms",
+    "refresh_terms",
+    "reported_terms",
+    "terms_from_ib",
+]
 
 _AUX_IS_TRAIL = frozenset({"TRAIL", "TRAIL LIMIT", "TRAILLIMIT"})
 _AUX_IS_TOUCH = frozenset({"MIT", "LIT"})
@@ -138,3 +145,39 @@ def terms_from_ib(order: ib_async.Order, number: Any) -> dict[str, Any]:
         "trail_stop_price": number(order.trailStopPrice) if trailing else None,
         "algo_strategy": (order.algoStrategy or "").strip() or None,
     }
+
+
+# The price terms of each order type as ibflow's Order names them, from TWS's openOrder fields.
+_LIMIT = ("limit_price", "lmtPrice")
+_STOP = ("stop_price", "auxPrice")
+_TOUCH = ("trigger_price", "auxPrice")
+_OFFSET = ("offset", "auxPrice")
+_REPORTED: dict[str, tuple[tuple[str, str], ...]] = {
+    "LMT": (_LIMIT,),
+    "STP": (_STOP,),
+    "STP LMT": (_LIMIT, _STOP),
+    "LOC": (_LIMIT,),
+    "MIT": (_TOUCH,),
+    "LIT": (_TOUCH, _LIMIT),
+    "REL": (_OFFSET, _LIMIT),
+    "PEG MID": (_OFFSET, _LIMIT),
+    "PEGMID": (_OFFSET, _LIMIT),
+    "TRAIL LIMIT": (("limit_offset", "lmtPriceOffset"),),
+    "TRAILLIMIT": (("limit_offset", "lmtPriceOffset"),),
+}
+
+
+def reported_terms(order: ib_async.Order, number: Any) -> dict[str, float | None]:
+    """The price terms TWS reports for ``order``, under :class:`Order`'s names: only those its
+    type uses (``None``: not set). A trailing stop's current stop is ``trail_stop_price``; a
+    trailing stop-limit's limit price, which TWS derives from it, is left out."""
+    kind = (order.orderType or "").upper()
+    terms = {name: number(getattr(order, field)) for name, field in _REPORTED.get(kind, ())}
+    if kind in ("REL", "PEG MID", "PEGMID") and not terms.get("limit_price"):
+        terms["limit_price"] = None  # a cap of 0 is no cap
+    if kind in _AUX_IS_TRAIL:
+        percent = number(order.trailingPercent)
+        terms["trail_amount"] = number(order.auxPrice) if percent is None else None
+        terms["trail_percent"] = percent
+        terms["trail_stop_price"] = number(order.trailStopPrice)
+    return terms

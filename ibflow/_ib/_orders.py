@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
@@ -34,7 +34,7 @@ from .._records.contracts import Contract
 from .._records.orders import Commission, Fill, Order, OrderPreview, OrderSnapshot
 from ._contracts import contract_from_ib, contract_to_ib
 from ._errors import map_ib_errors
-from ._order_terms import aux_price, put_terms, refresh_terms, terms_from_ib
+from ._order_terms import aux_price, put_terms, refresh_terms, reported_terms, terms_from_ib
 
 __all__ = [
     "CompletedCollector",
@@ -338,6 +338,10 @@ class OpenOrderUpdate:
 
     ``snapshot`` is the whole order as a record (``None`` when ibflow cannot represent it), so
     an order this session did not place can be adopted; ``oca_type`` is not part of it.
+    ``terms`` are the price terms its type uses, under :class:`Order`'s names (see
+    ``reported_terms``), with ``tif`` (``None`` if ibflow does not know it) and ``good_till``.
+    ``algo_or_conditions``: the order carries an algo or conditions (the snapshot names only
+    the algo).
     """
 
     order_id: int
@@ -349,6 +353,8 @@ class OpenOrderUpdate:
     stop_price: float | None
     snapshot: OrderSnapshot | None = None
     oca_type: int = 0
+    terms: Mapping[str, Any] = field(default_factory=dict)
+    algo_or_conditions: bool = False
 
 
 def _open_update(
@@ -367,6 +373,16 @@ def _open_update(
         )
     except ValueError:
         snapshot = None
+    terms: dict[str, Any] = dict(reported_terms(order, number))
+    try:
+        terms["tif"] = m.TimeInForce((order.tif or "DAY").upper())
+    except ValueError:
+        terms["tif"] = None
+    terms["good_till"] = _parse_ib_time(order.goodTillDate or "")
+    try:
+        terms["order_type"] = m.OrderType((order.orderType or "").upper())
+    except ValueError:
+        terms["order_type"] = None
     return OpenOrderUpdate(
         order_id=int(order_id),
         client_id=int(order.clientId),
@@ -377,6 +393,8 @@ def _open_update(
         stop_price=stop,
         snapshot=snapshot,
         oca_type=int(order.ocaType or 0),
+        terms=terms,
+        algo_or_conditions=bool((order.algoStrategy or "").strip() or order.conditions),
     )
 
 
@@ -570,10 +588,13 @@ class OrdersPort:
                 guarded("commissionReport", lambda: listener.on_commission(found))
 
         def on_error(reqId: int, errorCode: int, errorString: str, _contract: Any) -> None:
-            if int(reqId) > 0:
+            # -1 is TWS's id for notices about no request; other ids name an order: positive
+            # ones the API's, negative ones orders placed in TWS and bound to client id 0.
+            order_id = int(reqId)
+            if order_id > 0 or order_id < -1:
                 guarded(
                     "an order error",
-                    lambda: listener.on_order_error(int(reqId), int(errorCode), str(errorString)),
+                    lambda: listener.on_order_error(order_id, int(errorCode), str(errorString)),
                 )
 
         installed.update(

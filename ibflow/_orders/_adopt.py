@@ -9,7 +9,8 @@ lets only the client id an order belongs to modify or cancel it.
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 from .._errors import InvalidRequest
 from .._ib._orders import OpenOrderUpdate
@@ -50,11 +51,12 @@ def adopt(book: OrderBook, update: OpenOrderUpdate) -> Trade | None:
         return None
     if snapshot.status.is_done:
         return None
-    spec = _spec(snapshot)
+    spec = None if update.algo_or_conditions else _spec(snapshot, update.terms)
     if spec is None:
         log.info(
-            "order %d (client id %d): a %s %s order is not one ibflow places, so it is not "
-            "followed as a Trade; open_orders() still lists it",
+            "order %d (client id %d): a %s %s order (or one with an algo or conditions) is not "
+            "one ibflow can re-send as it is, so it is not followed as a Trade; open_orders() "
+            "still lists it",
             update.order_id,
             update.client_id,
             _text(snapshot.order_type),
@@ -108,22 +110,39 @@ def _text(code: OrderType | TimeInForce | str) -> str:
     return code.value if isinstance(code, OrderType | TimeInForce) else code
 
 
-def _spec(snapshot: OrderSnapshot) -> Order | None:
+def _spec(snapshot: OrderSnapshot, terms: Mapping[str, Any]) -> Order | None:
     """The order's terms as an ibflow Order; ``None`` for a type or time in force ibflow does
-    not place (or a GTD order: TWS's open order does not say until when)."""
+    not place (or a GTD order: TWS's open order does not say until when).
+
+    A trailing stop's stop is left out: it is where the market moved it, and a modify that
+    does not name a new one keeps it there.
+    """
     if not isinstance(snapshot.order_type, OrderType) or not isinstance(snapshot.tif, TimeInForce):
         return None
+    prices = {name: value for name, value in terms.items() if name in _PRICES and value is not None}
     try:
         return Order(
             side=snapshot.side,
             quantity=snapshot.quantity,
             order_type=snapshot.order_type,
-            limit_price=snapshot.limit_price,
-            stop_price=snapshot.stop_price,
             tif=snapshot.tif,
             outside_rth=snapshot.outside_rth,
             account=snapshot.account,
             order_ref=snapshot.order_ref,
+            **prices,
         )
     except InvalidRequest:
         return None
+
+
+_PRICES = frozenset(
+    {
+        "limit_price",
+        "stop_price",
+        "trigger_price",
+        "trail_amount",
+        "trail_percent",
+        "limit_offset",
+        "offset",
+    }
+)

@@ -338,7 +338,7 @@ class OrderBook:
         self._seen_since_down.add(trade)
         trade._ack(update.perm_id)
         if not trade.is_done:
-            trade._on_terms(update.quantity, update.limit_price, update.stop_price)
+            trade._on_terms(update.quantity, update.terms)
         trade._on_status(_status(update.status), perm_id=update.perm_id)
 
     def on_completed_order(self, snapshot: OrderSnapshot) -> None:

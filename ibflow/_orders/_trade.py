@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -33,58 +33,25 @@ from .._records.orders import (
     OrderEvent,
     OrderEventKind,
     OrderStatus,
+    TimeInForce,
     fmt,
 )
 from .._timeouts import SESSION_DEFAULT
 from ._checks import Facts, check_against_contract, check_rails
+from ._modify import FOLLOWED, changed_terms, confirmed, modified, same_value
+from ._signal import Signal, wait_until
 
 __all__ = ["Signal", "Trade", "TradeOwner", "wait_until"]
 
 log = get_logger("orders")
 
+_TRAIL_PAIR = ("trail_amount", "trail_percent")
+
 # How long wait_filled() waits for executions once TWS reported the order filled.
 _EXEC_GRACE = 2.0
 
 
-class Signal:
-    """Wakes every waiting coroutine when something changed (called from ib_async callbacks)."""
-
-    __slots__ = ("_futures",)
-
-    def __init__(self) -> None:
-        self._futures: list[asyncio.Future[None]] = []
-
-    def fire(self) -> None:
-        futures, self._futures = self._futures, []
-        for future in futures:
-            if not future.done():
-                future.set_result(None)
-
-    async def changed(self) -> None:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._futures.append(future)
-        try:
-            await future
-        finally:
-            with contextlib.suppress(ValueError):
-                self._futures.remove(future)
-
-
 _DEFAULT = SESSION_DEFAULT
-
-
-async def wait_until(
-    signal: Signal, ready: Callable[[], bool], limit: float | None, what: str
-) -> None:
-    """Wait until ``ready()``; ``RequestTimeout`` after ``limit`` seconds."""
-    if ready():
-        return
-    try:
-        async with asyncio.timeout(limit):
-            while not ready():
-                await signal.changed()
-    except TimeoutError:
-        raise RequestTimeout(f"{what}: not within {limit} s") from None
 
 
 class TradeOwner(Protocol):
@@ -164,6 +131,8 @@ class Trade:
         self._op: _Op | None = None
         self._op_lock = asyncio.Lock()
         self._modify_sent = False
+        # A trailing stop's stop as TWS last reported it (it moves without a modify).
+        self._reported_stop: float | None = None
         self._signal = Signal()
         # The link it was sent on: only an order sent before a drop can be lost in transit.
         self._sent_epoch = book.link_epoch
@@ -428,22 +397,42 @@ class Trade:
         quantity: float | None = None,
         limit_price: float | None = None,
         stop_price: float | None = None,
+        trigger_price: float | None = None,
+        trail_amount: float | None = None,
+        trail_percent: float | None = None,
+        trail_stop_price: float | None = None,
+        limit_offset: float | None = None,
+        offset: float | None = None,
+        cap: float | None = None,
+        tif: TimeInForce | str | None = None,
+        good_till: datetime | None = None,
         timeout: float | None = _DEFAULT,
     ) -> None:
-        """Change the order's quantity or prices; returns once TWS reports the new terms.
+        """Change the order's terms; returns once TWS reports the new terms.
 
-        The change is validated like a new order (type, minimum tick, safety rails) and sent
-        once under the same order id.
+        The keywords are the builders' parameter names, and each order type takes those its
+        builder takes (see ``docs/order-types.md``); the order type, side and contract stay.
+        The change is validated like a new order (the builder's checks, the contract's order
+        types and minimum tick, the safety rails) and sent once under the same order id.
 
         Args:
             quantity: the new total quantity (above what has already filled).
-            limit_price: the new limit (limit and stop-limit orders).
+            limit_price: the new limit (limit, stop-limit, on-close, if-touched and pegged
+                orders).
             stop_price: the new stop (stop and stop-limit orders).
+            trigger_price: the new touch price (if-touched orders).
+            trail_amount / trail_percent: a trailing stop's new distance (one replaces the
+                other); the stop starts again one new distance from the market.
+            trail_stop_price: a trailing stop's new stop (it keeps ratcheting from there).
+            limit_offset: a trailing stop-limit's new limit distance from its stop.
+            offset: a relative or pegged order's new offset.
+            cap: a relative order's new cap.
+            tif / good_till: the new time in force (and a GTD order's expiry).
             timeout: seconds to wait for TWS (the session default when not given).
 
         Raises:
-            InvalidRequest: nothing to change, a value that does not fit the order, or the
-                order is done.
+            InvalidRequest: nothing to change, a term the order type does not take (the message
+                lists those it takes), a value that does not fit, or the order is done.
             SafetyError: read-only, live without ``allow_live``, or over a safety rail.
             NotOrderOwner: another client id (or TWS, unbound) owns the order; nothing is sent.
             OrderRejected: TWS refused the change (the order keeps its old terms).
@@ -456,18 +445,25 @@ class Trade:
         core.check_can_trade("modify an order")
         self._check_owner("modify")
         self._book.raise_if_closed()
-        if quantity is None and limit_price is None and stop_price is None:
-            raise InvalidRequest("modify() needs quantity=, limit_price= or stop_price=")
+        given = {
+            "quantity": quantity,
+            "limit_price": limit_price,
+            "stop_price": stop_price,
+            "trigger_price": trigger_price,
+            "trail_amount": trail_amount,
+            "trail_percent": trail_percent,
+            "trail_stop_price": trail_stop_price,
+            "limit_offset": limit_offset,
+            "offset": offset,
+            "cap": cap,
+            "tif": tif,
+            "good_till": good_till,
+        }
+        asked = {name: value for name, value in given.items() if value is not None}
         current = self._order
-        changes: dict[str, Any] = {}
-        if quantity is not None:
-            changes["quantity"] = quantity
-        if limit_price is not None:
-            changes["limit_price"] = limit_price
-        if stop_price is not None:
-            changes["stop_price"] = stop_price
-        new = replace(current, **changes)
-        if _same_terms(new, current):
+        new = modified(current, asked)
+        fields = changed_terms(current, new)
+        if not fields:
             raise InvalidRequest(
                 f"modify() changes nothing: order {self._order_id} already has these terms"
             )
@@ -480,21 +476,24 @@ class Trade:
                 f"quantity must stay above what has filled ({fmt(self.filled)}); to stop the "
                 "rest, cancel() the order"
             )
+        # TWS keeps a trailing stop where it is (or, for a new distance, starts it again from
+        # the market) unless a modify names a new one.
+        sent = new if trail_stop_price is not None else replace(new, trail_stop_price=None)
         try:
             async with asyncio.timeout(limit):
-                await self._send_modify(new, changes)
+                await self._send_modify(new, sent, fields)
         except TimeoutError:
             raise RequestTimeout(
                 f"modify of order {self._order_id}: TWS did not confirm within {limit} s"
                 + (" (the change was sent once)" if self._modify_sent else "; nothing was sent")
             ) from None
 
-    async def _send_modify(self, new: Order, changes: dict[str, Any]) -> None:
+    async def _send_modify(self, new: Order, sent: Order, fields: tuple[str, ...]) -> None:
         core = self._book.core
         self._modify_sent = False
         facts = await self._book.facts(self._contract)
-        check_against_contract(new, facts)
-        await check_rails(core, facts, [new])
+        check_against_contract(sent, facts)
+        await check_rails(core, facts, [sent])
         core.require_ready()
         async with self._op_lock:
             if self.is_done:
@@ -505,10 +504,14 @@ class Trade:
             op = _Op("modify")
             self._op = op
             epoch = self._book.link_epoch
+
+            def done() -> bool:
+                return confirmed(self._order, self._reported_stop, new, fields)
+
             try:
                 core.adapter.orders.send_order(
                     self._contract,
-                    new,
+                    sent,
                     self._order_id,
                     parent_id=self.parent_id or 0,
                     oca_group=self._oca_group,
@@ -516,10 +519,10 @@ class Trade:
                     new=False,
                 )
                 self._modify_sent = True
-                log.info("order %d: modify sent (%s)", self._order_id, changes)
+                log.info("order %d: modify sent (%s)", self._order_id, ", ".join(fields))
                 await self._wait(
                     lambda: (
-                        _same_terms(self._order, new)
+                        done()
                         or op.error is not None
                         or self._status.is_done
                         or self._link_dropped(epoch, "change")
@@ -529,7 +532,9 @@ class Trade:
                 )
             finally:
                 self._op = None
-        if _same_terms(self._order, new):
+        if done():
+            if "trail_stop_price" in fields:
+                self._order = replace(self._order, trail_stop_price=new.trail_stop_price)
             return
         if op.error is not None:
             raise op.error
@@ -652,21 +657,27 @@ class Trade:
             self._emit(OrderEventKind.STATUS)
         self._wake()
 
-    def _on_terms(
-        self, quantity: float, limit_price: float | None, stop_price: float | None
-    ) -> None:
+    def _on_terms(self, quantity: float, terms: Mapping[str, Any]) -> None:
+        """Follow the terms an openOrder reports (see ``OpenOrderUpdate.terms``)."""
         current = self._order
+        if "trail_stop_price" in terms:
+            self._reported_stop = terms["trail_stop_price"]
+        reported: dict[str, Any] = {"quantity": quantity}
+        if terms.get("order_type") in (None, current.order_type):
+            reported.update(terms)
         changes: dict[str, Any] = {}
-        if abs(quantity - current.quantity) > EPS:
-            changes["quantity"] = quantity
-        if current.limit_price is not None and limit_price is not None:
-            if abs(limit_price - current.limit_price) > EPS:
-                changes["limit_price"] = limit_price
-        if current.stop_price is not None and stop_price is not None:
-            if abs(stop_price - current.stop_price) > EPS:
-                changes["stop_price"] = stop_price
+        for name, value in reported.items():
+            if name not in FOLLOWED or (value is None and name not in _TRAIL_PAIR):
+                continue
+            if not same_value(getattr(current, name), value):
+                changes[name] = value
+        if all(reported.get(name) is None for name in _TRAIL_PAIR):
+            for name in _TRAIL_PAIR:
+                changes.pop(name, None)  # a report without its trailing distance: keep ours
         if not changes:
             return
+        if changes.get("tif", TimeInForce.GTD) is not TimeInForce.GTD:
+            changes["good_till"] = None
         try:
             self._order = replace(current, **changes)
         except InvalidRequest as exc:
@@ -733,19 +744,6 @@ class Trade:
             and self._executions_in()
             and all(f.commission is not None for f in self._fills)
         )
-
-
-def _same_terms(a: Order, b: Order) -> bool:
-    def same(x: float | None, y: float | None) -> bool:
-        if x is None or y is None:
-            return x is y
-        return abs(x - y) <= EPS
-
-    return (
-        same(a.quantity, b.quantity)
-        and same(a.limit_price, b.limit_price)
-        and same(a.stop_price, b.stop_price)
-    )
 
 
 class _TradeEvents:

@@ -167,7 +167,7 @@ class SimCore:
         self.master_client_id = master_client_id
         # Orders placed by hand that client id 0 has bound (TWS gives them negative ids).
         self.bound_manual: set[int] = set()
-        self._manual_ids = 0
+        self._manual_ids = -1  # the first bound id is -2 (see new_manual_id)
         self._clients: dict[int, Connection] = {}
         self._pending: set[Connection] = set()
         self._order_ids: dict[int, int] = {}
@@ -223,7 +223,13 @@ class SimCore:
                 yield watcher
 
     def new_manual_id(self) -> int:
-        """The next id TWS keeps for an order placed by hand (negative, as TWS binds them)."""
+        """The next id TWS keeps for an order placed by hand (negative, as TWS binds them).
+
+        IB documents only that bound orders get negative ids ("use negative numbers to bind
+        automatic orders"), not which. -1 is the id of TWS's general notices (errors about no
+        request), so no order takes it here: an error about a bound order must reach it. The
+        ids count down from -2.
+        """
         self._manual_ids -= 1
         return self._manual_ids
 

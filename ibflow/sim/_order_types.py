@@ -12,6 +12,8 @@ order's trigger method names: by default the last trade, or the midpoint where n
   a sell, down for a buy), never back; each move is echoed in openOrder. When the reference
   touches the stop, a ``TRAIL`` works as a market order and a ``TRAIL LIMIT`` as a limit order
   at the stop less (sell) or plus (buy) ``lmtPriceOffset``. Held (``PreSubmitted``) until then.
+  A modification that changes the trailing distance without a ``trailStopPrice`` starts the
+  stop again one new distance from the reference; a new ``lmtPriceOffset`` moves the limit.
 * ``MIT`` / ``LIT``: wait (``PreSubmitted``) until the reference touches ``auxPrice`` from the
   order's favourable side (at or below it for a buy, at or above for a sell), then work as a
   market order, or a limit order at ``lmtPrice``.
@@ -163,9 +165,16 @@ def _check_trailing(req: PlaceOrderRequest, inst: Instrument) -> None:
 def apply_request(order: SimOrder, req: PlaceOrderRequest) -> None:
     """Copy the fields of ``req`` beyond the basic ones onto ``order`` (new or modified).
 
-    A modification that sends no ``trailStopPrice`` keeps the trailing stop where it is.
+    A modification that sends no ``trailStopPrice`` keeps the trailing stop where it is,
+    unless it changes the trailing distance: the stop then starts again one new distance
+    from the market (see :func:`start`).
     """
-    keep_stop = req.order_type in _TRAILING and order.order_type == req.order_type
+    keep_stop = (
+        req.order_type in _TRAILING
+        and order.order_type == req.order_type
+        and order.aux_price == req.aux_price
+        and order.trailing_percent == req.trailing_percent
+    )
     order.trigger_method = req.trigger_method
     order.trailing_percent = req.trailing_percent
     order.percent_offset = req.percent_offset
@@ -188,8 +197,10 @@ def start(order: SimOrder, q: QuoteState) -> None:
     market then.
     """
     ref = _reference(order, q)
-    if order.order_type in _TRAILING and not order.triggered and ref is not None:
-        _ratchet(order, ref)
+    if order.order_type in _TRAILING:
+        if not order.triggered and ref is not None:
+            _ratchet(order, ref)
+        _follow_stop(order)  # a modified limit offset moves the limit even if the stop stays
     if order.order_type in _PEGGED:
         order.working_price = _peg_price(order, q)
 
