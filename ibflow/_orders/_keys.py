@@ -381,8 +381,12 @@ def _status(text: str) -> OrderStatus | None:
 
 
 def _spec_of(row: OrderSnapshot) -> Order | None:
-    """The order spec of a snapshot, when ibflow can hold it."""
+    """The order spec of a snapshot, when ibflow can hold it: not an algo order (following it
+    without its algo would drop the algo at the next modify), nor a type whose terms the
+    snapshot lacks (offsets). A trailing stop's stop is where the market moved it: left out."""
     if not isinstance(row.order_type, OrderType) or not isinstance(row.tif, TimeInForce):
+        return None
+    if row.algo_strategy:
         return None
     try:
         return Order(
@@ -391,6 +395,9 @@ def _spec_of(row: OrderSnapshot) -> Order | None:
             order_type=row.order_type,
             limit_price=row.limit_price,
             stop_price=row.stop_price,
+            trigger_price=row.trigger_price,
+            trail_amount=row.trail_amount,
+            trail_percent=row.trail_percent,
             tif=row.tif,
             outside_rth=row.outside_rth,
             account=row.account,

@@ -153,3 +153,32 @@ async def test_keys_outlive_the_trades_the_book_lets_go(
     )
     assert [f.exec_id for f in again.fills] == [f.exec_id for f in first.fills]
     assert placed(sim) == 40
+
+
+async def test_a_keyed_trailing_stop_of_another_client_is_found_with_its_terms(
+    session: ibflow.Session, sim: Simulator, make_session: Callable[..., ibflow.Session]
+) -> None:
+    theirs = await session.place(
+        AAPL, ibflow.TrailingStopOrder("SELL", 1, trail_amount=5.0), key="trail"
+    )
+    other = make_session(client_id=2)
+    await other.connect()
+    found = await other.place(
+        AAPL, ibflow.TrailingStopOrder("SELL", 1, trail_amount=5.0), key="trail"
+    )
+    assert placed(sim) == 1
+    assert (found.perm_id, found.client_id) == (theirs.perm_id, 1)
+    assert found.order.order_type is ibflow.OrderType.TRAILING_STOP
+    assert found.order.trail_amount == 5.0
+
+
+async def test_a_keyed_algo_order_of_another_client_is_refused_not_followed_without_its_algo(
+    session: ibflow.Session, sim: Simulator, make_session: Callable[..., ibflow.Session]
+) -> None:
+    algo = ibflow.Adaptive("Patient")
+    await session.place(AAPL, LimitOrder("BUY", 1, 150.00, algo=algo), key="algo")
+    other = make_session(client_id=2)
+    await other.connect()
+    with pytest.raises(ibflow.SafetyError, match="key 'algo' is already used at TWS"):
+        await other.place(AAPL, LimitOrder("BUY", 1, 150.00, algo=algo), key="algo")
+    assert placed(sim) == 1
