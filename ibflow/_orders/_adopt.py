@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from .._errors import InvalidRequest
-from .._ib._orders import OpenOrderUpdate
+from .._ib._order_records import OpenOrderUpdate
 from .._log import get_logger
 from .._records.orders import Order, OrderSnapshot, OrderType, TimeInForce
 from ._trade import Trade, TradeOwner

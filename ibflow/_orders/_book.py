@@ -17,6 +17,7 @@ from .._errors import (
     SessionClosedError,
 )
 from .._ib import _orders as _wire
+from .._ib._order_records import OpenOrderUpdate, StatusUpdate
 from .._log import get_logger
 from .._records.account import ContractDetails
 from .._records.contracts import Contract
@@ -316,7 +317,7 @@ class OrderBook:
 
     # -- the tap (OrderListener) ---------------------------------------------------------------
 
-    def on_status(self, update: _wire.StatusUpdate) -> None:
+    def on_status(self, update: StatusUpdate) -> None:
         trade = self.find_reported(update.client_id, update.order_id, update.perm_id)
         if trade is None:
             return
@@ -328,7 +329,7 @@ class OrderBook:
             avg=update.avg_fill_price,
         )
 
-    def on_open_order(self, update: _wire.OpenOrderUpdate) -> None:
+    def on_open_order(self, update: OpenOrderUpdate) -> None:
         trade = self.find_reported(update.client_id, update.order_id, update.perm_id)
         if trade is None:
             trade = adopt(self, update)

@@ -8,7 +8,7 @@ import ib_async
 import pytest
 
 import ibflow
-from ibflow._ib import _orders as wire
+from ibflow._ib import _order_records as wire
 from ibflow._orders._checks import exec_key as _exec_key
 
 UNSET = ib_async.util.UNSET_DOUBLE
