@@ -336,7 +336,9 @@ class Connection(asyncio.Protocol):
         self.write(encode_fields(fields))
 
     def write(self, frame: bytes) -> None:
-        if self.closed or self.transport is None:
+        # A transport closing after a failed send still takes writes until connection_lost
+        # runs, and asyncio warns about each one: a client that went away hears nothing more.
+        if self.closed or self.transport is None or self.transport.is_closing():
             return
         sim = self.sim
         if sim._stalled:
@@ -347,7 +349,7 @@ class Connection(asyncio.Protocol):
             self.transport.write(frame)
 
     def _write_now(self, frame: bytes) -> None:
-        if not self.closed and self.transport is not None:
+        if not self.closed and self.transport is not None and not self.transport.is_closing():
             self.transport.write(frame)
 
     def error(self, req_id: int, code: int, text: str) -> None:

@@ -432,7 +432,8 @@ class Simulator(SimCore):
                 if len(chunk) < n:
                     chunk += frames[: n - len(chunk)]
                 if conn.transport is not None and not conn.closed:
-                    conn.transport.write(b"".join(chunk))
+                    if not conn.transport.is_closing():
+                        conn.transport.write(b"".join(chunk))
             sent += n
             for conn, _ in targets:
                 await conn.writable.wait()
