@@ -34,6 +34,7 @@ from ._protocol import (
     encode,
     loads,
 )
+from ._remote_events import EXEC_GRACE, LeaderWatch, OrderTracker, durable_stream, end_error
 
 __all__ = ["RemoteSession", "RemoteTrade"]
 
@@ -74,12 +75,12 @@ class RemoteTrade:
 
     @property
     def status(self) -> ibflow.OrderStatus:
-        """The status as of the last answer from the hub."""
+        """The status as of the latest order event from the hub's journal."""
         return self._status
 
     @property
     def fills(self) -> tuple[ibflow.Fill, ...]:
-        """The fills returned by the last ``wait_filled()``."""
+        """The fills received so far, oldest first."""
         return self._fills
 
     @property
@@ -89,19 +90,47 @@ class RemoteTrade:
     def __repr__(self) -> str:
         return f"<RemoteTrade order {self.order_id} {self._status.value} key={self.key!r}>"
 
+    def _sync(self) -> bool:
+        """Take the journal's view of the order; True once it is done."""
+        journal = self._session._tracker.get(self.order_id)
+        self._fills = tuple(sorted(journal.fills.values(), key=lambda f: (f.time, f.exec_id)))
+        self._filled = max(journal.filled, sum(f.quantity for f in self._fills))
+        self._status = journal.status
+        if self._filled >= self.order.quantity and not self._status.is_done:
+            self._status = ibflow.OrderStatus.FILLED
+        return self._status.is_done
+
+    def _limit(self, timeout: float | None) -> float | None:
+        return self._session._timeout if timeout is _DEFAULT else timeout
+
     async def wait_filled(self, *, timeout: float | None = _DEFAULT) -> tuple[ibflow.Fill, ...]:
         """Wait until the order filled completely; its fills, as ``Trade.wait_filled()``.
+
+        Follows the order's events and fills in the hub's journal, so it works across a hub
+        failover and for an order placed before this process started (same ``key``).
 
         Raises:
             OrderCancelled / OrderRejected: the order ended without filling completely.
             RequestTimeout: not filled in time (the order stays working).
         """
-        await self._wait("filled", timeout)
+        tracker = self._session._tracker
+        what = f"order {self.order_id} to fill"
+        await tracker.wait(self._sync, self._limit(timeout), what)
+        if self._status is not ibflow.OrderStatus.FILLED:
+            raise end_error(self.order_id, tracker.get(self.order_id), self.order.quantity)
+        with contextlib.suppress(ibflow.RequestTimeout):  # executions may trail the status
+            await tracker.wait(
+                lambda: self._sync() and sum(f.quantity for f in self._fills) >= self._filled,
+                EXEC_GRACE,
+                what,
+            )
         return self._fills
 
     async def wait_done(self, *, timeout: float | None = _DEFAULT) -> ibflow.OrderStatus:
         """Wait until the order is done (filled, cancelled or inactive); its final status."""
-        await self._wait("done", timeout)
+        await self._session._tracker.wait(
+            self._sync, self._limit(timeout), f"order {self.order_id} to finish"
+        )
         return self._status
 
     async def refresh(self) -> ibflow.OrderStatus:
@@ -166,6 +195,12 @@ class RemoteSession:
         self._renewer: asyncio.Task[None] | None = None
         self._down_since: datetime | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._watch = LeaderWatch(
+            silent=self._hub_silent,
+            changed=self._hub_changed,
+            connected=lambda: self._nc is not None and self._nc.is_connected,
+        )
+        self._tracker_: OrderTracker | None = None
 
     # -- the link ------------------------------------------------------------------------------
 
@@ -221,14 +256,15 @@ class RemoteSession:
             raise
         try:
             await self._nc.subscribe(self._subjects.state, cb=self._on_state)
-            await self._greet()
+            hub_id = await self._greet()
         except BaseException:
             await self.aclose()
             raise
+        self._watch.start(hub_id)
         self._renewer = asyncio.ensure_future(self._renew_leases())
         return self
 
-    async def _greet(self) -> None:
+    async def _greet(self) -> str | None:
         try:
             hello = await self._call("hello", [], {}, self._timeout, timeout_arg=False)
         except (ibflow.ConnectionLost, ibflow.RequestTimeout) as exc:
@@ -241,6 +277,8 @@ class RemoteSession:
         self._is_paper = hello["is_paper"]
         self._readonly = hello["readonly"]
         self._lease_ttl = hello["lease_ttl"]
+        hub_id: str | None = hello.get("hub_id")
+        return hub_id
 
     async def aclose(self) -> None:
         """Close every stream (releasing the hub's leases) and leave NATS; idempotent."""
@@ -252,6 +290,9 @@ class RemoteSession:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._renewer
             self._renewer = None
+        await self._watch.aclose()
+        if self._tracker_ is not None:
+            await self._tracker_.aclose()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._nc is not None:
@@ -274,7 +315,24 @@ class RemoteSession:
     async def _on_state(self, msg: Msg) -> None:
         with contextlib.suppress(ibflow.IBFlowError, KeyError, TypeError):
             if self._state is not ibflow.ConnectionState.CLOSED:
-                self._state = decode(loads(msg.data)["state"])
+                data = loads(msg.data)
+                self._state = decode(data["state"])
+                self._watch.on_beat(data)
+
+    def _hub_silent(self) -> None:
+        """No heartbeat from the hub (it died; a standby is taking over)."""
+        if self._state is not ibflow.ConnectionState.CLOSED:
+            self._state = ibflow.ConnectionState.RECONNECTING
+
+    def _hub_changed(self, gap: ibflow.Gap) -> None:
+        """A new leader (or the hub heard again): streams get a Gap, leases come back."""
+        for stream in self._streams.values():
+            stream.send_marker(gap)
+        self._background(self._regreet())
+
+    async def _regreet(self) -> None:
+        with contextlib.suppress(ibflow.IBFlowError):
+            await self._greet()
 
     async def _on_disconnected(self) -> None:
         if self._state is not ibflow.ConnectionState.CLOSED:
@@ -453,6 +511,7 @@ class RemoteSession:
         """
         if key is None:
             key = uuid.uuid4().hex
+        await self._tracker.start()  # before placing: none of the order's events is missed
         reply = await self._call("place", [contract, order], {"key": key}, timeout)
         return RemoteTrade(self, contract, order, reply)
 
@@ -476,6 +535,49 @@ class RemoteSession:
         """As ``Session.fills()``, answered by the hub."""
         result: list[ibflow.Fill] = await self._call("fills", [since], {}, timeout)
         return result
+
+    def order_events(self, *, buffer: int = 1024) -> ibflow.Stream[ibflow.OrderEvent]:
+        """Every event of every order this remote name placed, from the hub's journal.
+
+        As ``Session.order_events()``: from now on, overflow policy ``"error"``. The journal
+        keeps a durable position per remote name: a process that comes back with the same
+        ``name`` receives, once, the events it missed (an event is acknowledged when you take
+        it from the stream).
+        """
+        return self._durable(
+            "event",
+            buffer,
+            lambda item, msg: (msg.headers or {}).get(
+                "Nats-Msg-Id", f"{msg.metadata.sequence.stream}"
+            ),
+        )
+
+    def fills_stream(self, *, buffer: int = 1024) -> ibflow.Stream[ibflow.Fill]:
+        """Every fill of the orders this remote name placed, each once, with its commission.
+
+        As ``Session.fills_stream()``, across restarts: a process that comes back with the
+        same ``name`` receives the fills it missed, once each by execution id.
+        """
+        return self._durable("fill", buffer, lambda item, msg: item.exec_id)
+
+    def _durable(self, kind: str, buffer: int, item_id: Any) -> ibflow.Stream[Any]:
+        if isinstance(buffer, bool) or not isinstance(buffer, int) or buffer < 1:
+            raise ibflow.InvalidRequest(f"buffer must be an int >= 1, got {buffer!r}")
+        if self._nc is None or self._state is ibflow.ConnectionState.CLOSED:
+            raise ibflow.SessionClosedError(
+                "the remote session is not open: use `async with RemoteSession(...)`"
+            )
+        return durable_stream(self._nc, self._hub, self._name, kind, buffer, item_id)
+
+    @property
+    def _tracker(self) -> OrderTracker:
+        if self._tracker_ is None:
+            if self._nc is None:
+                raise ibflow.SessionClosedError(
+                    "the remote session is not open: use `async with RemoteSession(...)`"
+                )
+            self._tracker_ = OrderTracker(self._nc, self._hub, self._name)
+        return self._tracker_
 
     async def what_if(
         self, contract: ibflow.Contract, order: ibflow.Order, *, timeout: float | None = _DEFAULT

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -28,6 +29,8 @@ from nats.js.kv import KeyValue
 
 import ibflow
 
+from ._journal import OrderJournal, tagged
+from ._leader import heartbeat
 from ._protocol import (
     Subjects,
     check_name,
@@ -128,6 +131,8 @@ class Hub:
         self._feed_lock = asyncio.Lock()
         self._trades: dict[int, ibflow.Trade] = {}
         self._orders_relayed = 0
+        self._id = uuid.uuid4().hex[:12]
+        self._journal = OrderJournal(session, self._name)
 
     @property
     def name(self) -> str:
@@ -146,6 +151,7 @@ class Hub:
         self._orders_kv = await js.create_key_value(
             bucket=self._subjects.orders_bucket, history=1, ttl=_ORDER_KEYS_TTL
         )
+        await self._journal.start(js)
         nc = self._nc
         self._subs = [
             await nc.subscribe(self._subjects.requests, cb=self._on_request),
@@ -154,6 +160,7 @@ class Hub:
         ]
         self._spawn(self._reap_leases())
         self._spawn(self._publish_states())
+        self._spawn(heartbeat(lambda: self._nc, self._subjects.state, self._id, self._state))
         await nc.flush()
         _log.info("hub %s serving on %s", self._name, self._url)
 
@@ -166,6 +173,7 @@ class Hub:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._journal.aclose()
         for con_id in list(self._feeds):
             await self._close_feed(con_id)
         if self._nc is not None:
@@ -194,7 +202,11 @@ class Hub:
             "lines_free": self._max_lines - len(self._feeds),
             "orders_relayed": self._orders_relayed,
             "state": self._session.state.value,
+            **self._journal.statistics(),
         }
+
+    def _state(self) -> ibflow.ConnectionState:
+        return self._session.state
 
     # -- request-reply -------------------------------------------------------------------------
 
@@ -252,6 +264,7 @@ class Hub:
             "is_paper": session.is_paper,
             "lease_ttl": self._lease_ttl,
             "readonly": remote in self._readonly,
+            "hub_id": self._id,
         }
 
     async def _publish_states(self) -> None:
@@ -291,29 +304,39 @@ class Hub:
         assert self._orders_kv is not None
         kv_key = hashlib.sha256(key.encode()).hexdigest()
         try:
-            await self._orders_kv.create(kv_key, dumps({"state": "placing", "by": remote}))
+            claim = {"state": "placing", "by": remote, "hub": self._id}
+            await self._orders_kv.create(kv_key, dumps(claim))
         except nats.js.errors.KeyWrongLastSequenceError:
-            return await self._placed_before(kv_key, key, timeout)
+            return await self._placed_before(kv_key, key, remote, timeout)
         try:
-            trade = await self._session.place(contract, order, timeout=timeout)
+            trade = await self._session.place(
+                contract, tagged(order, remote, kv_key), timeout=timeout
+            )
         except BaseException as exc:
+            if isinstance(exc, ibflow.OrderRejected) and exc.trade is not None:
+                self._journal.follow(exc.trade, remote)
             record = {"state": "failed", "error": encode_error(exc)}
             await asyncio.shield(self._orders_kv.put(kv_key, dumps(record)))
             raise
         self._trades[trade.order_id] = trade
+        self._journal.follow(trade, remote)
         self._orders_relayed += 1
         result = {"order_id": trade.order_id, "status": trade.status, "key": key}
         await self._orders_kv.put(kv_key, dumps({"state": "placed", **encode(result)["$m"]}))
         _log.info("hub %s: %s placed order %d (key %s)", self._name, remote, trade.order_id, key)
         return {**result, "duplicate": False}
 
-    async def _placed_before(self, kv_key: str, key: str, timeout: float | None) -> dict[str, Any]:
+    async def _placed_before(
+        self, kv_key: str, key: str, remote: str, timeout: float | None
+    ) -> dict[str, Any]:
         """The outcome of the first request with this key, waiting while it is in flight."""
         assert self._orders_kv is not None
         async with asyncio.timeout(timeout):
             while True:
                 entry = await self._orders_kv.get(kv_key)
                 record = loads(entry.value or b"{}")
+                if record.get("state") == "placing" and record.get("hub") != self._id:
+                    record = await self._settle(kv_key, record, entry.revision)
                 if record.get("state") == "placed":
                     return {
                         "order_id": record["order_id"],
@@ -324,6 +347,22 @@ class Hub:
                 if record.get("state") == "failed":
                     raise decode_error(record["error"])
                 await asyncio.sleep(_CLAIM_POLL)
+
+    async def _settle(self, kv_key: str, record: dict[str, Any], revision: int | None) -> Any:
+        """A key another hub was placing when it died: what TWS knows of its order decides."""
+        assert self._orders_kv is not None
+        found = await self._journal.find(record.get("by", ""), kv_key)
+        if found is not None:
+            settled = {"state": "placed", "order_id": found[0], "status": encode(found[1])}
+        else:
+            lost = ibflow.ConnectionLost(
+                f"hub {self._name!r} failed over while placing this order, before TWS had it; "
+                "nothing was placed: place it again with a new key"
+            )
+            settled = {"state": "failed", "error": encode_error(lost)}
+        with contextlib.suppress(nats.js.errors.KeyWrongLastSequenceError):
+            await self._orders_kv.update(kv_key, dumps(settled), last=revision)
+        return settled
 
     def _trade(self, order_id: object) -> ibflow.Trade:
         trade = self._trades.get(order_id) if isinstance(order_id, int) else None
@@ -350,6 +389,9 @@ class Hub:
         self, remote: str, order_id: int, *, timeout: float | None
     ) -> ibflow.OrderStatus:
         self._check_trader(remote)
+        if isinstance(order_id, int) and order_id not in self._trades:
+            # Placed by an earlier leader: TWS lets this hub's client id cancel it.
+            return await self._session.cancel_order(order_id, timeout=timeout)
         return await self._trade(order_id).cancel(timeout=timeout)
 
     # -- market data ---------------------------------------------------------------------------
