@@ -32,7 +32,7 @@ __all__ = ["Leadership", "LeadershipLost", "heartbeat"]
 
 _log = logging.getLogger("ibflow.hub")
 _KEY = "leader"
-HEARTBEAT_EVERY = 0.5  # seconds between a serving hub's heartbeats
+HEARTBEAT_EVERY = 0.25  # seconds between a serving hub's heartbeats
 
 
 class LeadershipLost(ibflow.ConnectionLost):

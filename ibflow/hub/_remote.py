@@ -326,6 +326,8 @@ class RemoteSession:
 
     def _hub_changed(self, gap: ibflow.Gap) -> None:
         """A new leader (or the hub heard again): streams get a Gap, leases come back."""
+        if self._state is not ibflow.ConnectionState.CLOSED:
+            self._state = ibflow.ConnectionState.RECONNECTING  # READY again once greeted
         for stream in self._streams.values():
             stream.send_marker(gap)
         self._background(self._regreet())
