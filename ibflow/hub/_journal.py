@@ -164,6 +164,9 @@ class OrderJournal:
                 return  # the session closed
             except ibflow.SlowConsumer:
                 continue  # reopen; the sweep re-reads what was missed, de-duplicated
+            except ibflow.IBFlowError as exc:
+                _log.warning("hub %s: the session's fills ended: %s", self._hub, exc)
+                return
 
     async def sweep(self) -> int:
         """Publish what TWS reports of tagged orders this session does not follow: today's

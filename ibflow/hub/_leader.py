@@ -66,6 +66,10 @@ class Leadership:
             bucket = f"ibflow_{self._hub}_leader"
             try:
                 self._kv = await js.create_key_value(bucket=bucket, history=1, ttl=self._ttl)
+            except nats.js.errors.ServiceUnavailableError:
+                raise ibflow.ConnectError(
+                    "the NATS server has no JetStream: start it with `nats-server -js`"
+                ) from None
             except nats.js.errors.BadRequestError:  # made by a hub with another lease
                 self._kv = await js.key_value(bucket)
                 status = await self._kv.status()
@@ -115,7 +119,8 @@ class Leadership:
         while True:
             await asyncio.sleep(self._ttl / 3)
             try:
-                self._revision = await kv.update(_KEY, self._value(), last=self._revision)
+                async with asyncio.timeout(self._ttl / 3):
+                    self._revision = await kv.update(_KEY, self._value(), last=self._revision)
                 self._renewed = time.monotonic()
                 continue
             except nats.js.errors.KeyWrongLastSequenceError:
@@ -125,8 +130,12 @@ class Leadership:
                 raise LeadershipLost(
                     f"hub {self._hub!r}: another hub holds the leadership lease now"
                 ) from None
-            except (nats.errors.Error, nats.js.errors.Error) as exc:
-                _log.warning("hub %s: could not renew the leadership lease: %s", self._hub, exc)
+            except (TimeoutError, nats.errors.Error, nats.js.errors.Error) as exc:
+                _log.warning(
+                    "hub %s: could not renew the leadership lease: %s",
+                    self._hub,
+                    exc or type(exc).__name__,
+                )
             if time.monotonic() - self._renewed > self._ttl:
                 raise LeadershipLost(
                     f"hub {self._hub!r}: the leadership lease lapsed ({self._ttl:g} s without a "

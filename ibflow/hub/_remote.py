@@ -134,8 +134,12 @@ class RemoteTrade:
         return self._status
 
     async def refresh(self) -> ibflow.OrderStatus:
-        """Ask the hub for the order's status now."""
-        await self._wait("now", _DEFAULT)
+        """Ask the hub for the order's status now (the journal's, for an order an earlier
+        hub placed)."""
+        try:
+            await self._wait("now", _DEFAULT)
+        except ibflow.InvalidRequest:
+            self._sync()
         return self._status
 
     async def cancel(self, *, timeout: float | None = _DEFAULT) -> ibflow.OrderStatus:

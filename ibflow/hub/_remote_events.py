@@ -30,7 +30,7 @@ from nats.aio.subscription import Subscription
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 import ibflow
-from ibflow._stream import Overflow, Stream, _Channel
+from ibflow._stream import _STOPPED, Overflow, Stream, _Channel
 
 from ._journal import event_subject, fill_subject, stream_name
 from ._protocol import decode, loads
@@ -89,7 +89,7 @@ def durable_stream(
             ack(msg)  # not a journal record: nothing to deliver
             return
         key = item_id(item, msg)
-        if key in seen or channel._state == 3:  # a redelivery, or nobody reads any more
+        if key in seen or channel._state == _STOPPED:  # a redelivery, or nobody reads any more
             if key in seen:
                 ack(msg)
             return
@@ -279,8 +279,12 @@ class LeaderWatch:
         loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(self._every)
+            if not self._connected():
+                # A NATS outage is the link's own state (and Gap); count silence from after it.
+                self._heard = loop.time()
+                continue
             silent = loop.time() - self._heard > _SILENT_BEATS * self._every
-            if silent and self._silent_since is None and self._connected():
+            if silent and self._silent_since is None:
                 self._silent_since = datetime.now(UTC)
                 self._silent()
 
