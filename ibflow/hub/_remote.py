@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any
@@ -204,7 +204,8 @@ class RemoteSession:
             changed=self._hub_changed,
             connected=lambda: self._nc is not None and self._nc.is_connected,
         )
-        self._tracker_: OrderTracker | None = None
+        self._order_tracker: OrderTracker | None = None
+        self._journal_streams: set[Callable[[], None]] = set()  # ends of open event/fill streams
 
     # -- the link ------------------------------------------------------------------------------
 
@@ -289,14 +290,16 @@ class RemoteSession:
         self._state = ibflow.ConnectionState.CLOSED
         for stream in list(self._streams.values()):
             stream.end()
+        for end in list(self._journal_streams):
+            end()
         if self._renewer is not None:
             self._renewer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._renewer
             self._renewer = None
         await self._watch.aclose()
-        if self._tracker_ is not None:
-            await self._tracker_.aclose()
+        if self._order_tracker is not None:
+            await self._order_tracker.aclose()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._nc is not None:
@@ -573,17 +576,19 @@ class RemoteSession:
             raise ibflow.SessionClosedError(
                 "the remote session is not open: use `async with RemoteSession(...)`"
             )
-        return durable_stream(self._nc, self._hub, self._name, kind, buffer, item_id)
+        return durable_stream(
+            self._nc, self._hub, self._name, kind, buffer, item_id, self._journal_streams
+        )
 
     @property
     def _tracker(self) -> OrderTracker:
-        if self._tracker_ is None:
+        if self._order_tracker is None:
             if self._nc is None:
                 raise ibflow.SessionClosedError(
                     "the remote session is not open: use `async with RemoteSession(...)`"
                 )
-            self._tracker_ = OrderTracker(self._nc, self._hub, self._name)
-        return self._tracker_
+            self._order_tracker = OrderTracker(self._nc, self._hub, self._name)
+        return self._order_tracker
 
     async def what_if(
         self, contract: ibflow.Contract, order: ibflow.Order, *, timeout: float | None = _DEFAULT

@@ -63,9 +63,17 @@ class _AckOnTake(_Channel[T]):
 
 
 def durable_stream(
-    nc: NATS, hub: str, remote: str, kind: str, buffer: int, item_id: Callable[[Any, Msg], str]
+    nc: NATS,
+    hub: str,
+    remote: str,
+    kind: str,
+    buffer: int,
+    item_id: Callable[[Any, Msg], str],
+    open_streams: set[Callable[[], None]],
 ) -> Stream[Any]:
-    """A ``Stream`` of this remote's journal ``kind`` ("event" or "fill"); see module doc."""
+    """A ``Stream`` of this remote's journal ``kind`` ("event" or "fill"); see module doc.
+
+    While it is open, its ``end`` is in ``open_streams`` (the session ends it on closing)."""
     subject = event_subject(hub, remote) if kind == "event" else fill_subject(hub, remote)
     durable = f"{remote}-{kind}s"
     pending: deque[Msg] = deque()  # delivered to the user's buffer, not yet taken
@@ -130,8 +138,10 @@ def durable_stream(
                 f"hub {hub!r} has no order journal on this NATS server yet; start the hub first"
             ) from None
         subscription.append(sub)
+        open_streams.add(channel.end)
 
     def close() -> None:
+        open_streams.discard(channel.end)
         for sub in subscription:
             task = asyncio.ensure_future(_quietly(sub.unsubscribe()))
             acks.add(task)

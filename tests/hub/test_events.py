@@ -44,7 +44,7 @@ async def test_a_remote_gets_the_events_and_fills_of_its_own_orders(
         assert fill.exec_id == sim.fills[-1].exec_id
         assert (fill.order_id, fill.quantity, fill.price) == (trade.order_id, 10, 190.02)
         assert fill.commission is not None  # delivered once its commission is in
-        assert await trade.wait_filled() == (fill,) or trade.fills[0].exec_id == fill.exec_id
+        assert [f.exec_id for f in await trade.wait_filled()] == [fill.exec_id]
         kinds: list[OrderEventKind] = []
         async with asyncio.timeout(5):
             while OrderEventKind.FILL not in kinds or trade.status is not OrderStatus.FILLED:
@@ -148,3 +148,16 @@ async def test_kill_9_a_bot_mid_storm_and_restart_it(
     assert set(fills.values()) == {1}  # none doubled
     assert sim.request_count("place_order") == count  # no order placed twice
     assert len({f.order_id for f in sim.fills}) == count
+
+
+async def test_journal_streams_end_with_the_session(hub_factory: HubFactory, nats_url: str) -> None:
+    hub, _ = await hub_factory()
+    async with RemoteSession(nats_url, hub=hub.name, name="bot-e") as remote:
+        with pytest.raises(ibflow.InvalidRequest, match="buffer"):
+            remote.fills_stream(buffer=0)
+        events = remote.order_events()
+        await events.__aenter__()
+    with pytest.raises(ibflow.EndOfStream):
+        await events.receive()
+    with pytest.raises(ibflow.SessionClosedError):
+        remote.fills_stream()
