@@ -149,9 +149,14 @@ async def test_kill_9_the_leader_hub_the_standby_takes_over(
                     pass
             resting = await remote.place(AAPL, ibflow.LimitOrder("BUY", 1, 185.0), key="fo-rest")
             await eventually(lambda: len(placed) >= count // 3, timeout=10)
+            # TWS is slow to acknowledge: the next order reaches it, the leader dies waiting.
+            sim.delay(0.5)
+            sent = sim.request_count("place_order")
+            await eventually(lambda: sim.request_count("place_order") > sent, timeout=5)
             leader.proc.kill()  # kill -9 during streaming and orders
             killed = time.monotonic()
             await leader.proc.wait()
+            sim.delay(0)
             await eventually(lambda: standby.said(": serving") is not None, timeout=LEADER_TTL + 8)
             ready = standby.said(": serving")
             assert ready is not None
@@ -184,6 +189,8 @@ async def test_kill_9_the_leader_hub_the_standby_takes_over(
     assert set(exec_ids.values()) == {1}
     assert sorted(exec_ids) == sorted(f.exec_id for f in sim.fills)  # none lost
     assert sim.request_count("place_order") == count + 1  # none placed twice
+    # The order in flight at the kill was found at TWS by the new leader, not placed again.
+    assert [p.duplicate for p in placed.values()].count(True) == 1
     orders = {p.order_id for p in placed.values()} | {resting.order_id}
     assert sorted(orders) == sorted({f.order_id for f in got})
 
