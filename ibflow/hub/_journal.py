@@ -84,6 +84,7 @@ class OrderJournal:
         self._js: JetStreamContext | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._followed: set[int] = set()  # order ids of this session's trades being followed
+        self._order_ids: dict[int, int] = {}  # perm id → order id, as TWS reported them
         self._published_fills = 0
         self._published_events = 0
 
@@ -203,7 +204,8 @@ class OrderJournal:
         session = self._session
         fills = await session.fills()
         rows = [*await session.open_orders(), *await session.completed_orders(api_only=True)]
-        ids = {f.perm_id: f.order_id for f in fills if f.perm_id}
+        ids = self._order_ids  # kept across reads: a done order is no longer open
+        ids.update({f.perm_id: f.order_id for f in fills if f.perm_id and f.order_id is not None})
         ids.update({r.perm_id: r.order_id for r in rows if r.perm_id and r.order_id is not None})
         tagged_rows = []
         seen: set[int | None] = set()
@@ -232,4 +234,12 @@ class OrderJournal:
         for _, row in rows:
             if (row.order_ref or "").endswith(tag) and row.order_id is not None:
                 return row.order_id, row.status
+        return None
+
+    async def working_owner(self, order_id: int) -> str | None:
+        """The remote that placed working order ``order_id`` (by its tag), if any."""
+        for row in await self._session.open_orders():
+            owner = owner_of(row.order_ref)
+            if row.order_id == order_id and owner is not None:
+                return owner[0]
         return None

@@ -360,8 +360,10 @@ class Hub:
                 "nothing was placed: place it again with a new key"
             )
             settled = {"state": "failed", "error": encode_error(lost)}
-        with contextlib.suppress(nats.js.errors.KeyWrongLastSequenceError):
+        try:
             await self._orders_kv.update(kv_key, dumps(settled), last=revision)
+        except nats.js.errors.KeyWrongLastSequenceError:  # settled by a concurrent retry
+            return loads((await self._orders_kv.get(kv_key)).value or b"{}")
         return settled
 
     def _trade(self, order_id: object) -> ibflow.Trade:
@@ -391,6 +393,11 @@ class Hub:
         self._check_trader(remote)
         if isinstance(order_id, int) and order_id not in self._trades:
             # Placed by an earlier leader: TWS lets this hub's client id cancel it.
+            if await self._journal.working_owner(order_id) != remote:
+                raise ibflow.InvalidRequest(
+                    f"order {order_id} is not a working order {remote!r} placed through hub "
+                    f"{self._name!r}"
+                )
             return await self._session.cancel_order(order_id, timeout=timeout)
         return await self._trade(order_id).cancel(timeout=timeout)
 

@@ -19,8 +19,8 @@ import nats
 import pytest
 
 import ibflow
-from ibflow import ConnectionState, MarketOrder
-from ibflow.hub import RemoteSession
+from ibflow import ConnectionState, MarketOrder, OrderStatus
+from ibflow.hub import Hub, RemoteSession, RemoteTrade
 from ibflow.hub._journal import tagged
 from ibflow.hub._protocol import dumps
 from ibflow.sim import Simulator
@@ -220,3 +220,35 @@ async def test_a_key_a_dead_leader_was_placing_is_settled_by_what_tws_knows(
             with pytest.raises(ibflow.ConnectionLost, match="failed over"):
                 await remote.place(AAPL, MarketOrder("BUY", 1), key="k-lost")
     assert sim.request_count("place_order") == 1
+
+
+async def test_a_new_hub_follows_and_cancels_what_the_previous_one_left_working(
+    sim: Simulator, nats_url: str, hub_name: str
+) -> None:
+    sim.push_quote("AAPL", bid=190.00, ask=190.02, last=190.01)
+    first_session = await session_for(sim).connect()
+    first = Hub(first_session, nats_url, name=hub_name)
+    await first.start()
+    try:
+        async with RemoteSession(nats_url, hub=hub_name, name="bot-w", timeout=3) as remote:
+            trade = await remote.place(AAPL, ibflow.LimitOrder("BUY", 1, 150.0), key="w-1")
+            other = await remote.place(AAPL, ibflow.LimitOrder("BUY", 1, 150.0), key="w-2")
+            await first.aclose()
+            await first_session.aclose()
+            # The first hub is gone; its orders still work at TWS. A new one serves the name.
+            async with session_for(sim) as session, Hub(session, nats_url, name=hub_name):
+                await eventually(lambda: remote.state is ConnectionState.READY, timeout=5)
+                reply = {"order_id": other.order_id, "key": "x", "duplicate": False}
+                async with RemoteSession(nats_url, hub=hub_name, name="bot-x") as stranger:
+                    theirs = RemoteTrade(stranger, AAPL, other.order, {**reply, "status": None})
+                    with pytest.raises(ibflow.InvalidRequest, match="not a working order"):
+                        await theirs.cancel()
+                assert await trade.cancel() is OrderStatus.CANCELLED
+                assert await trade.wait_done(timeout=5) is OrderStatus.CANCELLED
+                with pytest.raises(ibflow.OrderCancelled):
+                    await trade.wait_filled(timeout=5)
+                assert await other.refresh() is OrderStatus.SUBMITTED
+    finally:
+        await first.aclose()
+        await first_session.aclose()
+    assert sim.request_count("place_order") == 2
