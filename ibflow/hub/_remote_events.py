@@ -76,7 +76,8 @@ def durable_stream(
     While it is open, its ``end`` is in ``open_streams`` (the session ends it on closing)."""
     subject = event_subject(hub, remote) if kind == "event" else fill_subject(hub, remote)
     durable = f"{remote}-{kind}s"
-    pending: deque[Msg] = deque()  # delivered to the user's buffer, not yet taken
+    pending: deque[tuple[str, Msg]] = deque()  # in the user's buffer, not taken yet
+    untaken: set[str] = set()
     seen: OrderedDict[str, None] = OrderedDict()
     subscription: list[Subscription] = []
     acks: set[asyncio.Task[None]] = set()
@@ -88,7 +89,9 @@ def durable_stream(
 
     def taken() -> None:
         if pending:
-            ack(pending.popleft())
+            key, msg = pending.popleft()
+            untaken.discard(key)
+            ack(msg)
 
     async def deliver(msg: Msg) -> None:
         try:
@@ -97,14 +100,19 @@ def durable_stream(
             ack(msg)  # not a journal record: nothing to deliver
             return
         key = item_id(item, msg)
-        if key in seen or channel._state == _STOPPED:  # a redelivery, or nobody reads any more
-            if key in seen:
+        if key in seen:
+            # Delivered before: acknowledge it now if it was taken (the first acknowledgement
+            # was lost); while it waits in the buffer, taking it acknowledges it.
+            if key not in untaken:
                 ack(msg)
             return
+        if channel._state == _STOPPED:
+            return  # nobody reads any more: it comes again next time
         seen[key] = None
         if len(seen) > _SEEN:
             seen.popitem(last=False)
-        pending.append(msg)
+        pending.append((key, msg))
+        untaken.add(key)
         channel.put(item)
 
     async def start() -> None:
