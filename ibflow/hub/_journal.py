@@ -86,6 +86,7 @@ class OrderJournal:
         self._followed: set[int] = set()  # order ids of this session's trades being followed
         self._order_ids: dict[int, int] = {}  # perm id → order id, as TWS reported them
         self._published_fills = 0
+        self._sweep_failing = False
         self._published_events = 0
 
     def statistics(self) -> dict[str, int]:
@@ -175,8 +176,11 @@ class OrderJournal:
         try:
             fills, rows = await self._tws_view()
         except ibflow.IBFlowError as exc:
-            _log.warning("hub %s: could not read orders and fills from TWS: %s", self._hub, exc)
+            if not self._sweep_failing:  # once per run of failures, not every second
+                _log.warning("hub %s: could not read orders and fills from TWS: %s", self._hub, exc)
+            self._sweep_failing = True
             return 1
+        self._sweep_failing = False
         for fill in fills:
             await self.publish_fill(fill)
         working = 0
