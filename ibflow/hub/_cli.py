@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import signal
 import sys
+from collections.abc import Coroutine
+from typing import Any
 
 import click
 
@@ -25,9 +27,12 @@ async def serve(
     readonly_names: tuple[str, ...],
     lines: int,
     lease_ttl: float,
+    leader_ttl: float,
     nats_timeout: float,
 ) -> None:
-    """Serve until cancelled (Ctrl-C) or SIGTERM; the session and the simulator close after."""
+    """Lead (or stand by, then lead) until cancelled (Ctrl-C) or SIGTERM."""
+    from ._leader import Leadership, LeadershipLost
+    from ._protocol import connect_nats
     from ._server import Hub
 
     async with contextlib.AsyncExitStack() as stack:
@@ -39,29 +44,59 @@ async def serve(
             where = f"the embedded simulator on {host}:{port}"
         else:
             where = "TWS/IB Gateway"
-        session = ibflow.Session(host, port, client_id)
-        await stack.enter_async_context(session)
-        served = Hub(
-            session,
-            nats_url,
-            name=name,
-            readonly_names=readonly_names,
-            max_lines=lines,
-            lease_ttl=lease_ttl,
-            connect_timeout=nats_timeout,
-        )
-        await stack.enter_async_context(served)
-        kind = "paper" if session.is_paper else "LIVE"
-        print(
-            f"ibflow hub {name}: serving {where} (client {session.client_id}, accounts "
-            f"{', '.join(session.accounts)}, {kind}) on {nats_url} under ibflow.{name}.*. "
-            "Ctrl-C stops it.",
-            flush=True,
-        )
         stop = asyncio.Event()
         with contextlib.suppress(NotImplementedError):  # no signal handlers on Windows loops
             asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-        await stop.wait()
+        nc = await connect_nats(nats_url, name=f"ibflow-hub-{name}-lease", timeout=nats_timeout)
+        stack.push_async_callback(nc.close)
+        lease = Leadership(nc, name, ttl=leader_ttl)
+        stack.push_async_callback(lease.release)  # after the session closed: a clean handover
+        while not stop.is_set():
+            if not await lease.try_acquire():
+                print(
+                    f"ibflow hub {name}: standing by; another hub leads, this one takes over "
+                    f"when its {lease.ttl:g} s lease expires.",
+                    flush=True,
+                )
+                if not await _first(lease.acquire(), stop.wait()):
+                    break
+            try:
+                async with (
+                    ibflow.Session(host, port, client_id) as session,
+                    Hub(
+                        session,
+                        nats_url,
+                        name=name,
+                        readonly_names=readonly_names,
+                        max_lines=lines,
+                        lease_ttl=lease_ttl,
+                        connect_timeout=nats_timeout,
+                    ),
+                ):
+                    kind = "paper" if session.is_paper else "LIVE"
+                    print(
+                        f"ibflow hub {name}: serving {where} (client {session.client_id}, "
+                        f"accounts {', '.join(session.accounts)}, {kind}) on {nats_url} under "
+                        f"ibflow.{name}.*. Ctrl-C stops it.",
+                        flush=True,
+                    )
+                    await _first(stop.wait(), lease.hold())
+            except LeadershipLost as exc:
+                print(f"ibflow hub {name}: {exc}; standing by.", file=sys.stderr, flush=True)
+
+
+async def _first(*coros: Coroutine[Any, Any, Any]) -> bool:
+    """Run ``coros`` until one finishes (its error raised); True unless it was the last."""
+    tasks = [asyncio.ensure_future(c) for c in coros]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    first = done.pop()
+    first.result()
+    return first is not tasks[-1]
 
 
 @click.command()
@@ -105,6 +140,14 @@ async def serve(
     help="Seconds a consumer's interest lasts without renewal.",
 )
 @click.option(
+    "--leader-ttl",
+    type=click.FloatRange(min=0.5),
+    default=5.0,
+    show_default=True,
+    help="Seconds of the leadership lease: a standby hub of the same name takes over this "
+    "long after the leader stopped renewing it.",
+)
+@click.option(
     "--nats-timeout",
     type=click.FloatRange(min=0.1),
     default=10.0,
@@ -121,6 +164,7 @@ def hub(
     readonly_names: tuple[str, ...],
     lines: int,
     lease_ttl: float,
+    leader_ttl: float,
     nats_timeout: float,
 ) -> None:
     """Serve one TWS session to remote sessions over NATS (extra: hub)."""
@@ -145,6 +189,7 @@ def hub(
                     readonly_names=readonly_names,
                     lines=lines,
                     lease_ttl=lease_ttl,
+                    leader_ttl=leader_ttl,
                     nats_timeout=nats_timeout,
                 )
             )

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -29,6 +30,8 @@ from nats.js.kv import KeyValue
 
 import ibflow
 
+from ._journal import OrderJournal, tagged
+from ._leader import heartbeat
 from ._protocol import (
     Subjects,
     check_name,
@@ -136,6 +139,8 @@ class Hub:
         self._feed_server = FeedServer(
             session, self._subjects, self._lease_ttl, lambda: self._lines_free
         )
+        self._id = uuid.uuid4().hex[:12]
+        self._journal = OrderJournal(session, self._name)
 
     @property
     def name(self) -> str:
@@ -154,6 +159,7 @@ class Hub:
         self._orders_kv = await js.create_key_value(
             bucket=self._subjects.orders_bucket, history=1, ttl=_ORDER_KEYS_TTL
         )
+        await self._journal.start(js)
         nc = self._nc
         self._subs = [
             await nc.subscribe(self._subjects.requests, cb=self._on_request),
@@ -163,6 +169,7 @@ class Hub:
         await self._feed_server.start(nc)
         self._spawn(self._reap_leases())
         self._spawn(self._publish_states())
+        self._spawn(heartbeat(lambda: self._nc, self._subjects.state, self._id, self._state))
         await nc.flush()
         _log.info("hub %s serving on %s", self._name, self._url)
 
@@ -175,6 +182,7 @@ class Hub:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._journal.aclose()
         for con_id in list(self._feeds):
             await self._close_feed(con_id)
         await self._feed_server.aclose()
@@ -209,7 +217,11 @@ class Hub:
             "orders_relayed": self._orders_relayed,
             **self._feed_server.statistics(),
             "state": self._session.state.value,
+            **self._journal.statistics(),
         }
+
+    def _state(self) -> ibflow.ConnectionState:
+        return self._session.state
 
     # -- request-reply -------------------------------------------------------------------------
 
@@ -253,7 +265,6 @@ class Hub:
             "order.wait": self._wait_order,
             "order.cancel": self._cancel_order,
             "order.modify": self._modify_order,
-            "group.wait": self._wait_group,
             "group.cancel": self._cancel_group,
             "cancel_order": self._cancel_by_id,
             "download": self._download,
@@ -273,6 +284,7 @@ class Hub:
             "is_paper": session.is_paper,
             "lease_ttl": self._lease_ttl,
             "readonly": remote in self._readonly,
+            "hub_id": self._id,
         }
 
     async def _publish_states(self) -> None:
@@ -306,35 +318,99 @@ class Hub:
             raise ibflow.InvalidRequest(f"key must be a non-empty str, got {key!r}")
         assert self._orders_kv is not None
         kv_key = hashlib.sha256(key.encode()).hexdigest()
+        if not isinstance(order, ibflow.Order | ibflow.Bracket | ibflow.OcaGroup):
+            raise ibflow.InvalidRequest(
+                f"order must be an ibflow.Order, Bracket or OcaGroup, got {type(order).__name__}"
+            )
+        order = tagged(order, remote, kv_key)  # before the claim: a refused tag burns no key
+        legs: list[ibflow.Order]
+        if isinstance(order, ibflow.Order):
+            kind, legs = "order", [order]
+        elif isinstance(order, ibflow.Bracket):
+            kind, legs = "bracket", [order.parent, order.take_profit, order.stop_loss]
+        else:
+            kind, legs = "group", list(order.orders)
+        claim = {"state": "placing", "by": remote, "hub": self._id}
         try:
-            await self._orders_kv.create(kv_key, dumps({"state": "placing", "by": remote}))
+            await self._orders_kv.create(kv_key, dumps(claim))
         except nats.js.errors.KeyWrongLastSequenceError:
-            return await self._placed_before(kv_key, key, timeout)
+            return await self._placed_before(kv_key, key, timeout, (kind, legs))
         try:
             placed = await self._session.place(contract, order, timeout=timeout)
         except BaseException as exc:
+            if isinstance(exc, ibflow.OrderRejected) and exc.trade is not None:
+                self._journal.follow(exc.trade, remote)
             record = {"state": "failed", "error": encode_error(exc)}
             await asyncio.shield(self._orders_kv.put(kv_key, dumps(record)))
             raise
         self._desk.keep(placed)
+        for trade in (placed,) if isinstance(placed, ibflow.Trade) else placed.trades:
+            self._journal.follow(trade, remote)
         self._orders_relayed += 1
         result = {**describe(placed), "key": key}
         await self._orders_kv.put(kv_key, dumps({"state": "placed", "result": encode(result)}))
         _log.info("hub %s: %s placed %r (key %s)", self._name, remote, placed, key)
         return {**result, "duplicate": False}
 
-    async def _placed_before(self, kv_key: str, key: str, timeout: float | None) -> dict[str, Any]:
+    async def _placed_before(
+        self, kv_key: str, key: str, timeout: float | None, placing: tuple[str, list[ibflow.Order]]
+    ) -> dict[str, Any]:
         """The outcome of the first request with this key, waiting while it is in flight."""
         assert self._orders_kv is not None
         async with asyncio.timeout(timeout):
             while True:
                 entry = await self._orders_kv.get(kv_key)
                 record = loads(entry.value or b"{}")
+                if record.get("state") == "placing" and record.get("hub") != self._id:
+                    record = await self._settle(kv_key, key, record, entry.revision, placing)
                 if record.get("state") == "placed":
                     return {**decode(record["result"]), "duplicate": True}
                 if record.get("state") == "failed":
                     raise decode_error(record["error"])
                 await asyncio.sleep(_CLAIM_POLL)
+
+    async def _settle(
+        self,
+        kv_key: str,
+        key: str,
+        record: dict[str, Any],
+        revision: int | None,
+        placing: tuple[str, list[ibflow.Order]],
+    ) -> Any:
+        """A key another hub was placing when it died: what TWS knows of its orders decides.
+
+        ``placing`` is the retry's kind and orders, tagged: the same key places the same
+        orders."""
+        assert self._orders_kv is not None
+        kind, legs = placing
+        rows = await self._journal.find(record.get("by", ""), kv_key)
+        settled: dict[str, Any]
+        if rows and len(rows) == len(legs):
+            result = {
+                "kind": kind,
+                "orders": [
+                    {"order_id": r.order_id, "status": r.status, "order": leg}
+                    for r, leg in zip(rows, legs, strict=True)
+                ],
+                "key": key,
+            }
+            settled = {"state": "placed", "result": encode(result)}
+        else:
+            what = (
+                "before TWS had it; nothing was placed: place it again with a new key"
+                if not rows
+                else f"when TWS had only orders {[r.order_id for r in rows]} of its "
+                f"{len(legs)}: cancel them, then place it again with a new key"
+            )
+            lost = ibflow.ConnectionLost(
+                f"hub {self._name!r} failed over while placing this order, {what}"
+            )
+            settled = {"state": "failed", "error": encode_error(lost)}
+        try:
+            await self._orders_kv.update(kv_key, dumps(settled), last=revision)
+        except nats.js.errors.KeyWrongLastSequenceError:  # settled by a concurrent retry
+            return loads((await self._orders_kv.get(kv_key)).value or b"{}")
+        return settled
 
     async def _wait_order(self, remote: str, order_id: int, **options: Any) -> dict[str, Any]:
         return await self._desk.wait(order_id, **options)
@@ -343,14 +419,19 @@ class Hub:
         self, remote: str, order_id: int, *, timeout: float | None
     ) -> ibflow.OrderStatus:
         self._check_trader(remote)
+        if isinstance(order_id, int) and not self._desk.knows(order_id):
+            # Placed by an earlier leader: TWS lets this hub's client id cancel it.
+            if await self._journal.working_owner(order_id) != remote:
+                raise ibflow.InvalidRequest(
+                    f"order {order_id} is not a working order {remote!r} placed through hub "
+                    f"{self._name!r}"
+                )
+            return await self._session.cancel_order(order_id, timeout=timeout)
         return await self._desk.trade(order_id).cancel(timeout=timeout)
 
     async def _modify_order(self, remote: str, order_id: int, **changes: Any) -> dict[str, Any]:
         self._check_trader(remote)
         return await self._desk.modify(order_id, **changes)
-
-    async def _wait_group(self, remote: str, *args: Any, **options: Any) -> Any:
-        return await self._desk.wait_group(*args, **options)
 
     async def _cancel_group(self, remote: str, *args: Any, **options: Any) -> Any:
         self._check_trader(remote)

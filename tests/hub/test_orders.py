@@ -129,3 +129,25 @@ async def test_read_only_names_may_not_trade(hub_factory: HubFactory, nats_url: 
         with pytest.raises(ibflow.OrderCancelled):
             await trade.wait_filled()
     assert sim.request_count("place_order") == 1
+
+
+async def test_an_order_ref_is_kept_before_the_hubs_tag(
+    hub_factory: HubFactory, nats_url: str
+) -> None:
+    hub, sim = await hub_factory(NORMAL_SPEED)
+    async with RemoteSession(nats_url, hub=hub.name, name="bot-r") as remote:
+        with pytest.raises(ibflow.InvalidRequest, match="order_ref is kept before"):
+            await remote.place(AAPL, LimitOrder("BUY", 1, 150.00, order_ref="r" * 120), key="r-1")
+        trade = await remote.place(AAPL, LimitOrder("BUY", 1, 150.00, order_ref="mine"), key="r-1")
+        bracket = await remote.place(
+            AAPL, ibflow.bracket("BUY", 1, 150.00, take_profit=160.00, stop_loss=140.00)
+        )
+        refs = {o.order_id: o.order_ref for o in sim.orders}
+        assert str(refs[trade.order_id]).startswith("mine|hub:bot-r:")
+        assert trade.order.order_ref == refs[trade.order_id]
+        tags = {refs[t.order_id] for t in bracket.trades}
+        assert len(tags) == 1  # one tag for every leg
+        assert str(tags.pop()).startswith("hub:bot-r:")
+        await trade.cancel()
+        await bracket.cancel()
+    assert sim.request_count("place_order") == 4  # the refused order_ref burnt no key
