@@ -4,19 +4,72 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import signal
 import sys
+from collections.abc import Callable
+from typing import Any, TypedDict, TypeVar
 
 import click
 
 import ibflow
 
-__all__ = ["hub"]
+__all__ = ["NatsCredentials", "hub", "nats_credentials", "nats_options"]
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def nats_options(command: _F) -> _F:
+    """``--nats`` and the NATS credential flags; each falls back to its ``IBFLOW_NATS_*``."""
+    options = [
+        click.option(
+            "--nats",
+            "nats_url",
+            default=None,
+            help="The NATS server(s), comma-separated; may carry user:password@ "
+            "(default: $IBFLOW_NATS_URL, else nats://127.0.0.1:4222).",
+        ),
+        click.option(
+            "--nats-user",
+            default=None,
+            help="NATS user (default $IBFLOW_NATS_USER); the password comes from "
+            "$IBFLOW_NATS_PASSWORD or the URL.",
+        ),
+        click.option(
+            "--nats-token", default=None, help="NATS token (default: $IBFLOW_NATS_TOKEN)."
+        ),
+        click.option(
+            "--nats-creds",
+            default=None,
+            help="NATS creds file: user JWT and seed (default: $IBFLOW_NATS_CREDS).",
+        ),
+        click.option(
+            "--nats-nkey", default=None, help="NATS nkey seed file (default: $IBFLOW_NATS_NKEY)."
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+class NatsCredentials(TypedDict):
+    """The credential flags as ``Hub`` / ``RemoteSession`` keyword arguments."""
+
+    user: str | None
+    token: str | None
+    creds: str | None
+    nkey: str | None
+
+
+def nats_credentials(
+    nats_user: str | None, nats_token: str | None, nats_creds: str | None, nats_nkey: str | None
+) -> NatsCredentials:
+    return {"user": nats_user, "token": nats_token, "creds": nats_creds, "nkey": nats_nkey}
 
 
 async def serve(
     *,
-    nats_url: str,
+    nats_url: str | None,
     name: str,
     sim: bool,
     host: str | None,
@@ -26,6 +79,7 @@ async def serve(
     lines: int,
     lease_ttl: float,
     nats_timeout: float,
+    credentials: NatsCredentials,
 ) -> None:
     """Serve until cancelled (Ctrl-C) or SIGTERM; the session and the simulator close after."""
     from ._server import Hub
@@ -49,12 +103,13 @@ async def serve(
             max_lines=lines,
             lease_ttl=lease_ttl,
             connect_timeout=nats_timeout,
+            **credentials,
         )
         await stack.enter_async_context(served)
         kind = "paper" if session.is_paper else "LIVE"
         print(
             f"ibflow hub {name}: serving {where} (client {session.client_id}, accounts "
-            f"{', '.join(session.accounts)}, {kind}) on {nats_url} under ibflow.{name}.*. "
+            f"{', '.join(session.accounts)}, {kind}) on {served.url} under ibflow.{name}.*. "
             "Ctrl-C stops it.",
             flush=True,
         )
@@ -64,14 +119,20 @@ async def serve(
         await stop.wait()
 
 
+def _log_to_stderr() -> None:
+    """The hub's own lines (subscriptions, orders, the periodic summary) on stderr, unless the
+    program configured logging already."""
+    log = logging.getLogger("ibflow.hub")
+    if log.handlers or logging.getLogger().handlers:
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+
+
 @click.command()
-@click.option(
-    "--nats",
-    "nats_url",
-    default="nats://127.0.0.1:4222",
-    show_default=True,
-    help="The NATS server (JetStream on).",
-)
+@nats_options
 @click.option("--name", required=True, help="The hub's name; remote sessions use hub=NAME.")
 @click.option("--sim", is_flag=True, help="Serve the embedded simulator instead of a TWS.")
 @click.option("--host", default=None, help="TWS/Gateway host (default: from env, 127.0.0.1).")
@@ -112,7 +173,11 @@ async def serve(
     help="Seconds to wait for the NATS server at start.",
 )
 def hub(
-    nats_url: str,
+    nats_url: str | None,
+    nats_user: str | None,
+    nats_token: str | None,
+    nats_creds: str | None,
+    nats_nkey: str | None,
     name: str,
     sim: bool,
     host: str | None,
@@ -132,6 +197,7 @@ def hub(
             file=sys.stderr,
         )
         raise SystemExit(2) from None
+    _log_to_stderr()
     try:
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(
@@ -146,6 +212,7 @@ def hub(
                     lines=lines,
                     lease_ttl=lease_ttl,
                     nats_timeout=nats_timeout,
+                    credentials=nats_credentials(nats_user, nats_token, nats_creds, nats_nkey),
                 )
             )
     except ibflow.IBFlowError as exc:

@@ -24,6 +24,7 @@ from nats.aio.msg import Msg
 import ibflow
 from ibflow._stream import StreamWriter
 
+from ._access import resolve_access
 from ._protocol import (
     Subjects,
     check_name,
@@ -133,22 +134,34 @@ class RemoteSession:
     ``await s.place(contract, order)`` … as with a ``Session``.
 
     Args:
-        url: the NATS server the hub uses.
+        url: the NATS server the hub uses (several of a cluster comma-separated); default
+            ``IBFLOW_NATS_URL``, else ``nats://127.0.0.1:4222``.
         hub: the hub's name (``ibflow hub --name``).
         name: this session's name, which the hub's read-only list refers to; default a fresh
             ``remote-…`` name.
         timeout: the default for each call, in seconds; ``None`` waits forever.
+        user, password, token, creds, nkey: NATS credentials (a creds or nkey seed file's
+            path); each defaults to its ``IBFLOW_NATS_*`` variable. A refused one raises
+            ``AccessDenied`` on connecting.
     """
 
     def __init__(
         self,
-        url: str = "nats://127.0.0.1:4222",
+        url: str | None = None,
         *,
         hub: str,
         name: str | None = None,
         timeout: float | None = 10.0,
+        user: str | None = None,
+        password: str | None = None,
+        token: str | None = None,
+        creds: str | None = None,
+        nkey: str | None = None,
     ) -> None:
-        self._url = url
+        self._access = resolve_access(
+            url, user=user, password=password, token=token, creds=creds, nkey=nkey
+        )
+        self._url = self._access.shown
         self._hub = check_name(hub, "hub")
         self._name = check_name(name or f"remote-{uuid.uuid4().hex[:12]}", "name")
         if timeout is not None and (isinstance(timeout, bool) or not timeout > 0):
@@ -203,6 +216,7 @@ class RemoteSession:
 
         Raises:
             ConnectError: the NATS server is unreachable, or no hub of that name answers.
+            AccessDenied: the NATS server refused the credentials.
             SessionClosedError: the session was closed already.
         """
         if self._state is ibflow.ConnectionState.CLOSED:
@@ -210,7 +224,7 @@ class RemoteSession:
         self._state = ibflow.ConnectionState.CONNECTING
         try:
             self._nc = await connect_nats(
-                self._url,
+                self._access,
                 name=f"ibflow-{self._name}",
                 timeout=self._timeout,
                 disconnected_cb=self._on_disconnected,
@@ -585,13 +599,12 @@ class RemoteSession:
         while True:
             await asyncio.sleep(self._lease_ttl / 3)
             nc = self._nc
-            if nc is None or not self._streams or not nc.is_connected:
+            if nc is None or not nc.is_connected:
                 continue
-            leases = list(self._streams)
+            leases = list(self._streams)  # none: still a heartbeat the hub's statistics count
             try:
-                msg = await nc.request(
-                    self._subjects.renew, dumps({"leases": leases}), timeout=self._lease_ttl
-                )
+                renewal = dumps({"name": self._name, "leases": leases})
+                msg = await nc.request(self._subjects.renew, renewal, timeout=self._lease_ttl)
                 unknown = loads(msg.data).get("unknown", [])
             except (nats.errors.Error, ibflow.IBFlowError):
                 continue  # the hub is away; the next round tries again
