@@ -19,16 +19,16 @@ __all__ = ["NatsCredentials", "hub", "nats_credentials", "nats_options"]
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 
-def nats_options(command: _F) -> _F:
-    """``--nats`` and the NATS credential flags; each falls back to its ``IBFLOW_NATS_*``."""
+def nats_options(
+    url_flag: str = "--nats",
+    url_help: str = "The NATS server(s), comma-separated; may carry user:password@ "
+    "(default: $IBFLOW_NATS_URL, else nats://127.0.0.1:4222).",
+) -> Callable[[_F], _F]:
+    """``--nats`` (or ``url_flag``) and the NATS credential flags, each falling back to its
+    ``IBFLOW_NATS_*`` variable; they arrive as ``nats_url``, ``nats_user``, ``nats_token``,
+    ``nats_creds`` and ``nats_nkey``."""
     options = [
-        click.option(
-            "--nats",
-            "nats_url",
-            default=None,
-            help="The NATS server(s), comma-separated; may carry user:password@ "
-            "(default: $IBFLOW_NATS_URL, else nats://127.0.0.1:4222).",
-        ),
+        click.option(url_flag, "nats_url", default=None, help=url_help),
         click.option(
             "--nats-user",
             default=None,
@@ -47,9 +47,13 @@ def nats_options(command: _F) -> _F:
             "--nats-nkey", default=None, help="NATS nkey seed file (default: $IBFLOW_NATS_NKEY)."
         ),
     ]
-    for option in reversed(options):
-        command = option(command)
-    return command
+
+    def decorate(command: _F) -> _F:
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate
 
 
 class NatsCredentials(TypedDict):
@@ -132,7 +136,7 @@ def _log_to_stderr() -> None:
 
 
 @click.command()
-@nats_options
+@nats_options()
 @click.option("--name", required=True, help="The hub's name; remote sessions use hub=NAME.")
 @click.option("--sim", is_flag=True, help="Serve the embedded simulator instead of a TWS.")
 @click.option("--host", default=None, help="TWS/Gateway host (default: from env, 127.0.0.1).")

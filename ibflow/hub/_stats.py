@@ -28,7 +28,10 @@ from nats.aio.msg import Msg
 
 import ibflow
 
-__all__ = ["HubOps", "summary"]
+from ._access import NatsAccess, connect_nats
+from ._protocol import Subjects, check_name
+
+__all__ = ["HubOps", "fetch_stats", "summary"]
 
 _log = logging.getLogger("ibflow.hub")
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -201,3 +204,43 @@ def summary(stats: Mapping[str, Any]) -> str:
         f"{stats['orders_relayed']} orders relayed, {stats['requests']} calls "
         f"({stats['failed_requests']} failed), up {_duration(stats['uptime'])}"
     )
+
+
+async def fetch_stats(
+    access: NatsAccess,
+    hub: str | None,
+    *,
+    timeout: float = 5.0,
+    connect_timeout: float = 2.0,
+    listen: float = 2.5,
+) -> list[dict[str, Any]]:
+    """The statistics of the hub named ``hub`` (asked for, waiting ``timeout`` seconds), or of
+    every hub heard publishing within ``listen`` seconds; ``[]`` when none answers.
+
+    Raises:
+        ConnectError / AccessDenied: the NATS server is unreachable or refuses the credentials.
+        InvalidRequest: ``hub`` is not a valid hub name.
+    """
+    if hub is not None:
+        check_name(hub, "the hub's name")
+    nc = await connect_nats(access, name="ibflow-doctor", timeout=connect_timeout)
+    try:
+        if hub is not None:
+            try:
+                msg = await nc.request(Subjects(hub).stats_get, b"", timeout=timeout)
+            except (nats.errors.NoRespondersError, nats.errors.TimeoutError):
+                return []
+            return [json.loads(msg.data)]
+        heard: dict[str, dict[str, Any]] = {}
+
+        async def on_stats(msg: Msg) -> None:
+            with contextlib.suppress(ValueError, KeyError, TypeError):
+                stats = json.loads(msg.data)
+                heard[str(stats["hub"])] = stats
+
+        await nc.subscribe(Subjects("*").stats, cb=on_stats)
+        await asyncio.sleep(listen)
+        return [heard[name] for name in sorted(heard)]
+    finally:
+        with contextlib.suppress(nats.errors.Error):
+            await nc.close()
