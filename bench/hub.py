@@ -50,6 +50,7 @@ PAIRS = ["EUR.USD", "GBP.USD", "USD.JPY", "AUD.USD"]
 SIM_NAMES = [*STOCKS, *PAIRS, "SPX", "ESH7"]
 IBFLOW_CLI = [sys.executable, "-c", "from ibflow.cli import main; main()"]
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+ORDER_SPACING = 0.05  # seconds between order starts: 20 orders/s
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -421,7 +422,12 @@ async def orders_bench(
         for i in range(runs):
             for label in ("hub", "direct") if i % 2 == 0 else ("direct", "hub"):
                 acks, fills = [], []
+                next_at = time.perf_counter()
                 for n in range(orders):
+                    # Paced under IB's 50 messages/s (the session's send throttle holds 45): a
+                    # round trip, not the throttle, is what this measures.
+                    next_at += ORDER_SPACING
+                    await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
                     order = ibflow.MarketOrder("BUY" if n % 2 == 0 else "SELL", 1)
                     t0 = time.perf_counter()
                     if label == "hub":
@@ -464,7 +470,7 @@ async def hub_bench(
     seconds = 2.0 if quick else 3.0
     rate_each = 500 if quick else 1000
     fan_seconds = 2.0 if quick else 3.0
-    orders = 30 if quick else 100
+    orders = 30 if quick else 60
     load_before = _loadavg()
     started = time.monotonic()
     async with NatsServer() as nats_server, SimProcess(quiet=True) as sim:
@@ -537,8 +543,10 @@ async def hub_bench(
         "whatever the number of consumers. Hub CPU = the hub process's user + system time over "
         "the window (100% = one core); the machine has 2 cores shared by the simulator, NATS, "
         "the hub and the consumers.",
-        f"Orders: {orders} market orders per run one after another (alternating buy and "
-        "sell, 1 share of AAPL), through the hub (a RemoteSession: its key claimed in the "
+        f"Orders: {orders} market orders per run, one every {ORDER_SPACING * 1000:.0f} ms "
+        "(under IB's 50 messages/s, which the session's send throttle enforces at 45: faster, "
+        "the throttle's wait would be measured), alternating buy and sell of 1 share of AAPL, "
+        "through the hub (a RemoteSession: its key claimed in the "
         "JetStream key-value bucket before placing, then `wait_filled()` asked of the hub) and "
         "on a direct Session in turns; the simulator fills market orders at once.",
     ]

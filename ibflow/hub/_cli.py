@@ -83,6 +83,7 @@ async def serve(
     lines: int,
     lease_ttl: float,
     nats_timeout: float,
+    replicas: int,
     credentials: NatsCredentials,
 ) -> None:
     """Serve until cancelled (Ctrl-C) or SIGTERM; the session and the simulator close after."""
@@ -107,6 +108,7 @@ async def serve(
             max_lines=lines,
             lease_ttl=lease_ttl,
             connect_timeout=nats_timeout,
+            replicas=replicas,
             **credentials,
         )
         await stack.enter_async_context(served)
@@ -176,6 +178,13 @@ def _log_to_stderr() -> None:
     show_default=True,
     help="Seconds to wait for the NATS server at start.",
 )
+@click.option(
+    "--replicas",
+    type=click.IntRange(1, 5),
+    default=1,
+    show_default=True,
+    help="JetStream replicas of the hub's buckets (3 on a three-node NATS cluster).",
+)
 def hub(
     nats_url: str | None,
     nats_user: str | None,
@@ -191,6 +200,7 @@ def hub(
     lines: int,
     lease_ttl: float,
     nats_timeout: float,
+    replicas: int,
 ) -> None:
     """Serve one TWS session to remote sessions over NATS (extra: hub)."""
     try:
@@ -216,6 +226,7 @@ def hub(
                     lines=lines,
                     lease_ttl=lease_ttl,
                     nats_timeout=nats_timeout,
+                    replicas=replicas,
                     credentials=nats_credentials(nats_user, nats_token, nats_creds, nats_nkey),
                 )
             )

@@ -100,6 +100,8 @@ class Hub:
         connect_timeout: seconds ``start()`` waits for the NATS server.
         user, password, token, creds, nkey: NATS credentials (a creds or nkey seed file's
             path); each defaults to its ``IBFLOW_NATS_*`` variable. See ``docs/hub.md``.
+        replicas: JetStream replicas of the hub's buckets: 1 on one NATS server, 3 on a
+            three-node cluster so they survive the loss of a node.
         stats_interval: seconds between statistics published on ``ibflow.<name>.stats``.
         log_interval: seconds between summary lines in the log.
     """
@@ -119,6 +121,7 @@ class Hub:
         token: str | None = None,
         creds: str | None = None,
         nkey: str | None = None,
+        replicas: int = 1,
         stats_interval: float = 1.0,
         log_interval: float = 60.0,
     ) -> None:
@@ -127,6 +130,9 @@ class Hub:
             nats_url, user=user, password=password, token=token, creds=creds, nkey=nkey
         )
         self._url = self._access.shown
+        if isinstance(replicas, bool) or not isinstance(replicas, int) or not 1 <= replicas <= 5:
+            raise ibflow.InvalidRequest(f"replicas must be an int from 1 to 5, got {replicas!r}")
+        self._replicas = replicas
         self._name = check_name(name, "the hub's name")
         self._readonly = frozenset(check_name(n, "a read-only name") for n in readonly_names)
         if not lease_ttl > 0.1:
@@ -173,7 +179,10 @@ class Hub:
         )
         js = self._nc.jetstream()
         self._orders_kv = await js.create_key_value(
-            bucket=self._subjects.orders_bucket, history=1, ttl=_ORDER_KEYS_TTL
+            bucket=self._subjects.orders_bucket,
+            history=1,
+            ttl=_ORDER_KEYS_TTL,
+            replicas=self._replicas,
         )
         nc = self._nc
         self._subs = [

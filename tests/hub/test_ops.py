@@ -178,3 +178,10 @@ async def test_history_from_two_remotes_shares_the_hubs_one_pacer(
             aapl, period="30s", duration="3600 S", end=WEDNESDAY - timedelta(days=1), timeout=5
         )
         assert bars
+
+
+async def test_bad_settings_are_refused_before_connecting(ib_sim_factory: SimFactory) -> None:
+    session = session_for(await ib_sim_factory())
+    for bad in ({"replicas": 0}, {"replicas": True}, {"stats_interval": 0}, {"log_interval": -1}):
+        with pytest.raises(ibflow.InvalidRequest):
+            Hub(session, "nats://127.0.0.1:1", name="desk1", **bad)  # type: ignore[arg-type]
