@@ -330,6 +330,7 @@ class FanoutResult:
     slowest: list[float]
     hub_cpu: list[float]
     offered: list[float]
+    spread: list[float]  # slowest / fastest consumer
 
 
 async def fanout_bench(
@@ -356,7 +357,7 @@ async def fanout_bench(
         lines = [await p.stdout.readline() for p in procs if p.stdout is not None]
         return [json.loads(line) for line in lines]
 
-    result = FanoutResult([], [], [], [], [])
+    result = FanoutResult([], [], [], [], [], [])
     try:
         ready = [await asyncio.wait_for(p.stdout.readline(), 120) for p in procs if p.stdout]
         if ready != [b"ready\n"] * CONSUMERS:
@@ -378,6 +379,7 @@ async def fanout_bench(
             result.slowest.append(min(rates))
             result.hub_cpu.append(100 * (cpu1 - cpu0) / (wall1 - wall0))
             result.offered.append(len(SIM_NAMES) * count / (wall1 - wall0))
+            result.spread.append(min(rates) / max(rates) if max(rates) else 0.0)
             log(
                 f"  fan-out: {sum(rates):,.0f} quotes/s to {CONSUMERS} consumers "
                 f"({min(rates):,.0f}–{max(rates):,.0f} each), hub CPU {result.hub_cpu[-1]:.0f}%"
@@ -518,6 +520,10 @@ async def hub_bench(
     ]
     median99 = statistics.median(added99) if added99 else float("inf")
     offered = statistics.median(fanout.offered) if fanout.offered else 0.0
+    spread = min(fanout.spread) if fanout.spread else 0.0
+    per_instrument = (
+        statistics.median(fanout.per_consumer) / len(SIM_NAMES) if fanout.per_consumer else 0.0
+    )
     hub_quotes = statistics.median(latency.quotes["hub"]) if latency.quotes["hub"] else 0
     direct_quotes = statistics.median(latency.quotes["direct"]) if latency.quotes["direct"] else 0
     notes = [
@@ -540,9 +546,15 @@ async def hub_bench(
         f"each ({offered:,.0f} ticks/s offered to the hub), for {fan_seconds:g} s per run; each "
         f"of the {CONSUMERS} consumer processes streams all 20 through one RemoteSession and "
         "counts the quotes its `async for` reads. TWS (the simulator) carries 20 subscriptions "
-        "whatever the number of consumers. Hub CPU = the hub process's user + system time over "
-        "the window (100% = one core); the machine has 2 cores shared by the simulator, NATS, "
-        "the hub and the consumers.",
+        "whatever the number of consumers. Every consumer read the same number of quotes "
+        f"(slowest / fastest ≥ {spread:.3f} in every run): each quote the hub published reached "
+        "all eight. The hub publishes what its session's stream yields, one quote per "
+        "instrument per socket read (ticks that arrive together are conflated into the newest "
+        f"quote), here about {per_instrument:,.0f} quotes per instrument per second, so the "
+        "delivered rate follows how the simulator's writes group on the hub's socket more "
+        "than a hub limit; its CPU shows the headroom. Hub CPU = the hub process's user + "
+        "system time over the window (100% = one core); the machine has 2 cores shared by the "
+        "simulator, NATS, the hub and the consumers.",
         f"Orders: {orders} market orders per run, one every {ORDER_SPACING * 1000:.0f} ms "
         "(under IB's 50 messages/s, which the session's send throttle enforces at 45: faster, "
         "the throttle's wait would be measured), alternating buy and sell of 1 share of AAPL, "
