@@ -1,17 +1,23 @@
 """NATS credentials pass through to the server, for the hub and remote sessions alike.
 
-Each test starts a real ``nats-server`` with a config file that requires a token, or users
-with passwords and an nkey; a wrong or missing credential is ``AccessDenied`` at once.
+Each test starts a real ``nats-server`` with a config file that requires a token, users with
+passwords and an nkey, or (operator mode, JWTs made here as ``nsc`` would) a creds file; a
+wrong or missing credential is ``AccessDenied`` at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -68,6 +74,70 @@ def users_nats(tmp_path: Path, nkey_pair: tuple[str, str]) -> Iterator[Configure
         '{ user: "bot", password: "bot-pw" }, { nkey: "' + nkey_pair[1] + '" } ] }'
     )
     yield from _server(tmp_path, users)
+
+
+def _jwt(issuer: Any, sub: str, name: str, nats: dict[str, object]) -> str:
+    """A NATS JWT (v2) for ``sub``, signed by the ``issuer`` key pair."""
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    claims: dict[str, object] = {
+        "iat": int(time.time()),
+        "iss": issuer.public_key.decode(),
+        "name": name,
+        "sub": sub,
+        "nats": {**nats, "version": 2},
+    }
+    digest = hashlib.sha256(json.dumps(claims, sort_keys=True).encode()).digest()
+    claims["jti"] = base64.b32encode(digest).decode().rstrip("=")
+    head = b64(json.dumps({"typ": "JWT", "alg": "ed25519-nkey"}).encode())
+    body = b64(json.dumps(claims).encode())
+    signature = issuer.sign(f"{head}.{body}".encode())
+    return f"{head}.{body}.{b64(signature)}"
+
+
+def _key(prefix: int) -> Any:
+    return nkeys.from_seed(bytearray(nkeys.encode_seed(os.urandom(32), prefix)))
+
+
+def _creds(account: Any, path: Path) -> str:
+    """A creds file (user JWT and seed) of a new user of ``account``."""
+    seed = nkeys.encode_seed(os.urandom(32), nkeys.PREFIX_BYTE_USER)
+    user = nkeys.from_seed(bytearray(seed)).public_key.decode()
+    token = _jwt(account, user, "bot", {"subs": -1, "data": -1, "payload": -1, "type": "user"})
+    path.write_text(
+        f"-----BEGIN NATS USER JWT-----\n{token}\n------END NATS USER JWT------\n\n"
+        f"-----BEGIN USER NKEY SEED-----\n{seed.decode()}\n------END USER NKEY SEED------\n"
+    )
+    return str(path)
+
+
+@pytest.fixture
+def operator_nats(tmp_path: Path) -> Iterator[tuple[ConfiguredNats, Any]]:
+    """A server in operator mode (JWT accounts, as ``nsc`` sets up); yields it and the key pair
+    of its one account, which signs users."""
+    operator = _key(nkeys.PREFIX_BYTE_OPERATOR)
+    account, system = _key(nkeys.PREFIX_BYTE_ACCOUNT), _key(nkeys.PREFIX_BYTE_ACCOUNT)
+    op = operator.public_key.decode()
+    limits = {"subs": -1, "conn": -1, "leaf": -1, "imports": -1, "exports": -1}
+    limits |= {"data": -1, "payload": -1, "wildcards": True}
+    js = {"mem_storage": -1, "disk_storage": -1, "streams": -1, "consumer": -1}
+    accounts = {
+        key.public_key.decode(): _jwt(operator, key.public_key.decode(), name, nats)
+        for key, name, nats in (
+            (account, "desk", {"type": "account", "limits": {**limits, **js}}),
+            (system, "SYS", {"type": "account", "limits": limits}),
+        )
+    }
+    config = (
+        f"operator: {_jwt(operator, op, 'op', {'type': 'operator'})}\n"
+        f"system_account: {system.public_key.decode()}\n"
+        "resolver: MEMORY\n"
+        "resolver_preload: { " + ", ".join(f"{k}: {v}" for k, v in accounts.items()) + " }"
+    )
+    for server in _server(tmp_path, config):
+        yield server, account
 
 
 async def _hub_on(sim: Simulator, url: str, name: str, **credentials: str) -> Hub:
@@ -141,6 +211,28 @@ async def test_user_password_and_nkey(
         other.write_text(nkeys.encode_seed(os.urandom(32), nkeys.PREFIX_BYTE_USER).decode())
         with pytest.raises(ibflow.AccessDenied, match="nkey seed file"):
             async with RemoteSession(url, hub=hub_name, nkey=str(other), timeout=5):
+                pass
+    finally:
+        await hub.aclose()
+        await hub._session.aclose()
+
+
+async def test_creds_file(
+    ib_sim: Simulator,
+    operator_nats: tuple[ConfiguredNats, Any],
+    hub_name: str,
+    tmp_path: Path,
+) -> None:
+    server, account = operator_nats
+    hub = await _hub_on(ib_sim, server.url, hub_name, creds=_creds(account, tmp_path / "hub.creds"))
+    try:
+        bot = _creds(account, tmp_path / "bot.creds")
+        async with RemoteSession(server.url, hub=hub_name, creds=bot) as remote:
+            assert remote.accounts == ("DU1234567",)
+        # A user signed by an account this server does not know.
+        stranger = _creds(_key(nkeys.PREFIX_BYTE_ACCOUNT), tmp_path / "stranger.creds")
+        with pytest.raises(ibflow.AccessDenied, match="creds file"):
+            async with RemoteSession(server.url, hub=hub_name, creds=stranger, timeout=5):
                 pass
     finally:
         await hub.aclose()
