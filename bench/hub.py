@@ -550,9 +550,10 @@ async def hub_bench(
         f"(slowest / fastest ≥ {spread:.3f} in every run): each quote the hub published reached "
         "all eight. The hub publishes what its session's stream yields, one quote per "
         "instrument per socket read (ticks that arrive together are conflated into the newest "
-        f"quote), here about {per_instrument:,.0f} quotes per instrument per second, so the "
-        "delivered rate follows how the simulator's writes group on the hub's socket more "
-        "than a hub limit; its CPU shows the headroom. Hub CPU = the hub process's user + "
+        f"quote), here about {per_instrument:,.0f} quotes per instrument per second: the "
+        "delivered rate follows how often the hub's process gets to read its socket on this "
+        "shared machine (each read carries ticks of all twenty) rather than the hub's CPU, "
+        "which shows the headroom. Hub CPU = the hub process's user + "
         "system time over the window (100% = one core); the machine has 2 cores shared by the "
         "simulator, NATS, the hub and the consumers.",
         f"Orders: {orders} market orders per run, one every {ORDER_SPACING * 1000:.0f} ms "
