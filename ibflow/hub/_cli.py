@@ -32,8 +32,8 @@ def nats_options(
         click.option(
             "--nats-user",
             default=None,
-            help="NATS user (default $IBFLOW_NATS_USER); the password comes from "
-            "$IBFLOW_NATS_PASSWORD or the URL.",
+            help="NATS user (default $IBFLOW_NATS_USER); its password comes from "
+            "$IBFLOW_NATS_PASSWORD (or give both in the URL instead).",
         ),
         click.option(
             "--nats-token", default=None, help="NATS token (default: $IBFLOW_NATS_TOKEN)."
