@@ -178,12 +178,21 @@ class Hub:
             self._access, name=f"ibflow-hub-{self._name}", timeout=self._connect_timeout
         )
         js = self._nc.jetstream()
-        self._orders_kv = await js.create_key_value(
-            bucket=self._subjects.orders_bucket,
-            history=1,
-            ttl=_ORDER_KEYS_TTL,
-            replicas=self._replicas,
-        )
+        try:
+            self._orders_kv = await js.create_key_value(
+                bucket=self._subjects.orders_bucket,
+                history=1,
+                ttl=_ORDER_KEYS_TTL,
+                replicas=self._replicas,
+            )
+        except nats.errors.Error as exc:
+            await self.aclose()
+            raise ibflow.ConnectError(
+                f"the NATS server at {self._url} cannot hold the hub's JetStream bucket "
+                f"({type(exc).__name__}: {exc}): start nats-server with -js (or a jetstream block "
+                f"in its config), and give --replicas at most its number of JetStream nodes "
+                f"(here {self._replicas})"
+            ) from None
         nc = self._nc
         self._subs = [
             await nc.subscribe(self._subjects.requests, cb=self._on_request),

@@ -7,6 +7,7 @@ import contextlib
 import json
 import sys
 from datetime import timedelta
+from pathlib import Path
 
 import nats
 import pytest
@@ -14,9 +15,11 @@ import pytest
 import ibflow
 from ibflow.hub import Hub, RemoteSession
 from ibflow.hub._stats import summary
+from ibflow.sim import Simulator
 from ibflow.testing import TEST_SPEED, SimFactory, eventually, session_for
 
-from .conftest import HubFactory
+from .conftest import HubFactory, NatsServer, _free_port
+from .test_access import ConfiguredNats
 from .test_reads import WEDNESDAY
 
 IBFLOW = [sys.executable, "-c", "from ibflow.cli import main; main()"]
@@ -83,38 +86,36 @@ async def test_statistics_are_published_and_answered(
         await nc.close()
 
 
-async def test_doctor_shows_a_hub(hub_factory: HubFactory, nats_url: str) -> None:
+async def test_doctor_shows_a_hub_and_says_what_is_wrong(
+    hub_factory: HubFactory, nats_url: str
+) -> None:
     hub, _ = await hub_factory()
     async with (
         RemoteSession(nats_url, hub=hub.name, name="bot-a") as remote,
         remote.quotes(ibflow.Stock("MSFT")),
     ):
-        # Without --name: every hub heard publishing (the others of this run may be there too).
-        (code, out, err), (code2, table, err2), (code3, every, err3) = await asyncio.gather(
+        # All at once: each is a fresh process. Without --name: every hub heard publishing
+        # (the others of this run may be there too).
+        found, table, every, missing, unreachable, two_ways, misplaced = await asyncio.gather(
             _doctor("--hub", nats_url, "--name", hub.name, "--json"),
             _doctor("--hub", nats_url, "--name", hub.name),
             _doctor("--hub", nats_url, "--json"),
+            _doctor("--hub", nats_url, "--name", "nobody-here"),
+            _doctor("--hub", "nats://127.0.0.1:1", "--name", "desk1"),
+            _doctor("--hub", nats_url, "--nats-token", "t", "--nats-creds", "x"),
+            _doctor("--name", "desk1"),
         )
-    assert code == 0, err
-    stats = json.loads(out)
+    assert found[0] == 0, found[2]
+    stats = json.loads(found[1])
     assert stats["hub"] == hub.name
     assert stats["instruments"][0]["symbol"] == "MSFT"
     assert stats["instruments"][0]["consumers"] == ["bot-a"]
-    assert code2 == 0, err2
-    assert f"ibflow hub {hub.name}" in table
-    assert "instruments at TWS" in table
-    assert "bot-a" in table
-    assert code3 == 0, err3
-    assert hub.name in [s["hub"] for s in json.loads(every)]
-
-
-async def test_doctor_says_what_is_wrong(nats_url: str) -> None:
-    missing, unreachable, two_ways, misplaced = await asyncio.gather(
-        _doctor("--hub", nats_url, "--name", "nobody-here"),
-        _doctor("--hub", "nats://127.0.0.1:1", "--name", "desk1"),
-        _doctor("--hub", nats_url, "--nats-token", "t", "--nats-creds", "x"),
-        _doctor("--name", "desk1"),
-    )
+    assert table[0] == 0, table[2]
+    assert f"ibflow hub {hub.name}" in table[1]
+    assert "instruments at TWS" in table[1]
+    assert "bot-a" in table[1]
+    assert every[0] == 0, every[2]
+    assert hub.name in [s["hub"] for s in json.loads(every[1])]
     assert missing[0] == 3
     assert "no hub named 'nobody-here' answers" in missing[2]
     assert "ibflow hub --nats" in missing[2]
@@ -126,7 +127,8 @@ async def test_doctor_says_what_is_wrong(nats_url: str) -> None:
     assert "one way to authenticate" in two_ways[2]
     assert misplaced[0] == 2
     assert "go with --hub" in misplaced[2]
-    assert not any("Traceback" in err for _, _, err in (missing, unreachable, two_ways, misplaced))
+    runs = (found, table, every, missing, unreachable, two_ways, misplaced)
+    assert not any("Traceback" in err for _, _, err in runs)
 
 
 async def test_history_from_two_remotes_shares_the_hubs_one_pacer(
@@ -185,3 +187,69 @@ async def test_bad_settings_are_refused_before_connecting(ib_sim_factory: SimFac
     for bad in ({"replicas": 0}, {"replicas": True}, {"stats_interval": 0}, {"log_interval": -1}):
         with pytest.raises(ibflow.InvalidRequest):
             Hub(session, "nats://127.0.0.1:1", name="desk1", **bad)  # type: ignore[arg-type]
+
+
+async def test_a_three_node_cluster_serves_bots_on_any_node(
+    ib_sim: Simulator, tmp_path: Path, hub_name: str
+) -> None:
+    """The deployment page's cluster: three nodes with routes and JetStream, the hub's bucket on
+    three replicas, a bot on another node than the hub; a node's loss is only a reconnect."""
+    routes = [_free_port() for _ in range(3)]
+    nodes = [
+        ConfiguredNats(
+            tmp_path / f"js{i}",
+            f"server_name: n{i}\ncluster {{ name: desk, listen: 127.0.0.1:{routes[i]}, routes: ["
+            + ", ".join(f"nats-route://127.0.0.1:{port}" for port in routes)
+            + "] }",
+        )
+        for i in range(3)
+    ]
+    for node in nodes:
+        node.start()
+    try:
+        every = ",".join(node.url for node in nodes)
+        async with session_for(ib_sim) as session:
+            hub = Hub(session, every, name=hub_name, replicas=3, connect_timeout=20)
+            async with asyncio.timeout(30):
+                while True:  # JetStream elects its meta leader a moment after the routes form
+                    try:
+                        await hub.start()
+                        break
+                    except ibflow.ConnectError:
+                        await asyncio.sleep(0.5)
+            try:
+                async with RemoteSession(nodes[2].url, hub=hub_name, name="far-bot") as bot:
+                    assert await bot.positions()
+                    nodes[0].stop()  # the hub's first server; it moves to another node
+                    async with asyncio.timeout(15):
+                        while True:
+                            with contextlib.suppress(ibflow.ConnectionLost, ibflow.RequestTimeout):
+                                assert await bot.account_summary(timeout=2)
+                                break
+                    trade = await bot.place(ibflow.Stock("AAPL"), ibflow.MarketOrder("BUY", 1))
+                    assert trade.order_id > 0
+            finally:
+                await hub.aclose()
+    finally:
+        for node in nodes:
+            node.stop()
+
+
+class NatsWithoutJetStream(NatsServer):
+    def command(self) -> list[str]:
+        return ["-a", "127.0.0.1", "-p", str(self.port)]
+
+
+async def test_a_server_without_jetstream_is_a_connect_error(
+    ib_sim: Simulator, tmp_path: Path, hub_name: str
+) -> None:
+    server = NatsWithoutJetStream(tmp_path)
+    server.start()
+    try:
+        async with session_for(ib_sim) as session:
+            hub = Hub(session, server.url, name=hub_name, connect_timeout=5)
+            with pytest.raises(ibflow.ConnectError, match="start nats-server with -js"):
+                await hub.start()
+            assert session.state is ibflow.ConnectionState.READY  # the session stays the caller's
+    finally:
+        server.stop()
