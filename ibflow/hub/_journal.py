@@ -123,7 +123,7 @@ class OrderJournal:
             "events_published": self._published_events,
         }
 
-    async def start(self, js: JetStreamContext) -> None:
+    async def start(self, js: JetStreamContext, *, replicas: int = 1) -> None:
         """Create (or reuse) the stream, publish what TWS reports of earlier hubs' orders."""
         self._js = js
         config = StreamConfig(
@@ -131,6 +131,7 @@ class OrderJournal:
             subjects=[f"ibflow.{self._hub}.orders.>"],
             max_age=_DAY,
             duplicate_window=_DAY,
+            num_replicas=replicas,
         )
         try:
             await js.add_stream(config)

@@ -42,15 +42,25 @@ class LeadershipLost(ibflow.ConnectionLost):
 class Leadership:
     """The lease of hub ``hub`` on the NATS connection ``nc``; see the module doc.
 
-    ``ttl`` applies when this hub creates the bucket; an existing bucket keeps its own.
+    ``ttl`` and ``replicas`` apply when this hub creates the bucket; an existing bucket keeps
+    its own.
     """
 
-    def __init__(self, nc: NATS, hub: str, *, ttl: float, holder: str | None = None) -> None:
+    def __init__(
+        self,
+        nc: NATS,
+        hub: str,
+        *,
+        ttl: float,
+        replicas: int = 1,
+        holder: str | None = None,
+    ) -> None:
         if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not ttl >= 0.5:
             raise ibflow.InvalidRequest(f"the leader lease must be >= 0.5 s, got {ttl!r}")
         self._nc = nc
         self._hub = hub
         self._ttl = float(ttl)
+        self._replicas = replicas
         self.holder = holder or uuid.uuid4().hex[:12]
         self._kv: KeyValue | None = None
         self._revision: int | None = None
@@ -65,7 +75,9 @@ class Leadership:
             js = self._nc.jetstream()
             bucket = f"ibflow_{self._hub}_leader"
             try:
-                self._kv = await js.create_key_value(bucket=bucket, history=1, ttl=self._ttl)
+                self._kv = await js.create_key_value(
+                    bucket=bucket, history=1, ttl=self._ttl, replicas=self._replicas
+                )
             except nats.js.errors.ServiceUnavailableError:
                 raise ibflow.ConnectError(
                     "the NATS server has no JetStream: start it with `nats-server -js`"

@@ -27,6 +27,7 @@ import ibflow
 from ibflow._stream import StreamWriter
 from ibflow._timeouts import SESSION_DEFAULT
 
+from ._access import resolve_access
 from ._protocol import (
     Subjects,
     check_name,
@@ -67,22 +68,34 @@ class RemoteSession(RemoteStreams, RemoteJournal):
     ``await s.place(contract, order)`` … as with a ``Session``.
 
     Args:
-        url: the NATS server the hub uses.
+        url: the NATS server the hub uses (several of a cluster comma-separated); default
+            ``IBFLOW_NATS_URL``, else ``nats://127.0.0.1:4222``.
         hub: the hub's name (``ibflow hub --name``).
         name: this session's name, which the hub's read-only list refers to; default a fresh
             ``remote-…`` name.
         timeout: the default for each call, in seconds; ``None`` waits forever.
+        user, password, token, creds, nkey: NATS credentials (a creds or nkey seed file's
+            path); each defaults to its ``IBFLOW_NATS_*`` variable. A refused one raises
+            ``AccessDenied`` on connecting.
     """
 
     def __init__(
         self,
-        url: str = "nats://127.0.0.1:4222",
+        url: str | None = None,
         *,
         hub: str,
         name: str | None = None,
         timeout: float | None = 10.0,
+        user: str | None = None,
+        password: str | None = None,
+        token: str | None = None,
+        creds: str | None = None,
+        nkey: str | None = None,
     ) -> None:
-        self._url = url
+        self._access = resolve_access(
+            url, user=user, password=password, token=token, creds=creds, nkey=nkey
+        )
+        self._url = self._access.shown
         self._hub = check_name(hub, "hub")
         self._name = check_name(name or f"remote-{uuid.uuid4().hex[:12]}", "name")
         if timeout is not None and (isinstance(timeout, bool) or not timeout > 0):
@@ -146,6 +159,7 @@ class RemoteSession(RemoteStreams, RemoteJournal):
 
         Raises:
             ConnectError: the NATS server is unreachable, or no hub of that name answers.
+            AccessDenied: the NATS server refused the credentials.
             SessionClosedError: the session was closed already.
         """
         if self._link.current is ibflow.ConnectionState.CLOSED:
@@ -153,7 +167,7 @@ class RemoteSession(RemoteStreams, RemoteJournal):
         self._link.set(ibflow.ConnectionState.CONNECTING, f"connecting to hub {self._hub!r}")
         try:
             self._nc = await connect_nats(
-                self._url,
+                self._access,
                 name=f"ibflow-{self._name}",
                 timeout=self._timeout,
                 disconnected_cb=self._on_disconnected,
@@ -688,13 +702,12 @@ class RemoteSession(RemoteStreams, RemoteJournal):
             await asyncio.sleep(self._lease_ttl / 3)
             await self._feeds.renew(self._lease_ttl)
             nc = self._nc
-            if nc is None or not self._streams or not nc.is_connected:
+            if nc is None or not nc.is_connected:
                 continue
-            leases = list(self._streams)
+            leases = list(self._streams)  # none: still a heartbeat the hub's statistics count
             try:
-                msg = await nc.request(
-                    self._subjects.renew, dumps({"leases": leases}), timeout=self._lease_ttl
-                )
+                renewal = dumps({"name": self._name, "leases": leases})
+                msg = await nc.request(self._subjects.renew, renewal, timeout=self._lease_ttl)
                 unknown = loads(msg.data).get("unknown", [])
             except (nats.errors.Error, ibflow.IBFlowError):
                 continue  # the hub is away; the next round tries again

@@ -128,23 +128,27 @@ def durable_stream(
             deliver_policy=DeliverPolicy.NEW,
         )
         try:
-            info = await js.consumer_info(stream, durable)
-        except nats.js.errors.NotFoundError:
-            pass
-        else:
-            # The same name before (a restart): resume after what it took. The consumer is
-            # made anew so what the dead process held unacknowledged comes again at once.
-            floor = info.ack_floor.stream_seq if info.ack_floor else 0
-            config.deliver_policy = DeliverPolicy.BY_START_SEQUENCE
-            config.opt_start_seq = floor + 1
-            await js.delete_consumer(stream, durable)
-        try:
+            try:
+                info = await js.consumer_info(stream, durable)
+            except nats.js.errors.NotFoundError:
+                pass
+            else:
+                # The same name before (a restart): resume after what it took. The consumer
+                # is made anew so what the dead process held unacknowledged comes again at once.
+                floor = info.ack_floor.stream_seq if info.ack_floor else 0
+                config.deliver_policy = DeliverPolicy.BY_START_SEQUENCE
+                config.opt_start_seq = floor + 1
+                await js.delete_consumer(stream, durable)
             sub = await js.subscribe(
                 subject, stream=stream, cb=deliver, manual_ack=True, config=config
             )
         except nats.js.errors.NotFoundError:
             raise ibflow.ConnectionLost(
                 f"hub {hub!r} has no order journal on this NATS server yet; start the hub first"
+            ) from None
+        except nats.errors.Error as exc:
+            raise ibflow.ConnectionLost(
+                f"could not read hub {hub!r}'s order journal ({type(exc).__name__}: {exc})"
             ) from None
         subscription.append(sub)
         open_streams.add(channel.end)
@@ -269,6 +273,11 @@ class OrderTracker:
             self._starting = None
             raise ibflow.ConnectionLost(
                 f"hub {self._hub!r} has no order journal on this NATS server"
+            ) from None
+        except nats.errors.Error as exc:
+            self._starting = None
+            raise ibflow.ConnectionLost(
+                f"could not read hub {self._hub!r}'s order journal ({type(exc).__name__}: {exc})"
             ) from None
 
     async def aclose(self) -> None:

@@ -18,6 +18,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from types import TracebackType
 from typing import Any
 
@@ -30,6 +31,7 @@ from nats.js.kv import KeyValue
 
 import ibflow
 
+from ._access import resolve_access
 from ._journal import OrderJournal, tagged
 from ._leader import heartbeat
 from ._protocol import (
@@ -45,6 +47,7 @@ from ._protocol import (
 )
 from ._serve_orders import OrderDesk, describe
 from ._serve_streams import FeedServer
+from ._stats import HubOps
 
 __all__ = ["Hub"]
 
@@ -94,28 +97,49 @@ class Hub:
 
     Args:
         session: the connected session to serve.
-        nats_url: the NATS server (JetStream on), e.g. ``nats://127.0.0.1:4222``.
+        nats_url: the NATS server (JetStream on), e.g. ``nats://127.0.0.1:4222``; several
+            servers of a cluster comma-separated; default ``IBFLOW_NATS_URL`` or that one.
         name: the hub's name; remote sessions address it with ``hub=``.
         readonly_names: remote names that may read and stream but never trade.
         lease_ttl: seconds a consumer's interest in an instrument lasts without a renewal.
         max_lines: market-data lines the hub may hold at TWS; one more raises
             ``MarketDataError`` at the remote caller instead of error 101 at TWS.
         connect_timeout: seconds ``start()`` waits for the NATS server.
+        user, password, token, creds, nkey: NATS credentials (a creds or nkey seed file's
+            path); each defaults to its ``IBFLOW_NATS_*`` variable. See ``docs/hub.md``.
+        replicas: JetStream replicas of the hub's buckets: 1 on one NATS server, 3 on a
+            three-node cluster so they survive the loss of a node.
+        stats_interval: seconds between statistics published on ``ibflow.<name>.stats``.
+        log_interval: seconds between summary lines in the log.
     """
 
     def __init__(
         self,
         session: ibflow.Session,
-        nats_url: str,
+        nats_url: str | None = None,
         *,
         name: str,
         readonly_names: Iterable[str] = (),
         lease_ttl: float = 3.0,
         max_lines: int = 100,
         connect_timeout: float = 10.0,
+        user: str | None = None,
+        password: str | None = None,
+        token: str | None = None,
+        creds: str | None = None,
+        nkey: str | None = None,
+        replicas: int = 1,
+        stats_interval: float = 1.0,
+        log_interval: float = 60.0,
     ) -> None:
         self._session = session
-        self._url = nats_url
+        self._access = resolve_access(
+            nats_url, user=user, password=password, token=token, creds=creds, nkey=nkey
+        )
+        self._url = self._access.shown
+        if isinstance(replicas, bool) or not isinstance(replicas, int) or not 1 <= replicas <= 5:
+            raise ibflow.InvalidRequest(f"replicas must be an int from 1 to 5, got {replicas!r}")
+        self._replicas = replicas
         self._name = check_name(name, "the hub's name")
         self._readonly = frozenset(check_name(n, "a read-only name") for n in readonly_names)
         if not lease_ttl > 0.1:
@@ -141,10 +165,21 @@ class Hub:
         )
         self._id = uuid.uuid4().hex[:12]
         self._journal = OrderJournal(session, self._name)
+        self._ops = HubOps(
+            self._name,
+            lease_ttl=self._lease_ttl,
+            stats_interval=stats_interval,
+            log_interval=log_interval,
+        )
 
     @property
     def name(self) -> str:
         return self._name
+
+    @property
+    def url(self) -> str:
+        """The NATS server(s), any password or token in the URL shown as ``***``."""
+        return self._url
 
     def subscriptions(self) -> dict[int, int]:
         """Instruments subscribed at TWS (by ``con_id``) and how many leases hold each."""
@@ -153,20 +188,36 @@ class Hub:
     async def start(self) -> None:
         """Connect to NATS, open the order-key bucket and start answering."""
         self._nc = await connect_nats(
-            self._url, name=f"ibflow-hub-{self._name}", timeout=self._connect_timeout
+            self._access, name=f"ibflow-hub-{self._name}", timeout=self._connect_timeout
         )
         js = self._nc.jetstream()
-        self._orders_kv = await js.create_key_value(
-            bucket=self._subjects.orders_bucket, history=1, ttl=_ORDER_KEYS_TTL
-        )
-        await self._journal.start(js)
+        try:
+            self._orders_kv = await js.create_key_value(
+                bucket=self._subjects.orders_bucket,
+                history=1,
+                ttl=_ORDER_KEYS_TTL,
+                replicas=self._replicas,
+            )
+            await self._journal.start(js, replicas=self._replicas)
+        except nats.errors.Error as exc:
+            await self.aclose()
+            raise ibflow.ConnectError(
+                f"the NATS server at {self._url} cannot hold the hub's JetStream state "
+                f"({type(exc).__name__}: {exc}): start nats-server with -js (or a jetstream block "
+                f"in its config), and give --replicas at most its number of JetStream nodes "
+                f"(here {self._replicas})"
+            ) from None
         nc = self._nc
         self._subs = [
             await nc.subscribe(self._subjects.requests, cb=self._on_request),
             await nc.subscribe(self._subjects.renew, cb=self._on_renew),
             await nc.subscribe(self._subjects.release, cb=self._on_release),
+            await nc.subscribe(
+                self._subjects.stats_get, cb=partial(self._ops.answer, snapshot=self.statistics)
+            ),
         ]
         await self._feed_server.start(nc)
+        self._spawn(self._ops.publish(lambda: self._nc, self._subjects.stats, self.statistics))
         self._spawn(self._reap_leases())
         self._spawn(self._publish_states())
         self._spawn(heartbeat(lambda: self._nc, self._subjects.state, self._id, self._state))
@@ -209,14 +260,19 @@ class Hub:
         return self._max_lines - len(self._feeds) - self._feed_server.lines
 
     def statistics(self) -> dict[str, Any]:
-        """Feeds at TWS, leases held, lines left, orders relayed."""
+        """What ``ibflow.<name>.stats`` publishes: remote sessions, instruments at TWS and
+        their leases, lines, pacing, orders relayed, the other streams' feeds, the journal's
+        publications, uptime (see ``docs/hub.md``)."""
         return {
-            "subscriptions": len(self._feeds),
-            "leases": len(self._lease_feed),
-            "lines_free": self._lines_free,
-            "orders_relayed": self._orders_relayed,
+            **self._ops.snapshot(
+                session=self._session,
+                feeds={c: (f.contract, list(f.leases)) for c, f in self._feeds.items()},
+                max_lines=self._max_lines,
+                other_lines=self._feed_server.lines,
+                orders_relayed=self._orders_relayed,
+                url=self._url,
+            ),
             **self._feed_server.statistics(),
-            "state": self._session.state.value,
             **self._journal.statistics(),
         }
 
@@ -239,6 +295,7 @@ class Hub:
         try:
             request = loads(msg.data)
             remote = check_name(request.get("name"), "the remote session's name")
+            self._ops.seen(remote, request=True)
             args = decode(request.get("args", []))
             kwargs = decode(request.get("kwargs", {"$m": {}}))
             result = await self._dispatch(method, remote, args, kwargs)
@@ -246,6 +303,7 @@ class Hub:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
+            self._ops.failed += 1
             if not isinstance(exc, ibflow.IBFlowError):
                 _log.exception("hub %s: %s failed", self._name, method)
             reply = {"error": encode_error(exc)}
@@ -483,6 +541,7 @@ class Hub:
                 _log.info("hub %s: subscribed %s at TWS", self._name, qualified.symbol)
         feed.leases[lease] = asyncio.get_running_loop().time() + self._lease_ttl
         self._lease_feed[lease] = con_id
+        self._ops.own(lease, remote)
         return {
             "con_id": con_id,
             "subject": self._subjects.quotes(con_id),
@@ -530,9 +589,11 @@ class Hub:
 
     async def _on_renew(self, msg: Msg) -> None:
         try:
-            leases = loads(msg.data).get("leases", [])
+            renewal = loads(msg.data)
+            leases = renewal.get("leases", [])
         except ibflow.InvalidRequest:
             return
+        self._ops.seen(renewal.get("name"))
         expiry = asyncio.get_running_loop().time() + self._lease_ttl
         unknown = []
         for lease in leases if isinstance(leases, list) else ():
