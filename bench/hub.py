@@ -560,8 +560,9 @@ async def hub_bench(
         "(under IB's 50 messages/s, which the session's send throttle enforces at 45: faster, "
         "the throttle's wait would be measured), alternating buy and sell of 1 share of AAPL, "
         "through the hub (a RemoteSession: its key claimed in the "
-        "JetStream key-value bucket before placing, then `wait_filled()` asked of the hub) and "
-        "on a direct Session in turns; the simulator fills market orders at once.",
+        "JetStream key-value bucket before placing, then `wait_filled()` following the order's "
+        "events and fills in the hub's JetStream order journal) and on a direct Session in "
+        "turns; the simulator fills market orders at once.",
     ]
     return Section(
         "10. The hub: added latency, fan-out, orders",
