@@ -32,7 +32,7 @@ from nats.js.kv import KeyValue
 import ibflow
 
 from ._access import resolve_access
-from ._journal import OrderJournal, tagged
+from ._journal import OrderJournal, owner_of, tagged
 from ._leader import heartbeat
 from ._protocol import (
     Subjects,
@@ -473,10 +473,22 @@ class Hub:
     async def _wait_order(self, remote: str, order_id: int, **options: Any) -> dict[str, Any]:
         return await self._desk.wait(order_id, **options)
 
+    def _check_owner(self, remote: str, order_ids: Iterable[object]) -> None:
+        """An order this hub placed for one remote name is that name's to change or cancel."""
+        for order_id in order_ids:
+            if isinstance(order_id, int) and self._desk.knows(order_id):
+                owner = owner_of(self._desk.trade(order_id).order.order_ref)
+                if owner is not None and owner[0] != remote:
+                    raise ibflow.InvalidRequest(
+                        f"order {order_id} was placed through hub {self._name!r} by "
+                        f"{owner[0]!r}: only that remote session may change or cancel it"
+                    )
+
     async def _cancel_order(
         self, remote: str, order_id: int, *, timeout: float | None
     ) -> ibflow.OrderStatus:
         self._check_trader(remote)
+        self._check_owner(remote, [order_id])
         if isinstance(order_id, int) and not self._desk.knows(order_id):
             # Placed by an earlier leader: TWS lets this hub's client id cancel it.
             if await self._journal.working_owner(order_id) != remote:
@@ -489,16 +501,28 @@ class Hub:
 
     async def _modify_order(self, remote: str, order_id: int, **changes: Any) -> dict[str, Any]:
         self._check_trader(remote)
+        self._check_owner(remote, [order_id])
         return await self._desk.modify(order_id, **changes)
 
-    async def _cancel_group(self, remote: str, *args: Any, **options: Any) -> Any:
+    async def _cancel_group(
+        self, remote: str, order_ids: list[int], *, timeout: float | None
+    ) -> list[dict[str, Any]]:
         self._check_trader(remote)
-        return await self._desk.cancel_group(*args, **options)
+        self._check_owner(remote, order_ids if isinstance(order_ids, list) else [])
+        return await self._desk.cancel_group(order_ids, timeout=timeout)
 
     async def _cancel_by_id(
         self, remote: str, order_id: int, *, timeout: float | None
     ) -> ibflow.OrderStatus:
         self._check_trader(remote)
+        self._check_owner(remote, [order_id])
+        if isinstance(order_id, int) and not self._desk.knows(order_id):
+            owner = await self._journal.working_owner(order_id)
+            if owner is not None and owner != remote:
+                raise ibflow.InvalidRequest(
+                    f"order {order_id} was placed through hub {self._name!r} by {owner!r}: "
+                    "only that remote session may cancel it"
+                )
         return await self._session.cancel_order(order_id, timeout=timeout)
 
     async def _download(

@@ -151,3 +151,23 @@ async def test_an_order_ref_is_kept_before_the_hubs_tag(
         await trade.cancel()
         await bracket.cancel()
     assert sim.request_count("place_order") == 4  # the refused order_ref burnt no key
+
+
+async def test_a_remote_name_changes_and_cancels_only_its_own_orders(
+    hub_factory: HubFactory, nats_url: str
+) -> None:
+    hub, sim = await hub_factory(NORMAL_SPEED)
+    async with (
+        RemoteSession(nats_url, hub=hub.name, name="owner") as owner,
+        RemoteSession(nats_url, hub=hub.name, name="stranger") as stranger,
+    ):
+        trade = await owner.place(AAPL, LimitOrder("BUY", 1, 150.00), key="own-1")
+        with pytest.raises(ibflow.InvalidRequest, match="only that remote session"):
+            await stranger.cancel_order(trade.order_id)
+        for call in ("order.cancel", "order.modify"):
+            with pytest.raises(ibflow.InvalidRequest, match="only that remote session"):
+                await stranger._call(call, [trade.order_id], {}, 5)
+        with pytest.raises(ibflow.InvalidRequest, match="only that remote session"):
+            await stranger._call("group.cancel", [[trade.order_id]], {}, 5)
+        assert sim.request_count("cancel_order") == 0
+        assert await owner.cancel_order(trade.order_id) is OrderStatus.CANCELLED
