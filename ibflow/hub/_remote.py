@@ -538,7 +538,7 @@ class RemoteSession(RemoteStreams, RemoteJournal):
             )
         key = uuid.uuid4().hex if key is None else check_key(key)
         tracker = self._tracker
-        await tracker.start()  # before placing: none of the order's events is missed
+        tracker.begin()  # the replay runs while the order is placed; waits await it
         reply = await self._call("place", [contract, order], {"key": key}, timeout)
         link = OrderLink(self._call, tracker, self._timeout)
         placed: RemoteTrade | RemoteTradeGroup = make_handle(link, contract, reply)

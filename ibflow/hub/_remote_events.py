@@ -43,6 +43,8 @@ _SEEN = 100_000  # message ids remembered per stream, to skip redeliveries
 _DURABLE_IDLE = 24 * 3600.0  # the server forgets a durable consumer unused this long
 _SILENT_BEATS = 4  # heartbeats missed before the hub counts as gone
 EXEC_GRACE = 2.0  # seconds wait_filled waits for executions after a FILLED status
+_JOURNAL_RETRY = 0.25  # seconds between tries to read the journal while JetStream is away
+_JOURNAL_PATIENCE = 30.0  # seconds of such tries (a cluster electing a stream leader)
 
 
 class _AckOnTake(_Channel[T]):
@@ -254,33 +256,53 @@ class OrderTracker:
         self._sub: Subscription | None = None
         self._starting: asyncio.Future[None] | None = None
 
-    async def start(self) -> None:
+    def begin(self) -> None:
+        """Start reading the journal in the background, if not started (or failed) yet."""
         if self._starting is None:
             self._starting = asyncio.ensure_future(self._subscribe())
+            self._starting.add_done_callback(self._started)
+
+    def _started(self, future: asyncio.Future[None]) -> None:
+        if future.cancelled() or future.exception() is not None:
+            self._starting = None  # the next wait tries again
+
+    async def start(self) -> None:
+        """Wait until the journal is being read (``ConnectionLost`` if it cannot be)."""
+        self.begin()
+        assert self._starting is not None
         await asyncio.shield(self._starting)
 
     async def _subscribe(self) -> None:
         js = self._nc.jetstream()
-        try:
-            self._sub = await js.subscribe(
-                f"ibflow.{self._hub}.orders.{self._remote}.>",
-                stream=stream_name(self._hub),
-                cb=self._on_msg,
-                ordered_consumer=True,
-                deliver_policy=DeliverPolicy.ALL,
-            )
-        except nats.js.errors.NotFoundError:
-            self._starting = None
-            raise ibflow.ConnectionLost(
-                f"hub {self._hub!r} has no order journal on this NATS server"
-            ) from None
-        except nats.errors.Error as exc:
-            self._starting = None
-            raise ibflow.ConnectionLost(
-                f"could not read hub {self._hub!r}'s order journal ({type(exc).__name__}: {exc})"
-            ) from None
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + _JOURNAL_PATIENCE
+        while True:
+            try:
+                self._sub = await js.subscribe(
+                    f"ibflow.{self._hub}.orders.{self._remote}.>",
+                    stream=stream_name(self._hub),
+                    cb=self._on_msg,
+                    ordered_consumer=True,
+                    deliver_policy=DeliverPolicy.ALL,
+                )
+                return
+            except nats.js.errors.NotFoundError:
+                raise ibflow.ConnectionLost(
+                    f"hub {self._hub!r} has no order journal on this NATS server"
+                ) from None
+            except nats.errors.Error as exc:
+                if loop.time() >= give_up:
+                    raise ibflow.ConnectionLost(
+                        f"could not read hub {self._hub!r}'s order journal for "
+                        f"{_JOURNAL_PATIENCE:g} s ({type(exc).__name__}: {exc})"
+                    ) from None
+                await asyncio.sleep(_JOURNAL_RETRY)
 
     async def aclose(self) -> None:
+        if self._starting is not None and not self._starting.done():
+            self._starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError, ibflow.IBFlowError):
+                await self._starting
         if self._sub is not None:
             await _quietly(self._sub.unsubscribe())
 
@@ -306,9 +328,11 @@ class OrderTracker:
             self._changed = asyncio.Event()
 
     async def wait(self, ready: Callable[[], bool], timeout: float | None, what: str) -> None:
-        """Wait until ``ready()``; ``RequestTimeout`` after ``timeout`` seconds."""
+        """Wait until ``ready()``, reading the journal first if not yet; ``RequestTimeout``
+        after ``timeout`` seconds."""
         try:
             async with asyncio.timeout(timeout):
+                await self.start()
                 while not ready():
                     await self._changed.wait()
         except TimeoutError:

@@ -76,6 +76,12 @@ _READS = frozenset(
 )
 _ORDER_KEYS_TTL = 24 * 3600.0  # IB's orders and executions are a day's business
 _CLAIM_POLL = 0.02
+_KV_PATIENCE = 10.0  # seconds a bucket write is tried again while JetStream elects a leader
+_KV_AWAY = (
+    nats.errors.TimeoutError,
+    nats.js.errors.NoStreamResponseError,
+    nats.js.errors.ServiceUnavailableError,
+)
 
 
 @dataclass(eq=False)
@@ -160,6 +166,7 @@ class Hub:
         self._trades: dict[int, ibflow.Trade] = {}
         self._orders_relayed = 0
         self._desk = OrderDesk(self._name, self._trades)
+        self._placing: set[str] = set()  # the order keys (digests) this hub is placing now
         self._feed_server = FeedServer(
             session, self._subjects, self._lease_ttl, lambda: self._lines_free
         )
@@ -388,27 +395,69 @@ class Hub:
             kind, legs = "bracket", [order.parent, order.take_profit, order.stop_loss]
         else:
             kind, legs = "group", list(order.orders)
-        claim = {"state": "placing", "by": remote, "hub": self._id}
+        claim = {"state": "placing", "by": remote, "hub": self._id, "claim": uuid.uuid4().hex}
+        claimed = False
+        if kv_key not in self._placing:  # else a request of this hub with this key is placing
+            self._placing.add(kv_key)
+            try:
+                claimed = await self._kv(lambda: self._claim(kv_key, claim))
+            finally:
+                if not claimed:
+                    self._placing.discard(kv_key)
+        if not claimed:
+            return await self._placed_before(kv_key, key, timeout, (kind, legs))
+        try:
+            try:
+                placed = await self._session.place(contract, order, timeout=timeout)
+            except BaseException as exc:
+                if isinstance(exc, ibflow.OrderRejected) and exc.trade is not None:
+                    self._journal.follow(exc.trade, remote)
+                failed = dumps({"state": "failed", "error": encode_error(exc)})
+                await asyncio.shield(self._kv(lambda: self._orders_kv_put(kv_key, failed)))
+                raise
+            self._desk.keep(placed)
+            for trade in (placed,) if isinstance(placed, ibflow.Trade) else placed.trades:
+                self._journal.follow(trade, remote)
+            self._orders_relayed += 1
+            result = {**describe(placed), "key": key}
+            done = dumps({"state": "placed", "result": encode(result)})
+            await self._kv(lambda: self._orders_kv_put(kv_key, done))
+        finally:
+            self._placing.discard(kv_key)
+        _log.info("hub %s: %s placed %r (key %s)", self._name, remote, placed, key)
+        return {**result, "duplicate": False}
+
+    async def _claim(self, kv_key: str, claim: dict[str, Any]) -> bool:
+        """Create the key's entry; True when it is this request's (also after a create whose
+        answer was lost and is tried again)."""
+        assert self._orders_kv is not None
         try:
             await self._orders_kv.create(kv_key, dumps(claim))
         except nats.js.errors.KeyWrongLastSequenceError:
-            return await self._placed_before(kv_key, key, timeout, (kind, legs))
-        try:
-            placed = await self._session.place(contract, order, timeout=timeout)
-        except BaseException as exc:
-            if isinstance(exc, ibflow.OrderRejected) and exc.trade is not None:
-                self._journal.follow(exc.trade, remote)
-            record = {"state": "failed", "error": encode_error(exc)}
-            await asyncio.shield(self._orders_kv.put(kv_key, dumps(record)))
-            raise
-        self._desk.keep(placed)
-        for trade in (placed,) if isinstance(placed, ibflow.Trade) else placed.trades:
-            self._journal.follow(trade, remote)
-        self._orders_relayed += 1
-        result = {**describe(placed), "key": key}
-        await self._orders_kv.put(kv_key, dumps({"state": "placed", "result": encode(result)}))
-        _log.info("hub %s: %s placed %r (key %s)", self._name, remote, placed, key)
-        return {**result, "duplicate": False}
+            entry = await self._orders_kv.get(kv_key)
+            return bool(loads(entry.value or b"{}").get("claim") == claim["claim"])
+        return True
+
+    async def _orders_kv_put(self, kv_key: str, value: bytes) -> None:
+        assert self._orders_kv is not None
+        await self._orders_kv.put(kv_key, value)
+
+    async def _kv(self, write: Callable[[], Awaitable[Any]]) -> Any:
+        """A write to the order-key bucket, tried again while JetStream is briefly away (a
+        NATS cluster electing the bucket's leader after losing a node)."""
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + _KV_PATIENCE
+        while True:
+            try:
+                return await write()
+            except _KV_AWAY as exc:
+                if loop.time() >= give_up:
+                    raise ibflow.ConnectionLost(
+                        f"hub {self._name!r}'s order-key bucket did not answer for "
+                        f"{_KV_PATIENCE:g} s ({type(exc).__name__}); place again with the same "
+                        "key: it is never placed twice"
+                    ) from None
+                await asyncio.sleep(_CLAIM_POLL * 10)
 
     async def _placed_before(
         self, kv_key: str, key: str, timeout: float | None, placing: tuple[str, list[ibflow.Order]]
@@ -417,9 +466,20 @@ class Hub:
         assert self._orders_kv is not None
         async with asyncio.timeout(timeout):
             while True:
-                entry = await self._orders_kv.get(kv_key)
+                try:
+                    entry = await self._orders_kv.get(kv_key)
+                except nats.js.errors.KeyNotFoundError:
+                    if kv_key in self._placing:  # this hub's request is still claiming it
+                        await asyncio.sleep(_CLAIM_POLL)
+                        continue
+                    raise ibflow.ConnectionLost(
+                        f"hub {self._name!r} could not claim this key in its order-key bucket; "
+                        "nothing was placed: place again with the same key"
+                    ) from None
                 record = loads(entry.value or b"{}")
-                if record.get("state") == "placing" and record.get("hub") != self._id:
+                if record.get("state") == "placing" and (
+                    record.get("hub") != self._id or kv_key not in self._placing
+                ):  # its hub died, or this one gave up on the bucket: TWS knows what happened
                     record = await self._settle(kv_key, key, record, entry.revision, placing)
                 if record.get("state") == "placed":
                     return {**decode(record["result"]), "duplicate": True}
@@ -461,7 +521,8 @@ class Hub:
                 f"{len(legs)}: cancel them, then place it again with a new key"
             )
             lost = ibflow.ConnectionLost(
-                f"hub {self._name!r} failed over while placing this order, {what}"
+                f"hub {self._name!r} failed over (or lost its order-key bucket) while placing "
+                f"this order, {what}"
             )
             settled = {"state": "failed", "error": encode_error(lost)}
         try:

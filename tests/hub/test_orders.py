@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from typing import Any
 
 import nats
@@ -171,3 +172,22 @@ async def test_a_remote_name_changes_and_cancels_only_its_own_orders(
             await stranger._call("group.cancel", [[trade.order_id]], {}, 5)
         assert sim.request_count("cancel_order") == 0
         assert await owner.cancel_order(trade.order_id) is OrderStatus.CANCELLED
+
+
+async def test_a_claim_this_hub_left_unfinished_is_settled_by_what_tws_knows(
+    hub_factory: HubFactory, nats_url: str
+) -> None:
+    """A key whose claim the hub wrote but never finished (its bucket stopped answering) is
+    not waited on forever: TWS, which never got the order, decides."""
+    hub, sim = await hub_factory(NORMAL_SPEED)
+    nc = await nats.connect(nats_url)
+    try:
+        bucket = await nc.jetstream().key_value(f"ibflow_{hub.name}_orders")
+        digest = hashlib.sha256(b"k-stale").hexdigest()
+        await bucket.put(digest, dumps({"state": "placing", "by": "bot", "hub": hub._id}))
+    finally:
+        await nc.close()
+    async with RemoteSession(nats_url, hub=hub.name, name="bot") as remote:
+        with pytest.raises(ibflow.ConnectionLost, match="nothing was placed"):
+            await remote.place(AAPL, MarketOrder("BUY", 1), key="k-stale", timeout=5)
+    assert sim.request_count("place_order") == 0
