@@ -8,8 +8,12 @@ the README is a number measured on this machine, next to raw ib_async in the sam
 
 1–3 feeds (flood, steady rates, latency) ``feeds.py``   5, 7 connect/reconnect ``lifecycle.py``
 4 memory behind a slow consumer ``memory.py``           6 history under pacing ``history.py``
-8 simulator capacity ``capacity.py``; 9 orders through restarts ``reliability.py``; the simulator
+8 simulator capacity ``capacity.py``; 9 orders through restarts ``reliability.py``; 10 the hub
+(latency added, fan-out to processes, orders; a real nats-server) ``hub.py``; the simulator
 process and send stamps ``simproc.py``.
+
+With ``--only``, the sections measured replace their namesakes in the existing output file and
+the others stay as they were.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from capacity import sim_capacity
 from feeds import FeedPlan, run_feeds, sections
 from harness import Section, render
 from history import history_bench
+from hub import hub_bench
 from lifecycle import connect_bench, reconnect_bench
 from memory import memory_bench
 from reliability import reliability_bench
@@ -106,7 +111,12 @@ async def main(quick: bool, runs: int, out: Path, only: set[str]) -> None:
     if want("reliability"):
         _log("9: reliability")
         found["reliability"] = [await reliability_bench(10 if quick else 40, runs, _log)]
-    order = ["feeds", "memory", "connect", "history", "reconnect", "capacity", "reliability"]
+    if want("hub"):
+        _log("10: hub")
+        found["hub"] = [await hub_bench(runs, quick, _log)]
+    order = [
+        "feeds", "memory", "connect", "history", "reconnect", "capacity", "reliability", "hub",
+    ]  # fmt: skip
     result = [sec for key in order for sec in found.get(key, [])]
     elapsed = time.monotonic() - started
     command = "python3 bench/run.py" + (" --quick" if quick else "")
@@ -119,9 +129,31 @@ async def main(quick: bool, runs: int, out: Path, only: set[str]) -> None:
     )
     if missing:
         preamble += f"- not measured (API not available yet): {', '.join(missing)}\n"
-    out.write_text(render(result, runs, command, preamble))
+    text = render(result, runs, command, preamble)
+    if only and out.exists():
+        text = merge(out.read_text(), text)
+    out.write_text(text)
     print(out.read_text())
     _log(f"done in {elapsed:.0f} s → {out}")
+
+
+def merge(existing: str, measured: str) -> str:
+    """``existing`` with each ``## `` section of ``measured`` put in place of its namesake
+    (matched by number) or appended; the rest of ``existing`` stays as it was."""
+
+    def split(text: str) -> tuple[str, list[str]]:
+        head, *sections = text.split("\n## ")
+        return head, sections
+
+    head, sections = split(existing)
+    for section in split(measured)[1]:
+        number = section.split(".", 1)[0]
+        at = [i for i, old in enumerate(sections) if old.split(".", 1)[0] == number]
+        if at:
+            sections[at[0]] = section
+        else:
+            sections.append(section)
+    return "\n## ".join([head, *sections]).rstrip("\n") + "\n"
 
 
 if __name__ == "__main__":
@@ -133,7 +165,16 @@ if __name__ == "__main__":
         "--only",
         action="append",
         default=[],
-        choices=["feeds", "memory", "connect", "history", "reconnect", "capacity", "reliability"],
+        choices=[
+            "feeds",
+            "memory",
+            "connect",
+            "history",
+            "reconnect",
+            "capacity",
+            "reliability",
+            "hub",
+        ],
         help="run only these benchmarks (repeatable; for development)",
     )
     args = parser.parse_args()

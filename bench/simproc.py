@@ -103,6 +103,10 @@ class SimProcess:
         stamps = {int(k): [(t, n) for t, n in v] for k, v in reply["stamps"].items()}
         return BurstResult(sent=reply["sent"], stamps=stamps)
 
+    async def bursts(self, symbols: list[str], count: int, *, rate: float) -> int:
+        """``Simulator.burst`` on several instruments at once (unstamped); frames sent each."""
+        return int((await self.call("bursts", symbols=symbols, count=count, rate=rate))["sent"])
+
     async def quote(self, symbol: str) -> dict[str, float]:
         """The quote a burst saw-tooths around, and the instrument's tick."""
         return await self.call("quote", symbol=symbol)
@@ -228,6 +232,11 @@ async def _child(options: dict[str, Any]) -> None:
                             if conn.transport is not None:
                                 conn.transport = transport
                     reply({"sent": sent, "stamps": logs})
+                elif cmd == "bursts":
+                    sent_each = await asyncio.gather(
+                        *(sim.burst(s, req["count"], rate=req["rate"]) for s in req["symbols"])
+                    )
+                    reply({"sent": min(sent_each)})
                 elif cmd == "quote":
                     inst = sim.universe.by_name(req["symbol"])
                     assert inst is not None

@@ -21,6 +21,7 @@ if _typing.TYPE_CHECKING:
     from ._public import *  # noqa: F403 - what the lazy loader below provides
 
 __all__ = [
+    "AccessDenied",
     "AccountSummary",
     "AccountValue",
     "Adaptive",

@@ -6,14 +6,20 @@ each one needs a different fix. The doctor runs a real session through each stag
 step ok / warn / failed with the fix, and exits non-zero when something failed. Every probe
 speaks the full API handshake and leaves with a clean disconnect, never a bare
 connect-and-drop, which some TWS builds handle badly.
+
+``ibflow doctor --hub nats://…`` diagnoses a hub instead: it asks the hub (``--name``) or every
+hub heard on the NATS server for its statistics and prints them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+import logging
+import sys
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from ibflow import ConnectionState, Notice, Session
 
@@ -22,6 +28,7 @@ from ._error_codes import lookup
 from ._errors import (
     ClientIdInUse,
     ConfigError,
+    ConnectError,
     ConnectionClosedEarly,
     ConnectRefused,
     ConnectTimeout,
@@ -31,7 +38,10 @@ from ._errors import (
 )
 from ._log import mask_account
 
-__all__ = ["DoctorReport", "Step", "main", "run_checks"]
+if TYPE_CHECKING:
+    from .hub._cli import NatsCredentials
+
+__all__ = ["DoctorReport", "Step", "hub_main", "main", "run_checks"]
 
 QUOTE_SYMBOL = "SPY"
 _FARM_OK = {2104, 2106, 2158}
@@ -327,3 +337,124 @@ def main(host: str | None, port: int | None, client_id: int | None, as_json: boo
     elif not _print_rich(report):
         _print_plain(report)
     return 0 if report.ok else 1
+
+
+# -- a hub ---------------------------------------------------------------------------------------
+
+
+def hub_main(url: str | None, name: str | None, credentials: NatsCredentials, as_json: bool) -> int:
+    """``ibflow doctor --hub``: print a hub's statistics; the exit code (see ``docs/cli.md``).
+
+    0: every hub that answered serves a READY session; 1: the NATS server is unreachable or
+    refuses the credentials, or a hub's session is not READY; 2: a bad setting; 3: no hub
+    answered; 4: the hub extra is not installed.
+    """
+    try:
+        from .hub._access import resolve_access
+        from .hub._stats import fetch_stats
+    except ModuleNotFoundError as exc:
+        if not (exc.name or "").startswith("nats"):
+            raise
+        _fail('doctor --hub needs the hub extra: pip install "ibflow[hub]"')
+        return 4
+    # One-shot: the NATS client's retries are noise next to the one error line below.
+    logging.getLogger("ibflow.hub").setLevel(logging.ERROR)
+    try:
+        access = resolve_access(url, **credentials)
+        reports = asyncio.run(fetch_stats(access, name))
+    except ConnectError as exc:
+        _fail(str(exc))
+        return 1
+    except IBFlowError as exc:
+        _fail(str(exc))
+        return 2
+    if not reports:
+        if name is not None:
+            _fail(
+                f"no hub named {name!r} answers on {access.shown}: start one with "
+                f"`ibflow hub --nats {access.shown} --name {name}`, or check the name"
+            )
+        else:
+            _fail(f"no hub published statistics on {access.shown} within 2.5 s")
+        return 3
+    if as_json:
+        print(json.dumps(reports[0] if name is not None else reports, indent=2))
+    else:
+        for stats in reports:
+            _print_hub(stats)
+    ready = all(stats.get("state") == ConnectionState.READY.value for stats in reports)
+    return 0 if ready else 1
+
+
+def _fail(message: str) -> None:
+    print(f"ibflow: error: {message}", file=sys.stderr, flush=True)
+
+
+def _ago(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}"
+
+
+def _print_hub(stats: Mapping[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    pacing = stats["pacing"]
+    tws = stats["tws"]
+    state = stats["state"]
+    style = "green" if state == ConnectionState.READY.value else "bold red"
+    overview = Table(title=f"ibflow hub {stats['hub']}", show_header=False)
+    overview.add_column("what")
+    overview.add_column("value", overflow="fold")
+    accounts = ", ".join(mask_account(a) for a in tws["accounts"])
+    for what, value in (
+        ("session", f"[{style}]{state}[/]"),
+        ("up", f"{_ago(stats['uptime'])} (since {stats['started_at']})"),
+        ("NATS", stats["nats"]),
+        ("TWS", f"client {tws['client_id']}, {accounts} ({'paper' if tws['paper'] else 'LIVE'})"),
+        ("remote sessions", f"{stats['consumers']} connected, {len(stats['remotes'])} known"),
+        (
+            "market data",
+            f"{stats['subscriptions']} instruments at TWS for {stats['leases']} leases; lines "
+            f"{stats['lines_used']}/{stats['lines_limit']}",
+        ),
+        (
+            "history pacing",
+            f"{pacing['historical_requests']} requests, {pacing['waits']} waited "
+            f"{pacing['waited']:.2f} s, {pacing['violations']} violations, "
+            f"{pacing['open_requests']} open",
+        ),
+        ("orders relayed", str(stats["orders_relayed"])),
+        ("calls", f"{stats['requests']} ({stats['failed_requests']} answered with an error)"),
+    ):
+        overview.add_row(what, value)
+    console = Console()
+    console.print(overview)
+    if stats["instruments"]:
+        lines = Table(title="instruments at TWS")
+        for column in ("symbol", "con_id", "leases", "consumers"):
+            lines.add_column(column, overflow="fold")
+        for item in stats["instruments"]:
+            lines.add_row(
+                item["symbol"],
+                str(item["con_id"]),
+                str(item["leases"]),
+                ", ".join(item["consumers"]),
+            )
+        console.print(lines)
+    if stats["remotes"]:
+        remotes = Table(title="remote sessions")
+        for column in ("name", "connected", "last seen", "calls", "leases"):
+            remotes.add_column(column)
+        for remote in stats["remotes"]:
+            remotes.add_row(
+                remote["name"],
+                "[green]yes[/]" if remote["connected"] else "[yellow]no[/]",
+                f"{_ago(remote['last_seen'])} ago",
+                str(remote["requests"]),
+                str(remote["leases"]),
+            )
+        console.print(remotes)

@@ -19,7 +19,9 @@ The tree::
     │   │                                            TCP accepted, no API handshake answer
     │   ├── ConnectionClosedEarly(ConnectError)      peer closed before the API was ready
     │   ├── ClientIdInUse(ConnectError)              IB error 326 for an explicit client id
-    │   └── SyncTimeout(ConnectError, TimeoutError)  API start or a start-up sync part is silent
+    │   ├── SyncTimeout(ConnectError, TimeoutError)  API start or a start-up sync part is silent
+    │   └── AccessDenied(ConnectError, PermissionError)
+    │                                                a server refused the credentials (NATS)
     ├── ConnectionLost(IBFlowError, ConnectionError) the link dropped mid-session (EOF, 1100,
     │                                                heartbeat); in-flight requests fail with it
     ├── SessionClosedError(IBFlowError)              used before connect or after aclose()
@@ -51,6 +53,7 @@ from collections.abc import Sequence
 from typing import Any
 
 __all__ = [
+    "AccessDenied",
     "AmbiguousContract",
     "ClientIdInUse",
     "ConfigError",
@@ -144,6 +147,11 @@ class SyncTimeout(ConnectError, TimeoutError):
     ) -> None:
         super().__init__(message, host=host, port=port)
         self.part = part
+
+
+class AccessDenied(ConnectError, PermissionError):
+    """The server refused this client's credentials (a hub's NATS server: authorization
+    violation); the message names the credential that was used and where to fix it."""
 
 
 class ConnectionLost(IBFlowError, ConnectionError):

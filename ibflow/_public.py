@@ -7,6 +7,7 @@ from ._client_ids import client_id_for as client_id_for
 from ._client_ids import new_client_id as new_client_id
 from ._connect import connect as connect
 from ._error_codes import Severity as Severity
+from ._errors import AccessDenied as AccessDenied
 from ._errors import AmbiguousContract as AmbiguousContract
 from ._errors import ClientIdInUse as ClientIdInUse
 from ._errors import ConfigError as ConfigError

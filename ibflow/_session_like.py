@@ -155,21 +155,37 @@ class SessionLike(Protocol):
     # -- orders
     @overload
     async def place(
-        self, contract: Contract, order: Order, *, timeout: float | None = ...
+        self,
+        contract: Contract,
+        order: Order,
+        *,
+        key: str | None = ...,
+        timeout: float | None = ...,
     ) -> TradeLike: ...
     @overload
     async def place(
-        self, contract: Contract, order: Bracket, *, timeout: float | None = ...
+        self,
+        contract: Contract,
+        order: Bracket,
+        *,
+        key: str | None = ...,
+        timeout: float | None = ...,
     ) -> BracketTradeLike: ...
     @overload
     async def place(
-        self, contract: Contract, order: OcaGroup, *, timeout: float | None = ...
+        self,
+        contract: Contract,
+        order: OcaGroup,
+        *,
+        key: str | None = ...,
+        timeout: float | None = ...,
     ) -> TradeGroupLike: ...
     async def place(
         self,
         contract: Contract,
         order: Order | Bracket | OcaGroup,
         *,
+        key: str | None = None,
         timeout: float | None = _DEFAULT,
     ) -> TradeLike | BracketTradeLike | TradeGroupLike: ...
     def trades(self) -> tuple[TradeLike, ...]: ...

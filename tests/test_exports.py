@@ -18,6 +18,7 @@ import ibflow
 
 # The public names: the flat namespace is the contract.
 EXPECTED = {
+    "AccessDenied",
     "AccountSummary",
     "AccountValue",
     "AmbiguousContract",

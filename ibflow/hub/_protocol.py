@@ -9,10 +9,8 @@ fields, and come back as the same ``ibflow`` exception class.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
-import logging
 import re
 from collections.abc import Mapping
 from datetime import date, datetime, timedelta
@@ -20,10 +18,9 @@ from enum import Enum
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import nats
-from nats.aio.client import Client as NATS
-
 import ibflow
+
+from ._access import connect_nats
 
 __all__ = [
     "Subjects",
@@ -37,7 +34,6 @@ __all__ = [
     "loads",
 ]
 
-_log = logging.getLogger("ibflow.hub")
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
@@ -51,34 +47,6 @@ def check_name(value: object, what: str) -> str:
     return value
 
 
-async def connect_nats(url: str, *, name: str, timeout: float | None, **callbacks: Any) -> NATS:
-    """A NATS connection that reconnects forever once up, but gives up on the first connect
-    after ``timeout`` seconds with a ``ConnectError`` naming the last failure."""
-    failures: list[Exception] = []
-
-    async def on_error(exc: Exception) -> None:
-        failures.append(exc)
-        _log.warning("%s: NATS: %s", name, exc or type(exc).__name__)
-
-    try:
-        async with asyncio.timeout(timeout):
-            return await nats.connect(
-                url,
-                name=name,
-                max_reconnect_attempts=-1,
-                reconnect_time_wait=0.25,
-                connect_timeout=min(timeout or 2.0, 2.0),
-                error_cb=on_error,
-                **callbacks,
-            )
-    except (TimeoutError, OSError, nats.errors.Error) as exc:
-        last = failures[-1] if failures else exc
-        raise ibflow.ConnectError(
-            f"cannot reach the NATS server at {url}: {last or type(last).__name__}; is "
-            "nats-server running there?"
-        ) from None
-
-
 class Subjects:
     """The subjects of one hub, all under ``ibflow.<hub>.``."""
 
@@ -88,6 +56,8 @@ class Subjects:
         self.state = f"{self.root}.state"
         self.renew = f"{self.root}.md.renew"
         self.release = f"{self.root}.md.release"
+        self.stats = f"{self.root}.stats"
+        self.stats_get = f"{self.root}.stats.get"
         self.orders_bucket = f"ibflow_{hub}_orders"
 
     def request(self, method: str) -> str:

@@ -27,6 +27,7 @@ import ibflow
 from ibflow._stream import StreamWriter
 from ibflow._timeouts import SESSION_DEFAULT
 
+from ._access import resolve_access
 from ._protocol import (
     Subjects,
     check_name,
@@ -37,7 +38,15 @@ from ._protocol import (
     encode,
     loads,
 )
-from ._remote_orders import RemoteBracketTrade, RemoteTrade, RemoteTradeGroup, make_handle
+from ._remote_events import LeaderWatch, OrderTracker, RemoteJournal
+from ._remote_orders import (
+    OrderLink,
+    RemoteBracketTrade,
+    RemoteTrade,
+    RemoteTradeGroup,
+    check_key,
+    make_handle,
+)
 from ._remote_state import LinkState
 from ._remote_streams import FeedClient, RemoteStreams, deliver
 
@@ -51,7 +60,7 @@ _REGREET_PAUSE = 0.25  # seconds between greetings while the hub is not back on 
 _MAX_FINISHED_TRADES = 10_000  # as a Session's default max_finished_trades
 
 
-class RemoteSession(RemoteStreams):
+class RemoteSession(RemoteStreams, RemoteJournal):
     """The API of an ``ibflow.Session``, answered by the hub named ``hub`` over NATS.
 
     ``async with RemoteSession("nats://127.0.0.1:4222", hub="desk1", name="bot-a") as s``;
@@ -59,22 +68,34 @@ class RemoteSession(RemoteStreams):
     ``await s.place(contract, order)`` … as with a ``Session``.
 
     Args:
-        url: the NATS server the hub uses.
+        url: the NATS server the hub uses (several of a cluster comma-separated); default
+            ``IBFLOW_NATS_URL``, else ``nats://127.0.0.1:4222``.
         hub: the hub's name (``ibflow hub --name``).
         name: this session's name, which the hub's read-only list refers to; default a fresh
             ``remote-…`` name.
         timeout: the default for each call, in seconds; ``None`` waits forever.
+        user, password, token, creds, nkey: NATS credentials (a creds or nkey seed file's
+            path); each defaults to its ``IBFLOW_NATS_*`` variable. A refused one raises
+            ``AccessDenied`` on connecting.
     """
 
     def __init__(
         self,
-        url: str = "nats://127.0.0.1:4222",
+        url: str | None = None,
         *,
         hub: str,
         name: str | None = None,
         timeout: float | None = 10.0,
+        user: str | None = None,
+        password: str | None = None,
+        token: str | None = None,
+        creds: str | None = None,
+        nkey: str | None = None,
     ) -> None:
-        self._url = url
+        self._access = resolve_access(
+            url, user=user, password=password, token=token, creds=creds, nkey=nkey
+        )
+        self._url = self._access.shown
         self._hub = check_name(hub, "hub")
         self._name = check_name(name or f"remote-{uuid.uuid4().hex[:12]}", "name")
         if timeout is not None and (isinstance(timeout, bool) or not timeout > 0):
@@ -94,6 +115,13 @@ class RemoteSession(RemoteStreams):
         self._tasks: set[asyncio.Task[None]] = set()
         self._feeds = FeedClient(self._subjects, self._call, lambda: self._nc)
         self._trades: dict[int, RemoteTrade] = {}
+        self._watch = LeaderWatch(
+            silent=self._hub_silent,
+            changed=self._hub_changed,
+            connected=lambda: self._nc is not None and self._nc.is_connected,
+        )
+        self._order_tracker: OrderTracker | None = None
+        self._journal_streams: set[Callable[[], None]] = set()  # ends of open event/fill streams
 
     # -- the link ------------------------------------------------------------------------------
 
@@ -131,6 +159,7 @@ class RemoteSession(RemoteStreams):
 
         Raises:
             ConnectError: the NATS server is unreachable, or no hub of that name answers.
+            AccessDenied: the NATS server refused the credentials.
             SessionClosedError: the session was closed already.
         """
         if self._link.current is ibflow.ConnectionState.CLOSED:
@@ -138,7 +167,7 @@ class RemoteSession(RemoteStreams):
         self._link.set(ibflow.ConnectionState.CONNECTING, f"connecting to hub {self._hub!r}")
         try:
             self._nc = await connect_nats(
-                self._url,
+                self._access,
                 name=f"ibflow-{self._name}",
                 timeout=self._timeout,
                 disconnected_cb=self._on_disconnected,
@@ -153,6 +182,7 @@ class RemoteSession(RemoteStreams):
         except BaseException:
             await self.aclose()
             raise
+        self._watch.start()
         self._renewer = asyncio.ensure_future(self._renew_leases())
         return self
 
@@ -169,6 +199,7 @@ class RemoteSession(RemoteStreams):
         self._is_paper = hello["is_paper"]
         self._readonly = hello["readonly"]
         self._lease_ttl = hello["lease_ttl"]
+        self._watch.greeted(hello.get("hub_id"))
 
     async def aclose(self) -> None:
         """Close every stream (releasing the hub's leases) and leave NATS; idempotent."""
@@ -176,11 +207,16 @@ class RemoteSession(RemoteStreams):
         for stream in list(self._streams.values()):
             stream.end()
         self._feeds.end_all()
+        for end in list(self._journal_streams):
+            end()
         if self._renewer is not None:
             self._renewer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._renewer
             self._renewer = None
+        await self._watch.aclose()
+        if self._order_tracker is not None:
+            await self._order_tracker.aclose()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._feeds.aclose()
@@ -203,8 +239,22 @@ class RemoteSession(RemoteStreams):
 
     async def _on_state(self, msg: Msg) -> None:
         with contextlib.suppress(ibflow.IBFlowError, KeyError, TypeError):
-            state = decode(loads(msg.data)["state"])
+            data = loads(msg.data)
+            state = decode(data["state"])
+            self._watch.on_beat(data)  # first: a new hub's RECONNECTING comes before its state
             self._link.set(state, f"the session of hub {self._hub!r} is {state.value}")
+
+    def _hub_silent(self) -> None:
+        """No heartbeat from the hub (it died; a standby is taking over)."""
+        self._link.set(ibflow.ConnectionState.RECONNECTING, f"hub {self._hub!r} went silent")
+
+    def _hub_changed(self, gap: ibflow.Gap) -> None:
+        """A new leader (or the hub heard again): streams get a Gap, leases come back."""
+        self._link.set(ibflow.ConnectionState.RECONNECTING, f"hub {self._hub!r} failed over")
+        for stream in self._streams.values():
+            stream.send_marker(gap)
+        self._feeds.mark_gap(gap)
+        self._background(self._greet_again())
 
     async def _on_disconnected(self) -> None:
         if self._link.current is not ibflow.ConnectionState.CLOSED:
@@ -470,7 +520,11 @@ class RemoteSession(RemoteStreams):
                 (→ :class:`RemoteBracketTrade`) or an :class:`ibflow.OcaGroup`
                 (→ :class:`RemoteTradeGroup`).
             key: the client key; a retry with the same key (after a timeout, from another
-                process) returns the first placement's orders. Default: a fresh key.
+                process) returns the first placement's orders. Default: a fresh key. The
+                rules of ``Session.place(key=)`` apply (1 to 64 printable ASCII characters,
+                no spaces, no ``:``), but the key stays at the hub: IB's order reference
+                carries the hub's tag (``hub:<name>:<digest>``), after your ``order_ref``
+                and a ``|`` if the order has one.
             timeout: seconds for the whole call.
 
         Raises:
@@ -482,10 +536,12 @@ class RemoteSession(RemoteStreams):
             raise ibflow.InvalidRequest(
                 f"order must be an ibflow.Order, Bracket or OcaGroup, got {type(order).__name__}"
             )
-        if key is None:
-            key = uuid.uuid4().hex
+        key = uuid.uuid4().hex if key is None else check_key(key)
+        tracker = self._tracker
+        tracker.begin()  # the replay runs while the order is placed; waits await it
         reply = await self._call("place", [contract, order], {"key": key}, timeout)
-        placed: RemoteTrade | RemoteTradeGroup = make_handle(self._call, contract, reply)
+        link = OrderLink(self._call, tracker, self._timeout)
+        placed: RemoteTrade | RemoteTradeGroup = make_handle(link, contract, reply)
         for trade in (placed,) if isinstance(placed, RemoteTrade) else placed.trades:
             self._trades.setdefault(trade.order_id, trade)
         if len(self._trades) > _MAX_FINISHED_TRADES:
@@ -646,13 +702,12 @@ class RemoteSession(RemoteStreams):
             await asyncio.sleep(self._lease_ttl / 3)
             await self._feeds.renew(self._lease_ttl)
             nc = self._nc
-            if nc is None or not self._streams or not nc.is_connected:
+            if nc is None or not nc.is_connected:
                 continue
-            leases = list(self._streams)
+            leases = list(self._streams)  # none: still a heartbeat the hub's statistics count
             try:
-                msg = await nc.request(
-                    self._subjects.renew, dumps({"leases": leases}), timeout=self._lease_ttl
-                )
+                renewal = dumps({"name": self._name, "leases": leases})
+                msg = await nc.request(self._subjects.renew, renewal, timeout=self._lease_ttl)
                 unknown = loads(msg.data).get("unknown", [])
             except (nats.errors.Error, ibflow.IBFlowError):
                 continue  # the hub is away; the next round tries again

@@ -35,6 +35,10 @@ class OrderDesk:
         for trade in (placed,) if isinstance(placed, ibflow.Trade) else placed.trades:
             self._trades[trade.order_id] = trade
 
+    def knows(self, order_id: int) -> bool:
+        """True for an order this hub placed since it started."""
+        return order_id in self._trades
+
     def trade(self, order_id: object) -> ibflow.Trade:
         trade = self._trades.get(order_id) if isinstance(order_id, int) else None
         if trade is None:
@@ -76,14 +80,6 @@ class OrderDesk:
             quantity=quantity, limit_price=limit_price, stop_price=stop_price, timeout=timeout
         )
         return self.snapshot(trade)
-
-    async def wait_group(
-        self, order_ids: list[int], *, timeout: float | None
-    ) -> list[dict[str, Any]]:
-        """Wait until every order of a group is done, as ``TradeGroup.wait_done()``."""
-        group = ibflow.TradeGroup([self.trade(i) for i in order_ids])
-        await group.wait_done(timeout=timeout)
-        return [self.snapshot(t) for t in group.trades]
 
     async def cancel_group(
         self, order_ids: list[int], *, timeout: float | None

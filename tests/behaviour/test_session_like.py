@@ -39,8 +39,6 @@ def _protocol_members(protocol: type) -> list[str]:
 
 
 SESSION_MEMBERS = _protocol_members(ibflow.SessionLike)
-# Served by the order-events work of the hub; until it lands RemoteSession lacks them.
-NOT_YET_REMOTE = {"order_events", "fills_stream"}
 
 
 def _parameters(member: object) -> list[tuple[str, object, object]]:
@@ -79,8 +77,6 @@ def test_session_and_remote_session_agree(name: str) -> None:
     protocol = _variants(inspect.getattr_static(ibflow.SessionLike, name))
     session = inspect.getattr_static(ibflow.Session, name)
     assert [_parameters(v) for v in _variants(session)] == [_parameters(v) for v in protocol]
-    if name in NOT_YET_REMOTE and not hasattr(RemoteSession, name):
-        return
     remote = inspect.getattr_static(RemoteSession, name)
     assert [_shared(p, r) for p, r in zip(protocol, _variants(remote), strict=True)] == [
         _parameters(v) for v in protocol

@@ -48,10 +48,13 @@ class NatsServer:
         self._store = store
         self._proc: subprocess.Popen[bytes] | None = None
 
+    def command(self) -> list[str]:
+        """The server's arguments (a subclass may point it at a config file)."""
+        return ["-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(self._store)]
+
     def start(self) -> None:
-        command = [nats_server_binary(), "-a", "127.0.0.1", "-p", str(self.port), "-js"]
         self._proc = subprocess.Popen(
-            [*command, "-sd", str(self._store)],
+            [nats_server_binary(), *self.command()],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from typing import Any
 
 import nats
@@ -129,3 +130,64 @@ async def test_read_only_names_may_not_trade(hub_factory: HubFactory, nats_url: 
         with pytest.raises(ibflow.OrderCancelled):
             await trade.wait_filled()
     assert sim.request_count("place_order") == 1
+
+
+async def test_an_order_ref_is_kept_before_the_hubs_tag(
+    hub_factory: HubFactory, nats_url: str
+) -> None:
+    hub, sim = await hub_factory(NORMAL_SPEED)
+    async with RemoteSession(nats_url, hub=hub.name, name="bot-r") as remote:
+        with pytest.raises(ibflow.InvalidRequest, match="order_ref is kept before"):
+            await remote.place(AAPL, LimitOrder("BUY", 1, 150.00, order_ref="r" * 120), key="r-1")
+        trade = await remote.place(AAPL, LimitOrder("BUY", 1, 150.00, order_ref="mine"), key="r-1")
+        bracket = await remote.place(
+            AAPL, ibflow.bracket("BUY", 1, 150.00, take_profit=160.00, stop_loss=140.00)
+        )
+        refs = {o.order_id: o.order_ref for o in sim.orders}
+        assert str(refs[trade.order_id]).startswith("mine|hub:bot-r:")
+        assert trade.order.order_ref == refs[trade.order_id]
+        tags = {refs[t.order_id] for t in bracket.trades}
+        assert len(tags) == 1  # one tag for every leg
+        assert str(tags.pop()).startswith("hub:bot-r:")
+        await trade.cancel()
+        await bracket.cancel()
+    assert sim.request_count("place_order") == 4  # the refused order_ref burnt no key
+
+
+async def test_a_remote_name_changes_and_cancels_only_its_own_orders(
+    hub_factory: HubFactory, nats_url: str
+) -> None:
+    hub, sim = await hub_factory(NORMAL_SPEED)
+    async with (
+        RemoteSession(nats_url, hub=hub.name, name="owner") as owner,
+        RemoteSession(nats_url, hub=hub.name, name="stranger") as stranger,
+    ):
+        trade = await owner.place(AAPL, LimitOrder("BUY", 1, 150.00), key="own-1")
+        with pytest.raises(ibflow.InvalidRequest, match="only that remote session"):
+            await stranger.cancel_order(trade.order_id)
+        for call in ("order.cancel", "order.modify"):
+            with pytest.raises(ibflow.InvalidRequest, match="only that remote session"):
+                await stranger._call(call, [trade.order_id], {}, 5)
+        with pytest.raises(ibflow.InvalidRequest, match="only that remote session"):
+            await stranger._call("group.cancel", [[trade.order_id]], {}, 5)
+        assert sim.request_count("cancel_order") == 0
+        assert await owner.cancel_order(trade.order_id) is OrderStatus.CANCELLED
+
+
+async def test_a_claim_this_hub_left_unfinished_is_settled_by_what_tws_knows(
+    hub_factory: HubFactory, nats_url: str
+) -> None:
+    """A key whose claim the hub wrote but never finished (its bucket stopped answering) is
+    not waited on forever: TWS, which never got the order, decides."""
+    hub, sim = await hub_factory(NORMAL_SPEED)
+    nc = await nats.connect(nats_url)
+    try:
+        bucket = await nc.jetstream().key_value(f"ibflow_{hub.name}_orders")
+        digest = hashlib.sha256(b"k-stale").hexdigest()
+        await bucket.put(digest, dumps({"state": "placing", "by": "bot", "hub": hub._id}))
+    finally:
+        await nc.close()
+    async with RemoteSession(nats_url, hub=hub.name, name="bot") as remote:
+        with pytest.raises(ibflow.ConnectionLost, match="nothing was placed"):
+            await remote.place(AAPL, MarketOrder("BUY", 1), key="k-stale", timeout=5)
+    assert sim.request_count("place_order") == 0
