@@ -24,6 +24,7 @@ from ._orders import (
     OrderPreview,
     OrderSnapshot,
     OrderStatus,
+    TimeInForce,
 )
 from ._periods import BarSize, WhatToShow
 from ._records.account import (
@@ -75,6 +76,15 @@ class TradeLike(Protocol):
         quantity: float | None = None,
         limit_price: float | None = None,
         stop_price: float | None = None,
+        trigger_price: float | None = None,
+        trail_amount: float | None = None,
+        trail_percent: float | None = None,
+        trail_stop_price: float | None = None,
+        limit_offset: float | None = None,
+        offset: float | None = None,
+        cap: float | None = None,
+        tif: TimeInForce | str | None = None,
+        good_till: datetime | None = None,
         timeout: float | None = _DEFAULT,
     ) -> None: ...
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import ibflow
@@ -196,10 +197,33 @@ class RemoteTrade:
         quantity: float | None = None,
         limit_price: float | None = None,
         stop_price: float | None = None,
+        trigger_price: float | None = None,
+        trail_amount: float | None = None,
+        trail_percent: float | None = None,
+        trail_stop_price: float | None = None,
+        limit_offset: float | None = None,
+        offset: float | None = None,
+        cap: float | None = None,
+        tif: ibflow.TimeInForce | str | None = None,
+        good_till: datetime | None = None,
         timeout: float | None = _DEFAULT,
     ) -> None:
-        """Change the order's quantity or prices at the hub, as ``Trade.modify()``."""
-        changes = {"quantity": quantity, "limit_price": limit_price, "stop_price": stop_price}
+        """Change the order's terms at the hub, as ``Trade.modify()`` (only those given)."""
+        given = {
+            "quantity": quantity,
+            "limit_price": limit_price,
+            "stop_price": stop_price,
+            "trigger_price": trigger_price,
+            "trail_amount": trail_amount,
+            "trail_percent": trail_percent,
+            "trail_stop_price": trail_stop_price,
+            "limit_offset": limit_offset,
+            "offset": offset,
+            "cap": cap,
+            "tif": tif,
+            "good_till": good_till,
+        }
+        changes = {name: value for name, value in given.items() if value is not None}
         self.update(await self._call("order.modify", [self._order_id], changes, timeout))
 
     def update(self, snapshot: dict[str, Any]) -> None:

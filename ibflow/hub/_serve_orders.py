@@ -7,7 +7,25 @@ from typing import Any
 
 import ibflow
 
-__all__ = ["OrderDesk", "describe"]
+__all__ = ["MODIFY_TERMS", "OrderDesk", "describe"]
+
+# What ``Trade.modify()`` may change, under the builders' names.
+MODIFY_TERMS = frozenset(
+    {
+        "quantity",
+        "limit_price",
+        "stop_price",
+        "trigger_price",
+        "trail_amount",
+        "trail_percent",
+        "trail_stop_price",
+        "limit_offset",
+        "offset",
+        "cap",
+        "tif",
+        "good_till",
+    }
+)
 
 
 def describe(placed: ibflow.Trade | ibflow.TradeGroup) -> dict[str, Any]:
@@ -66,19 +84,15 @@ class OrderDesk:
             raise ibflow.InvalidRequest(f"until must be filled, done or now, got {until!r}")
         return self.snapshot(trade)
 
-    async def modify(
-        self,
-        order_id: int,
-        *,
-        quantity: float | None,
-        limit_price: float | None,
-        stop_price: float | None,
-        timeout: float | None,
-    ) -> dict[str, Any]:
+    async def modify(self, order_id: int, *, timeout: float | None, **terms: Any) -> dict[str, Any]:
+        """``Trade.modify()`` with the terms a remote sent (the builders' names)."""
+        unknown = sorted(set(terms) - MODIFY_TERMS)
+        if unknown:
+            raise ibflow.InvalidRequest(
+                f"modify takes {', '.join(sorted(MODIFY_TERMS))}; not {', '.join(unknown)}"
+            )
         trade = self.trade(order_id)
-        await trade.modify(
-            quantity=quantity, limit_price=limit_price, stop_price=stop_price, timeout=timeout
-        )
+        await trade.modify(**terms, timeout=timeout)
         return self.snapshot(trade)
 
     async def cancel_group(

@@ -57,6 +57,20 @@ async def test_modify_then_cancel_a_resting_order(api: ibflow.SessionLike, sim: 
     assert sim.request_count("place_order") == 2
 
 
+async def test_modify_a_trailing_stop_and_its_time_in_force(
+    api: ibflow.SessionLike, sim: Simulator
+) -> None:
+    trade = await api.place(AAPL, ibflow.TrailingStopOrder("SELL", 2, trail_amount=5.00))
+    await trade.modify(trail_amount=2.50, tif="GTC")
+    assert (trade.order.trail_amount, trade.order.tif) == (2.50, ibflow.TimeInForce.GTC)
+    record = _at_sim(sim, trade.order_id)
+    assert (record.aux_price, record.tif) == (2.50, "GTC")
+    with pytest.raises(ibflow.InvalidRequest, match="offset"):
+        await trade.modify(offset=0.10)
+    assert await trade.cancel() is OrderStatus.CANCELLED
+    assert sim.request_count("place_order") == 2
+
+
 async def test_cancel_order_by_id(api: ibflow.SessionLike, sim: Simulator) -> None:
     trade = await api.place(AAPL, LimitOrder("SELL", 3, 250.00))
     assert await api.cancel_order(trade.order_id) is OrderStatus.CANCELLED
