@@ -157,8 +157,8 @@ async def journal_bench(orders: int, runs: int, log: Callable[[str], None]) -> S
         notes=[
             "Each write is one SQLite transaction in WAL mode with synchronous=NORMAL: committed "
             "to the OS before the placeOrder frame leaves, so it survives kill -9 (not a power "
-            "cut; TWS's copy of the key still prevents a duplicate then). The p99 is SQLite's "
-            "automatic WAL checkpoint, about once per thousand records.",
+            "cut; TWS's copy of the key still prevents a duplicate then). Rarer than the p99, "
+            "about once per thousand records, SQLite's automatic WAL checkpoint takes a few ms.",
             f"{orders} limit orders per way of placing, one every {_SPACING * 1e3:.0f} ms, "
             "against one simulator in this process; raw ib_async is timed from placeOrder to "
             "the order's first status, ibflow's place() returns at TWS's acknowledgement.",

@@ -9,8 +9,9 @@ the README is a number measured on this machine, next to raw ib_async in the sam
 1–3 feeds (flood, steady rates, latency) ``feeds.py``   5, 7 connect/reconnect ``lifecycle.py``
 4 memory behind a slow consumer ``memory.py``           6 history under pacing ``history.py``
 8 simulator capacity ``capacity.py``; 9 orders through restarts ``reliability.py``; 10 the hub
-(latency added, fan-out to processes, orders; a real nats-server) ``hub.py``; the simulator
-process and send stamps ``simproc.py``.
+(latency added, fan-out to processes, orders; a real nats-server) ``hub.py``; 11 the order
+journal's writes and what it adds to ``place()`` ``journal.py``; the simulator process and send
+stamps ``simproc.py``.
 
 With ``--only``, the sections measured replace their namesakes in the existing output file and
 the others stay as they were.
@@ -34,6 +35,7 @@ from feeds import FeedPlan, run_feeds, sections
 from harness import Section, render
 from history import history_bench
 from hub import hub_bench
+from journal import journal_bench
 from lifecycle import connect_bench, reconnect_bench
 from memory import memory_bench
 from reliability import reliability_bench
@@ -114,8 +116,12 @@ async def main(quick: bool, runs: int, out: Path, only: set[str]) -> None:
     if want("hub"):
         _log("10: hub")
         found["hub"] = [await hub_bench(runs, quick, _log)]
+    if want("journal"):
+        _log("11: journal")
+        found["journal"] = [await journal_bench(50 if quick else 200, runs, _log)]
     order = [
         "feeds", "memory", "connect", "history", "reconnect", "capacity", "reliability", "hub",
+        "journal",
     ]  # fmt: skip
     result = [sec for key in order for sec in found.get(key, [])]
     elapsed = time.monotonic() - started
@@ -124,8 +130,8 @@ async def main(quick: bool, runs: int, out: Path, only: set[str]) -> None:
         f"- ibflow's fast receive path (`ibflow/_ib/_fastpath.py`, on by default, "
         f"`{ENV_VAR}=0` turns it off): {'on' if fast_receive_enabled() else 'off'} in this "
         f"run, which took {elapsed:.0f} s\n"
-        "- setup: the simulator runs in its own process (except 8 and 9), so a client that falls "
-        "behind cannot slow the feed down; client and simulator each have a core.\n"
+        "- setup: the simulator runs in its own process (except 8, 9 and 11), so a client that "
+        "falls behind cannot slow the feed down; client and simulator each have a core.\n"
     )
     if missing:
         preamble += f"- not measured (API not available yet): {', '.join(missing)}\n"
@@ -174,6 +180,7 @@ if __name__ == "__main__":
             "capacity",
             "reliability",
             "hub",
+            "journal",
         ],
         help="run only these benchmarks (repeatable; for development)",
     )
