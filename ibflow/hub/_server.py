@@ -563,6 +563,17 @@ class Hub:
     async def _modify_order(self, remote: str, order_id: int, **changes: Any) -> dict[str, Any]:
         self._check_trader(remote)
         self._check_owner(remote, [order_id])
+        if isinstance(order_id, int) and not self._desk.knows(order_id):
+            # Placed by an earlier leader: this hub's session adopted it from TWS's open orders
+            # (same client id), so it may change it for the remote that placed it.
+            if await self._journal.working_owner(order_id) != remote:
+                raise ibflow.InvalidRequest(
+                    f"order {order_id} is not a working order {remote!r} placed through hub "
+                    f"{self._name!r}"
+                )
+            adopted = [t for t in self._session.trades() if t.order_id == order_id and t.owned]
+            if adopted:
+                self._desk.keep(adopted[-1])
         return await self._desk.modify(order_id, **changes)
 
     async def _cancel_group(

@@ -251,7 +251,11 @@ async def test_a_new_hub_follows_and_cancels_what_the_previous_one_left_working(
                 with pytest.raises(ibflow.OrderCancelled):
                     await trade.wait_filled(timeout=5)
                 assert await other.refresh() is OrderStatus.SUBMITTED
+                # The new hub's session adopted the order (same client id): it may change it.
+                await other.modify(limit_price=151.0)
+                [record] = [o for o in sim.orders if o.order_id == other.order_id]
+                assert record.lmt_price == 151.0
     finally:
         await first.aclose()
         await first_session.aclose()
-    assert sim.request_count("place_order") == 2
+    assert sim.request_count("place_order") == 3  # two orders, one modify
