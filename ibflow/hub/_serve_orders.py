@@ -3,29 +3,15 @@ trades the hub placed (waits, cancels, changes), by order id."""
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import ibflow
 
 __all__ = ["MODIFY_TERMS", "OrderDesk", "describe"]
 
-# What ``Trade.modify()`` may change, under the builders' names.
-MODIFY_TERMS = frozenset(
-    {
-        "quantity",
-        "limit_price",
-        "stop_price",
-        "trigger_price",
-        "trail_amount",
-        "trail_percent",
-        "trail_stop_price",
-        "limit_offset",
-        "offset",
-        "cap",
-        "tif",
-        "good_till",
-    }
-)
+# What ``Trade.modify()`` may change, under the builders' names: its keywords but the timeout.
+MODIFY_TERMS = frozenset(inspect.signature(ibflow.Trade.modify).parameters) - {"self", "timeout"}
 
 
 def describe(placed: ibflow.Trade | ibflow.TradeGroup) -> dict[str, Any]:
