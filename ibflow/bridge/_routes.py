@@ -21,6 +21,7 @@ from starlette.responses import Response
 
 import ibflow
 
+from . import _requests as requests
 from . import _schemas as schemas
 from ._errors import BridgeError, describe, error_content
 from ._idempotency import Answer, check_key
@@ -197,7 +198,7 @@ _TOKEN = [Depends(require_token)]
 )
 async def place_order(
     request: Request,
-    body: schemas.PlaceOrder,
+    body: requests.PlaceOrder,
     session: SessionDep,
     idempotency_key: Annotated[
         str | None,
@@ -217,11 +218,12 @@ async def place_order(
     """
     key = check_key(idempotency_key)
     bridge = bridge_of(request)
-    # Built before the key is recorded: a body ibflow refuses is answered 422 and the key stays
-    # free for the corrected request.
+    # Built before the key is recorded: a body ibflow refuses is answered 422 (an unknown
+    # condition contract 404) and the key stays free for the corrected request.
     try:
         contract = body.contract.to_contract()
-        order = body.order.to_order()
+        conditions = await requests.conditions_of(session, body.order.conditions)
+        order = body.order.to_order(conditions)
     except ibflow.IBFlowError as exc:
         bridge.metrics.orders_rejected.labels(type(exc).__name__).inc()
         raise
@@ -296,9 +298,11 @@ def nothing_sent(exc: ibflow.IBFlowError) -> bool:
 
 
 @router.post("/orders/what-if", responses=_ERRORS, tags=["orders"])
-async def what_if(body: schemas.PlaceOrder, session: SessionDep) -> schemas.OrderPreview:
+async def what_if(body: requests.PlaceOrder, session: SessionDep) -> schemas.OrderPreview:
     """An order's margin impact and commission; nothing is placed."""
-    preview = await session.what_if(body.contract.to_contract(), body.order.to_order())
+    conditions = await requests.conditions_of(session, body.order.conditions)
+    order = body.order.to_order(conditions)
+    preview = await session.what_if(body.contract.to_contract(), order)
     return schemas.OrderPreview.model_validate(preview)
 
 
@@ -318,12 +322,24 @@ async def cancel_order(order_id: int, session: SessionDep) -> schemas.Trade:
 
 @router.put("/orders/{order_id}", dependencies=_TOKEN, responses=_ERRORS, tags=["orders"])
 async def modify_order(
-    order_id: int, body: schemas.ModifyOrder, session: SessionDep
+    order_id: int, body: requests.ModifyOrder, session: SessionDep
 ) -> schemas.Trade:
-    """Change an open order's quantity or prices; returns once TWS reports the new terms."""
+    """Change an open order's terms (those ``Trade.modify()`` takes for its type); returns
+    once TWS reports them."""
     trade = _trade(session, order_id)
     await trade.modify(
-        quantity=body.quantity, limit_price=body.limit_price, stop_price=body.stop_price
+        quantity=body.quantity,
+        limit_price=body.limit_price,
+        stop_price=body.stop_price,
+        trigger_price=body.trigger_price,
+        trail_amount=body.trail_amount,
+        trail_percent=body.trail_percent,
+        trail_stop_price=body.trail_stop_price,
+        limit_offset=body.limit_offset,
+        offset=body.offset,
+        cap=body.cap,
+        tif=body.tif,
+        good_till=body.good_till,
     )
     return schemas.Trade.model_validate(trade)
 
