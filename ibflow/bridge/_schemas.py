@@ -52,6 +52,7 @@ __all__ = [
     "GapMessage",
     "Health",
     "MarginCondition",
+    "OpenOrder",
     "Order",
     "OrderEvent",
     "OrderEventMessage",
@@ -392,6 +393,18 @@ class OrderSnapshot(_Mirror):
     algo_strategy: str | None = None
 
 
+class OpenOrder(OrderSnapshot):
+    """``GET /orders``: an open order, and whether this bridge's session may change it."""
+
+    owned: bool = Field(
+        description="The order belongs to this session's client id: PUT and DELETE work on it."
+    )
+    adopted: bool = Field(
+        description="This session did not place it: it found it open at TWS (an earlier run, "
+        "another client id, or TWS itself)."
+    )
+
+
 class OrderPreview(_Mirror):
     init_margin_before: float | None
     maint_margin_before: float | None
@@ -483,7 +496,9 @@ class Trade(_Mirror):
 
     order_id: int
     perm_id: int | None
-    client_id: int
+    client_id: int = Field(description="The API client id the order belongs to.")
+    owned: bool = Field(description="This session's client id may modify and cancel it.")
+    adopted: bool = Field(description="Found open at TWS instead of placed by this session.")
     parent_id: int | None
     contract: Contract
     order: Order = Field(description="The order's current terms, as TWS last reported them.")
