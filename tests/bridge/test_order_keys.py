@@ -62,6 +62,29 @@ async def test_the_key_outlives_a_restarted_bridge(sim: Simulator) -> None:
         await client.delete(f"/orders/{first.json()['order_id']}")
 
 
+async def test_a_filled_orders_key_outlives_a_restart_too(sim: Simulator) -> None:
+    market = {
+        "contract": {"symbol": "AAPL"},
+        "order": {"side": "BUY", "quantity": 1, "type": "MKT"},
+    }
+    ids = []
+    for _ in range(2):  # the second bridge finds the key among TWS's completed orders
+        async with (
+            session_for(sim, client_id=7) as session,
+            serving(create_app(session)) as url,
+            httpx.AsyncClient(base_url=url + API, timeout=10) as client,
+        ):
+            response = await client.post(
+                "/orders", json=market, headers={"Idempotency-Key": "buy-1"}, params={"wait": 5}
+            )
+            assert response.status_code == 201, response.text
+            assert response.json()["status"] == "Filled"
+            ids.append(response.json()["order_id"])
+    assert ids[0] == ids[1]
+    assert sim.request_count("place_order") == 1
+    assert len(sim.fills) == 1
+
+
 async def test_a_key_ibflow_cannot_send_is_kept_by_the_bridge_alone(
     client: httpx.AsyncClient, sim: Simulator
 ) -> None:
