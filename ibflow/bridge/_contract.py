@@ -27,6 +27,7 @@ from starlette.responses import Response
 import ibflow
 from ibflow import ConnectionState, SecType
 
+from . import _requests as requests
 from . import _schemas as schemas
 from ._errors import describe, validation_message
 from ._security import require_token
@@ -327,7 +328,7 @@ def _contract(body: BarsRequest) -> ibflow.Contract:
     exchange = body.exchange
     if kind is None and symbol in _INDEXES and exchange is None:
         kind, exchange = SecType.INDEX, _INDEXES[symbol]
-    spec = schemas.ContractSpec(
+    spec = requests.ContractSpec(
         symbol=symbol,
         sec_type=kind or SecType.STOCK,
         exchange=exchange,

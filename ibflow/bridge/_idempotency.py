@@ -16,7 +16,9 @@ unknown symbol, a safety rail) is not kept: the key stays free for the corrected
 
 The store is in memory and bounded: a key is remembered for ``ttl`` seconds, or until
 ``max_keys`` newer keys pushed it out, whichever comes first; keys still in flight are never
-evicted. A restarted bridge remembers no keys (ibflow itself never re-sends an order).
+evicted. What outlives a restart is the second layer: a key :func:`order_key` accepts is also
+the order's ibflow key (``Session.place(key=...)``), which TWS and the journal remember; the
+store adds the byte-for-byte answer, errors included, and the 422 for a reused key.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ import ibflow
 
 from ._errors import BridgeError
 
-__all__ = ["Answer", "IdempotencyStore", "check_key"]
+__all__ = ["Answer", "IdempotencyStore", "check_key", "order_key"]
 
 _REPLAYED = "Idempotent-Replayed"
 _MAX_KEY_LENGTH = 255
@@ -173,3 +175,14 @@ class IdempotencyStore:
             "TooManyOrdersInFlight",
             f"{self._max_keys} orders are being placed right now; retry shortly",
         )
+
+
+_ORDER_KEY_LIMIT = 64
+
+
+def order_key(key: str) -> str | None:
+    """``key`` when ibflow can send it as the order's key (IB's orderRef): 1 to 64 printable
+    ASCII characters, no space, no ``:``. Otherwise ``None``: the bridge's store alone holds it.
+    """
+    usable = len(key) <= _ORDER_KEY_LIMIT and all(33 <= ord(ch) < 127 for ch in key)
+    return key if usable and ":" not in key else None

@@ -2,8 +2,10 @@
 
 Each route reads its input, calls the one ibflow method that does the work, and returns the
 mirrored model; validation, timeouts and IB's errors stay ibflow's business (the handlers in
-``_errors`` turn them into statuses). The one route with logic of its own is ``POST /orders``,
-which goes through the idempotency store so that an order is never sent twice. Every route that
+``_errors`` turn them into statuses). The one route with logic of its own is ``POST /orders``:
+its ``Idempotency-Key`` becomes the order's ibflow key (kept by TWS and the journal, so it holds
+across restarts) and also names the answer in the bridge's store (so a retry gets the same
+response, byte for byte). Every route that
 changes an order needs the bridge's token when one is configured.
 """
 
@@ -21,9 +23,10 @@ from starlette.responses import Response
 
 import ibflow
 
+from . import _requests as requests
 from . import _schemas as schemas
 from ._errors import BridgeError, describe, error_content
-from ._idempotency import Answer, check_key
+from ._idempotency import Answer, check_key, order_key
 from ._metrics import Metrics
 from ._security import require_token
 from ._settings import API_PREFIX
@@ -154,9 +157,30 @@ async def history(
 
 
 @router.get("/orders", responses=_ERRORS, tags=["orders"])
-async def open_orders(session: SessionDep) -> list[schemas.OrderSnapshot]:
-    """The orders TWS has open for this session's client id."""
-    return [schemas.OrderSnapshot.model_validate(o) for o in await session.open_orders()]
+async def open_orders(session: SessionDep) -> list[schemas.OpenOrder]:
+    """The orders TWS has open for this session (every client's with ``all_open_orders``),
+    each saying whether this session may change it and whether it placed it."""
+    rows = await session.open_orders()
+    return [_open_order(session, row) for row in rows]
+
+
+def _open_order(session: ibflow.Session, row: ibflow.OrderSnapshot) -> schemas.OpenOrder:
+    trade = next(
+        (
+            t
+            for t in session.trades()
+            if (row.perm_id and t.perm_id == row.perm_id)
+            or (t.order_id == row.order_id and t.client_id == row.client_id)
+        ),
+        None,
+    )
+    fields = schemas.OrderSnapshot.model_validate(row).model_dump()
+    if trade is not None:
+        owned, adopted = trade.owned, trade.adopted
+    else:  # an order ibflow does not follow (one with an algo or conditions it found at TWS)
+        owned = bool(row.order_id) and row.client_id == session.client_id
+        adopted = True
+    return schemas.OpenOrder(**fields, owned=owned, adopted=adopted)
 
 
 @router.get("/orders/completed", responses=_ERRORS, tags=["orders"])
@@ -197,11 +221,15 @@ _TOKEN = [Depends(require_token)]
 )
 async def place_order(
     request: Request,
-    body: schemas.PlaceOrder,
+    body: requests.PlaceOrder,
     session: SessionDep,
     idempotency_key: Annotated[
         str | None,
-        Header(description="Required: one unique value per order (a UUID). Retries reuse it."),
+        Header(
+            description="Required: one unique value per order (a UUID). Retries reuse it. Up "
+            "to 64 printable characters without spaces or ':' it is also the order's ibflow "
+            "key (its orderRef at TWS), which outlives a restart of the bridge."
+        ),
     ] = None,
     wait: Annotated[
         float,
@@ -217,11 +245,12 @@ async def place_order(
     """
     key = check_key(idempotency_key)
     bridge = bridge_of(request)
-    # Built before the key is recorded: a body ibflow refuses is answered 422 and the key stays
-    # free for the corrected request.
+    # Built before the key is recorded: a body ibflow refuses is answered 422 (an unknown
+    # condition contract 404) and the key stays free for the corrected request.
     try:
         contract = body.contract.to_contract()
-        order = body.order.to_order()
+        conditions = await requests.conditions_of(session, body.order.conditions)
+        order = body.order.to_order(conditions)
     except ibflow.IBFlowError as exc:
         bridge.metrics.orders_rejected.labels(type(exc).__name__).inc()
         raise
@@ -231,8 +260,13 @@ async def place_order(
     def locate(order_id: int) -> str:
         return str(request.url_for("get_order", order_id=order_id))
 
+    # The order carries the key to TWS unless it cannot: a key ibflow does not take, or an
+    # order_ref of the client's own (then only the bridge's store, in memory, holds the key).
+    mapped = order_key(key) if order.order_ref in (None, key) else None
     answer, replayed = await bridge.orders.run(
-        key, fingerprint, lambda: _place(session, contract, order, wait, locate, bridge.metrics)
+        key,
+        fingerprint,
+        lambda: _place(session, contract, order, mapped, wait, locate, bridge.metrics),
     )
     return answer.response(replayed=replayed)
 
@@ -241,6 +275,7 @@ async def _place(
     session: ibflow.Session,
     contract: ibflow.Contract,
     order: ibflow.Order,
+    key: str | None,
     wait: float,
     locate: Callable[[int], str],
     metrics: Metrics,
@@ -248,13 +283,26 @@ async def _place(
     """Place the order and turn whatever happens into the answer for its key (kept unless
     nothing was sent)."""
     try:
-        trade = await session.place(contract, order)
+        trade = await session.place(contract, order, key=key)
+        if key is not None and not _same_order(trade, contract, order):
+            # ibflow found another order under the key (placed before a restart) and sent
+            # nothing: the key is free in the store for the request it really names.
+            raise BridgeError(
+                422,
+                "IdempotencyKeyReused",
+                f"this Idempotency-Key already names order {trade.order_id} ({trade.order.side} "
+                f"{trade.order.order_type} {trade.contract.display_name}); nothing was sent. "
+                "Use a new key for a new order",
+            )
         if wait > 0:
             # The order is placed: whatever the waiting ends in, the answer is the trade.
             with contextlib.suppress(
                 ibflow.RequestTimeout, ibflow.ConnectionLost, ibflow.SessionClosedError
             ):
                 await trade.wait_done(timeout=wait)
+    except BridgeError as exc:
+        error = schemas.ErrorBody(error=exc.error, code=None, message=exc.message)
+        return Answer(exc.status, json.dumps(error_content(error)).encode(), keep=False)
     except ibflow.IBFlowError as exc:
         metrics.orders_rejected.labels(type(exc).__name__).inc()
         status, error, headers = describe(exc)
@@ -271,6 +319,19 @@ async def _place(
     metrics.orders_placed.inc()
     body = schemas.Trade.model_validate(trade).model_dump_json().encode()
     return Answer(201, body, {"Location": locate(trade.order_id)})
+
+
+def _same_order(trade: ibflow.Trade, contract: ibflow.Contract, order: ibflow.Order) -> bool:
+    """Whether ``trade`` can be the order a request describes (its quantity and prices may
+    have been modified since, its side, type and instrument not)."""
+    theirs = trade.contract
+    same_contract = (
+        theirs.con_id == contract.con_id
+        if contract.con_id is not None
+        else (theirs.symbol, theirs.sec_type) == (contract.symbol, contract.sec_type)
+    )
+    terms = trade.order
+    return same_contract and (terms.side, terms.order_type) == (order.side, order.order_type)
 
 
 # What ``place()`` raises before anything goes out: validation, lookups, safety rails.
@@ -296,21 +357,26 @@ def nothing_sent(exc: ibflow.IBFlowError) -> bool:
 
 
 @router.post("/orders/what-if", responses=_ERRORS, tags=["orders"])
-async def what_if(body: schemas.PlaceOrder, session: SessionDep) -> schemas.OrderPreview:
+async def what_if(body: requests.PlaceOrder, session: SessionDep) -> schemas.OrderPreview:
     """An order's margin impact and commission; nothing is placed."""
-    preview = await session.what_if(body.contract.to_contract(), body.order.to_order())
+    conditions = await requests.conditions_of(session, body.order.conditions)
+    order = body.order.to_order(conditions)
+    preview = await session.what_if(body.contract.to_contract(), order)
     return schemas.OrderPreview.model_validate(preview)
 
 
 @router.get("/orders/{order_id}", responses=_ERRORS, tags=["orders"])
 async def get_order(order_id: int, session: SessionDep) -> schemas.Trade:
-    """An order this bridge placed, as it stands now."""
+    """An order this bridge's session placed or adopted, as it stands now."""
     return schemas.Trade.model_validate(_trade(session, order_id))
 
 
 @router.delete("/orders/{order_id}", dependencies=_TOKEN, responses=_ERRORS, tags=["orders"])
 async def cancel_order(order_id: int, session: SessionDep) -> schemas.Trade:
-    """Cancel an order this bridge placed; returns once TWS reports it done."""
+    """Cancel an order of this bridge's client id; returns once TWS reports it done.
+
+    Another client id's order answers 403 ``NotOrderOwner`` and nothing is sent.
+    """
     trade = _trade(session, order_id)
     await trade.cancel()
     return schemas.Trade.model_validate(trade)
@@ -318,21 +384,35 @@ async def cancel_order(order_id: int, session: SessionDep) -> schemas.Trade:
 
 @router.put("/orders/{order_id}", dependencies=_TOKEN, responses=_ERRORS, tags=["orders"])
 async def modify_order(
-    order_id: int, body: schemas.ModifyOrder, session: SessionDep
+    order_id: int, body: requests.ModifyOrder, session: SessionDep
 ) -> schemas.Trade:
-    """Change an open order's quantity or prices; returns once TWS reports the new terms."""
+    """Change an open order's terms (those ``Trade.modify()`` takes for its type); returns
+    once TWS reports them. Another client id's order answers 403 and nothing is sent."""
     trade = _trade(session, order_id)
     await trade.modify(
-        quantity=body.quantity, limit_price=body.limit_price, stop_price=body.stop_price
+        quantity=body.quantity,
+        limit_price=body.limit_price,
+        stop_price=body.stop_price,
+        trigger_price=body.trigger_price,
+        trail_amount=body.trail_amount,
+        trail_percent=body.trail_percent,
+        trail_stop_price=body.trail_stop_price,
+        limit_offset=body.limit_offset,
+        offset=body.offset,
+        cap=body.cap,
+        tif=body.tif,
+        good_till=body.good_till,
     )
     return schemas.Trade.model_validate(trade)
 
 
 def _trade(session: ibflow.Session, order_id: int) -> ibflow.Trade:
-    for trade in session.trades():
-        # Order ids are per client id: another client's order 5 is not ours.
-        if trade.order_id == order_id and trade.owned:
-            return trade
+    """The session's trade with ``order_id``: its own client id's first (order ids are per
+    client id), else an adopted one of another client id, which ``modify``/``cancel`` refuse
+    with ``NotOrderOwner`` before sending anything."""
+    matches = [t for t in session.trades() if t.order_id == order_id]
+    if matches:
+        return min(matches, key=lambda t: not t.owned)
     raise BridgeError(
         404,
         "OrderNotFound",

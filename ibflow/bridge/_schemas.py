@@ -7,9 +7,7 @@ mirrors one ibflow dataclass field for field (a test keeps them in step) and is 
 from the ibflow object's attributes, so the bridge never re-derives a value ibflow computed; a
 few read-only properties people always want (``display_name``, ``midpoint``) ride along.
 
-The request models (``ContractSpec``, ``OrderSpec``, ``PlaceOrder``, ``ModifyOrder``) only
-carry the user's input to ibflow's own builders and validators, which decide what is valid:
-their messages become the bridge's 422 answers.
+The request models live in ``_requests``.
 """
 
 from __future__ import annotations
@@ -18,9 +16,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    AliasChoices,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     SerializerFunctionWrapHandler,
@@ -45,29 +41,24 @@ __all__ = [
     "AccountSummary",
     "AccountValue",
     "Algo",
-    "AlgoSpec",
     "Bar",
     "BarMessage",
     "Commission",
     "Contract",
     "ContractDetails",
-    "ContractQuery",
-    "ContractSpec",
     "ErrorBody",
     "ExecutionCondition",
     "Fill",
     "GapMessage",
     "Health",
     "MarginCondition",
-    "ModifyOrder",
+    "OpenOrder",
     "Order",
     "OrderEvent",
     "OrderEventMessage",
     "OrderPreview",
     "OrderSnapshot",
-    "OrderSpec",
     "PercentChangeCondition",
-    "PlaceOrder",
     "PnL",
     "PortfolioItem",
     "Position",
@@ -79,16 +70,6 @@ __all__ = [
     "Trade",
     "VolumeCondition",
 ]
-
-
-def _upper(value: object) -> object:
-    return value.strip().upper() if isinstance(value, str) else value
-
-
-def _right(value: object) -> object:
-    # IB spells rights "C"/"P"; people also write "call"/"put".
-    text = _upper(value)
-    return {"CALL": "C", "PUT": "P"}.get(text, text) if isinstance(text, str) else text
 
 
 class _Tagged:
@@ -412,6 +393,18 @@ class OrderSnapshot(_Mirror):
     algo_strategy: str | None = None
 
 
+class OpenOrder(OrderSnapshot):
+    """``GET /orders``: an open order, and whether this bridge's session may change it."""
+
+    owned: bool = Field(
+        description="The order belongs to this session's client id: PUT and DELETE work on it."
+    )
+    adopted: bool = Field(
+        description="This session did not place it: it found it open at TWS (an earlier run, "
+        "another client id, or TWS itself)."
+    )
+
+
 class OrderPreview(_Mirror):
     init_margin_before: float | None
     maint_margin_before: float | None
@@ -503,7 +496,9 @@ class Trade(_Mirror):
 
     order_id: int
     perm_id: int | None
-    client_id: int
+    client_id: int = Field(description="The API client id the order belongs to.")
+    owned: bool = Field(description="This session's client id may modify and cancel it.")
+    adopted: bool = Field(description="Found open at TWS instead of placed by this session.")
     parent_id: int | None
     contract: Contract
     order: Order = Field(description="The order's current terms, as TWS last reported them.")
@@ -582,186 +577,3 @@ class GapMessage(BaseModel):
     @classmethod
     def of(cls, gap: ibflow.Gap, symbol: str) -> GapMessage:
         return cls(symbol=symbol, start=gap.start, end=gap.end, reason=gap.reason)
-
-
-# -- input ----------------------------------------------------------------------------------------
-
-_SecTypeIn = Annotated[SecType, BeforeValidator(_upper)]
-
-
-class ContractSpec(BaseModel):
-    """What to trade or look up. A stock needs only ``symbol``; the rest narrows it down."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    symbol: str | None = Field(default=None, description='"AAPL"; a forex pair as "EUR.USD".')
-    sec_type: _SecTypeIn = SecType.STOCK
-    exchange: str | None = Field(default=None, description="Default SMART (IDEALPRO for CASH).")
-    currency: str | None = Field(default=None, description="Default USD.")
-    con_id: int | None = Field(default=None, description="IB's id; enough on its own.")
-    primary_exchange: str | None = None
-    local_symbol: str | None = None
-    trading_class: str | None = None
-    expiry: str | None = Field(default=None, description="yyyymmdd or yyyymm.")
-    strike: float | None = None
-    right: Annotated[Right | None, BeforeValidator(_right)] = None
-    multiplier: float | None = None
-
-    def to_contract(self) -> ibflow.Contract:
-        """The ibflow contract, through ibflow's builders wherever the description is complete.
-
-        A partial description (an option without its strike, say) becomes a bare
-        ``ibflow.Contract``: enough to list the matches, and ``qualify`` names them when it is
-        not unique.
-
-        Raises:
-            InvalidRequest: ibflow refuses the description (the message says what to fix).
-        """
-        kind, symbol = self.sec_type, self.symbol
-        if symbol and kind is SecType.STOCK:
-            return ibflow.Stock(
-                symbol,
-                self.exchange or "SMART",
-                self.currency or "USD",
-                primary_exchange=self.primary_exchange,
-                con_id=self.con_id,
-            )
-        if symbol and kind is SecType.FOREX:
-            pair = symbol if len(symbol.replace(".", "").replace("/", "")) == 6 else None
-            return ibflow.Forex(
-                pair or f"{symbol}{self.currency or 'USD'}",
-                self.exchange or "IDEALPRO",
-                con_id=self.con_id,
-            )
-        if symbol and kind is SecType.INDEX:
-            # Without an exchange the builder refuses, saying which one to give.
-            exchange = self.exchange or ""
-            return ibflow.Index(symbol, exchange, self.currency or "USD", con_id=self.con_id)
-        if symbol and kind is SecType.FUTURE and (self.expiry or not self.exchange):
-            return ibflow.Future(
-                symbol,
-                self.expiry or "",
-                self.exchange or "",
-                self.currency or "USD",
-                multiplier=self.multiplier,
-                local_symbol=self.local_symbol,
-                trading_class=self.trading_class,
-                con_id=self.con_id,
-            )
-        if symbol and kind is SecType.OPTION and self.expiry and self.strike and self.right:
-            return ibflow.Option(
-                symbol,
-                self.expiry,
-                self.strike,
-                self.right,
-                self.exchange or "SMART",
-                self.currency or "USD",
-                multiplier=self.multiplier if self.multiplier is not None else 100.0,
-                trading_class=self.trading_class,
-                con_id=self.con_id,
-            )
-        return ibflow.Contract(
-            sec_type=kind,
-            symbol=(symbol or "").strip().upper(),
-            exchange=(self.exchange or ("IDEALPRO" if kind is SecType.FOREX else "SMART")).upper(),
-            currency=(self.currency or "USD").upper(),
-            con_id=self.con_id,
-            primary_exchange=self.primary_exchange,
-            local_symbol=self.local_symbol,
-            trading_class=self.trading_class,
-            expiry=self.expiry,
-            strike=self.strike,
-            right=self.right,
-            multiplier=self.multiplier,
-        )
-
-
-class ContractQuery(ContractSpec):
-    """``ContractSpec`` read from the query string, beside the endpoint's other parameters."""
-
-    model_config = ConfigDict(extra="ignore")
-
-
-class AlgoSpec(BaseModel):
-    """An IB algo: ``{"strategy": "Adaptive", "params": {"adaptivePriority": "Urgent"}}``."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    strategy: str
-    params: dict[str, bool | int | float | str] = Field(default_factory=dict)
-
-
-class OrderSpec(BaseModel):
-    """An order's terms. ``side`` may be sent as ``action`` and ``order_type`` as ``type``."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    side: Annotated[Side, BeforeValidator(_upper)] = Field(
-        validation_alias=AliasChoices("side", "action")
-    )
-    quantity: float
-    order_type: Annotated[OrderType, BeforeValidator(_upper)] = Field(
-        validation_alias=AliasChoices("order_type", "type")
-    )
-    limit_price: float | None = Field(default=None, description="LMT and STP LMT.")
-    stop_price: float | None = Field(default=None, description="STP and STP LMT.")
-    tif: Annotated[TimeInForce, BeforeValidator(_upper)] = TimeInForce.DAY
-    good_till: datetime | None = Field(default=None, description="GTD only; with an offset.")
-    outside_rth: bool = False
-    account: str | None = None
-    order_ref: str | None = Field(default=None, description="Your own tag, kept by TWS.")
-    trigger_price: float | None = Field(default=None, description="MIT and LIT: the touch price.")
-    trail_amount: float | None = Field(default=None, description="TRAIL, TRAIL LIMIT: a distance.")
-    trail_percent: float | None = Field(default=None, description="TRAIL, TRAIL LIMIT: percent.")
-    trail_stop_price: float | None = Field(default=None, description="A trail's first stop.")
-    limit_offset: float | None = Field(default=None, description="TRAIL LIMIT: limit vs stop.")
-    offset: float | None = Field(default=None, description="REL and PEG MID: the offset.")
-    algo: AlgoSpec | None = Field(default=None, description="An IB algo, on MKT and LMT.")
-
-    def to_order(self) -> ibflow.Order:
-        """ibflow's validated order spec.
-
-        Raises:
-            InvalidRequest: the terms do not fit together (a limit price on a market order, a
-                GTD order without ``good_till``…); the message says what to change.
-        """
-        # ibflow.Order is what every builder returns; building it directly lets ibflow name
-        # a price the order type does not take instead of silently dropping it.
-        return ibflow.Order(
-            side=self.side,
-            quantity=self.quantity,
-            order_type=self.order_type,
-            limit_price=self.limit_price,
-            stop_price=self.stop_price,
-            tif=self.tif,
-            good_till=self.good_till,
-            outside_rth=self.outside_rth,
-            account=self.account,
-            order_ref=self.order_ref,
-            trigger_price=self.trigger_price,
-            trail_amount=self.trail_amount,
-            trail_percent=self.trail_percent,
-            trail_stop_price=self.trail_stop_price,
-            limit_offset=self.limit_offset,
-            offset=self.offset,
-            algo=ibflow.Algo(self.algo.strategy, self.algo.params) if self.algo else None,
-        )
-
-
-class PlaceOrder(BaseModel):
-    """The body of ``POST /orders`` and ``POST /orders/what-if``."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    contract: ContractSpec
-    order: OrderSpec
-
-
-class ModifyOrder(BaseModel):
-    """The body of ``PUT /orders/{order_id}``: give at least one field."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    quantity: float | None = None
-    limit_price: float | None = None
-    stop_price: float | None = None

@@ -41,6 +41,7 @@ from starlette.websockets import WebSocketDisconnect
 import ibflow
 from ibflow import SecType
 
+from . import _requests as requests
 from . import _schemas as schemas
 from ._errors import close_socket, error_message
 from ._metrics import Metrics
@@ -247,7 +248,7 @@ async def quotes_socket(
                     f"one socket streams at most {settings.max_subscriptions} symbols; "
                     "unsubscribe some first",
                 )
-            contract = schemas.ContractSpec(
+            contract = requests.ContractSpec(
                 symbol=symbol, sec_type=sec_type, exchange=exchange, currency=currency
             ).to_contract()
             stream = session.quotes(contract, buffer=_QUOTE_BUFFER, overflow="latest")
@@ -380,7 +381,7 @@ async def bars_socket(
 
     async def open_streams(session: ibflow.Session, connection: _Connection) -> None:
         tag = symbol.strip().upper()
-        contract = schemas.ContractSpec(
+        contract = requests.ContractSpec(
             symbol=tag, sec_type=sec_type, exchange=exchange, currency=currency
         ).to_contract()
         bars = session.live_bars(

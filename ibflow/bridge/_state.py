@@ -24,7 +24,7 @@ from ibflow import ConnectionState
 
 from ._errors import BridgeError
 from ._idempotency import IdempotencyStore
-from ._schemas import ContractQuery
+from ._requests import ContractQuery
 from ._settings import BridgeSettings, Target
 
 if TYPE_CHECKING:

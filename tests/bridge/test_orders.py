@@ -52,7 +52,7 @@ async def test_market_order_fills_and_can_be_read_back(
         "good_till": None,
         "outside_rth": False,
         "account": None,
-        "order_ref": None,
+        "order_ref": "m-1",  # the Idempotency-Key travels to TWS as the order's reference
     }
     [fill] = trade["fills"]
     assert fill["price"] == pytest.approx(trade["avg_fill_price"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import ibflow
-from ibflow.bridge._schemas import ContractSpec
+from ibflow.bridge._requests import ContractSpec
 
 
 @pytest.mark.parametrize(
