@@ -177,6 +177,9 @@ class FeedClient:
                 )
 
 
+_TICK_KINDS = frozenset(kind.value for kind in ibflow.TickKind)
+
+
 class RemoteStreams:
     """The stream methods of ``RemoteSession`` other than quotes, each one ``FeedClient`` call."""
 
@@ -222,6 +225,9 @@ class RemoteStreams:
     ) -> ibflow.Stream[Any]:
         """As ``Session.ticks()``: one tick-by-tick subscription at the hub per contract and
         kind, however many remote consumers."""
+        # One spelling per kind ("BID_ASK", TickKind.BID_ASK…), so equal calls share one stream.
+        if isinstance(kind, str) and kind.lower() in _TICK_KINDS:
+            kind = kind.lower()
         return self._feed("ticks", contract, [kind], {}, buffer, overflow)
 
     def realtime_bars(

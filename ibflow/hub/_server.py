@@ -71,7 +71,6 @@ _READS = frozenset(
         "completed_orders",
         "fills",
         "what_if",
-        "quote",
     }
 )
 _ORDER_KEYS_TTL = 24 * 3600.0  # IB's orders and executions are a day's business
@@ -110,6 +109,8 @@ class Hub:
         lease_ttl: seconds a consumer's interest in an instrument lasts without a renewal.
         max_lines: market-data lines the hub may hold at TWS; one more raises
             ``MarketDataError`` at the remote caller instead of error 101 at TWS.
+        max_tick_by_tick: tick-by-tick subscriptions (one per contract and kind) the hub may
+            hold at TWS; one more raises ``MarketDataError`` (code 10190) at the remote caller.
         connect_timeout: seconds ``start()`` waits for the NATS server.
         user, password, token, creds, nkey: NATS credentials (a creds or nkey seed file's
             path); each defaults to its ``IBFLOW_NATS_*`` variable. See ``docs/hub.md``.
@@ -128,6 +129,7 @@ class Hub:
         readonly_names: Iterable[str] = (),
         lease_ttl: float = 3.0,
         max_lines: int = 100,
+        max_tick_by_tick: int = 3,
         connect_timeout: float = 10.0,
         user: str | None = None,
         password: str | None = None,
@@ -152,6 +154,14 @@ class Hub:
             raise ibflow.InvalidRequest(f"lease_ttl must be > 0.1 s, got {lease_ttl!r}")
         if isinstance(max_lines, bool) or not isinstance(max_lines, int) or max_lines < 1:
             raise ibflow.InvalidRequest(f"max_lines must be an int >= 1, got {max_lines!r}")
+        if (
+            isinstance(max_tick_by_tick, bool)
+            or not isinstance(max_tick_by_tick, int)
+            or max_tick_by_tick < 0
+        ):
+            raise ibflow.InvalidRequest(
+                f"max_tick_by_tick must be an int >= 0, got {max_tick_by_tick!r}"
+            )
         self._lease_ttl = float(lease_ttl)
         self._connect_timeout = connect_timeout
         self._max_lines = max_lines
@@ -168,7 +178,7 @@ class Hub:
         self._desk = OrderDesk(self._name, self._trades)
         self._placing: set[str] = set()  # the order keys (digests) this hub is placing now
         self._feed_server = FeedServer(
-            session, self._subjects, self._lease_ttl, lambda: self._lines_free
+            session, self._subjects, self._lease_ttl, lambda: self._lines_free, max_tick_by_tick
         )
         self._id = uuid.uuid4().hex[:12]
         self._journal = OrderJournal(session, self._name)
@@ -335,6 +345,7 @@ class Hub:
             "download": self._download,
             "md.subscribe": self._subscribe,
             "feed.open": self._feed_server.open,
+            "quote": self._feed_server.quote,
         }
         handler = handlers.get(method)
         if handler is None:
