@@ -26,6 +26,7 @@ from ._orders import (
     OrderStatus,
     TimeInForce,
 )
+from ._pacer import PacingStatistics
 from ._periods import BarSize, WhatToShow
 from ._records.account import (
     AccountSummary,
@@ -139,6 +140,7 @@ class SessionLike(Protocol):
     ) -> None: ...
     def state_changes(self) -> Stream[StateChange]: ...
     def statistics(self) -> SessionStatistics: ...
+    def pacing_statistics(self) -> PacingStatistics: ...
 
     # -- account and contracts
     async def positions(

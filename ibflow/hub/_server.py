@@ -237,7 +237,15 @@ class Hub:
         self._spawn(self._ops.publish(lambda: self._nc, self._subjects.stats, self.statistics))
         self._spawn(self._reap_leases())
         self._spawn(self._publish_states())
-        self._spawn(heartbeat(lambda: self._nc, self._subjects.state, self._id, self._state))
+        self._spawn(
+            heartbeat(
+                lambda: self._nc,
+                self._subjects.state,
+                self._id,
+                self._state,
+                lambda: {"pacing": encode(self._session.pacing_statistics())},
+            )
+        )
         await nc.flush()
         _log.info("hub %s serving on %s", self._name, self._url)
 
@@ -361,6 +369,7 @@ class Hub:
             "lease_ttl": self._lease_ttl,
             "readonly": remote in self._readonly,
             "hub_id": self._id,
+            "pacing": encode(session.pacing_statistics()),
         }
 
     async def _publish_states(self) -> None:

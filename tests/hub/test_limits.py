@@ -70,7 +70,7 @@ async def test_one_tick_by_tick_subscription_fans_out_to_many_remotes(
         for i, kind in enumerate(["bid_ask", "BID_ASK", ibflow.TickKind.BID_ASK, "Bid_Ask"]):
             remote = RemoteSession(nats_url, hub=hub.name, name=f"bot-{i}")
             await stack.enter_async_context(remote)
-            streams.append(await stack.enter_async_context(remote.ticks(AAPL, kind)))
+            streams.append(await stack.enter_async_context(remote.ticks(AAPL, kind)))  # type: ignore[call-overload]
         assert sim.subscriptions().get("tick_by_tick") == 1
         assert hub.statistics()["feed_leases"] == 4
         ticks = await asyncio.gather(*(_first(s, ibflow.BidAskTick) for s in streams))
@@ -96,3 +96,25 @@ async def test_a_bad_tick_by_tick_limit_is_refused(hub_factory: HubFactory, nats
     for bad in (-1, 1.5, True):
         with pytest.raises(ibflow.InvalidRequest, match="max_tick_by_tick"):
             Hub(hub._session, nats_url, name="other", max_tick_by_tick=bad)  # type: ignore[arg-type]
+
+
+async def test_pacing_is_the_hubs_one_pacer(hub_factory: HubFactory, nats_url: str) -> None:
+    hub, _sim = await hub_factory()
+    idle = RemoteSession(nats_url, hub=hub.name, name="idle")
+    with pytest.raises(ibflow.SessionClosedError, match="connect"):
+        idle.pacing_statistics()  # nothing heard from the hub yet
+    async with (
+        RemoteSession(nats_url, hub=hub.name, name="asker") as asker,
+        idle,
+    ):
+        start = idle.pacing_statistics().historical_requests
+        await asker.history(AAPL, period="1h", duration="1 D")
+        # One pacer for all: the idle remote sees the other's request.
+        await eventually(
+            lambda: idle.pacing_statistics().historical_requests == start + 1, timeout=3.0
+        )
+        assert idle.pacing_statistics() == hub._session.pacing_statistics()
+        rules = hub._session.pacing_statistics().rules
+        with pytest.raises(ibflow.SafetyError, match="Set it on the hub's Session"):
+            asker.set_pacing(ibflow.PacingRules(time_scale=0.01))
+        assert hub._session.pacing_statistics().rules == rules
