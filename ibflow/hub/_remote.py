@@ -39,6 +39,7 @@ from ._protocol import (
     loads,
 )
 from ._remote_events import LeaderWatch, OrderTracker, RemoteJournal
+from ._remote_history import RemoteHistory
 from ._remote_orders import (
     OrderLink,
     RemoteBracketTrade,
@@ -61,7 +62,7 @@ _REGREET_PAUSE = 0.25  # seconds between greetings while the hub is not back on 
 _MAX_FINISHED_TRADES = 10_000  # as a Session's default max_finished_trades
 
 
-class RemoteSession(RemoteStreams, RemoteJournal, RemotePacing):
+class RemoteSession(RemoteStreams, RemoteJournal, RemotePacing, RemoteHistory):
     """The API of an ``ibflow.Session``, answered by the hub named ``hub`` over NATS.
 
     ``async with RemoteSession("nats://127.0.0.1:4222", hub="desk1", name="bot-a") as s``;

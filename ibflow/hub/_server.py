@@ -67,6 +67,7 @@ _READS = frozenset(
         "qualify",
         "history",
         "head_timestamp",
+        "historical_ticks",
         "open_orders",
         "completed_orders",
         "fills",
@@ -81,6 +82,14 @@ _KV_AWAY = (
     nats.js.errors.NoStreamResponseError,
     nats.js.errors.ServiceUnavailableError,
 )
+
+
+def _too_large(method: str, size: int, nc: NATS) -> ibflow.InvalidRequest:
+    return ibflow.InvalidRequest(
+        f"the answer to {method} is {size:,} bytes, more than the NATS server carries in one "
+        f"message ({nc.max_payload:,}): ask for less (a shorter span, fewer items), or raise "
+        "max_payload in the NATS server's configuration"
+    )
 
 
 @dataclass(eq=False)
@@ -333,8 +342,11 @@ class Hub:
                 _log.exception("hub %s: %s failed", self._name, method)
             reply = {"error": encode_error(exc)}
         if msg.reply:
+            payload = dumps(reply)
+            if self._nc is not None and len(payload) > self._nc.max_payload:
+                payload = dumps({"error": encode_error(_too_large(method, len(payload), self._nc))})
             with contextlib.suppress(nats.errors.Error):
-                await msg.respond(dumps(reply))
+                await msg.respond(payload)
 
     async def _dispatch(
         self, method: str, remote: str, args: list[Any], kwargs: dict[str, Any]

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from datetime import UTC, datetime
 from typing import Any
 
+import nats
 import pytest
 
 import ibflow
 from ibflow.hub import Hub, RemoteSession
+from ibflow.hub._protocol import Subjects, dumps, encode, loads
 from ibflow.testing import eventually
 
 from .conftest import HubFactory
@@ -19,6 +22,7 @@ from .conftest import HubFactory
 AAPL = ibflow.Stock("AAPL")
 MSFT = ibflow.Stock("MSFT")
 TSLA = ibflow.Stock("TSLA")
+TICKS_FROM = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
 
 
 async def _first(stream: ibflow.Stream[Any], kind: type) -> Any:
@@ -118,3 +122,23 @@ async def test_pacing_is_the_hubs_one_pacer(hub_factory: HubFactory, nats_url: s
         with pytest.raises(ibflow.SafetyError, match="Set it on the hub's Session"):
             asker.set_pacing(ibflow.PacingRules(time_scale=0.01))
         assert hub._session.pacing_statistics().rules == rules
+
+
+async def test_an_answer_too_large_for_nats_is_a_typed_error(
+    hub_factory: HubFactory, nats_url: str
+) -> None:
+    hub, _sim = await hub_factory()
+    nc = await nats.connect(nats_url)
+    try:
+        # 2,500 ticks in one answer: over NATS's 1 MB (a RemoteSession asks by pages).
+        request = {
+            "name": "raw",
+            "args": encode([AAPL]),
+            "kwargs": encode({"start": TICKS_FROM, "count": 2500}),
+        }
+        msg = await nc.request(Subjects(hub.name).request("historical_ticks"), dumps(request), 10)
+        error = loads(msg.data)["error"]
+        assert error["$x"] == "InvalidRequest"
+        assert "max_payload" in error["msg"]
+    finally:
+        await nc.close()
