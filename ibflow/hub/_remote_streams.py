@@ -56,6 +56,11 @@ class _Open:
     kwargs: dict[str, Any]
 
 
+# Opening ticks() may wait at the hub for IB's one tick-by-tick request per instrument per
+# 15 s (the hub session's pacer holds it, as a Session's does): allow for that wait.
+_PACED_OPEN = 30.0
+
+
 class FeedClient:
     """The open feed streams of one remote session, and the renewal of their leases."""
 
@@ -107,7 +112,7 @@ class FeedClient:
                 "feed.open",
                 [method, call_args, kwargs],
                 {"lease": lease},
-                SESSION_DEFAULT,
+                _PACED_OPEN if method == "ticks" else SESSION_DEFAULT,
                 timeout_arg=False,
             )
             self._open[lease] = _Open(writer, method, call_args, kwargs)
