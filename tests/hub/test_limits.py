@@ -18,6 +18,7 @@ from ibflow.hub._protocol import Subjects, dumps, encode, loads
 from ibflow.testing import eventually
 
 from .conftest import HubFactory
+from .test_ops import _doctor
 
 AAPL = ibflow.Stock("AAPL")
 MSFT = ibflow.Stock("MSFT")
@@ -142,3 +143,15 @@ async def test_an_answer_too_large_for_nats_is_a_typed_error(
         assert "max_payload" in error["msg"]
     finally:
         await nc.close()
+
+
+async def test_doctor_shows_the_tick_by_tick_count(hub_factory: HubFactory, nats_url: str) -> None:
+    hub, _sim = await hub_factory(max_tick_by_tick=4)
+    async with (
+        RemoteSession(nats_url, hub=hub.name) as remote,
+        remote.ticks(AAPL, "last"),
+    ):
+        code, out, err = await _doctor("--hub", nats_url, "--name", hub.name)
+    assert code == 0, err
+    assert "tick-by-tick" in out  # the table may fold the line: the figure on its own
+    assert "1/4" in out
