@@ -182,6 +182,7 @@ class Hub:
         self._feeds: dict[int, _Feed] = {}
         self._lease_feed: dict[str, int] = {}
         self._feed_lock = asyncio.Lock()
+        self._opening_quotes = 0
         self._trades: dict[int, ibflow.Trade] = {}
         self._orders_relayed = 0
         self._desk = OrderDesk(self._name, self._trades)
@@ -291,7 +292,7 @@ class Hub:
 
     @property
     def _lines_free(self) -> int:
-        return self._max_lines - len(self._feeds) - self._feed_server.lines
+        return self._max_lines - len(self._feeds) - self._opening_quotes - self._feed_server.lines
 
     def statistics(self) -> dict[str, Any]:
         """What ``ibflow.<name>.stats`` publishes: remote sessions, instruments at TWS and
@@ -662,7 +663,11 @@ class Hub:
                         "the IB account has them",
                     )
                 stream = self._session.quotes(qualified)
-                await stream.__aenter__()
+                self._opening_quotes += 1  # its line is taken while TWS is asked
+                try:
+                    await stream.__aenter__()
+                finally:
+                    self._opening_quotes -= 1
                 feed = _Feed(contract=qualified, stream=stream)
                 self._feeds[con_id] = feed
                 feed.task = asyncio.ensure_future(self._pump(con_id, feed))
