@@ -419,7 +419,13 @@ def _print_hub(stats: Mapping[str, Any]) -> None:
         (
             "market data",
             f"{stats['subscriptions']} instruments at TWS for {stats['leases']} leases; lines "
-            f"{stats['lines_used']}/{stats['lines_limit']}",
+            f"{stats['lines_used']}/{stats['lines_limit']}"
+            # a hub of an earlier ibflow reports no tick-by-tick figures
+            + (
+                f"; tick-by-tick {stats['tick_by_tick_used']}/{stats['tick_by_tick_limit']}"
+                if "tick_by_tick_used" in stats
+                else ""
+            ),
         ),
         (
             "history pacing",

@@ -26,6 +26,7 @@ from ._orders import (
     OrderStatus,
     TimeInForce,
 )
+from ._pacer import PacingStatistics
 from ._periods import BarSize, WhatToShow
 from ._records.account import (
     AccountSummary,
@@ -38,7 +39,7 @@ from ._records.account import (
 )
 from ._records.contracts import Bar, Contract
 from ._records.history import DownloadProgress
-from ._records.market import BidAskTick, Gap, MidpointTick, Quote, TickKind, TradeTick
+from ._records.market import BidAskTick, Gap, MidpointTick, Quote, Tick, TickKind, TradeTick
 from ._records.session import ConnectionState, SessionStatistics, StateChange
 from ._stream import Overflow, Stream
 from ._timeouts import SESSION_DEFAULT
@@ -139,6 +140,7 @@ class SessionLike(Protocol):
     ) -> None: ...
     def state_changes(self) -> Stream[StateChange]: ...
     def statistics(self) -> SessionStatistics: ...
+    def pacing_statistics(self) -> PacingStatistics: ...
 
     # -- account and contracts
     async def positions(
@@ -346,3 +348,14 @@ class SessionLike(Protocol):
         rth: bool = True,
         timeout: float | None = _DEFAULT,
     ) -> datetime: ...
+    async def historical_ticks(
+        self,
+        contract: Contract,
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        count: int = 1000,
+        what: str = "TRADES",
+        rth: bool = True,
+        timeout: float | None = _DEFAULT,
+    ) -> list[Tick]: ...

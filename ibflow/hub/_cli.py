@@ -81,6 +81,7 @@ async def serve(
     client_id: int | None,
     readonly_names: tuple[str, ...],
     lines: int,
+    tick_by_tick: int,
     lease_ttl: float,
     leader_ttl: float,
     nats_timeout: float,
@@ -128,6 +129,7 @@ async def serve(
                         name=name,
                         readonly_names=readonly_names,
                         max_lines=lines,
+                        max_tick_by_tick=tick_by_tick,
                         lease_ttl=lease_ttl,
                         connect_timeout=nats_timeout,
                         replicas=replicas,
@@ -200,6 +202,13 @@ def _log_to_stderr() -> None:
     help="Market-data lines the hub may use at TWS.",
 )
 @click.option(
+    "--tick-by-tick",
+    type=click.IntRange(min=0),
+    default=3,
+    show_default=True,
+    help="Tick-by-tick subscriptions (one per contract and kind) the hub may hold at TWS.",
+)
+@click.option(
     "--lease-ttl",
     type=click.FloatRange(min=0.5),
     default=3.0,
@@ -241,6 +250,7 @@ def hub(
     client_id: int | None,
     readonly_names: tuple[str, ...],
     lines: int,
+    tick_by_tick: int,
     lease_ttl: float,
     leader_ttl: float,
     nats_timeout: float,
@@ -268,6 +278,7 @@ def hub(
                     client_id=client_id,
                     readonly_names=readonly_names,
                     lines=lines,
+                    tick_by_tick=tick_by_tick,
                     lease_ttl=lease_ttl,
                     leader_ttl=leader_ttl,
                     nats_timeout=nats_timeout,

@@ -18,6 +18,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 import nats.errors
 import nats.js.errors
@@ -168,12 +169,15 @@ async def heartbeat(
     subject: str,
     hub_id: str,
     state: Callable[[], ibflow.ConnectionState],
+    extra: Callable[[], dict[str, Any]] = dict,
 ) -> None:
-    """Publish ``{"state", "hub_id", "every"}`` on ``subject`` every ``HEARTBEAT_EVERY``."""
+    """Publish ``{"state", "hub_id", "every"}`` and ``extra()`` on ``subject`` every
+    ``HEARTBEAT_EVERY``."""
     while True:
         client = nc()
         if client is not None:
-            payload = dumps({"state": encode(state()), "hub_id": hub_id, "every": HEARTBEAT_EVERY})
+            beat = {"state": encode(state()), "hub_id": hub_id, "every": HEARTBEAT_EVERY}
+            payload = dumps({**beat, **extra()})
             with contextlib.suppress(nats.errors.Error):
                 await client.publish(subject, payload)
         await asyncio.sleep(HEARTBEAT_EVERY)

@@ -39,6 +39,7 @@ from ._protocol import (
     loads,
 )
 from ._remote_events import LeaderWatch, OrderTracker, RemoteJournal
+from ._remote_history import RemoteHistory
 from ._remote_orders import (
     OrderLink,
     RemoteBracketTrade,
@@ -47,6 +48,7 @@ from ._remote_orders import (
     check_key,
     make_handle,
 )
+from ._remote_pacing import RemotePacing
 from ._remote_state import LinkState
 from ._remote_streams import FeedClient, RemoteStreams, deliver
 
@@ -60,7 +62,7 @@ _REGREET_PAUSE = 0.25  # seconds between greetings while the hub is not back on 
 _MAX_FINISHED_TRADES = 10_000  # as a Session's default max_finished_trades
 
 
-class RemoteSession(RemoteStreams, RemoteJournal):
+class RemoteSession(RemoteStreams, RemoteJournal, RemotePacing, RemoteHistory):
     """The API of an ``ibflow.Session``, answered by the hub named ``hub`` over NATS.
 
     ``async with RemoteSession("nats://127.0.0.1:4222", hub="desk1", name="bot-a") as s``;
@@ -200,6 +202,7 @@ class RemoteSession(RemoteStreams, RemoteJournal):
         self._readonly = hello["readonly"]
         self._lease_ttl = hello["lease_ttl"]
         self._watch.greeted(hello.get("hub_id"))
+        self._take_pacing(hello)
 
     async def aclose(self) -> None:
         """Close every stream (releasing the hub's leases) and leave NATS; idempotent."""
@@ -242,6 +245,7 @@ class RemoteSession(RemoteStreams, RemoteJournal):
             data = loads(msg.data)
             state = decode(data["state"])
             self._watch.on_beat(data)  # first: a new hub's RECONNECTING comes before its state
+            self._take_pacing(data)
             self._link.set(state, f"the session of hub {self._hub!r} is {state.value}")
 
     def _hub_silent(self) -> None:

@@ -56,6 +56,11 @@ class _Open:
     kwargs: dict[str, Any]
 
 
+# Opening ticks() may wait at the hub for IB's one tick-by-tick request per instrument per
+# 15 s (the hub session's pacer holds it, as a Session's does): allow for that wait.
+_PACED_OPEN = 30.0
+
+
 class FeedClient:
     """The open feed streams of one remote session, and the renewal of their leases."""
 
@@ -107,7 +112,7 @@ class FeedClient:
                 "feed.open",
                 [method, call_args, kwargs],
                 {"lease": lease},
-                SESSION_DEFAULT,
+                _PACED_OPEN if method == "ticks" else SESSION_DEFAULT,
                 timeout_arg=False,
             )
             self._open[lease] = _Open(writer, method, call_args, kwargs)
@@ -177,6 +182,9 @@ class FeedClient:
                 )
 
 
+_TICK_KINDS = frozenset(kind.value for kind in ibflow.TickKind)
+
+
 class RemoteStreams:
     """The stream methods of ``RemoteSession`` other than quotes, each one ``FeedClient`` call."""
 
@@ -222,6 +230,9 @@ class RemoteStreams:
     ) -> ibflow.Stream[Any]:
         """As ``Session.ticks()``: one tick-by-tick subscription at the hub per contract and
         kind, however many remote consumers."""
+        # One spelling per kind ("BID_ASK", TickKind.BID_ASK…), so equal calls share one stream.
+        if isinstance(kind, str) and kind.lower() in _TICK_KINDS:
+            kind = kind.lower()
         return self._feed("ticks", contract, [kind], {}, buffer, overflow)
 
     def realtime_bars(

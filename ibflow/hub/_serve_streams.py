@@ -5,6 +5,11 @@ published on its own subject, ``ibflow.<hub>.feed.<key>``, however many remote c
 listen. The key is a digest of the call as the codec writes it, so a remote session computes
 the same subject before asking and misses nothing. Interest is a lease, as for quotes: the
 remote renews it, the hub closes the stream when no lease is left.
+
+Limits are the hub's to keep, so TWS never refuses a remote: real-time bars and ``quote()``
+snapshots (while one is in flight) hold market-data lines; tick-by-tick streams count against
+the hub's own tick-by-tick limit (IB allows few per login); IB's one tick-by-tick request per
+instrument per 15 s is the hub session's pacer's.
 """
 
 from __future__ import annotations
@@ -46,6 +51,8 @@ FEED_METHODS = frozenset(
 # Streams that hold a market-data line at TWS, as quotes do (real-time bars count against
 # the lines); the hub refuses one more when its lines are taken.
 _LINE_METHODS = frozenset({"realtime_bars"})
+# Streams that hold one of IB's few tick-by-tick subscriptions (one per contract and kind).
+_TICK_BY_TICK_METHODS = frozenset({"ticks"})
 # Snapshot streams: a newcomer gets the newest item at once, as from a Session's shared stream.
 _KEEP_LAST = frozenset({"pnl_updates", "position_pnl_updates"})
 _HUB_BUFFER = 4096  # the hub's own reader publishes at once; this only absorbs bursts
@@ -77,6 +84,7 @@ class _Feed:
     stream: ibflow.Stream[Any]
     holds_line: bool
     keeps_last: bool
+    tick_by_tick: bool
     last: bytes | None = None
     leases: dict[str, float] = field(default_factory=dict)  # lease id → expiry (loop time)
     task: asyncio.Task[None] | None = None
@@ -91,9 +99,11 @@ class FeedServer:
         subjects: Subjects,
         lease_ttl: float,
         lines_free: Callable[[], int],
+        max_tick_by_tick: int,
     ) -> None:
         self._session = session
         self._lines_free = lines_free
+        self._max_tick_by_tick = max_tick_by_tick
         self._subjects = subjects
         self._hub = subjects.root.removeprefix("ibflow.")
         self._lease_ttl = lease_ttl
@@ -102,7 +112,8 @@ class FeedServer:
         self._lease_feed: dict[str, str] = {}  # lease id → key
         # key → held while that stream opens or closes; kept (one per distinct stream asked for)
         self._locks: dict[str, asyncio.Lock] = {}
-        self._opening_lines = 0  # lines reserved by streams being opened
+        self._opening_lines = 0  # lines reserved by streams being opened and by snapshots
+        self._opening_tick_by_tick = 0  # tick-by-tick subscriptions being opened
         self._subs: list[Subscription] = []
         self._reaper: asyncio.Task[None] | None = None
 
@@ -111,8 +122,38 @@ class FeedServer:
         """Market-data lines the open streams hold at TWS."""
         return self._opening_lines + sum(1 for feed in self._feeds.values() if feed.holds_line)
 
+    @property
+    def tick_by_tick(self) -> int:
+        """Tick-by-tick subscriptions the open streams hold at TWS."""
+        held = sum(1 for feed in self._feeds.values() if feed.tick_by_tick)
+        return self._opening_tick_by_tick + held
+
     def statistics(self) -> dict[str, int]:
-        return {"feeds": len(self._feeds), "feed_leases": len(self._lease_feed)}
+        return {
+            "feeds": len(self._feeds),
+            "feed_leases": len(self._lease_feed),
+            "tick_by_tick_used": self.tick_by_tick,
+            "tick_by_tick_limit": self._max_tick_by_tick,
+        }
+
+    async def quote(self, remote: str, contract: Any, **options: Any) -> ibflow.Quote:
+        """``Session.quote()``: a snapshot holds a line at TWS until it is answered."""
+        self._need_line()
+        self._opening_lines += 1
+        try:
+            quote: ibflow.Quote = await self._session.quote(contract, **options)
+        finally:
+            self._opening_lines -= 1
+        return quote
+
+    def _need_line(self) -> None:
+        if self._lines_free() <= 0:
+            raise ibflow.MarketDataError(
+                101,
+                f"hub {self._hub!r} holds all its market-data lines",
+                hint="release a subscription, or start the hub with more --lines if the IB "
+                "account has them",
+            )
 
     async def start(self, nc: NATS) -> None:
         self._nc = nc
@@ -164,21 +205,28 @@ class FeedServer:
 
     async def _open(self, key: str, method: str, args: list[Any], kwargs: dict[str, Any]) -> _Feed:
         holds_line = method in _LINE_METHODS
-        if holds_line and self._lines_free() <= 0:
+        if holds_line:
+            self._need_line()
+        tick_by_tick = method in _TICK_BY_TICK_METHODS
+        if tick_by_tick and self.tick_by_tick >= self._max_tick_by_tick:
             raise ibflow.MarketDataError(
-                101,
-                f"hub {self._hub!r} holds all its market-data lines",
-                hint="release a subscription, or start the hub with more --lines if the IB "
-                "account has them",
+                10190,
+                f"hub {self._hub!r} holds all its {self._max_tick_by_tick} tick-by-tick "
+                "subscriptions",
+                hint="close a ticks() stream (each contract and kind is one), or start the hub "
+                "with more --tick-by-tick if the IB account allows them",
             )
         label = ", ".join(a.symbol if isinstance(a, ibflow.Contract) else repr(a) for a in args)
         stream = getattr(self._session, method)(*args, **kwargs, buffer=_HUB_BUFFER)
         self._opening_lines += holds_line
+        self._opening_tick_by_tick += tick_by_tick
         try:
             await stream.__aenter__()
         finally:
             self._opening_lines -= holds_line
-        feed = _Feed(f"{method}({label})", stream, holds_line, method in _KEEP_LAST)
+            self._opening_tick_by_tick -= tick_by_tick
+        keeps_last = method in _KEEP_LAST
+        feed = _Feed(f"{method}({label})", stream, holds_line, keeps_last, tick_by_tick)
         self._feeds[key] = feed
         feed.task = asyncio.ensure_future(self._pump(key, feed))
         _log.info("hub %s: opened %s", self._hub, feed.name)

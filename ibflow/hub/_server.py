@@ -67,11 +67,11 @@ _READS = frozenset(
         "qualify",
         "history",
         "head_timestamp",
+        "historical_ticks",
         "open_orders",
         "completed_orders",
         "fills",
         "what_if",
-        "quote",
     }
 )
 _ORDER_KEYS_TTL = 24 * 3600.0  # IB's orders and executions are a day's business
@@ -82,6 +82,14 @@ _KV_AWAY = (
     nats.js.errors.NoStreamResponseError,
     nats.js.errors.ServiceUnavailableError,
 )
+
+
+def _too_large(method: str, size: int, nc: NATS) -> ibflow.InvalidRequest:
+    return ibflow.InvalidRequest(
+        f"the answer to {method} is {size:,} bytes, more than the NATS server carries in one "
+        f"message ({nc.max_payload:,}): ask for less (a shorter span, fewer items), or raise "
+        "max_payload in the NATS server's configuration"
+    )
 
 
 @dataclass(eq=False)
@@ -110,6 +118,8 @@ class Hub:
         lease_ttl: seconds a consumer's interest in an instrument lasts without a renewal.
         max_lines: market-data lines the hub may hold at TWS; one more raises
             ``MarketDataError`` at the remote caller instead of error 101 at TWS.
+        max_tick_by_tick: tick-by-tick subscriptions (one per contract and kind) the hub may
+            hold at TWS; one more raises ``MarketDataError`` (code 10190) at the remote caller.
         connect_timeout: seconds ``start()`` waits for the NATS server.
         user, password, token, creds, nkey: NATS credentials (a creds or nkey seed file's
             path); each defaults to its ``IBFLOW_NATS_*`` variable. See ``docs/hub.md``.
@@ -128,6 +138,7 @@ class Hub:
         readonly_names: Iterable[str] = (),
         lease_ttl: float = 3.0,
         max_lines: int = 100,
+        max_tick_by_tick: int = 3,
         connect_timeout: float = 10.0,
         user: str | None = None,
         password: str | None = None,
@@ -152,6 +163,14 @@ class Hub:
             raise ibflow.InvalidRequest(f"lease_ttl must be > 0.1 s, got {lease_ttl!r}")
         if isinstance(max_lines, bool) or not isinstance(max_lines, int) or max_lines < 1:
             raise ibflow.InvalidRequest(f"max_lines must be an int >= 1, got {max_lines!r}")
+        if (
+            isinstance(max_tick_by_tick, bool)
+            or not isinstance(max_tick_by_tick, int)
+            or max_tick_by_tick < 0
+        ):
+            raise ibflow.InvalidRequest(
+                f"max_tick_by_tick must be an int >= 0, got {max_tick_by_tick!r}"
+            )
         self._lease_ttl = float(lease_ttl)
         self._connect_timeout = connect_timeout
         self._max_lines = max_lines
@@ -163,12 +182,13 @@ class Hub:
         self._feeds: dict[int, _Feed] = {}
         self._lease_feed: dict[str, int] = {}
         self._feed_lock = asyncio.Lock()
+        self._opening_quotes = 0
         self._trades: dict[int, ibflow.Trade] = {}
         self._orders_relayed = 0
         self._desk = OrderDesk(self._name, self._trades)
         self._placing: set[str] = set()  # the order keys (digests) this hub is placing now
         self._feed_server = FeedServer(
-            session, self._subjects, self._lease_ttl, lambda: self._lines_free
+            session, self._subjects, self._lease_ttl, lambda: self._lines_free, max_tick_by_tick
         )
         self._id = uuid.uuid4().hex[:12]
         self._journal = OrderJournal(session, self._name)
@@ -227,7 +247,15 @@ class Hub:
         self._spawn(self._ops.publish(lambda: self._nc, self._subjects.stats, self.statistics))
         self._spawn(self._reap_leases())
         self._spawn(self._publish_states())
-        self._spawn(heartbeat(lambda: self._nc, self._subjects.state, self._id, self._state))
+        self._spawn(
+            heartbeat(
+                lambda: self._nc,
+                self._subjects.state,
+                self._id,
+                self._state,
+                lambda: {"pacing": encode(self._session.pacing_statistics())},
+            )
+        )
         await nc.flush()
         _log.info("hub %s serving on %s", self._name, self._url)
 
@@ -264,7 +292,7 @@ class Hub:
 
     @property
     def _lines_free(self) -> int:
-        return self._max_lines - len(self._feeds) - self._feed_server.lines
+        return self._max_lines - len(self._feeds) - self._opening_quotes - self._feed_server.lines
 
     def statistics(self) -> dict[str, Any]:
         """What ``ibflow.<name>.stats`` publishes: remote sessions, instruments at TWS and
@@ -315,8 +343,11 @@ class Hub:
                 _log.exception("hub %s: %s failed", self._name, method)
             reply = {"error": encode_error(exc)}
         if msg.reply:
+            payload = dumps(reply)
+            if self._nc is not None and len(payload) > self._nc.max_payload:
+                payload = dumps({"error": encode_error(_too_large(method, len(payload), self._nc))})
             with contextlib.suppress(nats.errors.Error):
-                await msg.respond(dumps(reply))
+                await msg.respond(payload)
 
     async def _dispatch(
         self, method: str, remote: str, args: list[Any], kwargs: dict[str, Any]
@@ -335,6 +366,7 @@ class Hub:
             "download": self._download,
             "md.subscribe": self._subscribe,
             "feed.open": self._feed_server.open,
+            "quote": self._feed_server.quote,
         }
         handler = handlers.get(method)
         if handler is None:
@@ -350,6 +382,7 @@ class Hub:
             "lease_ttl": self._lease_ttl,
             "readonly": remote in self._readonly,
             "hub_id": self._id,
+            "pacing": encode(session.pacing_statistics()),
         }
 
     async def _publish_states(self) -> None:
@@ -630,7 +663,11 @@ class Hub:
                         "the IB account has them",
                     )
                 stream = self._session.quotes(qualified)
-                await stream.__aenter__()
+                self._opening_quotes += 1  # its line is taken while TWS is asked
+                try:
+                    await stream.__aenter__()
+                finally:
+                    self._opening_quotes -= 1
                 feed = _Feed(contract=qualified, stream=stream)
                 self._feeds[con_id] = feed
                 feed.task = asyncio.ensure_future(self._pump(con_id, feed))

@@ -199,7 +199,8 @@ def summary(stats: Mapping[str, Any]) -> str:
     return (
         f"hub {stats['hub']}: {stats['state']}, {stats['consumers']} remote sessions, "
         f"{stats['subscriptions']} instruments at TWS for {stats['leases']} leases "
-        f"(lines {stats['lines_used']}/{stats['lines_limit']}), "
+        f"(lines {stats['lines_used']}/{stats['lines_limit']}, tick-by-tick "
+        f"{stats['tick_by_tick_used']}/{stats['tick_by_tick_limit']}), "
         f"{pacing['historical_requests']} history requests ({pacing['waits']} waited "
         f"{pacing['waited']:.1f} s, {pacing['violations']} pacing violations), "
         f"{stats['orders_relayed']} orders relayed, {stats['requests']} calls "
