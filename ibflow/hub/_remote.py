@@ -1,7 +1,8 @@
 """``RemoteSession``: a session's API, served by a hub over NATS instead of a TWS socket.
 
 Each read is one NATS request to the hub, answered with the same records a ``Session``
-returns, or the same ``ibflow`` exception it raises. Quotes arrive on the hub's per-instrument
+returns (in parts when larger than one NATS message: ``_chunks``), or the same ``ibflow``
+exception it raises. Quotes arrive on the hub's per-instrument
 subject, the other streams on their feed's (``_remote_streams``); the remote session renews a
 lease for each open stream so the hub knows someone still listens. Orders carry a client key:
 retrying ``place()`` with the same key returns the first placement's orders instead of placing
@@ -28,6 +29,7 @@ from ibflow._stream import StreamWriter
 from ibflow._timeouts import SESSION_DEFAULT
 
 from ._access import resolve_access
+from ._chunks import ask
 from ._protocol import (
     Subjects,
     check_name,
@@ -312,24 +314,20 @@ class RemoteSession(RemoteStreams, RemoteJournal, RemotePacing, RemoteHistory):
             raise ibflow.InvalidRequest(f"timeout must be > 0 or None, got {timeout!r}")
         if timeout_arg:
             kwargs = {**kwargs, "timeout": timeout}
-        payload = dumps({"name": self._name, "args": encode(args), "kwargs": encode(kwargs)})
+        request = {"name": self._name, "args": encode(args), "kwargs": encode(kwargs)}
+        payload = dumps({**request, "max": nc.max_payload})
         wait = _FOREVER if timeout is None else timeout + _TRANSPORT_MARGIN
         self._link.in_flight += 1
         try:
-            msg = await nc.request(self._subjects.request(method), payload, timeout=wait)
+            reply: Any = await ask(nc, self._subjects.request(method), payload, wait, method)
         except nats.errors.NoRespondersError:
             raise ibflow.ConnectionLost(
                 f"no hub named {self._hub!r} is serving on {self._url}"
-            ) from None
-        except nats.errors.TimeoutError:
-            raise ibflow.RequestTimeout(
-                f"hub {self._hub!r} did not answer {method} within {wait:g} s"
             ) from None
         except nats.errors.ConnectionClosedError:
             raise ibflow.SessionClosedError("the remote session's NATS link is closed") from None
         finally:
             self._link.in_flight -= 1
-        reply = loads(msg.data)
         if "error" in reply:
             raise decode_error(reply["error"])
         return decode(reply["ok"])

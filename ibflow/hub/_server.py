@@ -32,6 +32,7 @@ from nats.js.kv import KeyValue
 import ibflow
 
 from ._access import resolve_access
+from ._chunks import part_limit, send_answer
 from ._journal import OrderJournal, owner_of, tagged
 from ._leader import heartbeat
 from ._protocol import (
@@ -82,14 +83,6 @@ _KV_AWAY = (
     nats.js.errors.NoStreamResponseError,
     nats.js.errors.ServiceUnavailableError,
 )
-
-
-def _too_large(method: str, size: int, nc: NATS) -> ibflow.InvalidRequest:
-    return ibflow.InvalidRequest(
-        f"the answer to {method} is {size:,} bytes, more than the NATS server carries in one "
-        f"message ({nc.max_payload:,}): ask for less (a shorter span, fewer items), or raise "
-        "max_payload in the NATS server's configuration"
-    )
 
 
 @dataclass(eq=False)
@@ -327,8 +320,10 @@ class Hub:
 
     async def _answer(self, msg: Msg) -> None:
         method = self._subjects.method_of(msg.subject)
+        their_limit: object = None
         try:
             request = loads(msg.data)
+            their_limit = request.get("max")
             remote = check_name(request.get("name"), "the remote session's name")
             self._ops.seen(remote, request=True)
             args = decode(request.get("args", []))
@@ -342,12 +337,10 @@ class Hub:
             if not isinstance(exc, ibflow.IBFlowError):
                 _log.exception("hub %s: %s failed", self._name, method)
             reply = {"error": encode_error(exc)}
-        if msg.reply:
-            payload = dumps(reply)
-            if self._nc is not None and len(payload) > self._nc.max_payload:
-                payload = dumps({"error": encode_error(_too_large(method, len(payload), self._nc))})
+        if msg.reply and self._nc is not None:
+            limit = part_limit(self._nc.max_payload, their_limit)
             with contextlib.suppress(nats.errors.Error):
-                await msg.respond(payload)
+                await send_answer(self._nc, msg.reply, dumps(reply), limit)
 
     async def _dispatch(
         self, method: str, remote: str, args: list[Any], kwargs: dict[str, Any]
