@@ -163,3 +163,20 @@ async def test_a_missing_part_is_a_timeout_never_a_partial_answer(nats_url: str)
             await ask(nc, subject, b"{}", 0.5, "history")
     finally:
         await nc.close()
+
+
+async def test_parts_out_of_order_are_refused(nats_url: str) -> None:
+    nc = await nats.connect(nats_url)
+    subject = Subjects("shuffled").request("history")
+
+    async def answer_shuffled(msg: Msg) -> None:
+        await nc.publish(msg.reply, dumps({"chunks": 2, "size": 5, "id": "y"}))
+        for index, part in ((1, b"2]"), (0, b"[1,")):
+            await nc.publish(msg.reply, part, headers={"Ibflow-Part": f"y {index}"})
+
+    await nc.subscribe(subject, cb=answer_shuffled)
+    try:
+        with pytest.raises(ibflow.IBFlowError, match="part 0 of 2 came as 'y 1'"):
+            await ask(nc, subject, b"{}", 5.0, "history")
+    finally:
+        await nc.close()
