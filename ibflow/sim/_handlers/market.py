@@ -11,9 +11,11 @@ from datetime import UTC, datetime
 
 from .._codec import Fields
 from .._core import Connection, Sub
+from .._depth import MAX_DEPTH_SUBSCRIPTIONS
 from .._ids import Msg
 from .._layouts import contract_data
 from .._model import Instrument, SimError
+from .._pacing import TICK_BY_TICK_ERROR
 from .options import send_option_ticks
 
 # Data-type dependent tick ids: (live, delayed).
@@ -96,6 +98,10 @@ def h_tick_by_tick(c: Connection, f: Fields) -> None:
         )
     sim = c.sim
     inst = sim.universe.resolve(query)
+    # IB allows as many simultaneous tick-by-tick subscriptions as market depth ones.
+    in_use = sim.subscriptions().get("tick_by_tick", 0)
+    if ("tick_by_tick", req_id) not in c.subs and in_use >= MAX_DEPTH_SUBSCRIPTIONS:
+        raise SimError(*TICK_BY_TICK_ERROR)
     if sim.tbt_pacing is not None:
         err = sim.tbt_pacing.admit(inst.con_id)
         if err is not None:
