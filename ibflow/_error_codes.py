@@ -227,6 +227,13 @@ _ROWS: tuple[CodeInfo, ...] = (
     ),
     CodeInfo(10186, MarketDataError, _E, "not subscribed; delayed data not available"),
     CodeInfo(
+        10190,
+        MarketDataError,
+        _E,
+        "max number of tick-by-tick requests reached",
+        "close a ticks() stream first: IB allows as many at once as depth subscriptions",
+    ),
+    CodeInfo(
         10197,
         MarketDataError,
         _E,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 from datetime import timedelta
 
@@ -54,6 +55,21 @@ async def test_ticks_and_quotes_of_one_contract_do_not_mix(
         async with session.ticks(AAPL, "midpoint") as shared:
             assert isinstance(await anext(shared), ibflow.MidpointTick)
             assert lines(sim, "tick_by_tick") == 1
+
+
+async def test_a_fourth_tick_by_tick_stream_is_a_typed_error(
+    session: ibflow.Session, sim: Simulator
+) -> None:
+    symbols = ("AAPL", "MSFT", "SPY")
+    async with contextlib.AsyncExitStack() as stack:
+        for symbol in symbols:
+            stream = await stack.enter_async_context(session.ticks(ibflow.Stock(symbol), "last"))
+            assert isinstance(await anext(stream), ibflow.TradeTick)
+        with pytest.raises(ibflow.MarketDataError, match="tick-by-tick") as full:
+            async with session.ticks(ibflow.Stock("QQQ"), "last") as fourth:
+                await anext(fourth)
+        assert full.value.code == 10190
+    await eventually(lambda: lines(sim, "tick_by_tick") == 0)
 
 
 async def test_realtime_bars_are_typed_and_released(
