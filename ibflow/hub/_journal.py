@@ -30,7 +30,7 @@ from nats.js.api import StreamConfig
 
 import ibflow
 
-from ._protocol import dumps, encode
+from ._protocol import dumps, encode, stop_tasks
 
 __all__ = ["OrderJournal", "event_subject", "fill_subject", "stream_name", "tagged"]
 
@@ -141,9 +141,7 @@ class OrderJournal:
         self._spawn(self._sweep_while_foreign())
 
     async def aclose(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await stop_tasks(self._tasks)
 
     def _spawn(self, coro: Any) -> None:
         task: asyncio.Task[None] = asyncio.ensure_future(coro)

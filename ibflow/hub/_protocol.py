@@ -9,6 +9,7 @@ fields, and come back as the same ``ibflow`` exception class.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import re
@@ -32,6 +33,7 @@ __all__ = [
     "encode",
     "encode_error",
     "loads",
+    "stop_tasks",
 ]
 
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -173,3 +175,17 @@ def loads(payload: bytes) -> Any:
         return json.loads(payload)
     except ValueError as exc:
         raise ibflow.InvalidRequest(f"not a hub protocol message: {exc}") from None
+
+
+async def stop_tasks(tasks: set[asyncio.Task[None]]) -> None:
+    """Cancel ``tasks`` and wait until every one has ended.
+
+    Cancelled again until it ends: Python 3.11's ``asyncio.wait_for`` (inside nats-py's
+    requests) can swallow a cancellation that arrives as its answer does, and the task would
+    then wait on forever.
+    """
+    while tasks:
+        for task in list(tasks):
+            task.cancel()
+        await asyncio.wait(list(tasks), timeout=0.5)
+        tasks.difference_update([t for t in tasks if t.done()])

@@ -45,6 +45,7 @@ from ._protocol import (
     encode,
     encode_error,
     loads,
+    stop_tasks,
 )
 from ._serve_orders import OrderDesk, describe
 from ._serve_streams import FeedServer
@@ -258,9 +259,7 @@ class Hub:
             with contextlib.suppress(nats.errors.Error):
                 await sub.unsubscribe()
         self._subs = []
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await stop_tasks(self._tasks)
         await self._journal.aclose()
         for con_id in list(self._feeds):
             await self._close_feed(con_id)
