@@ -1,10 +1,10 @@
 """The session core: one link to TWS and everything the features share about it.
 
-It connects in stages with one typed error per stage, keeps one ``ib_async.IB`` (behind
-``ibflow._ib``) alive across reconnects with backoff and a heartbeat, routes IB's errors to the
-request or subscription they belong to, re-issues subscriptions after a reconnect or 1101, and
-guards order-mutating calls (read-only, live account). The features (account, orders, market
-data, history) receive it in their constructor; ``Session`` composes them.
+It connects in stages with one typed error per stage, owns the link's state (one
+``ib_async.IB`` behind ``ibflow._ib``), routes IB's errors to the request or subscription they
+belong to, and guards order-mutating calls (read-only, live account); its ``Supervisor`` keeps
+the link up (heartbeat, reconnects, 1100/1101). The features (account, orders, market data,
+history) receive it in their constructor; ``Session`` composes them.
 """
 
 from __future__ import annotations
@@ -12,23 +12,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import random
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from ._client_ids import new_client_id
-from ._config import LIVE_PORTS, ResolvedConfig, resolve_config, resolve_journal
+from ._config import LIVE_PORTS, ResolvedConfig
 from ._error_codes import Severity, error_for, lookup
 from ._errors import (
     ClientIdInUse,
     ConfigError,
-    ConnectionClosedEarly,
     ConnectionLost,
-    ConnectRefused,
-    ConnectTimeout,
-    HandshakeTimeout,
     IBFlowError,
     InvalidRequest,
     RequestTimeout,
@@ -47,9 +42,10 @@ from ._records.session import (
     StateChange,
 )
 from ._registry import RequestRouter, SubscriptionRegistry
+from ._settings import check_settings
 from ._stream import Stream, StreamWriter
-from ._timeouts import SESSION_DEFAULT, is_positive_number, resolve_timeout
-from ._timeouts import check_timeout as _check_timeout
+from ._supervisor import Supervisor
+from ._timeouts import SESSION_DEFAULT, resolve_timeout
 
 __all__ = ["SessionCore"]
 
@@ -58,10 +54,7 @@ log = get_logger("session")
 T = TypeVar("T")
 
 _AUTO_ID_ATTEMPTS = 3  # fresh ids tried after a 326 before giving up
-_MIN_HEARTBEAT = 1.0  # a gateway ignores a reqCurrentTime repeated within 1 s of its answer
 _STATE_BUFFER = 256
-# Connect failures that mean "the gateway is not up (yet)": worth waiting for.
-_GATEWAY_DOWN = (ConnectRefused, ConnectTimeout, HandshakeTimeout, ConnectionClosedEarly)
 _NOTICE_BUFFER = 1024
 
 
@@ -79,17 +72,6 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
         return None
 
 
-def _check_limit(value: object, name: str) -> float | None:
-    """A safety rail: a positive finite number, or ``None`` for no limit."""
-    if value is None:
-        return None
-    if not is_positive_number(value):
-        raise InvalidRequest(
-            f"{name} must be a positive number, or None for no limit; got {value!r}"
-        )
-    return float(value)
-
-
 def _detect_paper(accounts: tuple[str, ...], port: int) -> bool:
     """Paper accounts start with "D" (DU…, DF…). Without accounts, fall back to the port."""
     if accounts:
@@ -100,7 +82,7 @@ def _detect_paper(accounts: tuple[str, ...], port: int) -> bool:
 class SessionCore:
     """One session's link to TWS and the services its features share.
 
-    Arguments are those of :class:`ibflow.Session`, validated here.
+    Arguments are those of :class:`ibflow.Session`, checked by ``check_settings``.
     """
 
     def __init__(
@@ -123,58 +105,45 @@ class SessionCore:
         wait_for_gateway: float | None = None,
         journal: str | os.PathLike[str] | None = None,
     ) -> None:
-        self.config: ResolvedConfig = resolve_config(host, port, client_id, account, readonly)
-        self.journal_path = resolve_journal(journal)
-        self.timeout = _check_timeout(timeout, "timeout")
-        if not isinstance(allow_live, bool):
-            raise InvalidRequest(f"allow_live must be True or False, got {allow_live!r}")
-        if not isinstance(all_open_orders, bool):
-            raise InvalidRequest(f"all_open_orders must be True or False, got {all_open_orders!r}")
-        if reconnect is not None and not isinstance(reconnect, ReconnectPolicy):
-            raise InvalidRequest(
-                "reconnect must be an ibflow.ReconnectPolicy(...) or None (no reconnect), "
-                f"got {reconnect!r}"
-            )
-        interval = _check_timeout(heartbeat_interval, "heartbeat_interval")
-        if interval is not None and interval < _MIN_HEARTBEAT:
-            raise InvalidRequest(
-                f"heartbeat_interval must be at least {_MIN_HEARTBEAT} s (a gateway ignores a "
-                f"reqCurrentTime repeated within 1 s), got {heartbeat_interval!r}"
-            )
-        hb_timeout = _check_timeout(heartbeat_timeout, "heartbeat_timeout")
-        if wait_for_gateway is not None and not is_positive_number(wait_for_gateway):
-            raise InvalidRequest(
-                "wait_for_gateway must be a positive number of seconds to keep retrying the "
-                f"first connect, or None to fail at once; got {wait_for_gateway!r}"
-            )
-        if hb_timeout is None:
-            hb_timeout = min(self.timeout, 10.0) if self.timeout is not None else 10.0
-
-        self._allow_live = allow_live
-        self.all_open_orders = all_open_orders
-        self.max_order_quantity = _check_limit(max_order_quantity, "max_order_quantity")
-        self.max_order_notional = _check_limit(max_order_notional, "max_order_notional")
-        if (
-            isinstance(max_finished_trades, bool)
-            or not isinstance(max_finished_trades, int)
-            or max_finished_trades < 0
-        ):
-            raise InvalidRequest(
-                f"max_finished_trades must be a whole number, 0 or more; got "
-                f"{max_finished_trades!r}"
-            )
-        self.max_finished_trades = max_finished_trades
-        self._reconnect = reconnect
-        self._wait_for_gateway = None if wait_for_gateway is None else float(wait_for_gateway)
-        self._closing = asyncio.Event()
-        self._heartbeat_interval = interval
-        self._heartbeat_timeout = hb_timeout
+        settings = check_settings(
+            host,
+            port,
+            client_id,
+            account,
+            timeout=timeout,
+            readonly=readonly,
+            allow_live=allow_live,
+            reconnect=reconnect,
+            heartbeat_interval=heartbeat_interval,
+            heartbeat_timeout=heartbeat_timeout,
+            all_open_orders=all_open_orders,
+            max_order_quantity=max_order_quantity,
+            max_order_notional=max_order_notional,
+            max_finished_trades=max_finished_trades,
+            wait_for_gateway=wait_for_gateway,
+            journal=journal,
+        )
+        self.config: ResolvedConfig = settings.config
+        self.journal_path = settings.journal_path
+        self.timeout = settings.timeout
+        self._allow_live = settings.allow_live
+        self.all_open_orders = settings.all_open_orders
+        self.max_order_quantity = settings.max_order_quantity
+        self.max_order_notional = settings.max_order_notional
+        self.max_finished_trades = settings.max_finished_trades
         self._auto_id = self.config.client_id is None
         self._client_id = (
             self.config.client_id if self.config.client_id is not None else new_client_id()
         )
 
-        self.adapter = IBAdapter(on_error=self._on_ib_error, on_lost=self._on_link_lost)
+        self._supervisor = Supervisor(
+            self,
+            reconnect=settings.reconnect,
+            wait_for_gateway=settings.wait_for_gateway,
+            heartbeat_interval=settings.heartbeat_interval,
+            heartbeat_timeout=settings.heartbeat_timeout,
+        )
+        self.adapter = IBAdapter(on_error=self._on_ib_error, on_lost=self._supervisor.on_link_lost)
         self._router = RequestRouter()
         self.subscriptions = SubscriptionRegistry()
         self.pacer = Pacer()
@@ -186,21 +155,11 @@ class SessionCore:
         self._link: LinkInfo | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._connect_lock = asyncio.Lock()
-        self._lost = asyncio.Event()
-        self._supervisor: asyncio.Task[None] | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._ib_link_down = False
         self.closed_error: IBFlowError | None = None
-        self._rng = random.Random()
         self.stage_listener: Callable[[str, str], None] | None = None
         # statistics
         self._first_ready: float | None = None
         self._connects = 0
-        self.reconnects = 0
-        self._reconnect_attempts = 0
-        self._last_rtt: float | None = None
-        self._heartbeats = 0
-        self._heartbeat_failures = 0
         self._notice_count = 0
 
     # -- public properties -----------------------------------------------------------------
@@ -214,6 +173,11 @@ class SessionCore:
     def client_id(self) -> int:
         """The API client id in use (or about to be used)."""
         return self._client_id
+
+    @property
+    def reconnects(self) -> int:
+        """Successful reconnects after a lost link."""
+        return self._supervisor.reconnects
 
     @property
     def server_version(self) -> int:
@@ -275,12 +239,12 @@ class SessionCore:
                 )
             if self._connects:
                 return
-            self._set_state(ConnectionState.CONNECTING, "connect()")
+            self.set_state(ConnectionState.CONNECTING, "connect()")
             try:
-                await self._first_connect()
+                await self._supervisor.first_connect()
             except BaseException as exc:
                 if not self._is_closed():
-                    self._set_state(
+                    self.set_state(
                         ConnectionState.DISCONNECTED,
                         f"connect failed: {type(exc).__name__}: {exc}",
                     )
@@ -290,10 +254,8 @@ class SessionCore:
                 raise SessionClosedError("the session was closed while it was connecting")
             self._connects = 1
             self._first_ready = time.monotonic()
-            self._set_state(ConnectionState.READY, "connected")
-            self._supervisor = asyncio.create_task(
-                self._supervise(), name=f"ibflow-session-{self._client_id}"
-            )
+            self.set_state(ConnectionState.READY, "connected")
+            self._supervisor.start()
 
     async def aclose(self) -> None:
         """Disconnect cleanly and close the session for good. Safe to call twice.
@@ -302,9 +264,8 @@ class SessionCore:
         and ``notices()`` end.
         """
         already = self._state is ConnectionState.CLOSED
-        self._closing.set()
         try:
-            await self._stop_tasks()
+            await self._supervisor.stop()
         finally:
             try:
                 await self.adapter.close()
@@ -313,7 +274,7 @@ class SessionCore:
                 self._router.fail_all(error)
                 self.subscriptions.close_all(None)
                 if not already:
-                    self._set_state(ConnectionState.CLOSED, "aclose()")
+                    self.set_state(ConnectionState.CLOSED, "aclose()")
                 self._end_feeds()
 
     # -- observing -----------------------------------------------------------------------------
@@ -350,12 +311,13 @@ class SessionCore:
         times[self._state] += now - self._state_since
         uptime = now - self._first_ready if self._first_ready is not None else 0.0
         traffic = self.adapter.traffic()
+        supervisor = self._supervisor
         return SessionStatistics(
             state=self._state,
             uptime=uptime,
             connects=self._connects,
-            reconnects=self.reconnects,
-            reconnect_attempts=self._reconnect_attempts,
+            reconnects=supervisor.reconnects,
+            reconnect_attempts=supervisor.reconnect_attempts,
             time_in_state=times,
             messages_in=traffic.messages_in,
             messages_out=traffic.messages_out,
@@ -364,9 +326,9 @@ class SessionCore:
             # Over at least one second, so a fresh session does not report absurd rates.
             messages_in_per_second=traffic.messages_in / max(uptime, 1.0),
             messages_out_per_second=traffic.messages_out / max(uptime, 1.0),
-            last_heartbeat_rtt=self._last_rtt,
-            heartbeats=self._heartbeats,
-            heartbeat_failures=self._heartbeat_failures,
+            last_heartbeat_rtt=supervisor.last_rtt,
+            heartbeats=supervisor.heartbeats,
+            heartbeat_failures=supervisor.heartbeat_failures,
             active_subscriptions=len(self.subscriptions),
             throttled_requests=traffic.throttled_now,
             throttle_events=traffic.throttle_events,
@@ -507,61 +469,14 @@ class SessionCore:
                 with contextlib.suppress(Exception):
                     cancel(req_id)
 
-    # -- internals: connect ----------------------------------------------------------------------
+    # -- what the supervisor uses ----------------------------------------------------------
 
-    def _is_closed(self) -> bool:
-        # A method, not an inline comparison: the state changes across awaits.
-        return self._state is ConnectionState.CLOSED
+    @property
+    def has_connected(self) -> bool:
+        """True once ``connect()`` succeeded; it stays true across reconnects."""
+        return bool(self._connects)
 
-    def _bind_loop(self) -> None:
-        loop = asyncio.get_running_loop()
-        if self._loop is None:
-            self._loop = loop
-        elif self._loop is not loop:
-            raise InvalidRequest(_OTHER_LOOP)
-
-    def require_link(self) -> LinkInfo:
-        if self._link is None:
-            raise SessionClosedError(
-                "the session has not connected yet: use 'async with ibflow.Session(...)' or "
-                "'await session.connect()' first"
-            )
-        return self._link
-
-    async def _first_connect(self) -> None:
-        """``_establish``; with ``wait_for_gateway``, retried with backoff while the gateway is
-        not up yet (nothing listening, or closing before the API is ready)."""
-        limit = self._wait_for_gateway
-        if limit is None:
-            await self._establish()
-            return
-        policy = self._reconnect or DEFAULT_RECONNECT
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + limit
-        attempt = 0
-        while True:
-            try:
-                await self._establish()
-                return
-            except _GATEWAY_DOWN as exc:
-                left = deadline - loop.time()
-                if left <= 0:
-                    raise
-                delay = min(policy.delay(attempt, self._rng), left)
-                attempt += 1
-                self._set_state(
-                    ConnectionState.DISCONNECTED,
-                    f"waiting for the gateway: attempt {attempt} failed ({type(exc).__name__}: "
-                    f"{exc}); next attempt in {delay:.2f} s",
-                )
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(delay):
-                    await self._closing.wait()
-            if self._closing.is_set():
-                raise SessionClosedError("the session was closed while waiting for the gateway")
-            self._set_state(ConnectionState.CONNECTING, f"connect() attempt {attempt + 1}")
-
-    async def _establish(self) -> None:
+    async def establish(self) -> None:
         """One full connect: staged open (with fresh ids after 326 for auto ids) and sync."""
         cfg = self.config
         fresh_ids = 0
@@ -597,7 +512,7 @@ class SessionCore:
                 variable="account" if source == "argument" else source,
             )
         self._link = info
-        self._set_state(ConnectionState.SYNCING, "API ready; start-up sync")
+        self.set_state(ConnectionState.SYNCING, "API ready; start-up sync")
         await self.adapter.sync(
             account=cfg.account,
             readonly=cfg.readonly,
@@ -626,11 +541,10 @@ class SessionCore:
             )
         return ClientIdInUse(message, client_id=exc.client_id, host=cfg.host, port=cfg.port)
 
-    # -- internals: running ----------------------------------------------------------------------
-
-    def _set_state(
+    def set_state(
         self, new: ConnectionState, reason: str, error: IBFlowError | None = None
     ) -> None:
+        """Move to ``new`` (a no-op when already there) and tell every ``state_changes()``."""
         old = self._state
         if new is old:
             return
@@ -645,28 +559,44 @@ class SessionCore:
         for feed in self._state_feeds:
             feed.send(change)
 
+    def fail_requests(self, error: IBFlowError) -> None:
+        """Fail every in-flight request with ``error`` (the link dropped)."""
+        self._router.fail_all(error)
+
+    def close_after_loss(self, error: ConnectionLost) -> None:
+        """Close for good after the link was lost for good: everything waiting fails."""
+        self.closed_error = error
+        self._router.fail_all(error)
+        self.subscriptions.close_all(error)
+        self.set_state(ConnectionState.CLOSED, str(error), error)
+        self._end_feeds()
+
+    # -- internals -------------------------------------------------------------------------------
+
+    def _is_closed(self) -> bool:
+        # A method, not an inline comparison: the state changes across awaits.
+        return self._state is ConnectionState.CLOSED
+
+    def _bind_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._loop is None:
+            self._loop = loop
+        elif self._loop is not loop:
+            raise InvalidRequest(_OTHER_LOOP)
+
+    def require_link(self) -> LinkInfo:
+        if self._link is None:
+            raise SessionClosedError(
+                "the session has not connected yet: use 'async with ibflow.Session(...)' or "
+                "'await session.connect()' first"
+            )
+        return self._link
+
     def _end_feeds(self) -> None:
         for feeds in (self._state_feeds, self._notice_feeds):
             for feed in feeds:
                 feed.end()
             feeds.clear()
-
-    def spawn(self, coro: Awaitable[None], name: str) -> None:
-        async def runner() -> None:
-            await coro
-
-        task = asyncio.create_task(runner(), name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _stop_tasks(self) -> None:
-        current = asyncio.current_task()
-        tasks = [t for t in (self._supervisor, *self._tasks) if t is not None and t is not current]
-        self._supervisor = None
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
 
     def _on_ib_error(self, req_id: int, code: int, message: str) -> None:
         """Every errMsg frame: route it to its request, act on link codes, publish notices."""
@@ -676,23 +606,7 @@ class SessionCore:
             if self._router.fail(req_id, error) or self.subscriptions.fail(req_id, error):
                 log.debug("request %d failed with IB error %d: %s", req_id, code, message)
                 return
-        if code == 1100:
-            if self._state is ConnectionState.READY:
-                self._ib_link_down = True
-                self.subscriptions.link_down()
-                self._set_state(
-                    ConnectionState.RECONNECTING,
-                    "IB error 1100: TWS lost its connection to IB; waiting for 1101/1102",
-                )
-        elif code in (1101, 1102):
-            was_down = self._ib_link_down
-            self._ib_link_down = False
-            if code == 1101 and self._connects:
-                self.spawn(self._after_1101(), "ibflow-resubscribe-1101")
-            elif was_down and self._state is ConnectionState.RECONNECTING:
-                self._set_state(ConnectionState.READY, f"IB error {code}: connectivity restored")
-        elif code == 1300:
-            self.adapter.abort("IB error 1300: the TWS socket port was reset")
+        self._supervisor.on_link_code(code)
         self._publish_notice(req_id, code, message, row.severity, row.summary)
 
     def _publish_notice(
@@ -715,120 +629,3 @@ class SessionCore:
         )
         for feed in self._notice_feeds:
             feed.send(notice)
-
-    async def _after_1101(self) -> None:
-        finished = await self.subscriptions.resubscribe_all(fresh_link=False)
-        if finished and self._state is ConnectionState.RECONNECTING and self.adapter.is_connected:
-            self._set_state(
-                ConnectionState.READY, "IB error 1101: connectivity restored, data re-requested"
-            )
-
-    def _on_link_lost(self, reason: str) -> None:
-        """The socket closed while READY (called from the adapter's socket callback)."""
-        if self._state is ConnectionState.CLOSED:
-            return
-        cfg = self.config
-        error = ConnectionLost(f"lost the connection to {cfg.host}:{cfg.port}: {reason}")
-        self._ib_link_down = False
-        self._router.fail_all(error)
-        self.subscriptions.link_down()
-        if self._reconnect is None:
-            self._close_after_loss(error)
-        else:
-            self._set_state(ConnectionState.RECONNECTING, reason)
-        self._lost.set()
-
-    def _close_after_loss(self, error: ConnectionLost) -> None:
-        self.closed_error = error
-        self._router.fail_all(error)
-        self.subscriptions.close_all(error)
-        self._set_state(ConnectionState.CLOSED, str(error), error)
-        self._end_feeds()
-
-    async def _supervise(self) -> None:
-        """Heartbeat while READY; reconnect after a loss; close when told to give up."""
-        while self._state is not ConnectionState.CLOSED:
-            await self._watch()
-            if self._is_closed() or self._reconnect is None:
-                return
-            if not await self._reconnect_loop(self._reconnect):
-                return
-
-    async def _watch(self) -> None:
-        interval = self._heartbeat_interval
-        while not self._lost.is_set():
-            if interval is None:
-                await self._lost.wait()
-                return
-            try:
-                async with asyncio.timeout(interval):
-                    await self._lost.wait()
-                return
-            except TimeoutError:
-                pass
-            await self._heartbeat()
-
-    async def _heartbeat(self) -> None:
-        if not self.adapter.is_connected:
-            return
-        started = time.monotonic()
-        try:
-            await self.adapter.current_time(self._heartbeat_timeout)
-        except RequestTimeout:
-            self._heartbeat_failures += 1
-            reason = (
-                f"heartbeat: no answer to reqCurrentTime within {self._heartbeat_timeout} s "
-                "(half-open socket or hung TWS)"
-            )
-            log.warning("session %d: %s; dropping the link", self._client_id, reason)
-            self.adapter.abort(reason)
-            return
-        except ConnectionLost:
-            return
-        self._heartbeats += 1
-        self._last_rtt = time.monotonic() - started
-
-    async def _reconnect_loop(self, policy: ReconnectPolicy) -> bool:
-        cfg = self.config
-        attempt = 0
-        last_error: BaseException | None = None
-        while policy.max_attempts is None or attempt < policy.max_attempts:
-            delay = policy.delay(attempt, self._rng)
-            attempt += 1
-            self._reconnect_attempts += 1
-            log.info(
-                "session %d: reconnect attempt %d to %s:%d in %.2f s",
-                self._client_id,
-                attempt,
-                cfg.host,
-                cfg.port,
-                delay,
-            )
-            await asyncio.sleep(delay)
-            if self._state is ConnectionState.CLOSED:
-                return False
-            self._set_state(ConnectionState.RECONNECTING, f"attempt {attempt}")
-            self._lost.clear()
-            try:
-                await self._establish()
-            except IBFlowError as exc:
-                last_error = exc
-                log.info(
-                    "session %d: reconnect attempt %d failed: %s", self._client_id, attempt, exc
-                )
-                self._set_state(ConnectionState.RECONNECTING, f"attempt {attempt} failed: {exc}")
-                continue
-            self.reconnects += 1
-            await self.subscriptions.resubscribe_all(fresh_link=True)
-            if not self.adapter.is_connected or self._lost.is_set():
-                continue
-            self._set_state(ConnectionState.READY, f"reconnected after {attempt} attempt(s)")
-            return True
-        where = f"{cfg.host}:{cfg.port}"
-        self._close_after_loss(
-            ConnectionLost(
-                f"gave up reconnecting to {where} after {attempt} attempts; last error: "
-                f"{last_error}"
-            )
-        )
-        return False
