@@ -18,7 +18,7 @@ from .._log import get_logger
 from .._records.orders import Order, OrderSnapshot, OrderType, TimeInForce
 from ._trade import Trade, TradeOwner
 
-__all__ = ["adopt", "adoptable", "rebind"]
+__all__ = ["adopt", "adoptable", "order_of", "rebind"]
 
 log = get_logger("orders")
 
@@ -51,7 +51,7 @@ def adopt(book: OrderBook, update: OpenOrderUpdate) -> Trade | None:
         return None
     if snapshot.status.is_done:
         return None
-    spec = None if update.algo_or_conditions else _spec(snapshot, update.terms)
+    spec = None if update.algo_or_conditions else order_of(snapshot, update.terms)
     if spec is None:
         log.info(
             "order %d (client id %d): a %s %s order (or one with an algo or conditions) is not "
@@ -110,7 +110,7 @@ def _text(code: OrderType | TimeInForce | str) -> str:
     return code.value if isinstance(code, OrderType | TimeInForce) else code
 
 
-def _spec(snapshot: OrderSnapshot, terms: Mapping[str, Any]) -> Order | None:
+def order_of(snapshot: OrderSnapshot, terms: Mapping[str, Any]) -> Order | None:
     """The order's terms as an ibflow Order; ``None`` for a type or time in force ibflow does
     not place (or a GTD order: TWS's open order does not say until when).
 

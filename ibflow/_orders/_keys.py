@@ -29,9 +29,8 @@ from .._records.orders import (
     OrderEventKind,
     OrderSnapshot,
     OrderStatus,
-    OrderType,
-    TimeInForce,
 )
+from ._adopt import order_of
 from ._book import OrderBook
 from ._checks import exec_key
 from ._journal import Intent, Journal, JournalEntry, commission_fields, order_fields
@@ -384,24 +383,13 @@ def _spec_of(row: OrderSnapshot) -> Order | None:
     """The order spec of a snapshot, when ibflow can hold it: not an algo order (following it
     without its algo would drop the algo at the next modify), nor a type whose terms the
     snapshot lacks (offsets). A trailing stop's stop is where the market moved it: left out."""
-    if not isinstance(row.order_type, OrderType) or not isinstance(row.tif, TimeInForce):
-        return None
     if row.algo_strategy:
         return None
-    try:
-        return Order(
-            side=row.side,
-            quantity=row.quantity,
-            order_type=row.order_type,
-            limit_price=row.limit_price,
-            stop_price=row.stop_price,
-            trigger_price=row.trigger_price,
-            trail_amount=row.trail_amount,
-            trail_percent=row.trail_percent,
-            tif=row.tif,
-            outside_rth=row.outside_rth,
-            account=row.account,
-            order_ref=row.order_ref,
-        )
-    except InvalidRequest:
-        return None
+    terms = {
+        "limit_price": row.limit_price,
+        "stop_price": row.stop_price,
+        "trigger_price": row.trigger_price,
+        "trail_amount": row.trail_amount,
+        "trail_percent": row.trail_percent,
+    }
+    return order_of(row, terms)
