@@ -570,6 +570,15 @@ class Hub:
                         f"{owner[0]!r}: only that remote session may change or cancel it"
                     )
 
+    async def _check_earlier_order(self, remote: str, order_id: int) -> None:
+        """An order an earlier leader placed is ``remote``'s to change only if it is still
+        working at TWS under ``remote``'s tag."""
+        if await self._journal.working_owner(order_id) != remote:
+            raise ibflow.InvalidRequest(
+                f"order {order_id} is not a working order {remote!r} placed through hub "
+                f"{self._name!r}"
+            )
+
     async def _cancel_order(
         self, remote: str, order_id: int, *, timeout: float | None
     ) -> ibflow.OrderStatus:
@@ -577,11 +586,7 @@ class Hub:
         self._check_owner(remote, [order_id])
         if isinstance(order_id, int) and not self._desk.knows(order_id):
             # Placed by an earlier leader: TWS lets this hub's client id cancel it.
-            if await self._journal.working_owner(order_id) != remote:
-                raise ibflow.InvalidRequest(
-                    f"order {order_id} is not a working order {remote!r} placed through hub "
-                    f"{self._name!r}"
-                )
+            await self._check_earlier_order(remote, order_id)
             return await self._session.cancel_order(order_id, timeout=timeout)
         return await self._desk.trade(order_id).cancel(timeout=timeout)
 
@@ -591,11 +596,7 @@ class Hub:
         if isinstance(order_id, int) and not self._desk.knows(order_id):
             # Placed by an earlier leader: this hub's session adopted it from TWS's open orders
             # (same client id), so it may change it for the remote that placed it.
-            if await self._journal.working_owner(order_id) != remote:
-                raise ibflow.InvalidRequest(
-                    f"order {order_id} is not a working order {remote!r} placed through hub "
-                    f"{self._name!r}"
-                )
+            await self._check_earlier_order(remote, order_id)
             adopted = [t for t in self._session.trades() if t.order_id == order_id and t.owned]
             if adopted:
                 self._desk.keep(adopted[-1])
