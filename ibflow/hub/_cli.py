@@ -150,13 +150,13 @@ async def serve(
 
 async def _first(*coros: Coroutine[Any, Any, Any]) -> bool:
     """Run ``coros`` until one finishes (its error raised); True unless it was the last."""
+    from ._protocol import stop_tasks
+
     tasks = [asyncio.ensure_future(c) for c in coros]
     try:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await stop_tasks(set(tasks))
     first = done.pop()
     first.result()
     return first is not tasks[-1]

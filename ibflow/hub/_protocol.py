@@ -177,7 +177,7 @@ def loads(payload: bytes) -> Any:
         raise ibflow.InvalidRequest(f"not a hub protocol message: {exc}") from None
 
 
-async def stop_tasks(tasks: set[asyncio.Task[None]]) -> None:
+async def stop_tasks(tasks: set[asyncio.Task[Any]]) -> None:
     """Cancel ``tasks`` and wait until every one has ended.
 
     Cancelled again until it ends: Python 3.11's ``asyncio.wait_for`` (inside nats-py's
