@@ -25,7 +25,15 @@ from nats.aio.client import Client as NATS
 
 import ibflow
 
-__all__ = ["DEFAULT_URL", "ENV", "NatsAccess", "connect_nats", "redact", "resolve_access"]
+__all__ = [
+    "DEFAULT_URL",
+    "ENV",
+    "NatsAccess",
+    "connect_nats",
+    "leave_nats",
+    "redact",
+    "resolve_access",
+]
 
 _log = logging.getLogger("ibflow.hub")
 
@@ -175,6 +183,21 @@ def resolve_access(
     return NatsAccess(url=url, servers=servers, options=options, credential=credential)
 
 
+# How long leaving NATS waits for the messages in flight to reach their callbacks.
+_DRAIN_TIMEOUT = 2.0
+
+
+async def leave_nats(nc: NATS) -> None:
+    """Leave NATS: when connected, deliver what is in flight (for at most a few seconds), then
+    close in any state, so a client caught reconnecting stops trying."""
+    if nc.is_connected:
+        with contextlib.suppress(nats.errors.Error):
+            await nc.drain()
+    if not nc.is_closed:
+        with contextlib.suppress(nats.errors.Error):
+            await nc.close()
+
+
 def _refused(exc: BaseException) -> bool:
     text = str(exc).lower()
     return any(word in text for word in _REFUSALS)
@@ -203,6 +226,7 @@ async def connect_nats(
             name=name,
             max_reconnect_attempts=-1,
             reconnect_time_wait=0.25,
+            drain_timeout=_DRAIN_TIMEOUT,
             connect_timeout=min(timeout or 2.0, 2.0),
             error_cb=on_error,
             **access.options,

@@ -28,7 +28,7 @@ import ibflow
 from ibflow._stream import StreamWriter
 from ibflow._timeouts import SESSION_DEFAULT
 
-from ._access import resolve_access
+from ._access import leave_nats, resolve_access
 from ._chunks import ask
 from ._protocol import (
     Subjects,
@@ -227,9 +227,7 @@ class RemoteSession(RemoteStreams, RemoteJournal, RemotePacing, RemoteHistory):
         await self._feeds.aclose()
         if self._nc is not None:
             nc, self._nc = self._nc, None
-            with contextlib.suppress(nats.errors.Error):
-                # Drain delivers what is in flight; with the server away, just close.
-                await (nc.drain() if nc.is_connected else nc.close())
+            await leave_nats(nc)
 
     async def __aenter__(self) -> RemoteSession:
         return await self.connect()

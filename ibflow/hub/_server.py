@@ -31,7 +31,7 @@ from nats.js.kv import KeyValue
 
 import ibflow
 
-from ._access import resolve_access
+from ._access import leave_nats, resolve_access
 from ._chunks import part_limit, send_answer
 from ._journal import OrderJournal, owner_of, tagged
 from ._leader import heartbeat
@@ -266,9 +266,7 @@ class Hub:
         await self._feed_server.aclose()
         if self._nc is not None:
             nc, self._nc = self._nc, None
-            with contextlib.suppress(nats.errors.Error):
-                # Drain delivers what is in flight; with the server away, just close.
-                await (nc.drain() if nc.is_connected else nc.close())
+            await leave_nats(nc)
 
     async def __aenter__(self) -> Hub:
         await self.start()
