@@ -93,7 +93,9 @@ def _blocks(page: str, language: str) -> list[str]:
 
 def _env(tmp_path: Path) -> dict[str, str]:
     path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
-    return {**os.environ, "PYTHONPATH": path, "IBFLOW_CACHE_DIR": str(tmp_path / "cache")}
+    # A child pytest is its own run: it must not think it is one of this run's xdist workers.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    return {**env, "PYTHONPATH": path, "IBFLOW_CACHE_DIR": str(tmp_path / "cache")}
 
 
 @pytest.mark.timeout(120)

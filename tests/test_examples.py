@@ -21,7 +21,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 ENV = {
-    **os.environ,
+    # A child pytest is its own run: it must not think it is one of this run's xdist workers.
+    **{k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")},
     "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
 }
 
