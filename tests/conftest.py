@@ -6,9 +6,17 @@ developer's shell can aim a session elsewhere, and no test shares a history cach
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import pytest
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # A shell's background job starts with Ctrl-C ignored, and child processes inherit that:
+    # the tests that press Ctrl-C on a command need it as a terminal delivers it.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(autouse=True)
