@@ -98,7 +98,8 @@ def h_tick_by_tick(c: Connection, f: Fields) -> None:
         )
     sim = c.sim
     inst = sim.universe.resolve(query)
-    # IB allows as many simultaneous tick-by-tick subscriptions as market depth ones.
+    # IB allows as many simultaneous tick-by-tick subscriptions as market depth ones, counted
+    # apart from the market data lines (a tick-by-tick stream holds none).
     in_use = sim.subscriptions().get("tick_by_tick", 0)
     if ("tick_by_tick", req_id) not in c.subs and in_use >= MAX_DEPTH_SUBSCRIPTIONS:
         raise SimError(*TICK_BY_TICK_ERROR)
