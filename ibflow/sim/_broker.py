@@ -79,7 +79,10 @@ from ._order_types import (
     Times,
     advance,
     apply_request,
+    check_close_entry,
+    check_modify,
     check_order_type,
+    close_locked,
     estimate_price,
     in_auction,
     start,
@@ -283,7 +286,9 @@ class Broker:
         if order is None:
             text = f"OrderId {order_id} that needs to be cancelled is not found."
             return [OrderError(order_id, client_id, 10147, text)]
-        if not order.is_open:
+        work = self._working[(client_id, order_id)]
+        locked = not work.held and close_locked(order, work.times.close_at, self._clock())
+        if not order.is_open or locked:
             text = (
                 "Cancel attempted when order is not in a cancellable state.  "
                 f"Order permId ={order.perm_id}"
@@ -384,6 +389,7 @@ class Broker:
         check_order_type(req, inst, self._market.quote)
         if existing is not None:
             return
+        check_close_entry(req, inst, self._clock())
         if req.parent_id:
             parent = self._orders.get((client_id, req.parent_id))
             if parent is None:
@@ -409,7 +415,10 @@ class Broker:
             if order.status == "Filled":
                 return [OrderError(oid, cid, 104, "Can't modify a filled order.")]
             return [OrderError(oid, cid, 103, "Duplicate order id")]
+        work = self._working[(cid, oid)]
         try:
+            if not work.held:  # TWS has not sent it on yet: anything may still change
+                check_modify(order, req, work.times.close_at, self._clock())
             self._validate(cid, req, inst, order.account, existing=order, check_margin=False)
         except SimError as e:
             return [OrderError(oid, cid, e.code, e.text)]
@@ -427,7 +436,6 @@ class Broker:
         order.transmit = req.transmit
         if self._is_active(order):
             start(order, self._market.quote(inst.con_id))
-        work = self._working[(cid, oid)]
         if work.held:
             if req.transmit:
                 return self._release(order)

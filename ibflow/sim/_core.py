@@ -55,8 +55,9 @@ MARKET_KINDS = frozenset(
         "scanner_subscription",
     }
 )
-# Subscriptions that hold a market data line.
-LINE_KINDS = frozenset({"mkt_data", "tick_by_tick", "real_time_bars"})
+# Subscriptions that hold a market data line. Tick-by-tick streams do not: IB caps them on their
+# own, as many as market depth subscriptions (error 10190 past that).
+LINE_KINDS = frozenset({"mkt_data", "real_time_bars"})
 
 Handler = Callable[["Connection", Fields], None]
 # The broker books orders placed by hand in TWS under this client id (no API client has it);
@@ -199,7 +200,7 @@ class SimCore:
         return dict(counts)
 
     def lines_in_use(self) -> int:
-        """Market data lines held by all clients (quotes, tick-by-tick, real-time bars)."""
+        """Market data lines held by all clients (streaming quotes and real-time bars)."""
         return sum(
             1 for c in self._clients.values() for s in c.subs.values() if s.kind in LINE_KINDS
         )

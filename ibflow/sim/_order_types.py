@@ -20,7 +20,11 @@ order's trigger method names: by default the last trade, or the midpoint where n
 * ``MOC`` / ``LOC``: rest (``Submitted``) until the end of the regular session that follows the
   order, then fill whole at the closing price (the reference then); a ``LOC`` whose limit the
   close does not reach is cancelled at the close. MKT and LMT orders with TIF ``OPG`` do the
-  same at the next start of the regular session (market and limit on open).
+  same at the next start of the regular session (market and limit on open). A stock's closing
+  auction has cut-offs (IB's MOC page): a new on-close order must come 10 minutes before the
+  close (NYSE markets and the rest, 15:50 ET), 5 for a Nasdaq listing (15:55 ET), or it is
+  rejected (201); from 10 minutes before the close it can no longer be cancelled (161) or
+  changed (201). One placed after the close waits for the next session's close.
 * ``REL``: works at the bid (buy) or ask (sell) moved towards the market by ``auxPrice`` (or
   ``percentOffset`` of it), never beyond a non-zero ``lmtPrice`` cap; re-priced on every quote.
 * ``PEG MID``: works at the midpoint less (buy) or plus (sell) ``auxPrice``, or the IBKRATS
@@ -50,7 +54,10 @@ __all__ = [
     "Times",
     "advance",
     "apply_request",
+    "check_close_entry",
+    "check_modify",
     "check_order_type",
+    "close_locked",
     "estimate_price",
     "in_auction",
     "next_close",
@@ -66,6 +73,11 @@ LIMIT_REQUIRED = "Order rejected - reason:A limit price is required."
 _TRIGGERED = frozenset({"STP", "STP LMT", "TRAIL", "TRAIL LIMIT", "MIT", "LIT"})
 _TRAILING = frozenset({"TRAIL", "TRAIL LIMIT"})
 _AT_CLOSE = frozenset({"MOC", "LOC"})
+# The closing auction's cut-offs for stocks, in seconds before the regular close: new on-close
+# orders (by listing market; the NYSE markets' 10 minutes for the rest) and changes or cancels.
+_ENTRY_CUTOFF = {"NASDAQ": 300.0, "ISLAND": 300.0}
+_ENTRY_CUTOFF_ELSE = 600.0
+_LOCKED_BEFORE_CLOSE = 600.0
 _PEGGED = frozenset({"REL", "PEG MID"})
 _MARKET_ONCE_WORKING = frozenset({"MKT", "STP", "TRAIL", "MIT", "MOC"})
 
@@ -133,6 +145,56 @@ def check_order_type(
                 quote(cond.con_id)
             except KeyError:
                 raise SimError(200, NO_SECURITY_TEXT) from None
+
+
+def check_close_entry(req: PlaceOrderRequest, inst: Instrument, now: float) -> None:
+    """Refuse a new on-close stock order that comes after its market's cut-off for the close.
+
+    Raises:
+        SimError: 201, naming the cut-off.
+    """
+    if req.order_type not in _AT_CLOSE or inst.sec_type != "STK":
+        return
+    market = (inst.primary_exchange or inst.exchange).upper()
+    cutoff = next_close(inst, now) - _ENTRY_CUTOFF.get(market, _ENTRY_CUTOFF_ELSE)
+    if now >= cutoff:
+        raise SimError(
+            201,
+            f"Order rejected - reason:{market} takes no more {req.order_type} orders for "
+            f"today's close: the cut-off was {_local_time(cutoff, inst)}.",
+        )
+
+
+def close_locked(order: SimOrder, close_at: float, now: float) -> bool:
+    """Whether ``order``, an on-close stock order waiting for the close at ``close_at``, can no
+    longer be cancelled or changed."""
+    return (
+        order.order_type in _AT_CLOSE
+        and order.instrument.sec_type == "STK"
+        and now >= close_at - _LOCKED_BEFORE_CLOSE
+    )
+
+
+def check_modify(order: SimOrder, req: PlaceOrderRequest, close_at: float, now: float) -> None:
+    """What TWS refuses in a modification of a transmitted order, beyond the placement checks:
+    another algo (440), any change to an on-close order in the last minutes before the close.
+
+    Raises:
+        SimError: the rejection TWS sends.
+    """
+    if req.algo_strategy != order.algo_strategy:
+        raise SimError(440, "Order modify failed. Algorithm cannot be modified.")
+    if close_locked(order, close_at, now):
+        since = _local_time(close_at - _LOCKED_BEFORE_CLOSE, order.instrument)
+        raise SimError(
+            201,
+            f"Order rejected - reason:{order.order_type} orders can no longer be changed for "
+            f"today's close (from {since}).",
+        )
+
+
+def _local_time(epoch: float, inst: Instrument) -> str:
+    return f"{datetime.fromtimestamp(epoch, _zone(inst)):%H:%M:%S} {inst.time_zone}"
 
 
 def _check_trailing(req: PlaceOrderRequest, inst: Instrument) -> None:
@@ -229,11 +291,15 @@ def next_open(inst: Instrument, now: float) -> float:
     return _next_edge(inst, now, inst.rth[0])
 
 
-def _next_edge(inst: Instrument, now: float, hhmm: str) -> float:
+def _zone(inst: Instrument) -> ZoneInfo:
     try:
-        tz = ZoneInfo(inst.time_zone)
+        return ZoneInfo(inst.time_zone)
     except (KeyError, ValueError):
-        tz = ZoneInfo("UTC")
+        return ZoneInfo("UTC")
+
+
+def _next_edge(inst: Instrument, now: float, hhmm: str) -> float:
+    tz = _zone(inst)
     hour, minute = int(hhmm[:2]), int(hhmm[2:])
     day = datetime.fromtimestamp(now, tz).date()
     for ahead in range(8):

@@ -14,7 +14,7 @@ Limits (IB's "Historical Data Limitations", "Tick-by-Tick Data" and order-limita
   smaller); at most 60 requests in any 10 minutes; BID_ASK counts twice; at most 50 requests
   open at once.
 * Tick-by-tick: at most one request per instrument per 15 s (and, in the market handlers, as
-  many at once as depth subscriptions, three).
+  many at once as depth subscriptions, three, counted apart from the market data lines).
 
 Codes and texts: 162 "Historical Market Data Service error message:Historical data request pacing
 violation" is IB's documented text; 322 "...Only 50 simultaneous API historical data requests

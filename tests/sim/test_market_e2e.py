@@ -95,6 +95,42 @@ async def test_tick_by_tick_each_kind(ib: ib_async.IB, ib_sim: Simulator) -> Non
     assert midpoint.tickByTicks[-1].midPoint > 0
 
 
+async def test_tick_by_tick_holds_no_market_data_line(ib: ib_async.IB, ib_sim: Simulator) -> None:
+    # IB caps tick-by-tick streams on their own (10190); the lines are for quotes and 5 s bars.
+    ib_sim.scenario.market_data_lines = 1
+    errors: list[int] = []
+    ib.errorEvent += lambda req_id, code, *_: errors.append(code)
+    aapl, msft, spy = await ib.qualifyContractsAsync(
+        *(Stock(sym, "SMART", "USD") for sym in ("AAPL", "MSFT", "SPY"))
+    )
+    quote = ib.reqMktData(aapl, "", False, False)
+    await eventually(lambda: quote.last == quote.last)
+    ticks = ib.reqTickByTickData(msft, "BidAsk")
+    await eventually(lambda: bool(ticks.tickByTicks), timeout=5)
+    assert ib_sim.lines_in_use() == 1
+    assert 101 not in errors
+    ib.reqMktData(spy, "", False, False)  # the one line is the quote's
+    await eventually(lambda: 101 in errors)
+    held = ib_sim.subscriptions()
+    assert (held["mkt_data"], held["tick_by_tick"]) == (1, 1)
+
+
+async def test_real_time_bars_hold_a_market_data_line(ib: ib_async.IB, ib_sim: Simulator) -> None:
+    ib_sim.scenario.market_data_lines = 1
+    errors: list[tuple[int, int]] = []
+    ib.errorEvent += lambda req_id, code, *_: errors.append((req_id, code))
+    quote = ib.reqMktData(AAPL, "", False, False)
+    await eventually(lambda: quote.last == quote.last)
+    refused = ib.reqRealTimeBars(AAPL, 5, "TRADES", False)
+    await eventually(lambda: (refused.reqId, 101) in errors)
+    assert "real_time_bars" not in ib_sim.subscriptions()
+    ib.cancelMktData(AAPL)
+    await eventually(lambda: ib_sim.lines_in_use() == 0)
+    bars = ib.reqRealTimeBars(AAPL, 5, "MIDPOINT", False)
+    await eventually(lambda: bool(bars), timeout=5)
+    assert ib_sim.lines_in_use() == 1
+
+
 async def test_real_time_bars(ib: ib_async.IB, ib_sim: Simulator) -> None:
     bars = ib.reqRealTimeBars(AAPL, 5, "TRADES", False)
     await eventually(lambda: len(bars) >= 2, timeout=5)

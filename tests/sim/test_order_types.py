@@ -22,7 +22,7 @@ from ibflow.sim._model import (
     SimAccount,
     SimError,
 )
-from ibflow.sim._order_types import next_close, order_types_for
+from ibflow.sim._order_types import check_close_entry, next_close, order_types_for
 
 ACCOUNT = "DU1234567"
 AAPL = Instrument(
@@ -370,6 +370,47 @@ def test_market_on_close_fills_at_the_close() -> None:
     desk.clock.now = MONDAY_CLOSE
     events = desk.quote(last=101.70, bid=101.60, ask=101.80)
     assert fills(events) == [(10, 101.70)]  # the closing print, not the offer
+
+
+@pytest.mark.parametrize(
+    ("primary", "sec_type", "before_close", "refused"),
+    [
+        ("NYSE", "STK", 601, False),
+        ("NYSE", "STK", 600, True),
+        ("ARCA", "STK", 600, True),
+        ("NASDAQ", "STK", 301, False),
+        ("NASDAQ", "STK", 300, True),
+        ("", "FUT", 60, False),  # the cut-offs are the stock exchanges' auction rules
+    ],
+)
+def test_on_close_entry_cut_off_by_listing_market(
+    primary: str, sec_type: str, before_close: float, refused: bool
+) -> None:
+    inst = replace(AAPL, primary_exchange=primary, sec_type=sec_type)
+    for kind, limit in (("MOC", None), ("LOC", 100.0)):
+        req = PlaceOrderRequest(
+            order_id=1,
+            contract=ContractQuery(con_id=inst.con_id),
+            action="BUY",
+            total_quantity=10,
+            order_type=kind,
+            lmt_price=limit,
+        )
+        if refused:
+            with pytest.raises(SimError) as raised:
+                check_close_entry(req, inst, MONDAY_CLOSE - before_close)
+            assert raised.value.code == 201
+        else:
+            check_close_entry(req, inst, MONDAY_CLOSE - before_close)
+
+
+def test_an_on_close_order_not_yet_transmitted_can_still_be_cancelled() -> None:
+    desk = Desk()
+    desk.place(1, "BUY", 10, "MOC", transmit=False)
+    desk.clock.now = MONDAY_CLOSE - 60
+    events = desk.broker.cancel(1, 1)
+    assert 161 not in [code for code, _ in errors(events)]
+    assert desk.status(1) == "Cancelled"
 
 
 def test_limit_on_close_fills_only_if_the_close_reaches_the_limit() -> None:

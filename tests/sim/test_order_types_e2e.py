@@ -28,11 +28,13 @@ from ibflow.sim import Simulator
 from ibflow.sim._model import SimOrder
 from ibflow.testing import eventually
 
-AAPL = Stock("AAPL", "SMART", "USD", conId=265598)
+AAPL = Stock("AAPL", "SMART", "USD", conId=265598)  # listed on Nasdaq
 MSFT = Stock("MSFT", "SMART", "USD", conId=272093)
+JPM = Stock("JPM", "SMART", "USD", conId=1520593)  # listed on the NYSE
 # Monday 2025-01-06, 10:00 in New York; the close is 16:00 there, 21:00 UTC.
 MONDAY_10AM = datetime(2025, 1, 6, 15, 0, tzinfo=UTC).timestamp()
 MONDAY_CLOSE = datetime(2025, 1, 6, 21, 0, tzinfo=UTC).timestamp()
+DAY = 86_400.0
 
 
 class Clock:
@@ -169,6 +171,72 @@ async def test_opening_orders_fill_at_the_open(
     assert [f.execution.price for f in moo.fills] == [100.50]
 
 
+def error_log(ib: ib_async.IB) -> list[tuple[int, int, str]]:
+    """Every error TWS sends from now on, as (request or order id, code, text)."""
+    seen: list[tuple[int, int, str]] = []
+    ib.errorEvent += lambda req_id, code, text, *_: seen.append((req_id, code, text))
+    return seen
+
+
+async def test_on_close_orders_after_the_cut_off_are_rejected(
+    ib: ib_async.IB, sim: Simulator, clock: Clock
+) -> None:
+    errors = error_log(ib)
+    clock.now = MONDAY_CLOSE - 600  # 15:50 in New York: the NYSE's cut-off, not Nasdaq's
+    jpm = ib.placeOrder(JPM, order("BUY", 10, "MOC"))
+    await eventually(lambda: any(r == jpm.order.orderId for r, _, _ in errors))
+    [(_, code, text)] = [e for e in errors if e[0] == jpm.order.orderId]
+    assert code == 201
+    assert "NYSE" in text
+    assert "15:50:00 US/Eastern" in text
+    aapl = await place(ib, order("BUY", 10, "MOC"))
+    assert aapl.orderStatus.status == "Submitted"  # Nasdaq takes them until 15:55
+    clock.now = MONDAY_CLOSE - 300
+    late = ib.placeOrder(AAPL, order("BUY", 10, "LOC", lmtPrice=101.00))
+    await eventually(lambda: any(r == late.order.orderId for r, _, _ in errors))
+    assert [c for r, c, _ in errors if r == late.order.orderId] == [201]
+    assert sim.broker.order(1, jpm.order.orderId) is None  # TWS never took them
+    assert sim.broker.order(1, late.order.orderId) is None
+    clock.now = MONDAY_CLOSE
+    await eventually(lambda: at_sim(sim, aapl).status == "Filled")
+
+
+async def test_on_close_orders_are_locked_ten_minutes_before_the_close(
+    ib: ib_async.IB, sim: Simulator, clock: Clock
+) -> None:
+    errors = error_log(ib)
+    moc = await place(ib, order("BUY", 10, "MOC"))
+    clock.now = MONDAY_CLOSE - 601
+    moc.order.totalQuantity = 20
+    ib.placeOrder(AAPL, moc.order)
+    await eventually(lambda: at_sim(sim, moc).total_quantity == 20)
+    clock.now = MONDAY_CLOSE - 600  # 15:50: neither market lets it go or shrink
+    moc.order.totalQuantity = 5
+    ib.placeOrder(AAPL, moc.order)
+    await eventually(lambda: any(c == 201 for _, c, _ in errors))
+    ib.cancelOrder(moc.order)
+    await eventually(lambda: any(c == 161 for _, c, _ in errors))
+    held = at_sim(sim, moc)
+    assert (held.status, held.total_quantity) == ("Submitted", 20)
+    clock.now = MONDAY_CLOSE
+    await eventually(lambda: at_sim(sim, moc).status == "Filled")
+
+
+async def test_an_on_close_order_after_the_close_waits_for_the_next_close(
+    ib: ib_async.IB, sim: Simulator, clock: Clock
+) -> None:
+    clock.now = MONDAY_CLOSE + 1800  # 16:30 in New York
+    moc = await place(ib, order("BUY", 10, "MOC"))
+    assert moc.orderStatus.status == "Submitted"
+    sim.push_quote("AAPL", bid=100.49, ask=100.51, last=100.50)
+    clock.now = MONDAY_CLOSE + DAY - 1
+    sim.push_quote("AAPL", bid=100.59, ask=100.61, last=100.60)
+    assert not moc.fills
+    clock.now = MONDAY_CLOSE + DAY  # Tuesday's close
+    await eventually(moc.isDone)
+    assert [f.execution.price for f in moc.fills] == [100.60]
+
+
 async def test_close_orders_must_be_day_orders(ib: ib_async.IB) -> None:
     errors: list[int] = []
     ib.errorEvent += lambda req_id, code, *_: errors.append(code)
@@ -230,6 +298,26 @@ async def test_unknown_algo_and_priority_are_refused(ib: ib_async.IB) -> None:
     await eventually(lambda: all(t.isDone() for t in trades))
     assert [code for code, _ in errors] == [441, 439]
     assert "adaptivePriority" in errors[0][1]
+
+
+async def test_a_working_order_keeps_its_algo(ib: ib_async.IB, sim: Simulator) -> None:
+    errors = error_log(ib)
+    o = order("BUY", 10, "LMT", lmtPrice=99.00, algoStrategy="Adaptive")
+    o.algoParams = [TagValue("adaptivePriority", "Patient")]
+    trade = await place(ib, o)
+    trade.order.lmtPrice = 99.50  # a new price keeps the algo: TWS takes it
+    ib.placeOrder(AAPL, trade.order)
+    await eventually(lambda: at_sim(sim, trade).lmt_price == 99.50)
+    trade.order.algoStrategy, trade.order.algoParams = "Twap", []
+    ib.placeOrder(AAPL, trade.order)
+    await eventually(lambda: bool(errors))
+    assert [(code, text) for _, code, text in errors] == [
+        (440, "Order modify failed. Algorithm cannot be modified.")
+    ]
+    assert (at_sim(sim, trade).algo_strategy, at_sim(sim, trade).status) == (
+        "Adaptive",
+        "Submitted",
+    )
 
 
 # ---------------------------------------------------------------------------------------------

@@ -54,11 +54,7 @@ def h_mkt_data(c: Connection, f: Fields) -> None:
     sim = c.sim
     inst = sim.universe.resolve(query)
     if not (snapshot or regulatory):
-        if sim.lines_in_use() >= sim.scenario.market_data_lines:
-            raise SimError(
-                101,
-                f"Max number of tickers has been reached ({sim.scenario.market_data_lines})",
-            )
+        _need_line(c)
         c.subs[("mkt_data", req_id)] = Sub(
             "mkt_data",
             req_id,
@@ -98,7 +94,8 @@ def h_tick_by_tick(c: Connection, f: Fields) -> None:
         )
     sim = c.sim
     inst = sim.universe.resolve(query)
-    # IB allows as many simultaneous tick-by-tick subscriptions as market depth ones.
+    # IB allows as many simultaneous tick-by-tick subscriptions as market depth ones, counted
+    # apart from the market data lines (a tick-by-tick stream holds none).
     in_use = sim.subscriptions().get("tick_by_tick", 0)
     if ("tick_by_tick", req_id) not in c.subs and in_use >= MAX_DEPTH_SUBSCRIPTIONS:
         raise SimError(*TICK_BY_TICK_ERROR)
@@ -129,6 +126,7 @@ def h_real_time_bars(c: Connection, f: Fields) -> None:
     if what not in ("TRADES", "MIDPOINT", "BID", "ASK"):
         raise SimError(321, f"Error validating request.-'bY' : cause - Invalid whatToShow {what!r}")
     inst = c.sim.universe.resolve(query)
+    _need_line(c)
     start = int(c.sim.clock()) // 5 * 5
     c.subs[("real_time_bars", req_id)] = Sub(
         "real_time_bars", req_id, inst, params={"what": what, "rth": use_rth, "next": start}
@@ -138,6 +136,13 @@ def h_real_time_bars(c: Connection, f: Fields) -> None:
 def h_cancel_real_time_bars(c: Connection, f: Fields) -> None:
     f.skip()
     c.subs.pop(("real_time_bars", f.int()), None)
+
+
+def _need_line(c: Connection) -> None:
+    """Refuse a subscription that would hold a market data line when all are taken (101)."""
+    lines = c.sim.scenario.market_data_lines
+    if c.sim.lines_in_use() >= lines:
+        raise SimError(101, f"Max number of tickers has been reached ({lines})")
 
 
 # ---------------------------------------------------------------------------------------------
