@@ -4,7 +4,7 @@ read back with the simulator's own parser, and what TWS reports decoded into sna
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -39,6 +39,8 @@ from ibflow.testing import session_for
 AAPL_CON_ID = 265598
 AAPL = ibflow.Stock("AAPL", con_id=AAPL_CON_ID)
 UNSET = None  # how the parser reads an unset double
+# Monday 2025-01-06, 10:00 in New York: on-close orders are taken (not past their cut-off).
+MONDAY_10AM = datetime(2025, 1, 6, 15, 0, tzinfo=UTC).timestamp()
 
 
 def last_place_order(sim: Simulator) -> PlaceOrderRequest:
@@ -53,7 +55,7 @@ def last_place_order(sim: Simulator) -> PlaceOrderRequest:
 
 @pytest.fixture
 async def sim() -> AsyncIterator[Simulator]:
-    async with Simulator(port=0) as simulator:
+    async with Simulator(port=0, clock=lambda: MONDAY_10AM) as simulator:
         simulator.push_quote("AAPL", bid=190.00, ask=190.02, last=190.01)
         yield simulator
 
