@@ -31,9 +31,10 @@ def check_series(bars: list[ibflow.Bar], start: datetime, end: datetime) -> None
 
 async def test_a_download_of_200_requests_trips_no_pacing_error(open_session: Opener) -> None:
     sim, session = await open_session(speed=FAST)
-    # Building years of bars keeps the loop the simulator shares with the client busy: on a
-    # loaded machine a read comes later than the tests' usual 50 ms margin covers.
-    session.set_pacing(paced_on(FAST, margin=0.15))
+    # Building years of bars keeps the loop the simulator shares with the client busy, and the
+    # suite's other worker competes for the CPU: a read can come far later than the tests'
+    # usual 50 ms margin covers.
+    session.set_pacing(paced_on(FAST, margin=0.3))
     start = datetime(2008, 6, 1, tzinfo=UTC)
     end = datetime(2024, 1, 1, tzinfo=UTC)  # 4-hour bars come 4 weeks per request
     seen: list[ibflow.DownloadProgress] = []
