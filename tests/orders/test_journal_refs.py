@@ -134,6 +134,10 @@ async def test_a_reference_another_journaled_order_used_ties_nothing(
     assert lost.order_id != done.order_id
     assert lost.status is OrderStatus.LOST
     assert "order_ref 'dup', which names more than one order" in caplog.text
+    # Its reason says TWS may have it, not that it never reached TWS.
+    assert lost.lost_reason is not None
+    assert "never reached TWS" not in lost.lost_reason
+    assert "which names more than one order, so it may have reached TWS" in lost.lost_reason
     assert sim.request_count("place_order") == 2
 
 
