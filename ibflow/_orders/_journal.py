@@ -13,12 +13,20 @@ call returns; only a power cut or a kernel crash can take the last ones. ``FULL`
 ``fsync`` per commit: 2 to 5 ms of a blocked event loop per order on a busy disk, bought only
 against power loss, where TWS's own copy of the order (its key, as ``orderRef``) still stops a
 duplicate. The writes are small and inline, on the event loop's thread.
+
+Journal references: a keyless order has no name TWS could give back, and TWS reports a
+completed order without its order id. So, with a journal, every keyless order without an
+``order_ref`` of its own is sent with a generated one (:func:`journal_ref`), kept in its
+intent's terms; on restart it ties an intent the bot never saw acknowledged to TWS's report.
+It starts with ``:``, which no key or key leg can (``key``, ``key:tp``…).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import secrets
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, fields, is_dataclass
@@ -37,11 +45,22 @@ from .._log import get_logger
 from .._records.contracts import Contract
 from .._records.orders import Commission, Fill, Order, Side
 
-__all__ = ["Intent", "Journal", "JournalEntry", "commission_fields", "order_fields"]
+__all__ = [
+    "Intent",
+    "Journal",
+    "JournalEntry",
+    "commission_fields",
+    "is_journal_ref",
+    "journal_ref",
+    "order_fields",
+]
 
 log = get_logger("orders")
 
 _SCHEMA: Final = 1
+# The order reference an intent was sent with, read from its terms (a torn row has none).
+_SENT_REF: Final = "(CASE WHEN json_valid(spec) THEN json_extract(spec, '$.order_ref') END)"
+_REF: Final = re.compile(r":j[0-9a-f]{16}")
 _TABLES: Final = (
     "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS intents ("
@@ -49,6 +68,7 @@ _TABLES: Final = (
     " order_id INTEGER NOT NULL, parent_order_id INTEGER, oca_group TEXT NOT NULL,"
     " oca_type INTEGER NOT NULL, contract TEXT NOT NULL, spec TEXT NOT NULL, at TEXT NOT NULL)",
     "CREATE INDEX IF NOT EXISTS intents_by_key ON intents (key)",
+    f"CREATE INDEX IF NOT EXISTS intents_by_ref ON intents {_SENT_REF}",
     "CREATE TABLE IF NOT EXISTS events ("
     " seq INTEGER PRIMARY KEY AUTOINCREMENT, intent INTEGER NOT NULL, kind TEXT NOT NULL,"
     " data TEXT NOT NULL, at TEXT NOT NULL)",
@@ -72,6 +92,22 @@ class JournalEntry:
     oca_type: int
     contract: Contract
     spec: Order
+
+    @property
+    def order_ref(self) -> str | None:
+        """The ``orderRef`` the leg was sent with: its key, the user's own ``order_ref``, a
+        journal reference, or ``None`` (an order journaled before references existed)."""
+        return self.spec.order_ref
+
+
+def journal_ref() -> str:
+    """A fresh journal reference: ``:j`` and 16 random hex digits (never a key's shape)."""
+    return f":j{secrets.token_hex(8)}"
+
+
+def is_journal_ref(order_ref: str | None) -> bool:
+    """Whether ``order_ref`` has a journal reference's shape (ibflow's, not the user's)."""
+    return order_ref is not None and _REF.fullmatch(order_ref) is not None
 
 
 @dataclass(slots=True)
@@ -217,6 +253,13 @@ class Journal:
             "SELECT * FROM intents WHERE key = ? ORDER BY seq DESC", (key,)
         ).fetchall()
         return next(self._read(rows), None)
+
+    def sent_as(self, order_ref: str) -> int:
+        """How many intents, settled or not, were sent with ``order_ref``."""
+        [count] = self._db.execute(
+            f"SELECT COUNT(*) FROM intents WHERE {_SENT_REF} = ?", (order_ref,)
+        ).fetchone()
+        return int(count)
 
     def fill_ids(self) -> set[str]:
         return {row[0] for row in self._db.execute("SELECT exec_id FROM fills")}

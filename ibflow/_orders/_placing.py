@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .._core import SessionCore
 from .._errors import (
@@ -25,6 +25,7 @@ from .._records.orders import (
 from ._book import OrderBook
 from ._checks import check_against_contract, check_quantity_rail, check_rails
 from ._groups import BracketTrade, TradeGroup
+from ._journal import is_journal_ref, journal_ref
 from ._keys import Keys, check_key, keyed, leg_keys
 from ._trade import Trade
 
@@ -169,6 +170,8 @@ async def place(
         for leg, leg_key in zip(legs, names, strict=True):
             assert leg_key is not None
             leg.spec = keyed(leg.spec, leg_key)
+    elif keys is not None and keys.journal is not None:
+        _reference(legs)
     core.check_can_trade("place an order")
     core.require_ready()
     if key is None or keys is None:
@@ -197,6 +200,18 @@ async def place(
         return await _place(book, contract, order, legs, left, keys, names)
     finally:
         keys.release(names[0] or "")
+
+
+def _reference(legs: list[_Leg]) -> None:
+    """Give each keyless leg without an ``order_ref`` of its own a fresh journal reference.
+
+    One copied from another trade's order (``place(contract, trade.order)``) is ibflow's, not
+    the user's: it is replaced too, so no two intents share one.
+    """
+    for leg in legs:
+        ref = leg.spec.order_ref
+        if ref is None or is_journal_ref(ref):
+            leg.spec = replace(leg.spec, order_ref=journal_ref())
 
 
 def _wrapped(order: object, trades: list[Trade]) -> Trade | BracketTrade | TradeGroup:

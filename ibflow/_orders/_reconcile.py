@@ -3,9 +3,11 @@
 Every intent the journal holds that had not settled becomes a ``Trade`` again, with the
 acknowledgement, statuses and fills the journal recorded (each execution once). Then TWS is
 asked for everything: executions, every client's open orders and today's completed orders. An
-execution the journal lacks is delivered once (and journaled); an intent TWS reports nothing
-about, and that was never acknowledged, never reached TWS: it ends ``Lost`` with a reason, and
-is never sent again by itself. ``place(..., key=...)`` with its key places it once.
+execution the journal lacks is delivered once (and journaled). An intent that was never
+acknowledged is found by the ``orderRef`` it was sent with (its key, the user's own
+``order_ref`` or its journal reference): TWS reports a completed order without its order id.
+One TWS reports nothing about never reached TWS: it ends ``Lost`` with a reason, and is never
+sent again by itself. ``place(..., key=...)`` with its key places it once.
 
 After a reconnect the order book's own reconciliation keeps these trades up to date (and ends
 one that is still unknown to TWS ``Lost``), and the journal records what changes.
@@ -125,7 +127,7 @@ async def restore(keys: Keys, journal: Journal) -> list[Trade]:
         return [t for t, _ in restored]
     rows = [*open_rows, *done_rows]
     keys.remember_tws(rows)
-    _match_by_key(restored, rows)
+    doubts = _match_by_ref(journal, restored, rows)
     perms = {r.perm_id for r in rows} | {f.perm_id for f in fills}
     ids = {(r.client_id, r.order_id) for r in open_rows} | {
         (f.client_id, f.order_id) for f in fills
@@ -138,7 +140,7 @@ async def restore(keys: Keys, journal: Journal) -> list[Trade]:
             or (intent.entry.key is not None and intent.entry.key in refs)
         )
         if not trade._acked and not trade.is_done:
-            trade._lose(_never_working(intent))
+            trade._lose(_never_working(intent, doubts.get(intent.seq)))
         elif not seen:
             _no_longer_reported(journal, trade, intent)
     log.info("order journal: %d order(s) reconciled with TWS", len(restored))
@@ -177,25 +179,78 @@ def _replay(keys: Keys, trade: Trade, intent: Intent) -> None:
         trade._on_status(status, perm_id=intent.perm_id)
 
 
-def _match_by_key(restored: list[tuple[Trade, Intent]], rows: list[OrderSnapshot]) -> None:
-    """Orders TWS reports under a journaled key that the tap could not tie to their trade.
+def _match_by_ref(
+    journal: Journal, restored: list[tuple[Trade, Intent]], rows: list[OrderSnapshot]
+) -> dict[int, str]:
+    """Orders TWS reports under the ``orderRef`` of an intent the tap could not tie to them.
 
     A completed order carries no order id and an unacknowledged intent has no perm id: the
-    key (IB's order reference) is what links them.
+    order reference it was sent with is what links them. Returns, by intent, why a reference
+    TWS reports could not be tied to it.
     """
-    by_ref = {r.order_ref: r for r in rows if r.order_ref}
+    last = {r.order_ref: r for r in rows if r.order_ref}
+    doubts: dict[int, str] = {}
     for trade, intent in restored:
-        key = intent.entry.key
-        row = by_ref.get(key) if key is not None else None
-        if row is None or trade._acked:
+        if trade._acked:
             continue
-        trade._on_status(row.status, perm_id=row.perm_id, filled=row.filled)
+        key = intent.entry.key
+        if key is not None:
+            row = last.get(key)
+        else:
+            row, doubt = _only_row(journal, intent, rows)
+            if doubt is not None:
+                doubts[intent.seq] = doubt
+        if row is not None:
+            trade._on_status(row.status, perm_id=row.perm_id, filled=row.filled)
+    return doubts
 
 
-def _never_working(intent: Intent) -> str:
-    """Why a journaled intent TWS knows nothing of is not working (``Trade.lost_reason``)."""
+def _only_row(
+    journal: Journal, intent: Intent, rows: list[OrderSnapshot]
+) -> tuple[OrderSnapshot | None, str | None]:
+    """TWS's one order sent with a keyless intent's ``orderRef``, when it surely is that one.
+
+    A reference another journaled order was sent with too (a user's ``order_ref`` used twice),
+    or under which TWS reports several orders, or an order of the other side, ties nothing:
+    then the second value says why.
+    """
     e = intent.entry
-    keyed = f"key {e.key!r}, " if e.key is not None else ""
+    ref = e.order_ref
+    if not ref:
+        return None, None
+    # Open orders first: a completed row of the same order (by perm id) replaces its own.
+    found = list({r.perm_id: r for r in rows if r.order_ref == ref}.values())
+    if not found:
+        return None, None
+    if len(found) > 1 or journal.sent_as(ref) > 1:
+        why = "names more than one order"
+    elif found[0].side is not e.spec.side:
+        why = f"names a {found[0].side.value} order at TWS"
+    else:
+        return found[0], None
+    log.warning(
+        "order journal: intent %d (order id %d) was sent with order_ref %r, which %s: it is "
+        "not tied to TWS's report",
+        intent.seq,
+        e.order_id,
+        ref,
+        why,
+    )
+    return None, why
+
+
+def _never_working(intent: Intent, doubt: str | None = None) -> str:
+    """Why a journaled intent TWS knows nothing of is not working (``Trade.lost_reason``).
+
+    ``doubt``: why the order TWS reports under its reference could not be tied to it.
+    """
+    e = intent.entry
+    if e.key is not None:
+        keyed = f"key {e.key!r}, "
+    elif e.order_ref is not None:
+        keyed = f"order_ref {e.order_ref!r}, "
+    else:
+        keyed = ""
     what = (
         f"({keyed}order id {e.order_id} of client id {e.client_id}, "
         f"{intent.at:%Y-%m-%d %H:%M:%S} UTC)"
@@ -205,6 +260,12 @@ def _never_working(intent: Intent) -> str:
         return (
             f"TWS rejected it before acknowledging it ({intent.rejected}) {what}, and reports "
             f"no open order, completed order or execution for it; {again} if you still want it"
+        )
+    if doubt is not None:
+        return (
+            f"not acknowledged before the restart {what}; TWS reports an order under its "
+            f"order_ref, which {doubt}, so it may have reached TWS: check "
+            "session.open_orders() and completed_orders() before you place it again"
         )
     return (
         f"never reached TWS: the order journal holds its intent {what}, but TWS reports no "

@@ -1,9 +1,12 @@
 """A trading bot for the crash tests: runs in a child process that the test kills with SIGKILL.
 
 It connects with a fixed client id and an order journal, then places a market order per key
-and waits for its fill. With ``hold`` it stops after sending and waits to be killed. When it
-finishes, it writes a JSON report: what the journal brought back on connect (status and
-reason of each restored trade) and, per key, the trade's order id, status and execution ids.
+and waits for its fill. With ``hold`` it stops after sending and waits to be killed. With
+``keyless`` each entry of ``keys`` places a resting limit order without a key (so it can be
+cancelled while the bot is down), with ``order_ref`` as its own reference if given. When it
+finishes, it writes a JSON report: what the journal brought back on connect (the order
+reference, status and reason of each restored trade) and, per key, the trade's order id,
+status and execution ids.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ class Bot:
     keys: tuple[str, ...]
     report: str | None = None
     hold: bool = False
+    keyless: bool = False
+    order_ref: str | None = None
 
 
 async def _run(bot: Bot) -> None:
@@ -48,7 +53,11 @@ async def _run(bot: Bot) -> None:
         ]
         placed: dict[str, Any] = {}
         for key in bot.keys:
-            trade = await session.place(AAPL, ibflow.MarketOrder("BUY", 1), key=key)
+            if bot.keyless:
+                spec = ibflow.LimitOrder("BUY", 1, 150.00, order_ref=bot.order_ref)
+                trade = await session.place(AAPL, spec)
+            else:
+                trade = await session.place(AAPL, ibflow.MarketOrder("BUY", 1), key=key)
             if bot.hold:
                 continue
             await trade.wait_filled(timeout=10)

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from ibflow.sim import Simulator
-from ibflow.testing import eventually
+from ibflow.testing import eventually, session_for
 
 from . import journal_bot
 from .conftest import HostileProxy
@@ -50,6 +50,8 @@ class Bots:
         hold: bool = False,
         report: Path | None = None,
         port: int | None = None,
+        keyless: bool = False,
+        order_ref: str | None = None,
     ) -> Any:
         bot = Bot(
             host=self.sim.host,
@@ -59,6 +61,8 @@ class Bots:
             keys=tuple(keys),
             report=None if report is None else str(report),
             hold=hold,
+            keyless=keyless,
+            order_ref=order_ref,
         )
         process = self.ctx.Process(target=journal_bot.run, args=(bot,), daemon=True)
         process.start()
@@ -186,6 +190,42 @@ async def test_killed_before_tws_saw_the_frame_it_is_reported_and_placed_once(
     [exec_id] = [f.exec_id for f in sim.fills]
     assert result["placed"]["k1"]["fills"] == [exec_id]
     assert journaled_fills(bots.journal) == [("k1", exec_id)]
+
+
+@pytest.mark.parametrize("order_ref", [None, "my-ref-1"])
+async def test_a_keyless_order_cancelled_while_the_bot_was_down_comes_back_cancelled(
+    sim: Simulator, holding: HoldingProxy, tmp_path: Path, order_ref: str | None
+) -> None:
+    bots = Bots(sim, tmp_path / "orders.db")
+    # TWS takes the keyless order; its acknowledgement never reaches the bot before it dies.
+    first = bots.start(["rest"], hold=True, port=holding.port, keyless=True, order_ref=order_ref)
+    await eventually(lambda: sim.request_count("place_order") == 1, timeout=20)
+    await eventually(lambda: [o.status for o in sim.orders] == ["Submitted"])
+    await bots.kill(first)
+    # Another desk's kill switch cancels it while the bot is down: TWS now reports it only
+    # among completed orders, which carry no order id.
+    async with session_for(sim, client_id=2) as desk:
+        await desk.cancel_all()
+    [order] = sim.orders
+    assert order.status == "Cancelled"
+    if order_ref is None:
+        assert order.order_ref is not None
+        assert order.order_ref.startswith(":j")
+    else:
+        assert order.order_ref == order_ref  # the user's own reference is kept
+    report = tmp_path / "report.json"
+    await bots.finish(bots.start([], report=report))
+    result = json.loads(report.read_text())
+    # Tied to TWS's report by its order reference: cancelled, not "never reached TWS". (The
+    # report's "key" is the restored order's order_ref.)
+    assert result["restored"] == [{"key": order.order_ref, "status": "Cancelled", "reason": None}]
+    assert sim.request_count("place_order") == 1
+    with sqlite3.connect(bots.journal) as db:
+        statuses = [
+            json.loads(data)["status"]
+            for (data,) in db.execute("SELECT data FROM events WHERE kind = 'status'")
+        ]
+    assert statuses[-1] == "Cancelled"
 
 
 async def test_random_crashes_never_double_an_order_or_a_fill(
