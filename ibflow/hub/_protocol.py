@@ -56,8 +56,8 @@ class Subjects:
         self.root = f"ibflow.{hub}"
         self.requests = f"{self.root}.req.>"
         self.state = f"{self.root}.state"
-        self.renew = f"{self.root}.md.renew"
-        self.release = f"{self.root}.md.release"
+        self.renew = f"{self.root}.feed.renew"
+        self.release = f"{self.root}.feed.release"
         self.stats = f"{self.root}.stats"
         self.stats_get = f"{self.root}.stats.get"
         self.orders_bucket = f"ibflow_{hub}_orders"
@@ -68,8 +68,8 @@ class Subjects:
     def method_of(self, subject: str) -> str:
         return subject[len(self.root) + len(".req.") :]
 
-    def quotes(self, con_id: int) -> str:
-        return f"{self.root}.quotes.{con_id}"
+    def feed(self, key: str) -> str:
+        return f"{self.root}.feed.{key}"
 
 
 def _public_type(name: object, kind: type) -> Any:

@@ -2,11 +2,11 @@
 
 Each read is one NATS request to the hub, answered with the same records a ``Session``
 returns (in parts when larger than one NATS message: ``_chunks``), or the same ``ibflow``
-exception it raises. Quotes arrive on the hub's per-instrument
-subject, the other streams on their feed's (``_remote_streams``); the remote session renews a
-lease for each open stream so the hub knows someone still listens. Orders carry a client key:
-retrying ``place()`` with the same key returns the first placement's orders instead of placing
-again. ``ibflow.SessionLike`` declares the surface this class shares with ``Session``.
+exception it raises. Streams arrive on their feed's subject, one per distinct call
+(``_remote_streams``); the remote session renews a lease for each open stream so the hub
+knows someone still listens. Orders carry a client key: retrying ``place()`` with the same key
+returns the first placement's orders instead of placing again. ``ibflow.SessionLike``
+declares the surface this class shares with ``Session``.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 
 import ibflow
-from ibflow._stream import StreamWriter
 from ibflow._timeouts import SESSION_DEFAULT
 
 from ._access import leave_nats, resolve_access
@@ -52,7 +51,7 @@ from ._remote_orders import (
 )
 from ._remote_pacing import RemotePacing
 from ._remote_state import LinkState
-from ._remote_streams import FeedClient, RemoteStreams, deliver
+from ._remote_streams import FeedClient, RemoteStreams
 
 __all__ = ["RemoteBracketTrade", "RemoteSession", "RemoteTrade", "RemoteTradeGroup"]
 
@@ -112,12 +111,10 @@ class RemoteSession(RemoteStreams, RemoteJournal, RemotePacing, RemoteHistory):
         self._is_paper = True
         self._readonly = False
         self._lease_ttl = 3.0
-        self._streams: dict[str, StreamWriter[Any]] = {}  # lease id → open quote stream
-        self._contracts: dict[str, ibflow.Contract] = {}  # lease id → qualified contract
         self._renewer: asyncio.Task[None] | None = None
         self._down_since: datetime | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        self._feeds = FeedClient(self._subjects, self._call, lambda: self._nc)
+        self._feeds = FeedClient(self._subjects, self._name, self._call, lambda: self._nc)
         self._trades: dict[int, RemoteTrade] = {}
         self._watch = LeaderWatch(
             silent=self._hub_silent,
@@ -209,8 +206,6 @@ class RemoteSession(RemoteStreams, RemoteJournal, RemotePacing, RemoteHistory):
     async def aclose(self) -> None:
         """Close every stream (releasing the hub's leases) and leave NATS; idempotent."""
         self._link.set(ibflow.ConnectionState.CLOSED, "closed by the caller")
-        for stream in list(self._streams.values()):
-            stream.end()
         self._feeds.end_all()
         for end in list(self._journal_streams):
             end()
@@ -255,8 +250,6 @@ class RemoteSession(RemoteStreams, RemoteJournal, RemotePacing, RemoteHistory):
     def _hub_changed(self, gap: ibflow.Gap) -> None:
         """A new leader (or the hub heard again): streams get a Gap, leases come back."""
         self._link.set(ibflow.ConnectionState.RECONNECTING, f"hub {self._hub!r} failed over")
-        for stream in self._streams.values():
-            stream.send_marker(gap)
         self._feeds.mark_gap(gap)
         self._background(self._greet_again())
 
@@ -272,8 +265,6 @@ class RemoteSession(RemoteStreams, RemoteJournal, RemotePacing, RemoteHistory):
         gap = ibflow.Gap(
             start=start or datetime.now(UTC), end=datetime.now(UTC), reason="NATS link lost"
         )
-        for stream in self._streams.values():
-            stream.send_marker(gap)
         self._feeds.mark_gap(gap)
         self._background(self._greet_again())
 
@@ -599,70 +590,6 @@ class RemoteSession(RemoteStreams, RemoteJournal, RemotePacing, RemoteHistory):
         result: ibflow.Quote = await self._call("quote", [contract], {}, timeout)
         return result
 
-    def quotes(
-        self,
-        contract: ibflow.Contract,
-        *,
-        buffer: int = 256,
-        overflow: ibflow.Overflow | str = ibflow.Overflow.LATEST,
-    ) -> ibflow.Stream[ibflow.Quote | ibflow.Gap]:
-        """Live quotes of ``contract``, as ``Session.quotes()``: one line at TWS, shared.
-
-        Entering the block qualifies the contract at the hub, listens on its quote subject and
-        takes a lease the session renews until the stream closes.
-
-        Raises:
-            InvalidRequest: a bad argument (at once).
-            ContractNotFound / AmbiguousContract / MarketDataError: on entering the block.
-            MarketDataError / ConnectionLost: from the iterator, as the hub's stream fails.
-        """
-        if not isinstance(contract, ibflow.Contract):
-            raise ibflow.InvalidRequest(
-                f"contract must be an ibflow.Contract, got {type(contract).__name__}"
-            )
-        lease = uuid.uuid4().hex
-        subscription: list[Any] = []
-        delivered: list[bool] = []
-
-        async def start() -> None:
-            (qualified,) = await self.qualify(contract)
-            assert self._nc is not None
-            assert qualified.con_id is not None
-
-            async def on_message(msg: Msg) -> None:
-                delivered.append(True)
-                deliver(stream, msg.data)
-
-            sub = await self._nc.subscribe(
-                self._subjects.quotes(qualified.con_id),
-                cb=on_message,
-                pending_msgs_limit=buffer * 4,
-            )
-            subscription.append(sub)
-            await self._nc.flush()
-            reply = await self._call(
-                "md.subscribe", [qualified], {"lease": lease}, _DEFAULT, timeout_arg=False
-            )
-            self._streams[lease] = stream
-            self._contracts[lease] = qualified
-            if reply["last"] is not None and not delivered:
-                deliver(stream, reply["last"].encode())
-
-        def close() -> None:
-            self._streams.pop(lease, None)
-            self._contracts.pop(lease, None)
-            if self._nc is not None:
-                self._background(self._release(lease, subscription))
-
-        stream: StreamWriter[ibflow.Quote | ibflow.Gap] = StreamWriter(
-            name=f"quotes({contract.symbol})",
-            buffer=buffer,
-            overflow=overflow,
-            start=start,
-            on_close=close,
-        )
-        return stream.stream
-
     # -- state ---------------------------------------------------------------------------------
 
     def state_changes(self) -> ibflow.Stream[ibflow.StateChange]:
@@ -679,17 +606,7 @@ class RemoteSession(RemoteStreams, RemoteJournal, RemotePacing, RemoteHistory):
         (heartbeats, throttle, notices) are the hub's and read 0 here."""
         nc = self._nc
         stats = dict(nc.stats) if nc is not None else {}
-        return self._link.statistics(stats, len(self._streams) + len(self._feeds))
-
-    async def _release(self, lease: str, subscription: list[Any]) -> None:
-        """Stop listening and tell the hub at once (the lease would lapse by itself)."""
-        nc = self._nc
-        if nc is None:
-            return
-        with contextlib.suppress(nats.errors.Error):
-            for sub in subscription:
-                await sub.unsubscribe()
-            await nc.publish(self._subjects.release, dumps({"lease": lease}))
+        return self._link.statistics(stats, len(self._feeds))
 
     def _background(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coro)
@@ -701,22 +618,3 @@ class RemoteSession(RemoteStreams, RemoteJournal, RemotePacing, RemoteHistory):
         while True:
             await asyncio.sleep(self._lease_ttl / 3)
             await self._feeds.renew(self._lease_ttl)
-            nc = self._nc
-            if nc is None or not nc.is_connected:
-                continue
-            leases = list(self._streams)  # none: still a heartbeat the hub's statistics count
-            try:
-                renewal = dumps({"name": self._name, "leases": leases})
-                msg = await nc.request(self._subjects.renew, renewal, timeout=self._lease_ttl)
-                unknown = loads(msg.data).get("unknown", [])
-            except (nats.errors.Error, ibflow.IBFlowError):
-                continue  # the hub is away; the next round tries again
-            for lease in unknown:
-                contract = self._contracts.get(lease)
-                if contract is None:
-                    continue
-                # The hub forgot this lease (it restarted, or we were away too long): retake it.
-                with contextlib.suppress(ibflow.IBFlowError):
-                    await self._call(
-                        "md.subscribe", [contract], {"lease": lease}, _DEFAULT, timeout_arg=False
-                    )

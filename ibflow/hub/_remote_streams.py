@@ -1,4 +1,4 @@
-"""A remote session's streams other than quotes: ticks, bars, PnL, account and positions.
+"""A remote session's streams: quotes, ticks, bars, PnL, account and positions.
 
 Entering a stream qualifies its contract at the hub, listens on the feed's subject (its name
 is a digest of the call, computed here as the hub computes it), then takes a lease the hub
@@ -23,9 +23,9 @@ from ibflow._stream import StreamWriter
 from ibflow._timeouts import SESSION_DEFAULT
 
 from ._protocol import Subjects, decode, decode_error, dumps, encode, loads
-from ._serve_streams import feed_key, feed_subject, release_subject, renew_subject
+from ._serve_streams import FEEDS, feed_key
 
-__all__ = ["FeedClient", "RemoteStreams", "deliver"]
+__all__ = ["FeedClient", "RemoteStreams"]
 
 Call = Callable[..., Coroutine[Any, Any, Any]]
 
@@ -62,12 +62,13 @@ _PACED_OPEN = 30.0
 
 
 class FeedClient:
-    """The open feed streams of one remote session, and the renewal of their leases."""
+    """The open streams of one remote session, and the renewal of their leases."""
 
     def __init__(
-        self, subjects: Subjects, call: Call, nats_link: Callable[[], NATS | None]
+        self, subjects: Subjects, name: str, call: Call, nats_link: Callable[[], NATS | None]
     ) -> None:
         self._subjects = subjects
+        self._name = name
         self._call = call
         self._link = nats_link
         self._open: dict[str, _Open] = {}  # lease id → stream
@@ -104,18 +105,13 @@ class FeedClient:
                 delivered.append(True)
                 deliver(writer, msg.data)
 
-            subject = feed_subject(self._subjects, feed_key(method, call_args, kwargs))
+            subject = self._subjects.feed(feed_key(method, call_args, kwargs))
             sub = await nc.subscribe(subject, cb=on_message, pending_msgs_limit=buffer * 4)
             subscription.append(sub)
             await nc.flush()
-            reply = await self._call(
-                "feed.open",
-                [method, call_args, kwargs],
-                {"lease": lease},
-                _PACED_OPEN if method == "ticks" else SESSION_DEFAULT,
-                timeout_arg=False,
-            )
-            self._open[lease] = _Open(writer, method, call_args, kwargs)
+            opened = _Open(writer, method, call_args, kwargs)
+            reply = await self._take(lease, opened)
+            self._open[lease] = opened
             if reply["last"] is not None and not delivered:
                 deliver(writer, reply["last"].encode())
 
@@ -152,43 +148,66 @@ class FeedClient:
         with contextlib.suppress(nats.errors.Error):
             for sub in subscription:
                 await sub.unsubscribe()
-            await nc.publish(release_subject(self._subjects), dumps({"lease": lease}))
+            await nc.publish(self._subjects.release, dumps({"lease": lease}))
+
+    async def _take(self, lease: str, opened: _Open) -> Any:
+        """Ask the hub for ``lease`` on the stream, opening it there if need be."""
+        paced = FEEDS[opened.method].tick_by_tick
+        return await self._call(
+            "feed.open",
+            [opened.method, opened.args, opened.kwargs],
+            {"lease": lease},
+            _PACED_OPEN if paced else SESSION_DEFAULT,
+            timeout_arg=False,
+        )
 
     async def renew(self, lease_ttl: float) -> None:
-        """Renew every open lease once; re-take those the hub forgot (it restarted)."""
+        """Renew every open lease once; re-take those the hub forgot (it restarted, or this
+        side was away too long). Sent with no stream open too: the hub counts it as a sign of
+        life."""
         nc = self._link()
-        if nc is None or not self._open or not nc.is_connected:
+        if nc is None or not nc.is_connected:
             return
         try:
-            msg = await nc.request(
-                renew_subject(self._subjects),
-                dumps({"leases": list(self._open)}),
-                timeout=lease_ttl,
-            )
+            renewal = dumps({"name": self._name, "leases": list(self._open)})
+            msg = await nc.request(self._subjects.renew, renewal, timeout=lease_ttl)
             unknown = loads(msg.data).get("unknown", [])
         except (nats.errors.Error, ibflow.IBFlowError):
             return  # the hub is away; the next round tries again
         for lease in unknown:
             opened = self._open.get(lease)
-            if opened is None:
-                continue
-            with contextlib.suppress(ibflow.IBFlowError):
-                await self._call(
-                    "feed.open",
-                    [opened.method, opened.args, opened.kwargs],
-                    {"lease": lease},
-                    SESSION_DEFAULT,
-                    timeout_arg=False,
-                )
+            if opened is not None:
+                with contextlib.suppress(ibflow.IBFlowError):
+                    await self._take(lease, opened)
 
 
 _TICK_KINDS = frozenset(kind.value for kind in ibflow.TickKind)
 
 
 class RemoteStreams:
-    """The stream methods of ``RemoteSession`` other than quotes, each one ``FeedClient`` call."""
+    """The stream methods of ``RemoteSession``, each one ``FeedClient`` call."""
 
     _feeds: FeedClient
+
+    def quotes(
+        self,
+        contract: ibflow.Contract,
+        *,
+        buffer: int = 256,
+        overflow: ibflow.Overflow | str = ibflow.Overflow.LATEST,
+    ) -> ibflow.Stream[ibflow.Quote | ibflow.Gap]:
+        """Live quotes of ``contract``, as ``Session.quotes()``: one line at TWS, shared.
+
+        Entering the block qualifies the contract at the hub, listens on its subject and
+        takes a lease the session renews until the stream closes; a consumer joining an
+        instrument the hub quotes already gets its newest quote at once.
+
+        Raises:
+            InvalidRequest: a bad argument (at once).
+            ContractNotFound / AmbiguousContract / MarketDataError: on entering the block.
+            MarketDataError / ConnectionLost: from the iterator, as the hub's stream fails.
+        """
+        return self._feed("quotes", contract, [], {}, buffer, overflow)
 
     @overload
     def ticks(

@@ -1,15 +1,16 @@
-"""The hub's other streams: ticks, bars, PnL, account and position updates, fanned out.
+"""The hub's streams: quotes, ticks, bars, PnL, account and position updates, fanned out.
 
 Each distinct stream (method and arguments) is opened once on the hub's ``Session`` and
 published on its own subject, ``ibflow.<hub>.feed.<key>``, however many remote consumers
-listen. The key is a digest of the call as the codec writes it, so a remote session computes
-the same subject before asking and misses nothing. Interest is a lease, as for quotes: the
-remote renews it, the hub closes the stream when no lease is left.
+listen. The key is a digest of the call as the codec writes it (its contract qualified), so
+a remote session computes the same subject before asking and misses nothing. Interest is a
+lease the remote renews; the hub closes the stream when no lease is left.
 
-Limits are the hub's to keep, so TWS never refuses a remote: real-time bars and ``quote()``
-snapshots (while one is in flight) hold market-data lines; tick-by-tick streams count against
-the hub's own tick-by-tick limit (IB allows few per login); IB's one tick-by-tick request per
-instrument per 15 s is the hub session's pacer's.
+Each kind of stream says what it holds at TWS and how it fans out (``FEEDS``). The limits are
+the hub's to keep, so TWS never refuses a remote: quotes, real-time bars and ``quote()``
+snapshots (while one is in flight) hold market-data lines, counted against ``max_lines``;
+tick-by-tick streams count against the hub's own tick-by-tick limit (IB allows few per login);
+IB's one tick-by-tick request per instrument per 15 s is the hub session's pacer's.
 """
 
 from __future__ import annotations
@@ -32,30 +33,35 @@ import ibflow
 
 from ._protocol import Subjects, dumps, encode, encode_error, loads
 
-__all__ = ["FEED_METHODS", "FeedServer", "feed_key", "feed_subject"]
+__all__ = ["FEEDS", "FeedKind", "FeedServer", "feed_key"]
 
 _log = logging.getLogger("ibflow.hub")
 
-# The Session streams the hub fans out this way (quotes have their own, line-counted path).
-FEED_METHODS = frozenset(
-    {
-        "ticks",
-        "realtime_bars",
-        "live_bars",
-        "pnl_updates",
-        "position_pnl_updates",
-        "account_updates",
-        "position_updates",
-    }
-)
-# Streams that hold a market-data line at TWS, as quotes do (real-time bars count against
-# the lines); the hub refuses one more when its lines are taken.
-_LINE_METHODS = frozenset({"realtime_bars"})
-# Streams that hold one of IB's few tick-by-tick subscriptions (one per contract and kind).
-_TICK_BY_TICK_METHODS = frozenset({"ticks"})
-# Snapshot streams: a newcomer gets the newest item at once, as from a Session's shared stream.
-_KEEP_LAST = frozenset({"pnl_updates", "position_pnl_updates"})
+
+@dataclass(frozen=True, slots=True)
+class FeedKind:
+    """What one kind of stream holds at TWS, and how the hub fans it out."""
+
+    line: bool = False  # holds a market-data line, counted against the hub's ``max_lines``
+    tick_by_tick: bool = False  # holds one of IB's few tick-by-tick subscriptions
+    keep_last: bool = False  # a snapshot stream: a newcomer gets the newest item at once
+    conflate: bool = False  # while publishing lags, the hub keeps only the newest item
+
+
+# The Session streams the hub fans out, by method.
+FEEDS: Mapping[str, FeedKind] = {
+    "quotes": FeedKind(line=True, keep_last=True, conflate=True),
+    "ticks": FeedKind(tick_by_tick=True),
+    "realtime_bars": FeedKind(line=True),
+    "live_bars": FeedKind(),
+    "pnl_updates": FeedKind(keep_last=True),
+    "position_pnl_updates": FeedKind(keep_last=True),
+    "account_updates": FeedKind(),
+    "position_updates": FeedKind(),
+}
+_INSTRUMENTS = "quotes"  # the streams ``Hub.subscriptions()`` and the statistics list by con_id
 _HUB_BUFFER = 4096  # the hub's own reader publishes at once; this only absorbs bursts
+_CONFLATED_BUFFER = 256  # a conflating stream's items waiting before only the newest is kept
 
 
 def feed_key(method: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> str:
@@ -64,52 +70,50 @@ def feed_key(method: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> str
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
-def feed_subject(subjects: Subjects, key: str) -> str:
-    return f"{subjects.root}.feed.{key}"
-
-
-def renew_subject(subjects: Subjects) -> str:
-    return f"{subjects.root}.feed.renew"
-
-
-def release_subject(subjects: Subjects) -> str:
-    return f"{subjects.root}.feed.release"
-
-
 @dataclass(eq=False)
 class _Feed:
     """One stream of the hub's session, and the leases that keep it open."""
 
-    name: str
+    method: str
+    args: list[Any]
+    kind: FeedKind
     stream: ibflow.Stream[Any]
-    holds_line: bool
-    keeps_last: bool
-    tick_by_tick: bool
     last: bytes | None = None
     leases: dict[str, float] = field(default_factory=dict)  # lease id → expiry (loop time)
     task: asyncio.Task[None] | None = None
 
+    @property
+    def name(self) -> str:
+        label = ", ".join(
+            a.symbol if isinstance(a, ibflow.Contract) else repr(a) for a in self.args
+        )
+        return f"{self.method}({label})"
+
 
 class FeedServer:
-    """Opens, publishes and closes the hub's fanned-out streams."""
+    """Opens, publishes and closes the hub's fanned-out streams, and keeps their leases."""
 
     def __init__(
         self,
         session: ibflow.Session,
         subjects: Subjects,
+        *,
         lease_ttl: float,
-        lines_free: Callable[[], int],
+        max_lines: int,
         max_tick_by_tick: int,
+        heard: Callable[[object], None],
     ) -> None:
         self._session = session
-        self._lines_free = lines_free
+        self._max_lines = max_lines
         self._max_tick_by_tick = max_tick_by_tick
+        self._heard = heard
         self._subjects = subjects
         self._hub = subjects.root.removeprefix("ibflow.")
         self._lease_ttl = lease_ttl
         self._nc: NATS | None = None
         self._feeds: dict[str, _Feed] = {}  # key → feed
         self._lease_feed: dict[str, str] = {}  # lease id → key
+        self._owners: dict[str, str] = {}  # lease id → the remote name that took it
         # key → held while that stream opens or closes; kept (one per distinct stream asked for)
         self._locks: dict[str, asyncio.Lock] = {}
         self._opening_lines = 0  # lines reserved by streams being opened and by snapshots
@@ -119,19 +123,41 @@ class FeedServer:
 
     @property
     def lines(self) -> int:
-        """Market-data lines the open streams hold at TWS."""
-        return self._opening_lines + sum(1 for feed in self._feeds.values() if feed.holds_line)
+        """Market-data lines the open streams and the snapshots in flight hold at TWS."""
+        return self._opening_lines + sum(1 for feed in self._feeds.values() if feed.kind.line)
 
     @property
     def tick_by_tick(self) -> int:
         """Tick-by-tick subscriptions the open streams hold at TWS."""
-        held = sum(1 for feed in self._feeds.values() if feed.tick_by_tick)
+        held = sum(1 for feed in self._feeds.values() if feed.kind.tick_by_tick)
         return self._opening_tick_by_tick + held
 
+    def instruments(self) -> dict[int, tuple[ibflow.Contract, list[str]]]:
+        """The instruments quoted at TWS by ``con_id``: the contract, and the remote name
+        holding each of its leases."""
+        found: dict[int, tuple[ibflow.Contract, list[str]]] = {}
+        for feed in self._feeds.values():
+            contract = feed.args[0] if feed.method == _INSTRUMENTS else None
+            if isinstance(contract, ibflow.Contract) and contract.con_id is not None:
+                owners = [self._owners.get(lease, "?") for lease in feed.leases]
+                # One con_id quoted on two exchanges (SMART and a directed one): one instrument.
+                _, earlier = found.get(contract.con_id, (contract, []))
+                found[contract.con_id] = (contract, earlier + owners)
+        return found
+
+    def held(self) -> dict[str, int]:
+        """How many leases each remote name holds, on every stream."""
+        counts: dict[str, int] = {}
+        for owner in self._owners.values():
+            counts[owner] = counts.get(owner, 0) + 1
+        return counts
+
     def statistics(self) -> dict[str, int]:
+        """The streams other than the instruments' quotes, and the tick-by-tick limit."""
+        others = [feed for feed in self._feeds.values() if feed.method != _INSTRUMENTS]
         return {
-            "feeds": len(self._feeds),
-            "feed_leases": len(self._lease_feed),
+            "feeds": len(others),
+            "feed_leases": sum(len(feed.leases) for feed in others),
             "tick_by_tick_used": self.tick_by_tick,
             "tick_by_tick_limit": self._max_tick_by_tick,
         }
@@ -147,10 +173,10 @@ class FeedServer:
         return quote
 
     def _need_line(self) -> None:
-        if self._lines_free() <= 0:
+        if self.lines >= self._max_lines:
             raise ibflow.MarketDataError(
                 101,
-                f"hub {self._hub!r} holds all its market-data lines",
+                f"hub {self._hub!r} holds all its {self._max_lines} market-data lines",
                 hint="release a subscription, or start the hub with more --lines if the IB "
                 "account has them",
             )
@@ -158,12 +184,13 @@ class FeedServer:
     async def start(self, nc: NATS) -> None:
         self._nc = nc
         self._subs = [
-            await nc.subscribe(renew_subject(self._subjects), cb=self._on_renew),
-            await nc.subscribe(release_subject(self._subjects), cb=self._on_release),
+            await nc.subscribe(self._subjects.renew, cb=self._on_renew),
+            await nc.subscribe(self._subjects.release, cb=self._on_release),
         ]
         self._reaper = asyncio.ensure_future(self._reap())
 
     async def aclose(self) -> None:
+        """Stop renewing, close every stream at TWS."""
         for sub in self._subs:
             with contextlib.suppress(nats.errors.Error):
                 await sub.unsubscribe()
@@ -179,8 +206,10 @@ class FeedServer:
     async def open(
         self, remote: str, method: str, args: list[Any], kwargs: dict[str, Any], *, lease: str
     ) -> dict[str, Any]:
-        """Take ``lease`` on the stream ``method(*args, **kwargs)``, opening it if new."""
-        if method not in FEED_METHODS:
+        """Take ``lease`` for ``remote`` on the stream ``method(*args, **kwargs)``, opening it
+        if new; its subject and, for a snapshot stream, its newest item."""
+        kind = FEEDS.get(method)
+        if kind is None:
             raise ibflow.InvalidRequest(f"the hub streams no {method!r}")
         if not isinstance(lease, str) or not lease:
             raise ibflow.InvalidRequest(f"lease must be a non-empty str, got {lease!r}")
@@ -190,25 +219,28 @@ class FeedServer:
             raise ibflow.InvalidRequest(
                 "buffer= and overflow= belong to each consumer, not to the hub's stream"
             )
+        if args and isinstance(args[0], ibflow.Contract) and args[0].con_id is None:
+            args = [*await self._session.qualify(args[0]), *args[1:]]
         key = feed_key(method, args, kwargs)
         # One lock per stream: opening one (which may wait out IB's pacing) holds up no other.
         async with self._locks.setdefault(key, asyncio.Lock()):
             feed = self._feeds.get(key)
             if feed is None:
-                feed = await self._open(key, method, args, kwargs)
+                feed = await self._open(key, method, kind, args, kwargs)
         feed.leases[lease] = asyncio.get_running_loop().time() + self._lease_ttl
         self._lease_feed[lease] = key
+        self._owners[lease] = remote
         return {
-            "subject": feed_subject(self._subjects, key),
+            "subject": self._subjects.feed(key),
             "last": feed.last.decode() if feed.last is not None else None,
         }
 
-    async def _open(self, key: str, method: str, args: list[Any], kwargs: dict[str, Any]) -> _Feed:
-        holds_line = method in _LINE_METHODS
-        if holds_line:
+    async def _open(
+        self, key: str, method: str, kind: FeedKind, args: list[Any], kwargs: dict[str, Any]
+    ) -> _Feed:
+        if kind.line:
             self._need_line()
-        tick_by_tick = method in _TICK_BY_TICK_METHODS
-        if tick_by_tick and self.tick_by_tick >= self._max_tick_by_tick:
+        if kind.tick_by_tick and self.tick_by_tick >= self._max_tick_by_tick:
             raise ibflow.MarketDataError(
                 10190,
                 f"hub {self._hub!r} holds all its {self._max_tick_by_tick} tick-by-tick "
@@ -216,20 +248,23 @@ class FeedServer:
                 hint="close a ticks() stream (each contract and kind is one), or start the hub "
                 "with more --tick-by-tick if the IB account allows them",
             )
-        label = ", ".join(a.symbol if isinstance(a, ibflow.Contract) else repr(a) for a in args)
-        stream = getattr(self._session, method)(*args, **kwargs, buffer=_HUB_BUFFER)
-        self._opening_lines += holds_line
-        self._opening_tick_by_tick += tick_by_tick
+        reader: dict[str, Any] = (
+            {"buffer": _CONFLATED_BUFFER, "overflow": ibflow.Overflow.LATEST}
+            if kind.conflate
+            else {"buffer": _HUB_BUFFER}
+        )
+        stream = getattr(self._session, method)(*args, **kwargs, **reader)
+        self._opening_lines += kind.line
+        self._opening_tick_by_tick += kind.tick_by_tick
         try:
             await stream.__aenter__()
         finally:
-            self._opening_lines -= holds_line
-            self._opening_tick_by_tick -= tick_by_tick
-        keeps_last = method in _KEEP_LAST
-        feed = _Feed(f"{method}({label})", stream, holds_line, keeps_last, tick_by_tick)
+            self._opening_lines -= kind.line
+            self._opening_tick_by_tick -= kind.tick_by_tick
+        feed = _Feed(method, args, kind, stream)
         self._feeds[key] = feed
         feed.task = asyncio.ensure_future(self._pump(key, feed))
-        _log.info("hub %s: opened %s", self._hub, feed.name)
+        _log.info("hub %s: opened %s at TWS", self._hub, feed.name)
         return feed
 
     async def _publish(self, subject: str, payload: bytes) -> None:
@@ -239,11 +274,11 @@ class FeedServer:
                 await self._nc.publish(subject, payload)
 
     async def _pump(self, key: str, feed: _Feed) -> None:
-        subject = feed_subject(self._subjects, key)
+        subject = self._subjects.feed(key)
         try:
             async for item in feed.stream:
                 payload = dumps({"item": encode(item)})
-                if feed.keeps_last:
+                if feed.kind.keep_last:
                     # A snapshot from before an outage is stale: the Gap clears it.
                     feed.last = None if isinstance(item, ibflow.Gap) else payload
                 await self._publish(subject, payload)
@@ -254,11 +289,17 @@ class FeedServer:
         if self._feeds.get(key) is feed:
             self._forget(key)
 
+    def _end_lease(self, lease: str, feed: _Feed | None) -> None:
+        self._lease_feed.pop(lease, None)
+        self._owners.pop(lease, None)
+        if feed is not None:
+            feed.leases.pop(lease, None)
+
     def _forget(self, key: str) -> _Feed | None:
         feed = self._feeds.pop(key, None)
         if feed is not None:
-            for lease in feed.leases:
-                self._lease_feed.pop(lease, None)
+            for lease in list(feed.leases):
+                self._end_lease(lease, None)
         return feed
 
     async def _close(self, key: str) -> None:
@@ -268,7 +309,7 @@ class FeedServer:
         if feed.task is not None:
             feed.task.cancel()
         await feed.stream.aclose()
-        _log.info("hub %s: closed %s (no interest left)", self._hub, feed.name)
+        _log.info("hub %s: closed %s at TWS (no interest left)", self._hub, feed.name)
 
     async def _close_if_unused(self, key: str, feed: _Feed) -> None:
         if not feed.leases:
@@ -278,12 +319,16 @@ class FeedServer:
 
     async def _on_renew(self, msg: Msg) -> None:
         try:
-            leases = loads(msg.data).get("leases", [])
-        except ibflow.InvalidRequest:
+            renewal = loads(msg.data)
+            leases = renewal.get("leases", [])
+        except (ibflow.InvalidRequest, AttributeError):
             return
+        self._heard(renewal.get("name"))
         expiry = asyncio.get_running_loop().time() + self._lease_ttl
         unknown = []
         for lease in leases if isinstance(leases, list) else ():
+            if not isinstance(lease, str):
+                continue
             feed = self._feeds.get(self._lease_feed.get(lease, ""))
             if feed is None or lease not in feed.leases:
                 unknown.append(lease)
@@ -296,12 +341,14 @@ class FeedServer:
     async def _on_release(self, msg: Msg) -> None:
         try:
             lease = loads(msg.data).get("lease")
-        except ibflow.InvalidRequest:
+        except (ibflow.InvalidRequest, AttributeError):
             return
-        key = self._lease_feed.pop(lease, None)
+        if not isinstance(lease, str):
+            return
+        key = self._lease_feed.get(lease)
         feed = self._feeds.get(key) if key is not None else None
+        self._end_lease(lease, feed)
         if key is not None and feed is not None:
-            feed.leases.pop(lease, None)
             await self._close_if_unused(key, feed)
 
     async def _reap(self) -> None:
@@ -312,6 +359,5 @@ class FeedServer:
             for key, feed in list(self._feeds.items()):
                 for lease, expiry in list(feed.leases.items()):
                     if expiry < now:
-                        del feed.leases[lease]
-                        self._lease_feed.pop(lease, None)
+                        self._end_lease(lease, feed)
                 await self._close_if_unused(key, feed)

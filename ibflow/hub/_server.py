@@ -1,11 +1,9 @@
 """``Hub``: one ``ibflow.Session`` served to many remote sessions over NATS.
 
 The hub owns the only TWS connection. Reads are NATS request-reply on ``ibflow.<hub>.req.*``;
-quotes are published once per instrument on ``ibflow.<hub>.quotes.<con_id>`` however many
-remote consumers listen (one market-data line at TWS each, accounted against ``max_lines``);
-interest in an instrument is a lease its consumers renew, and the hub cancels the TWS
-subscription once no lease is left. The other streams fan out the same way, one per distinct
-call (``_serve_streams``). Orders carry a client key that the hub claims in a
+streams (quotes, ticks, bars, PnL…) are published once per distinct call however many remote
+consumers listen, held open by leases the consumers renew, within the hub's market-data limits
+(``_serve_streams``). Orders carry a client key that the hub claims in a
 JetStream key-value bucket before placing, so a retried request never places twice.
 """
 
@@ -17,7 +15,6 @@ import hashlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
 from functools import partial
 from types import TracebackType
 from typing import Any
@@ -86,17 +83,6 @@ _KV_AWAY = (
 )
 
 
-@dataclass(eq=False)
-class _Feed:
-    """One instrument's quotes at TWS, and the leases that keep it open."""
-
-    contract: ibflow.Contract
-    stream: ibflow.Stream[ibflow.Quote | ibflow.Gap]
-    leases: dict[str, float] = field(default_factory=dict)  # lease id → expiry (loop time)
-    last: bytes | None = None
-    task: asyncio.Task[None] | None = None
-
-
 class Hub:
     """Serve ``session`` on the NATS server at ``nats_url`` under the name ``name``.
 
@@ -109,7 +95,7 @@ class Hub:
             servers of a cluster comma-separated; default ``IBFLOW_NATS_URL`` or that one.
         name: the hub's name; remote sessions address it with ``hub=``.
         readonly_names: remote names that may read and stream but never trade.
-        lease_ttl: seconds a consumer's interest in an instrument lasts without a renewal.
+        lease_ttl: seconds a consumer's interest in a stream lasts without a renewal.
         max_lines: market-data lines the hub may hold at TWS; one more raises
             ``MarketDataError`` at the remote caller instead of error 101 at TWS.
         max_tick_by_tick: tick-by-tick subscriptions (one per contract and kind) the hub may
@@ -173,17 +159,10 @@ class Hub:
         self._orders_kv: KeyValue | None = None
         self._subs: list[Subscription] = []
         self._tasks: set[asyncio.Task[None]] = set()
-        self._feeds: dict[int, _Feed] = {}
-        self._lease_feed: dict[str, int] = {}
-        self._feed_lock = asyncio.Lock()
-        self._opening_quotes = 0
         self._trades: dict[int, ibflow.Trade] = {}
         self._orders_relayed = 0
         self._desk = OrderDesk(self._name, self._trades)
         self._placing: set[str] = set()  # the order keys (digests) this hub is placing now
-        self._feed_server = FeedServer(
-            session, self._subjects, self._lease_ttl, lambda: self._lines_free, max_tick_by_tick
-        )
         self._id = uuid.uuid4().hex[:12]
         self._journal = OrderJournal(session, self._name)
         self._ops = HubOps(
@@ -191,6 +170,14 @@ class Hub:
             lease_ttl=self._lease_ttl,
             stats_interval=stats_interval,
             log_interval=log_interval,
+        )
+        self._streams = FeedServer(
+            session,
+            self._subjects,
+            lease_ttl=self._lease_ttl,
+            max_lines=max_lines,
+            max_tick_by_tick=max_tick_by_tick,
+            heard=self._ops.seen,
         )
 
     @property
@@ -204,7 +191,7 @@ class Hub:
 
     def subscriptions(self) -> dict[int, int]:
         """Instruments subscribed at TWS (by ``con_id``) and how many leases hold each."""
-        return {con_id: len(feed.leases) for con_id, feed in self._feeds.items()}
+        return {con_id: len(owners) for con_id, (_, owners) in self._streams.instruments().items()}
 
     async def start(self) -> None:
         """Connect to NATS, open the order-key bucket and start answering."""
@@ -231,15 +218,12 @@ class Hub:
         nc = self._nc
         self._subs = [
             await nc.subscribe(self._subjects.requests, cb=self._on_request),
-            await nc.subscribe(self._subjects.renew, cb=self._on_renew),
-            await nc.subscribe(self._subjects.release, cb=self._on_release),
             await nc.subscribe(
                 self._subjects.stats_get, cb=partial(self._ops.answer, snapshot=self.statistics)
             ),
         ]
-        await self._feed_server.start(nc)
+        await self._streams.start(nc)
         self._spawn(self._ops.publish(lambda: self._nc, self._subjects.stats, self.statistics))
-        self._spawn(self._reap_leases())
         self._spawn(self._publish_states())
         self._spawn(
             heartbeat(
@@ -261,9 +245,7 @@ class Hub:
         self._subs = []
         await stop_tasks(self._tasks)
         await self._journal.aclose()
-        for con_id in list(self._feeds):
-            await self._close_feed(con_id)
-        await self._feed_server.aclose()
+        await self._streams.aclose()
         if self._nc is not None:
             nc, self._nc = self._nc, None
             await leave_nats(nc)
@@ -280,10 +262,6 @@ class Hub:
     ) -> None:
         await self.aclose()
 
-    @property
-    def _lines_free(self) -> int:
-        return self._max_lines - len(self._feeds) - self._opening_quotes - self._feed_server.lines
-
     def statistics(self) -> dict[str, Any]:
         """What ``ibflow.<name>.stats`` publishes: remote sessions, instruments at TWS and
         their leases, lines, pacing, orders relayed, the other streams' feeds, the journal's
@@ -291,13 +269,14 @@ class Hub:
         return {
             **self._ops.snapshot(
                 session=self._session,
-                feeds={c: (f.contract, list(f.leases)) for c, f in self._feeds.items()},
+                instruments=self._streams.instruments(),
+                held=self._streams.held(),
+                lines_used=self._streams.lines,
                 max_lines=self._max_lines,
-                other_lines=self._feed_server.lines,
                 orders_relayed=self._orders_relayed,
                 url=self._url,
             ),
-            **self._feed_server.statistics(),
+            **self._streams.statistics(),
             **self._journal.statistics(),
         }
 
@@ -354,9 +333,8 @@ class Hub:
             "group.cancel": self._cancel_group,
             "cancel_order": self._cancel_by_id,
             "download": self._download,
-            "md.subscribe": self._subscribe,
-            "feed.open": self._feed_server.open,
-            "quote": self._feed_server.quote,
+            "feed.open": self._streams.open,
+            "quote": self._streams.quote,
         }
         handler = handlers.get(method)
         if handler is None:
@@ -632,129 +610,3 @@ class Hub:
         return await self._session.download(
             contract, cache=cache, progress=False, on_progress=None, **options
         )
-
-    # -- market data ---------------------------------------------------------------------------
-
-    async def _subscribe(
-        self, remote: str, contract: ibflow.Contract, *, lease: str
-    ) -> dict[str, Any]:
-        if not isinstance(lease, str) or not lease:
-            raise ibflow.InvalidRequest(f"lease must be a non-empty str, got {lease!r}")
-        (qualified,) = await self._session.qualify(contract)
-        assert qualified.con_id is not None
-        con_id = qualified.con_id
-        async with self._feed_lock:
-            feed = self._feeds.get(con_id)
-            if feed is None:
-                if self._lines_free <= 0:
-                    raise ibflow.MarketDataError(
-                        101,
-                        f"hub {self._name!r} holds all its {self._max_lines} market-data lines",
-                        hint="release a subscription, or start the hub with more --lines if "
-                        "the IB account has them",
-                    )
-                stream = self._session.quotes(qualified)
-                self._opening_quotes += 1  # its line is taken while TWS is asked
-                try:
-                    await stream.__aenter__()
-                finally:
-                    self._opening_quotes -= 1
-                feed = _Feed(contract=qualified, stream=stream)
-                self._feeds[con_id] = feed
-                feed.task = asyncio.ensure_future(self._pump(con_id, feed))
-                _log.info("hub %s: subscribed %s at TWS", self._name, qualified.symbol)
-        feed.leases[lease] = asyncio.get_running_loop().time() + self._lease_ttl
-        self._lease_feed[lease] = con_id
-        self._ops.own(lease, remote)
-        return {
-            "con_id": con_id,
-            "subject": self._subjects.quotes(con_id),
-            "lease_ttl": self._lease_ttl,
-            "last": feed.last.decode() if feed.last is not None else None,
-        }
-
-    async def _pump(self, con_id: int, feed: _Feed) -> None:
-        subject = self._subjects.quotes(con_id)
-        try:
-            async for item in feed.stream:
-                payload = dumps({"item": encode(item)})
-                if isinstance(item, ibflow.Quote):
-                    feed.last = payload
-                if self._nc is not None:
-                    # While NATS is away the client buffers; past its buffer, quotes are dropped.
-                    with contextlib.suppress(nats.errors.Error):
-                        await self._nc.publish(subject, payload)
-            final: dict[str, Any] = {"end": True}
-        except ibflow.IBFlowError as exc:
-            final = {"error": encode_error(exc)}
-        if self._nc is not None:
-            with contextlib.suppress(nats.errors.Error):
-                await self._nc.publish(subject, dumps(final))
-        if self._feeds.get(con_id) is feed:
-            self._forget_feed(con_id)
-
-    def _forget_feed(self, con_id: int) -> _Feed | None:
-        feed = self._feeds.pop(con_id, None)
-        if feed is not None:
-            for lease in feed.leases:
-                self._lease_feed.pop(lease, None)
-        return feed
-
-    async def _close_feed(self, con_id: int) -> None:
-        feed = self._forget_feed(con_id)
-        if feed is None:
-            return
-        if feed.task is not None:
-            feed.task.cancel()
-        await feed.stream.aclose()
-        _log.info(
-            "hub %s: cancelled %s at TWS (no interest left)", self._name, feed.contract.symbol
-        )
-
-    async def _on_renew(self, msg: Msg) -> None:
-        try:
-            renewal = loads(msg.data)
-            leases = renewal.get("leases", [])
-        except ibflow.InvalidRequest:
-            return
-        self._ops.seen(renewal.get("name"))
-        expiry = asyncio.get_running_loop().time() + self._lease_ttl
-        unknown = []
-        for lease in leases if isinstance(leases, list) else ():
-            feed = self._feeds.get(self._lease_feed.get(lease, -1))
-            if feed is None or lease not in feed.leases:
-                unknown.append(lease)
-            else:
-                feed.leases[lease] = expiry
-        if msg.reply:
-            with contextlib.suppress(nats.errors.Error):
-                await msg.respond(dumps({"unknown": unknown}))
-
-    async def _on_release(self, msg: Msg) -> None:
-        try:
-            lease = loads(msg.data).get("lease")
-        except ibflow.InvalidRequest:
-            return
-        con_id = self._lease_feed.pop(lease, None)
-        feed = self._feeds.get(con_id) if con_id is not None else None
-        if con_id is not None and feed is not None:
-            feed.leases.pop(lease, None)
-            if not feed.leases:
-                async with self._feed_lock:
-                    if not feed.leases and self._feeds.get(con_id) is feed:
-                        await self._close_feed(con_id)
-
-    async def _reap_leases(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            await asyncio.sleep(min(0.5, self._lease_ttl / 3))
-            now = loop.time()
-            for con_id, feed in list(self._feeds.items()):
-                for lease, expiry in list(feed.leases.items()):
-                    if expiry < now:
-                        del feed.leases[lease]
-                        self._lease_feed.pop(lease, None)
-                if not feed.leases:
-                    async with self._feed_lock:
-                        if not feed.leases and self._feeds.get(con_id) is feed:
-                            await self._close_feed(con_id)

@@ -62,7 +62,6 @@ class HubOps:
         self.requests = 0
         self.failed = 0
         self._remotes: dict[str, _Remote] = {}
-        self._owners: dict[str, str] = {}  # lease id → remote name
 
     # -- counting ------------------------------------------------------------------------------
 
@@ -80,40 +79,35 @@ class HubOps:
             entry.requests += 1
             self.requests += 1
 
-    def own(self, lease: str, remote: str) -> None:
-        self._owners[lease] = remote
-
     # -- the snapshot --------------------------------------------------------------------------
 
     def snapshot(
         self,
         *,
         session: ibflow.Session,
-        feeds: Mapping[int, tuple[ibflow.Contract, Collection[str]]],
+        instruments: Mapping[int, tuple[ibflow.Contract, Collection[str]]],
+        held: Mapping[str, int],
+        lines_used: int,
         max_lines: int,
-        other_lines: int,
         orders_relayed: int,
         url: str,
     ) -> dict[str, Any]:
-        """The hub's statistics as JSON-ready data (see ``docs/hub.md`` for the fields)."""
+        """The hub's statistics as JSON-ready data (see ``docs/hub.md`` for the fields).
+
+        ``instruments``: per ``con_id``, the contract quoted and the remote name of each
+        lease on it; ``held``: leases per remote name, on every stream."""
         now = time.monotonic()
-        live = {lease for _, leases in feeds.values() for lease in leases}
-        for lease in [lease for lease in self._owners if lease not in live]:
-            del self._owners[lease]
         for name in [n for n, r in self._remotes.items() if now - r.last_seen > _FORGET_AFTER]:
             del self._remotes[name]
-        held: dict[str, int] = {}
-        for owner in self._owners.values():
-            held[owner] = held.get(owner, 0) + 1
-        instruments: list[dict[str, Any]] = [
+        quoted: list[dict[str, Any]] = [
             {
                 "con_id": con_id,
                 "symbol": contract.symbol,
                 "sec_type": contract.sec_type,
-                "leases": len(leases),
-                "consumers": sorted({self._owners.get(lease, "?") for lease in leases}),
+                "leases": len(owners),
+                "consumers": sorted(set(owners)),
             }
-            for con_id, (contract, leases) in sorted(feeds.items())
+            for con_id, (contract, owners) in sorted(instruments.items())
         ]
         remotes: list[dict[str, Any]] = [
             {
@@ -127,7 +121,7 @@ class HubOps:
             for name, r in sorted(self._remotes.items())
         ]
         pacing = session.pacing_statistics()
-        leases = sum(i["leases"] for i in instruments)
+        leases = sum(i["leases"] for i in quoted)
         return {
             "format": STATS_FORMAT,
             "hub": self.hub,
@@ -143,12 +137,12 @@ class HubOps:
             },
             "consumers": sum(1 for r in remotes if r["connected"]),
             "remotes": remotes,
-            "subscriptions": len(instruments),
+            "subscriptions": len(quoted),
             "leases": leases,
-            "lines_used": len(instruments) + other_lines,
+            "lines_used": lines_used,
             "lines_limit": max_lines,
-            "lines_free": max_lines - len(instruments) - other_lines,
-            "instruments": instruments,
+            "lines_free": max_lines - lines_used,
+            "instruments": quoted,
             "pacing": {
                 "historical_requests": pacing.historical_requests,
                 "open_requests": pacing.open_requests,

@@ -137,3 +137,36 @@ async def test_a_killed_consumer_releases_its_interest(
             if consumer.returncode is None:
                 consumer.kill()
                 await consumer.wait()
+
+
+async def test_quotes_and_other_streams_share_one_lease_engine(
+    hub_factory: HubFactory, nats_url: str
+) -> None:
+    hub, sim = await hub_factory(max_lines=10)
+    async with (
+        RemoteSession(nats_url, hub=hub.name, name="bot-a") as first,
+        RemoteSession(nats_url, hub=hub.name, name="bot-b") as second,
+    ):
+        [aapl] = await first.qualify(ibflow.Stock("AAPL"))
+        async with (
+            first.quotes(ibflow.Stock("AAPL")) as spelled,
+            second.quotes(aapl) as qualified,  # another spelling of one instrument
+            second.ticks(aapl, "midpoint"),
+            second.pnl_updates(),
+        ):
+            sim.push_quote("AAPL", bid=192.5, ask=192.52)
+            await asyncio.gather(_quote_with_bid(spelled, 192.5), _quote_with_bid(qualified, 192.5))
+            assert sim.request_count("mkt_data") == 1
+            assert hub.subscriptions() == {aapl.con_id: 2}
+            stats = hub.statistics()
+            assert (stats["subscriptions"], stats["leases"], stats["lines_used"]) == (1, 2, 1)
+            assert (stats["feeds"], stats["feed_leases"]) == (2, 2)
+            assert stats["instruments"][0]["consumers"] == ["bot-a", "bot-b"]
+            assert {r["name"]: r["leases"] for r in stats["remotes"]} == {"bot-a": 1, "bot-b": 3}
+            assert second.statistics().active_subscriptions == 3
+        # All closed: every stream is cancelled at TWS at once, not after the lease.
+        await eventually(lambda: sim.subscriptions().get("mkt_data", 0) == 0, timeout=1.0)
+        await eventually(lambda: sim.subscriptions().get("tick_by_tick", 0) == 0, timeout=1.0)
+        await eventually(lambda: hub.statistics()["feeds"] == 0, timeout=1.0)
+        stats = hub.statistics()
+        assert (stats["lines_used"], stats["leases"], stats["feed_leases"]) == (0, 0, 0)
