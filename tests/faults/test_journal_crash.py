@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import json
 import os
 import random
 import signal
 import sqlite3
-import struct
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -25,9 +23,9 @@ import pytest
 
 from ibflow.sim import Simulator
 from ibflow.testing import eventually, session_for
+from tests.relays import HoldingProxy, holding_proxy
 
 from . import journal_bot
-from .conftest import HostileProxy
 from .journal_bot import Bot
 
 CLIENT_ID = 7
@@ -83,49 +81,10 @@ class Bots:
         await eventually(lambda: not self.connected(), timeout=10)
 
 
-class HoldingProxy(HostileProxy):
-    """Relays a bot to the simulator until the bot's first placeOrder frame: from then on the
-    simulator's replies (the acknowledgement, the fill) are held back, never delivered."""
-
-    held = False
-
-    async def _bytes(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        pending = b""
-        greeted = False
-        with contextlib.suppress(ConnectionError):
-            while data := await reader.read(1 << 16):
-                pending += data
-                if not greeted:
-                    if len(pending) < 4:
-                        continue
-                    writer.write(pending[:4])  # "API\0"
-                    pending, greeted = pending[4:], True
-                while len(pending) >= 4:
-                    end = 4 + struct.unpack(">I", pending[:4])[0]
-                    if len(pending) < end:
-                        break
-                    frame, pending = pending[:end], pending[end:]
-                    if frame[4:].split(b"\0", 1)[0] == b"3":  # placeOrder
-                        self.held = True
-                    writer.write(frame)
-
-    async def _frames(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
-            while True:
-                head = await reader.readexactly(4)
-                body = await reader.readexactly(struct.unpack(">I", head)[0])
-                if not self.held:
-                    writer.write(head + body)
-
-
 @pytest.fixture
 async def holding(sim: Simulator) -> AsyncIterator[HoldingProxy]:
-    relay = HoldingProxy(sim)
-    await relay.start()
-    try:
+    async with holding_proxy(sim) as relay:
         yield relay
-    finally:
-        await relay.aclose()
 
 
 def orders_by_key(sim: Simulator) -> dict[str, int]:
