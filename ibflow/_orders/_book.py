@@ -32,6 +32,7 @@ from .._records.symbols import MarketRule
 from .._stream import StreamWriter
 from ._adopt import adopt, rebind
 from ._checks import Facts, exec_key
+from ._refs import may_have_reached, reported_under, tie_by_ref
 from ._trade import Signal, Trade
 
 __all__ = ["OrderBook"]
@@ -434,15 +435,19 @@ class OrderBook:
                 ),
             ]
         complete = not readonly
+        rows: list[OrderSnapshot] = []
         for name, start, lock in parts:
             try:
                 async with lock if lock is not None else contextlib.nullcontext():
-                    await _direct(core.adapter.begin(name, start), limit)
+                    answer = await _direct(core.adapter.begin(name, start), limit)
             except (IBFlowError, TimeoutError) as exc:
                 complete = False
                 log.warning("reconciling orders: could not re-read %s: %s", name, exc)
+            else:
+                if name != "executions":
+                    rows += answer  # the open orders, then the completed ones
         if fresh_link and complete:
-            self._mark_lost()
+            self._mark_lost(self._tie_by_ref(rows))
         for trade in list(self.orphans):
             self.orphans.discard(trade)
             if not trade.is_done and trade.client_id == core.client_id:
@@ -462,25 +467,81 @@ class OrderBook:
             )
         log.info("orders reconciled: %d live trade(s)", len(self.live()))
 
-    def _mark_lost(self) -> None:
+    def _unheard(self) -> list[Trade]:
+        """Orders sent before the drop that TWS never acknowledged nor mentioned since."""
+        client_id = self.core.client_id
+        return [
+            trade
+            for trade in self.live()
+            if not trade._acked
+            and trade not in self._seen_since_down
+            and trade.client_id == client_id
+            and trade._sent_epoch < self.link_epoch
+        ]
+
+    def _tie_by_ref(self, rows: list[OrderSnapshot]) -> dict[Trade, str]:
+        """Give each unheard order the state TWS reports under the ``orderRef`` it was sent with.
+
+        A completed order comes without its order id, and an unacknowledged trade has no perm
+        id to claim it by: an order TWS cancelled while the link was down shows up only so.
+        ``rows``: the open, then the completed orders just read. Returns, by trade, why a
+        reference TWS reports could not be tied to it.
+        """
+        doubts: dict[Trade, str] = {}
+        client_id = self.core.client_id
+        for trade in self._unheard():
+            ref = trade.order.order_ref
+            if not ref:
+                continue
+            found = reported_under(ref, client_id, rows)
+            if all(r.perm_id in self.by_perm for r in found):
+                continue  # none, or each one another trade's
+            sent = sum(
+                1
+                for t in self.live()
+                if not t._acked and t.client_id == client_id and t.order.order_ref == ref
+            )
+            row, why = tie_by_ref(found, sent, trade.order.side)
+            if why is not None:
+                log.warning(
+                    "order %d was sent with order_ref %r, which %s: it is not tied to TWS's report",
+                    trade.order_id,
+                    ref,
+                    why,
+                )
+                doubts[trade] = why
+            elif row is not None:
+                log.info(
+                    "order %d: TWS reports it under its order_ref %r (perm id %s, %s)",
+                    trade.order_id,
+                    ref,
+                    row.perm_id,
+                    row.status.value,
+                )
+                self._seen_since_down.add(trade)
+                trade._on_status(row.status, perm_id=row.perm_id, filled=row.filled)
+        return doubts
+
+    def _mark_lost(self, doubts: dict[Trade, str]) -> None:
         """End ``Lost`` every order sent before the drop that TWS, asked everything, never knew.
 
         Only after a fresh link whose every read (executions, open and completed orders)
         answered: TWS's nextValidId does not count such an order, and nothing of it is working.
+        ``doubts``: why an order TWS reports under a trade's ``orderRef`` was not tied to it.
         """
-        client_id = self.core.client_id
-        for trade in self.live():
-            if (
-                not trade._acked
-                and trade not in self._seen_since_down
-                and trade.client_id == client_id
-                and trade._sent_epoch < self.link_epoch
-            ):
+        for trade in self._unheard():
+            doubt = doubts.get(trade)
+            if doubt is not None:
                 trade._lose(
-                    "the link dropped before TWS acknowledged it, and after the reconnect TWS "
-                    "reported no trace of it (no open order, completed order or execution): "
-                    "nothing of it is working. Place it again if you still want it."
+                    "the link dropped before TWS acknowledged it, and after the reconnect "
+                    + may_have_reached(doubt)
                 )
+                continue
+            trade._lose(
+                "the link dropped before TWS acknowledged it, and after the reconnect TWS "
+                "reported no trace of it (no open order, completed order or execution): "
+                "nothing of it is working. Place it again if you still want it."
+            )
 
     def close(self, error: IBFlowError | None) -> None:
         if self.closed_error is not None:

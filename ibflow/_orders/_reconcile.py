@@ -23,6 +23,7 @@ from .._log import get_logger
 from .._records.orders import OrderSnapshot, OrderStatus
 from ._journal import Intent, Journal
 from ._keys import Keys
+from ._refs import may_have_reached, reported_under, tie_by_ref
 from ._trade import Trade
 
 __all__ = ["JournalHandler", "open_journal", "restore"]
@@ -218,16 +219,12 @@ def _only_row(
     ref = e.order_ref
     if not ref:
         return None, None
-    # Open orders first: a completed row of the same order (by perm id) replaces its own.
-    found = list({r.perm_id: r for r in rows if r.order_ref == ref}.values())
+    found = reported_under(ref, e.client_id, rows)
     if not found:
         return None, None
-    if len(found) > 1 or journal.sent_as(ref) > 1:
-        why = "names more than one order"
-    elif found[0].side is not e.spec.side:
-        why = f"names a {found[0].side.value} order at TWS"
-    else:
-        return found[0], None
+    row, why = tie_by_ref(found, journal.sent_as(ref), e.spec.side)
+    if why is None:
+        return row, None
     log.warning(
         "order journal: intent %d (order id %d) was sent with order_ref %r, which %s: it is "
         "not tied to TWS's report",
@@ -262,11 +259,7 @@ def _never_working(intent: Intent, doubt: str | None = None) -> str:
             f"no open order, completed order or execution for it; {again} if you still want it"
         )
     if doubt is not None:
-        return (
-            f"not acknowledged before the restart {what}; TWS reports an order under its "
-            f"order_ref, which {doubt}, so it may have reached TWS: check "
-            "session.open_orders() and completed_orders() before you place it again"
-        )
+        return f"not acknowledged before the restart {what}; {may_have_reached(doubt)}"
     return (
         f"never reached TWS: the order journal holds its intent {what}, but TWS reports no "
         "open order, completed order or execution for it. ibflow does not send it by itself; "
