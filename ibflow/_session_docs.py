@@ -300,7 +300,9 @@ Place an order (or a bracket, or an OCA group) and return once TWS acknowledged 
 
 Checked first against the safety rails and the contract (tick, size increment): a
 refusal sends nothing. Timed out or cancelled before the acknowledgement, the order is
-cancelled once; it is never re-sent (see ``docs/orders.md``).
+cancelled once; it is never re-sent (see ``docs/orders.md``). With a journal open, an
+order without a key or an ``order_ref`` of its own is sent with a journal reference
+(``:j`` and 16 hex digits) as its ``orderRef``, by which it is found again at TWS.
 
 Args:
     contract: what to trade.
