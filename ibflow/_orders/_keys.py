@@ -189,14 +189,17 @@ class Keys:
         open orders and today's completed ones); a hit is read again, fresh, to adopt it.
 
         TWS is asked once per session, not per key: each read costs two of TWS's 50 messages
-        a second. Orders this session places are in the index from then on.
+        a second. Orders this session places are in the index from then on. A key whose
+        order here ended lost or rejected is asked about afresh: TWS may have taken it after
+        all (its acknowledgement lost with the link), and the first read predates it.
         """
         refs = self.tws_refs
         if refs is None:
             refs = self.remember_tws(await self._read_tws())
         wanted = set(keys)
         retired = [k for k in keys if k in self._retired]
-        if not wanted & refs.keys() and not retired:
+        freed = wanted & self.index.keys()  # in the index, yet free (``_known`` said so)
+        if not wanted & refs.keys() and not retired and not freed:
             return [None] * len(keys)
         by_key = {r.order_ref: r for r in await self._read_tws() if r.order_ref in wanted}
         for key in retired:

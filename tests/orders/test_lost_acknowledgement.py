@@ -124,3 +124,31 @@ async def test_a_reference_naming_two_orders_ties_nothing(
             assert "names more than one order" in lost.lost_reason
             assert "may have reached TWS" in lost.lost_reason
         assert sim.request_count("place_order") == 2
+
+
+async def test_a_key_lost_in_doubt_is_looked_up_again_before_it_is_reused(
+    sim: Simulator, holding: HoldingProxy
+) -> None:
+    async with behind(holding) as session:
+        task = asyncio.create_task(
+            session.place(AAPL, LimitOrder("BUY", 1, 150.00), key="k2", timeout=10)
+        )
+        await eventually(lambda: [o.status for o in sim.orders] == ["Submitted"])
+        async with session_for(sim, client_id=2) as desk:
+            # Another client's order carries the same reference, and fills.
+            theirs = await desk.place(AAPL, ibflow.MarketOrder("SELL", 1, order_ref="k2"))
+            await theirs.wait_filled(timeout=5)
+            await desk.cancel_all()
+        sim.drop_connections()
+        with pytest.raises(ibflow.ConnectionLost, match="lost in transit"):
+            async with asyncio.timeout(5):
+                await task
+        [lost] = session.trades()
+        assert lost.status is OrderStatus.LOST
+        assert lost.lost_reason is not None
+        assert "may have reached TWS" in lost.lost_reason
+        # Placing under the key again asks TWS afresh, finds the key taken and sends nothing.
+        again = await session.place(AAPL, LimitOrder("BUY", 1, 150.00), key="k2")
+        assert again is not lost
+        assert again.perm_id in {o.perm_id for o in sim.orders}
+        assert sim.request_count("place_order") == 2  # the lost one and the desk's
