@@ -9,7 +9,9 @@ from them.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -52,3 +54,9 @@ async def make_session(sim: Simulator) -> AsyncIterator[Callable[..., ibflow.Ses
 def sim_order(sim: Simulator, order_id: int, client_id: int = 1) -> Any:
     """The simulator's record of one order."""
     return next(o for o in sim.orders if o.order_id == order_id and o.client_id == client_id)
+
+
+def journal_rows(path: Path, sql: str) -> list[tuple[object, ...]]:
+    """The rows ``sql`` selects from the order journal at ``path``, read as another process."""
+    with sqlite3.connect(path) as db:
+        return list(db.execute(sql))

@@ -19,12 +19,7 @@ from ibflow import LimitOrder, MarketOrder, OrderStatus
 from ibflow.sim import Scenario, Simulator
 from ibflow.testing import eventually, session_for
 
-from .conftest import AAPL
-
-
-def rows(path: Path, sql: str) -> list[tuple[object, ...]]:
-    with sqlite3.connect(path) as db:
-        return list(db.execute(sql))
+from .conftest import AAPL, journal_rows
 
 
 async def test_the_intent_is_committed_before_the_frame_leaves(
@@ -37,14 +32,16 @@ async def test_the_intent_is_committed_before_the_frame_leaves(
     task = asyncio.create_task(session.place(AAPL, LimitOrder("BUY", 1, 150.00), key="k1"))
     await eventually(lambda: sim.request_count("place_order") == 1)
     # Another reader sees the committed intent while place() still waits.
-    [(key, client_id, order_id)] = rows(path, "SELECT key, client_id, order_id FROM intents")
+    [(key, client_id, order_id)] = journal_rows(
+        path, "SELECT key, client_id, order_id FROM intents"
+    )
     assert (key, client_id) == ("k1", 1)
     [(_, _, fields)] = [r for r in sim.requests if r[1] == "place_order"]
     assert int(fields[1]) == order_id
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert rows(path, "PRAGMA journal_mode") == [("wal",)]
+    assert journal_rows(path, "PRAGMA journal_mode") == [("wal",)]
 
 
 async def test_acks_statuses_and_fills_are_journaled_once(
@@ -55,12 +52,16 @@ async def test_acks_statuses_and_fills_are_journaled_once(
     await session.connect()
     trade = await session.place(AAPL, MarketOrder("BUY", 5), key="m1")
     await trade.wait_filled(timeout=5)
-    await eventually(lambda: bool(rows(path, "SELECT 1 FROM events WHERE kind = 'settled'")))
-    [(perm,)] = rows(path, "SELECT json_extract(data, '$.perm_id') FROM events WHERE kind='ack'")
+    await eventually(
+        lambda: bool(journal_rows(path, "SELECT 1 FROM events WHERE kind = 'settled'"))
+    )
+    [(perm,)] = journal_rows(
+        path, "SELECT json_extract(data, '$.perm_id') FROM events WHERE kind='ack'"
+    )
     assert perm == trade.perm_id
-    statuses = [r[0] for r in rows(path, "SELECT data FROM events WHERE kind = 'status'")]
+    statuses = [r[0] for r in journal_rows(path, "SELECT data FROM events WHERE kind = 'status'")]
     assert any("Filled" in str(s) for s in statuses)
-    exec_ids = sorted(str(r[0]) for r in rows(path, "SELECT exec_id FROM fills"))
+    exec_ids = sorted(str(r[0]) for r in journal_rows(path, "SELECT exec_id FROM fills"))
     assert exec_ids == sorted(f.exec_id for f in trade.fills)
     await session.aclose()
     # A new session with the same journal: the key is known, its fills once each.
@@ -88,7 +89,9 @@ async def test_fills_made_while_down_are_delivered_and_journaled_once(
     [restored] = later.trades()
     assert restored.status is OrderStatus.FILLED
     assert [f.exec_id for f in restored.fills] == [sim.fills[0].exec_id]
-    await eventually(lambda: bool(rows(path, "SELECT 1 FROM events WHERE kind = 'settled'")))
+    await eventually(
+        lambda: bool(journal_rows(path, "SELECT 1 FROM events WHERE kind = 'settled'"))
+    )
     await later.aclose()
     # The next start finds it settled in the journal: not followed again, known by its key.
     last = make_session(journal=path)
@@ -97,7 +100,7 @@ async def test_fills_made_while_down_are_delivered_and_journaled_once(
     found = await last.place(AAPL, LimitOrder("BUY", 4, 180.00), key="rest")
     assert found.status is OrderStatus.FILLED
     assert [f.exec_id for f in found.fills] == [sim.fills[0].exec_id]
-    assert len(rows(path, "SELECT exec_id FROM fills")) == 1
+    assert len(journal_rows(path, "SELECT exec_id FROM fills")) == 1
     assert sim.request_count("place_order") == 1
 
 
@@ -153,7 +156,7 @@ async def test_a_torn_or_foreign_record_is_skipped_with_a_warning(
     session = make_session(journal=path)
     await session.connect()
     trade = await session.place(AAPL, LimitOrder("BUY", 1, 150.00), key="ok")
-    await eventually(lambda: bool(rows(path, "SELECT 1 FROM events WHERE kind = 'ack'")))
+    await eventually(lambda: bool(journal_rows(path, "SELECT 1 FROM events WHERE kind = 'ack'")))
     # Half-written records: an intent whose order JSON is cut short, and a fill the same.
     with sqlite3.connect(path) as db:
         db.execute(
@@ -203,7 +206,7 @@ async def test_the_journal_setting_is_checked_and_read_from_the_environment(
     session = make_session()
     await session.connect()
     await session.place(AAPL, LimitOrder("BUY", 1, 150.00), key="env")
-    assert rows(tmp_path / "env.db", "SELECT key FROM intents") == [("env",)]
+    assert journal_rows(tmp_path / "env.db", "SELECT key FROM intents") == [("env",)]
 
 
 async def test_a_rejected_order_is_reported_and_its_key_places_it_again(
@@ -216,7 +219,9 @@ async def test_a_rejected_order_is_reported_and_its_key_places_it_again(
     with pytest.raises(ibflow.OrderRejected) as caught:
         await session.place(AAPL, LimitOrder("BUY", 1, 150.00), key="r1")
     assert caught.value.trade is not None
-    await eventually(lambda: bool(rows(path, "SELECT 1 FROM events WHERE kind = 'rejected'")))
+    await eventually(
+        lambda: bool(journal_rows(path, "SELECT 1 FROM events WHERE kind = 'rejected'"))
+    )
     await session.aclose()
     later = make_session(journal=path)
     await later.connect()
@@ -278,7 +283,7 @@ async def test_an_order_tws_no_longer_reports_is_kept_once_then_let_go(
     session = make_session(journal=path)
     await session.connect()
     trade = await session.place(AAPL, LimitOrder("BUY", 1, 150.00), key="old")
-    await eventually(lambda: bool(rows(path, "SELECT 1 FROM events WHERE kind = 'ack'")))
+    await eventually(lambda: bool(journal_rows(path, "SELECT 1 FROM events WHERE kind = 'ack'")))
     await session.aclose()
     # The next day: a gateway that knows nothing of yesterday's order.
     caplog.set_level(logging.WARNING, logger="ibflow")
@@ -305,7 +310,7 @@ async def test_streams_get_only_the_fills_made_while_down_not_the_journaled_ones
         sim.push_quote("AAPL", bid=190.00, ask=190.02, last=190.01)
         async with session_for(sim, journal=path) as session:
             trade = await session.place(AAPL, MarketOrder("BUY", 3), key="clip")
-            await eventually(lambda: len(rows(path, "SELECT 1 FROM fills")) == 1)
+            await eventually(lambda: len(journal_rows(path, "SELECT 1 FROM fills")) == 1)
             assert trade.filled == 1
         for ask in (190.03, 190.04):  # two more clips while the bot is down
             sim.push_quote("AAPL", bid=190.01, ask=ask, last=190.02)
@@ -326,7 +331,7 @@ async def test_streams_get_only_the_fills_made_while_down_not_the_journaled_ones
             )
             with pytest.raises(ibflow.WouldBlock):
                 fills.receive_nowait()
-        assert len(rows(path, "SELECT 1 FROM fills")) == 3
+        assert len(journal_rows(path, "SELECT 1 FROM fills")) == 3
 
 
 async def test_a_fill_during_a_reconnect_is_journaled_once(
@@ -346,8 +351,12 @@ async def test_a_fill_during_a_reconnect_is_journaled_once(
                 break
     await feed.aclose()
     await trade.wait_filled(timeout=5)
-    await eventually(lambda: bool(rows(path, "SELECT 1 FROM events WHERE kind = 'settled'")))
-    assert [r[0] for r in rows(path, "SELECT exec_id FROM fills")] == [f.exec_id for f in sim.fills]
+    await eventually(
+        lambda: bool(journal_rows(path, "SELECT 1 FROM events WHERE kind = 'settled'"))
+    )
+    assert [r[0] for r in journal_rows(path, "SELECT exec_id FROM fills")] == [
+        f.exec_id for f in sim.fills
+    ]
 
 
 async def test_a_restart_under_another_client_id_sees_its_orders_but_may_not_change_them(

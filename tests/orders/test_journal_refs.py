@@ -18,14 +18,9 @@ from ibflow import LimitOrder, OrderStatus
 from ibflow.sim import Simulator
 from ibflow.testing import eventually
 
-from .conftest import AAPL, sim_order
+from .conftest import AAPL, journal_rows, sim_order
 
 REFERENCE = re.compile(r":j[0-9a-f]{16}")
-
-
-def rows(path: Path, sql: str) -> list[tuple[object, ...]]:
-    with sqlite3.connect(path) as db:
-        return list(db.execute(sql))
 
 
 async def test_keyless_orders_carry_a_journal_reference_only_with_a_journal(
@@ -49,7 +44,9 @@ async def test_keyless_orders_carry_a_journal_reference_only_with_a_journal(
     assert sent[keyed.order_id] == "k1"
     # The trade's terms are what TWS holds; the journal keeps them with each intent.
     assert plain.order.order_ref == sent[plain.order_id]
-    journaled = rows(path, "SELECT order_id, json_extract(spec, '$.order_ref') FROM intents")
+    journaled = journal_rows(
+        path, "SELECT order_id, json_extract(spec, '$.order_ref') FROM intents"
+    )
     assert dict(journaled) == {
         **sent,
         **{t.order_id: ref for t, ref in zip(group, legs, strict=True)},
@@ -124,7 +121,9 @@ async def test_a_reference_another_journaled_order_used_ties_nothing(
     # An order under the user's reference "dup" that TWS took and that ended...
     done = await session.place(AAPL, LimitOrder("BUY", 1, 150.00, order_ref="dup"))
     assert await done.cancel() is OrderStatus.CANCELLED
-    await eventually(lambda: bool(rows(path, "SELECT 1 FROM events WHERE kind = 'settled'")))
+    await eventually(
+        lambda: bool(journal_rows(path, "SELECT 1 FROM events WHERE kind = 'settled'"))
+    )
     # ... then another under the same reference that TWS never saw.
     await lose_in_transit(session, sim, LimitOrder("BUY", 1, 150.00, order_ref="dup"))
     later = make_session(journal=path)
@@ -157,7 +156,7 @@ async def test_an_older_journal_without_references_is_read_and_indexed(
     [lost] = later.trades()
     assert lost.status is OrderStatus.LOST
     assert lost.order.order_ref is None
-    assert rows(path, "SELECT name FROM sqlite_master WHERE name = 'intents_by_ref'") != []
+    assert journal_rows(path, "SELECT name FROM sqlite_master WHERE name = 'intents_by_ref'") != []
     # Placed again by hand, it gets a reference like any keyless order.
     again = await later.place(AAPL, dataclasses.replace(lost.order))
     assert REFERENCE.fullmatch(str(sim_order(sim, again.order_id).order_ref))
