@@ -220,17 +220,19 @@ def identify(
 
 async def _latency_once(
     sim: SimProcess, recorder: Recorder, client_id: int, model: BurstModel, count: int, rate: float
-) -> Run | None:
+) -> Run | str:
+    """One measured burst, or why the run is left out."""
     recorder.arm(model, count)
     burst = await sim.burst("AAPL", count, rate=rate)
     sends = burst.stamps.get(client_id, [])
     try:
         await asyncio.wait_for(recorder.done.wait(), 10 + count / rate)
     except TimeoutError:
-        return None
+        return "the last frame never arrived"
     await asyncio.sleep(0.05)
     if not sends or sends[-1][1] != count:
-        return None
+        # The stamps would misnumber every frame of the burst: leave the run out.
+        return f"the simulator stamped {sends[-1][1] if sends else 0:,} frames, not {count:,}"
     deliveries = identify(recorder.items, model, count)
     return Run(recorder.label, count, rate, sends, deliveries, complete=True)
 
@@ -274,9 +276,9 @@ async def latency_bench(
                 run = await _latency_once(sim, recorder, client, model, count, rate)
                 await recorder.close()
                 await asyncio.sleep(0.3)  # the hub cancels at TWS before the next turn
-                if run is None:
+                if isinstance(run, str):
                     result.missed += 1
-                    log(f"  latency {label}: the last frame never arrived")
+                    log(f"  latency {label}: run left out, {run}")
                     continue
                 p50, p99 = _percentiles(run)
                 getattr(result, label).append((p50, p99))
@@ -541,7 +543,12 @@ async def hub_bench(
         f"run {hub_quotes:,.0f} through the hub, {direct_quotes:,.0f} direct. The added "
         "latency is the hub's extra hop: its session decodes the tick, encodes the quote as "
         "JSON and publishes it; NATS routes it; the remote decodes it into the same Quote."
-        + (f" Runs whose last frame never arrived: {latency.missed}." if latency.missed else ""),
+        + (
+            f" Runs left out (the last frame never arrived, or the simulator's frame count for "
+            f"the client did not end at the burst's last frame): {latency.missed}."
+            if latency.missed
+            else ""
+        ),
         f"Fan-out: the simulator bursts on all 20 instruments at once, {rate_each:,} ticks/s "
         f"each ({offered:,.0f} ticks/s offered to the hub), for {fan_seconds:g} s per run; each "
         f"of the {CONSUMERS} consumer processes streams all 20 through one RemoteSession and "
