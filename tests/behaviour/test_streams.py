@@ -11,7 +11,16 @@ import pytest
 import ibflow
 from ibflow.sim import Simulator
 
+from ..streams.helpers import fast_clock
+
 AAPL = ibflow.Stock("AAPL")
+
+
+@pytest.fixture
+def sim_options() -> dict[str, Any]:
+    # An open market whatever the day the suite runs: on a Saturday the last half hour holds no
+    # bars, at TWS as in the simulator.
+    return {"clock": fast_clock(1.0)}
 
 
 async def _first(stream: ibflow.Stream[Any], kind: type, timeout: float = 5.0) -> Any:

@@ -11,7 +11,7 @@ import pytest
 
 import ibflow
 from ibflow.sim import Simulator
-from ibflow.testing import eventually, session_for
+from ibflow.testing import SimFactory, eventually, session_for
 
 from .helpers import AAPL, fast_clock, lines
 
@@ -139,8 +139,10 @@ async def test_live_bars_hold_a_historical_pacing_slot(sim: Simulator) -> None:
         assert session.pacing_statistics().open_requests == 0
 
 
-async def test_live_bars_and_history_share_the_burst_limit(sim: Simulator) -> None:
+async def test_live_bars_and_history_share_the_burst_limit(ib_sim_factory: SimFactory) -> None:
     """Six requests for one contract inside IB's 2 s would trip a 162: the sixth waits."""
+    # An open market whatever the day the suite runs: the windows below end now.
+    sim = await ib_sim_factory(clock=fast_clock(1.0))
     async with session_for(sim) as session:
         # 2 s → 0.5 s: long enough that the four history calls fall inside one window.
         # Every bar size under the burst rule, as the simulator's strict mode counts them.
