@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any, Final
@@ -489,6 +489,12 @@ class OrderBook:
         """
         doubts: dict[Trade, str] = {}
         client_id = self.core.client_id
+        # How many orders not yet acknowledged were sent with each reference.
+        sent = Counter(
+            t.order.order_ref
+            for t in self.live()
+            if not t._acked and t.client_id == client_id and t.order.order_ref
+        )
         for trade in self._unheard():
             ref = trade.order.order_ref
             if not ref:
@@ -496,12 +502,7 @@ class OrderBook:
             found = reported_under(ref, client_id, rows)
             if all(r.perm_id in self.by_perm for r in found):
                 continue  # none, or each one another trade's
-            sent = sum(
-                1
-                for t in self.live()
-                if not t._acked and t.client_id == client_id and t.order.order_ref == ref
-            )
-            row, why = tie_by_ref(found, sent, trade.order.side)
+            row, why = tie_by_ref(found, sent[ref], trade.order.side)
             if why is not None:
                 log.warning(
                     "order %d was sent with order_ref %r, which %s: it is not tied to TWS's report",

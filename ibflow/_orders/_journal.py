@@ -183,10 +183,6 @@ class Journal:
         self._db.close()
         self._lock.close()  # releases the lock
 
-    @property
-    def journal_mode(self) -> str:
-        return str(self._db.execute("PRAGMA journal_mode").fetchone()[0])
-
     # -- writing ---------------------------------------------------------------------------
 
     def write_intents(self, entries: list[JournalEntry]) -> list[int]:
@@ -260,9 +256,6 @@ class Journal:
             f"SELECT COUNT(*) FROM intents WHERE {_SENT_REF} = ?", (order_ref,)
         ).fetchone()
         return int(count)
-
-    def fill_ids(self) -> set[str]:
-        return {row[0] for row in self._db.execute("SELECT exec_id FROM fills")}
 
     def fills(self) -> list[Fill]:
         """Every journaled execution, oldest first (the readable ones)."""

@@ -221,7 +221,7 @@ def _only_row(
         return None, None
     found = reported_under(ref, e.client_id, rows)
     if not found:
-        return None, None
+        return None, None  # nothing to tie: the journal need not be asked
     row, why = tie_by_ref(found, journal.sent_as(ref), e.spec.side)
     if why is None:
         return row, None
