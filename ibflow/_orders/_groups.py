@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator, Sequence
 
+from .._records.groups import TradeTuple
 from .._records.orders import OrderStatus
 from .._timeouts import SESSION_DEFAULT
 from ._trade import Trade, wait_until
@@ -14,32 +14,8 @@ __all__ = ["BracketTrade", "TradeGroup"]
 _DEFAULT = SESSION_DEFAULT
 
 
-class TradeGroup:
+class TradeGroup(TradeTuple[Trade]):
     """The trades of one bracket or OCA group, placed together."""
-
-    def __init__(self, trades: Sequence[Trade]) -> None:
-        self._trades = tuple(trades)
-
-    @property
-    def trades(self) -> tuple[Trade, ...]:
-        return self._trades
-
-    def __iter__(self) -> Iterator[Trade]:
-        return iter(self._trades)
-
-    def __len__(self) -> int:
-        return len(self._trades)
-
-    def __getitem__(self, index: int) -> Trade:
-        return self._trades[index]
-
-    @property
-    def is_done(self) -> bool:
-        return all(t.is_done for t in self._trades)
-
-    def __repr__(self) -> str:
-        inner = ", ".join(repr(t) for t in self._trades)
-        return f"<{type(self).__name__} [{inner}]>"
 
     async def wait_done(self, *, timeout: float | None = _DEFAULT) -> tuple[OrderStatus, ...]:
         """Wait until every order of the group is done; returns their statuses.

@@ -9,12 +9,13 @@ cancels and changes are requests to the hub, which holds the real ``Trade``.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Coroutine, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import ibflow
+from ibflow._records.groups import TradeTuple
 from ibflow._timeouts import SESSION_DEFAULT
 
 from ._remote_events import EXEC_GRACE, OrderTracker, end_error
@@ -235,16 +236,12 @@ class RemoteTrade:
         self._order = snapshot["order"]
 
 
-class RemoteTradeGroup:
+class RemoteTradeGroup(TradeTuple[RemoteTrade]):
     """The orders of an OCA group placed through a hub, as ``TradeGroup``."""
 
     def __init__(self, link: OrderLink, trades: Sequence[RemoteTrade]) -> None:
+        super().__init__(trades)
         self._link = link
-        self._trades = tuple(trades)
-
-    @property
-    def trades(self) -> tuple[RemoteTrade, ...]:
-        return self._trades
 
     @property
     def key(self) -> str:
@@ -253,23 +250,6 @@ class RemoteTradeGroup:
     @property
     def duplicate(self) -> bool:
         return bool(self._trades) and self._trades[0].duplicate
-
-    def __iter__(self) -> Iterator[RemoteTrade]:
-        return iter(self._trades)
-
-    def __len__(self) -> int:
-        return len(self._trades)
-
-    def __getitem__(self, index: int) -> RemoteTrade:
-        return self._trades[index]
-
-    @property
-    def is_done(self) -> bool:
-        return all(t.is_done for t in self._trades)
-
-    def __repr__(self) -> str:
-        inner = ", ".join(repr(t) for t in self._trades)
-        return f"<{type(self).__name__} [{inner}]>"
 
     async def wait_done(
         self, *, timeout: float | None = _DEFAULT
